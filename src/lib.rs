@@ -1,0 +1,26 @@
+//! # orch
+//!
+//! One binary that does what a Mesos + Marathon + Mesos-DNS + marathon-lb cluster did, driven
+//! from git. This crate is the whole product; `main.rs` only parses the command line and calls
+//! [`cli::run`].
+//!
+//! # Layout
+//!
+//! - [`model`]: pure domain types (ids, timestamps, apps).
+//! - [`state`]: the replicated [`state::ClusterState`], the Raft payload [`state::Command`] and
+//!   its deterministic `apply`.
+//! - [`raft`]: openraft glue (durable redb log store, state machine, HTTP network).
+//! - [`master`]: a running master: Raft node, writes with timeouts, leadership, membership,
+//!   metrics. Its [`master::Master`] handle is all the API layer sees.
+//! - [`api`]: axum routers: Marathon `/v2`, orch `/v1`, Raft RPC `/internal/raft`, leader proxy.
+//! - [`config`]: typed, validated configuration of each process.
+//! - [`cli`]: the `orch` commands.
+//! - [`telemetry`]: logging setup.
+//!
+//! The write path: HTTP handler validates → builds a `Command` carrying every id and
+//! timestamp → `Master::write` (Raft on the leader; followers proxy the request) → every
+//! master applies it → a new immutable `Arc<ClusterState>` on a watch channel.
+
+pub mod model;
+pub mod raft;
+pub mod state;

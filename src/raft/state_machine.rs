@@ -1,0 +1,198 @@
+//! The Raft state machine: [`ClusterState`] in memory, snapshots in redb.
+//!
+//! After each applied batch the new state is published on a `watch` channel; consumers get
+//! an immutable `Arc<ClusterState>` (cheap: the state uses persistent maps).
+
+use super::{Entry, StorageError, StoreIo, TypeConfig};
+use crate::model::MasterId;
+use crate::state::{Applied, ClusterState};
+use openraft::storage::{RaftStateMachine, Snapshot};
+use openraft::{
+    BasicNode, EntryPayload, LogId, OptionalSend, RaftSnapshotBuilder, SnapshotMeta, StorageIOError, StoredMembership,
+};
+use redb::{Database, ReadableDatabase, TableDefinition};
+use std::io::Cursor;
+use std::sync::Arc;
+use tokio::sync::watch;
+
+const SNAPSHOT: TableDefinition<&str, &[u8]> = TableDefinition::new("snapshot");
+const META_KEY: &str = "meta";
+const DATA_KEY: &str = "data";
+
+type Meta = SnapshotMeta<MasterId, BasicNode>;
+
+/// The state machine the masters replicate.
+pub struct StateMachine {
+    store: SnapshotStore,
+    state: ClusterState,
+    last_applied: Option<LogId<MasterId>>,
+    last_membership: StoredMembership<MasterId, BasicNode>,
+    published: watch::Sender<Arc<ClusterState>>,
+    /// Distinguishes snapshots built at the same log id.
+    snapshots_built: u64,
+}
+
+impl std::fmt::Debug for StateMachine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StateMachine").field("last_applied", &self.last_applied).finish_non_exhaustive()
+    }
+}
+
+type Boxed = Box<dyn std::error::Error + Send + Sync>;
+
+impl StateMachine {
+    /// Opens the state machine, restoring the last snapshot stored in `db`.
+    pub fn open(db: Arc<Database>) -> Result<(Self, watch::Receiver<Arc<ClusterState>>), StorageError> {
+        let (published, receiver) = watch::channel(Arc::new(ClusterState::default()));
+        let mut machine = Self {
+            store: SnapshotStore { db },
+            state: ClusterState::default(),
+            last_applied: None,
+            last_membership: StoredMembership::default(),
+            published,
+            snapshots_built: 0,
+        };
+        if let Some((meta, data)) = machine.store.read().map_err(|e| StorageIOError::read_snapshot(None, &StoreIo(e)))? {
+            machine.restore(&meta, &data)?;
+        }
+        Ok((machine, receiver))
+    }
+
+    fn restore(&mut self, meta: &Meta, data: &[u8]) -> Result<(), StorageError> {
+        let state: ClusterState =
+            serde_json::from_slice(data).map_err(|e| StorageIOError::read_snapshot(Some(meta.signature()), &e))?;
+        self.state = state;
+        self.last_applied = meta.last_log_id;
+        self.last_membership = meta.last_membership.clone();
+        self.published.send_replace(Arc::new(self.state.clone()));
+        Ok(())
+    }
+
+}
+
+/// The current snapshot (meta and data) in redb, written durably.
+#[derive(Clone)]
+struct SnapshotStore {
+    db: Arc<Database>,
+}
+
+impl std::fmt::Debug for SnapshotStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SnapshotStore").finish_non_exhaustive()
+    }
+}
+
+impl SnapshotStore {
+    fn read(&self) -> Result<Option<(Meta, Vec<u8>)>, Boxed> {
+        let txn = self.db.begin_read()?;
+        let table = match txn.open_table(SNAPSHOT) {
+            Ok(table) => table,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
+            Err(e) => return Err(e.into()),
+        };
+        let (Some(meta), Some(data)) = (table.get(META_KEY)?, table.get(DATA_KEY)?) else {
+            return Ok(None);
+        };
+        Ok(Some((serde_json::from_slice(meta.value())?, data.value().to_vec())))
+    }
+
+    fn write(&self, meta: &Meta, data: &[u8]) -> Result<(), StorageError> {
+        let write = || -> Result<(), Boxed> {
+            let txn = self.db.begin_write()?;
+            {
+                let mut table = txn.open_table(SNAPSHOT)?;
+                table.insert(META_KEY, serde_json::to_vec(meta)?.as_slice())?;
+                table.insert(DATA_KEY, data)?;
+            }
+            txn.commit()?;
+            Ok(())
+        };
+        write().map_err(|e| StorageIOError::write_snapshot(Some(meta.signature()), &StoreIo(e)).into())
+    }}
+
+/// Builds a snapshot from a frozen copy of the state, off the apply path.
+#[derive(Debug)]
+pub struct SnapshotBuilder {
+    store: SnapshotStore,
+    state: ClusterState,
+    last_applied: Option<LogId<MasterId>>,
+    last_membership: StoredMembership<MasterId, BasicNode>,
+    snapshot_id: String,
+}
+
+impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
+    async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>, StorageError> {
+        let data = serde_json::to_vec(&self.state).map_err(|e| StorageIOError::read_state_machine(&e))?;
+        let meta = Meta {
+            last_log_id: self.last_applied,
+            last_membership: self.last_membership.clone(),
+            snapshot_id: self.snapshot_id.clone(),
+        };
+        self.store.write(&meta, &data)?;
+        Ok(Snapshot { meta, snapshot: Box::new(Cursor::new(data)) })
+    }
+}
+
+impl RaftStateMachine<TypeConfig> for StateMachine {
+    type SnapshotBuilder = SnapshotBuilder;
+
+    async fn applied_state(
+        &mut self,
+    ) -> Result<(Option<LogId<MasterId>>, StoredMembership<MasterId, BasicNode>), StorageError> {
+        Ok((self.last_applied, self.last_membership.clone()))
+    }
+
+    async fn apply<I>(&mut self, entries: I) -> Result<Vec<Applied>, StorageError>
+    where
+        I: IntoIterator<Item = Entry> + OptionalSend,
+        I::IntoIter: OptionalSend,
+    {
+        let mut results = Vec::new();
+        for entry in entries {
+            self.last_applied = Some(entry.log_id);
+            let index = entry.log_id.index;
+            let applied = match entry.payload {
+                EntryPayload::Normal(ref command) => self.state.apply(index, command),
+                EntryPayload::Blank => {
+                    self.state.skip(index);
+                    Applied::Nothing
+                }
+                EntryPayload::Membership(membership) => {
+                    self.state.skip(index);
+                    self.last_membership = StoredMembership::new(Some(entry.log_id), membership);
+                    Applied::Nothing
+                }
+            };
+            results.push(applied);
+        }
+        self.published.send_replace(Arc::new(self.state.clone()));
+        Ok(results)
+    }
+
+    async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
+        self.snapshots_built += 1;
+        let at = self.last_applied.map(|id| format!("{}-{}", id.leader_id, id.index)).unwrap_or_default();
+        SnapshotBuilder {
+            store: self.store.clone(),
+            state: self.state.clone(),
+            last_applied: self.last_applied,
+            last_membership: self.last_membership.clone(),
+            snapshot_id: format!("{at}-{}", self.snapshots_built),
+        }
+    }
+
+    async fn begin_receiving_snapshot(&mut self) -> Result<Box<Cursor<Vec<u8>>>, StorageError> {
+        Ok(Box::new(Cursor::new(Vec::new())))
+    }
+
+    async fn install_snapshot(&mut self, meta: &Meta, snapshot: Box<Cursor<Vec<u8>>>) -> Result<(), StorageError> {
+        let data = snapshot.into_inner();
+        self.restore(meta, &data)?;
+        self.store.write(meta, &data)
+    }
+
+    async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot<TypeConfig>>, StorageError> {
+        let stored = self.store.read().map_err(|e| StorageIOError::read_snapshot(None, &StoreIo(e)))?;
+        Ok(stored.map(|(meta, data)| Snapshot { meta, snapshot: Box::new(Cursor::new(data)) }))
+    }
+}

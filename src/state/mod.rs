@@ -1,0 +1,68 @@
+//! The replicated cluster state and the only way to change it.
+//!
+//! [`Command`] is the Raft log payload: an append-only enum (variants are never removed or
+//! changed in meaning, because old logs and snapshots must replay). Every value a command
+//! needs that is not a pure function of the state (ids, timestamps, versions) is chosen by
+//! the leader-side handler and carried in the command, so [`ClusterState::apply`] is
+//! deterministic: every master applying the same log reaches the same state.
+//!
+//! [`ClusterState`] is cheap to clone (persistent maps), so the Raft state machine can publish
+//! an immutable snapshot after every batch on a `watch` channel.
+//!
+//! May depend on: model.
+
+mod command;
+
+pub use command::{Applied, Command, Rejection};
+
+use crate::model::{App, AppId};
+use imbl::OrdMap;
+use std::sync::Arc;
+
+/// Everything the masters agree on.
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ClusterState {
+    /// The Raft log index of the last command applied (0 before any).
+    pub applied_index: u64,
+    /// Marathon apps by id.
+    pub apps: OrdMap<AppId, Arc<App>>,
+}
+
+impl ClusterState {
+    /// Applies the command at log `index`. Deterministic: no clock, no randomness, no I/O.
+    /// A command that cannot take effect (e.g. creating an app that exists) changes nothing
+    /// and says why in [`Applied::Rejected`].
+    pub fn apply(&mut self, index: u64, command: &Command) -> Applied {
+        self.applied_index = index;
+        match command {
+            Command::CreateApp { app, deployment_id } => {
+                if self.apps.contains_key(&app.id) {
+                    return Applied::Rejected(Rejection::AppExists(app.id.clone()));
+                }
+                let app = Arc::new(app.clone());
+                self.apps.insert(app.id.clone(), Arc::clone(&app));
+                Applied::AppCreated { app, deployment_id: deployment_id.clone() }
+            }
+            Command::UpdateApp { id, version, patch, partial, deployment_id } => {
+                let (app, created) = match self.apps.get(id) {
+                    Some(existing) => (existing.updated(*version, patch.clone(), *partial), false),
+                    None => (App::new(id.clone(), *version, patch.clone()), true),
+                };
+                self.apps.insert(id.clone(), Arc::new(app));
+                Applied::AppUpdated { created, version: *version, deployment_id: deployment_id.clone() }
+            }
+            Command::DeleteApp { id, version, deployment_id } => match self.apps.remove(id) {
+                Some(_) => Applied::AppDeleted { version: *version, deployment_id: deployment_id.clone() },
+                None => Applied::Rejected(Rejection::AppUnknown(id.clone())),
+            },
+        }
+    }
+
+    /// Records that a log entry without a command (a blank or membership entry) was applied.
+    pub fn skip(&mut self, index: u64) {
+        self.applied_index = index;
+    }
+}
+
+#[cfg(test)]
+mod tests;

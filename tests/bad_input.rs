@@ -1,0 +1,240 @@
+//! Bad input against a real single master: malformed and invalid app JSON, oversize bodies,
+//! duplicates, unknown apps (the process keeps serving and earlier data stays intact), and
+//! bad command lines / config files (the process exits non-zero with a message).
+
+mod support;
+
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use support::{describe_output, free_addr, run_orch, Cluster};
+
+const FORM: Duration = Duration::from_secs(20);
+
+/// The master still answers and the app created first is intact.
+async fn assert_still_serving(c: &mut Cluster, after: &str) {
+    c.masters[0].assert_running();
+    let p = c.http.get(&format!("{}/ping", c.url(0))).await;
+    assert_eq!(
+        (p.status, p.body.trim()),
+        (200, "pong"),
+        "/ping after {after}"
+    );
+    let g = c.http.get(&format!("{}/v2/apps/keep", c.url(0))).await;
+    assert_eq!(g.status, 200, "GET /v2/apps/keep after {after}: {}", g.body);
+    assert_eq!(
+        g.json()["app"]["cmd"],
+        "sleep 3600",
+        "app /keep intact after {after}: {}",
+        g.body
+    );
+    assert_eq!(
+        c.app_ids(0).await,
+        vec!["/keep".to_string()],
+        "no other app was created by {after}"
+    );
+}
+
+fn details_paths(v: &Value) -> Vec<String> {
+    v["details"]
+        .as_array()
+        .unwrap_or_else(|| panic!("422 body has no details array: {v}"))
+        .iter()
+        .map(|d| {
+            d["path"]
+                .as_str()
+                .unwrap_or_else(|| panic!("detail without path: {d}"))
+                .to_string()
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn bad_requests_get_marathon_errors_and_do_no_harm() {
+    let mut c = Cluster::start(1, &[]);
+    c.wait_for_leader(FORM).await;
+    let apps = format!("{}/v2/apps", c.url(0));
+    c.create_app(0, "/keep").await;
+
+    // Malformed JSON -> 422, details path "/".
+    for body in ["{\"id\": \"/x\", ", "not json at all", "[1,2,3"] {
+        let r = c.http.post_raw(&apps, body).await;
+        assert_eq!(r.status, 422, "malformed JSON {body:?}: {}", r.body);
+        let v = r.json();
+        assert!(v["message"].is_string(), "422 has a message: {v}");
+        assert!(
+            details_paths(&v).iter().any(|p| p == "/"),
+            "details path \"/\" for malformed JSON: {v}"
+        );
+        assert_still_serving(&mut c, &format!("malformed JSON {body:?}")).await;
+    }
+
+    // Invalid ids -> 422, details path "/id".
+    for id in ["/Bad_Id", "/UPPER", "/under_score", "/sp ace", "/a//b"] {
+        let r = c.http.post(&apps, &support::app(id)).await;
+        assert_eq!(r.status, 422, "invalid id {id:?}: {}", r.body);
+        let v = r.json();
+        assert!(v["message"].is_string(), "422 has a message: {v}");
+        assert!(
+            details_paths(&v).iter().any(|p| p == "/id"),
+            "details path /id for {id:?}: {v}"
+        );
+        let errors = v["details"].as_array().expect("details")[0]["errors"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        assert!(
+            !errors.is_empty(),
+            "details[0].errors is a non-empty list: {v}"
+        );
+        assert_still_serving(&mut c, &format!("invalid id {id:?}")).await;
+    }
+
+    // Invalid id through PUT too.
+    let r = c
+        .http
+        .put(&format!("{apps}/Bad_Id"), &json!({"cmd": "sleep 1"}))
+        .await;
+    assert_eq!(r.status, 422, "PUT /v2/apps/Bad_Id: {}", r.body);
+    assert_still_serving(&mut c, "PUT with an invalid id").await;
+
+    // Oversize body (2 MiB) -> 413.
+    let big = support::app_body("/big", 2 * 1024 * 1024).to_string();
+    let r = c
+        .http
+        .send(
+            reqwest::Method::POST,
+            &apps,
+            Some(big),
+            Some(Duration::from_secs(10)),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("2 MiB POST: transport error instead of 413: {e:#}"));
+    assert_eq!(r.status, 413, "2 MiB body: {}", r.body);
+    assert_still_serving(&mut c, "a 2 MiB body").await;
+
+    // Duplicate POST -> 409.
+    let r = c.http.post(&apps, &support::app("/keep")).await;
+    assert_eq!(r.status, 409, "duplicate POST: {}", r.body);
+    assert!(
+        r.json()["message"].is_string(),
+        "409 has a message: {}",
+        r.body
+    );
+    assert_still_serving(&mut c, "a duplicate POST").await;
+
+    // Unknown app -> 404 with Marathon's message.
+    let r = c.http.get(&format!("{apps}/nope")).await;
+    assert_eq!(r.status, 404, "GET unknown app: {}", r.body);
+    assert_eq!(r.json()["message"], "App '/nope' does not exist");
+    let r = c.http.delete(&format!("{apps}/nope")).await;
+    assert_eq!(r.status, 404, "DELETE unknown app: {}", r.body);
+    assert_still_serving(&mut c, "requests for an unknown app").await;
+}
+
+/// Runs `orch master ARGS` expecting it to refuse to start; returns its stderr.
+async fn expect_refusal(args: &[&str]) -> String {
+    let mut full = vec!["master"];
+    full.extend_from_slice(args);
+    let out = run_orch(&full, Duration::from_secs(20)).await;
+    assert!(
+        !out.status.success(),
+        "`orch {}` should fail:\n{}",
+        full.join(" "),
+        describe_output(&out)
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(
+        !stderr.trim().is_empty(),
+        "`orch {}` failed without a message on stderr",
+        full.join(" ")
+    );
+    stderr
+}
+
+#[tokio::test]
+async fn config_file_with_unknown_key_is_refused() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let addr = free_addr();
+    let data = dir.path().join("data");
+    let cfg = dir.path().join("master.yaml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "listen: \"{addr}\"\ndata_dir: \"{}\"\nsnapshot_logz: 10\n",
+            data.display()
+        ),
+    )
+    .expect("write config");
+    let stderr = expect_refusal(&["--config", cfg.to_str().expect("utf-8 path")]).await;
+    assert!(
+        stderr.contains("snapshot_logz"),
+        "message names the unknown key:\n{stderr}"
+    );
+}
+
+#[tokio::test]
+async fn config_file_is_used() {
+    let mut c = Cluster::empty();
+    let addr = free_addr();
+    let data = c.dir().join("from-config");
+    let cfg = c.dir().join("master.yaml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "listen: \"{addr}\"\nadvertise: \"{addr}\"\nmasters:\n  - \"{addr}\"\ndata_dir: \"{}\"\nsnapshot_logs: 100\n",
+            data.display()
+        ),
+    )
+    .expect("write config");
+    c.add(&addr, vec!["--config".into(), cfg.display().to_string()]);
+    c.wait_for_leader(FORM).await;
+    c.create_app(0, "/from-config").await;
+    assert!(
+        data.exists(),
+        "data dir from the config was created at {}",
+        data.display()
+    );
+}
+
+#[tokio::test]
+async fn inconsistent_masters_flags_are_refused() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data = dir.path().join("data");
+    let data = data.to_str().expect("utf-8 path");
+    let (a, b, c) = (free_addr(), free_addr(), free_addr());
+
+    // Advertise address not in --masters and no --id.
+    let list = format!("{b},{c}");
+    let e = expect_refusal(&["--listen", &a, "--masters", &list, "--data-dir", data]).await;
+    assert!(
+        e.contains(&a) || e.contains("--id") || e.to_lowercase().contains("masters"),
+        "message explains that {a} is not in --masters:\n{e}"
+    );
+
+    // Duplicate addresses in --masters.
+    let list = format!("{a},{a},{b}");
+    let e = expect_refusal(&["--listen", &a, "--masters", &list, "--data-dir", data]).await;
+    assert!(
+        e.to_lowercase().contains("duplicate") || e.contains(&a),
+        "message names the duplicate:\n{e}"
+    );
+
+    // --id that contradicts the position in --masters.
+    let list = format!("{a},{b},{c}");
+    let e = expect_refusal(&[
+        "--listen",
+        &a,
+        "--masters",
+        &list,
+        "--id",
+        "2",
+        "--data-dir",
+        data,
+    ])
+    .await;
+    assert!(
+        e.contains("--id") || e.to_lowercase().contains("id"),
+        "message names --id:\n{e}"
+    );
+}

@@ -1,0 +1,923 @@
+//! Harness for real-process tests and benchmarks: spawns `orch master` processes on ports
+//! chosen at run time, each with its own data dir inside one temp dir, and talks to them over
+//! HTTP with short timeouts.
+//!
+//! Invariants:
+//! - every child process is killed when its [`Master`] (or the [`Cluster`] holding it) is
+//!   dropped, including during a panic; on a panic the tail of every master's log is printed;
+//! - every wait is bounded and panics with a message naming what it waited for;
+//! - set `ORCH_TEST_KEEP=1` to keep the temp dir (data dirs and logs) after the run.
+//!
+//! Shared by `tests/*.rs` and `benches/*.rs` (through `#[path]`), so not every helper is used
+//! by every crate.
+#![allow(dead_code)]
+
+use std::collections::{BTreeMap, HashSet};
+use std::fs::{File, OpenOptions};
+use std::io::Write as _;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context as _};
+use serde_json::{json, Value};
+
+/// The `orch` binary cargo built for this test or bench target.
+pub const BIN: &str = env!("CARGO_BIN_EXE_orch");
+
+/// Default per-request timeout of [`Http`].
+pub const HTTP_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Ports handed out by [`free_port`] in this process, never handed out twice.
+static HANDED_OUT: Mutex<Option<HashSet<u16>>> = Mutex::new(None);
+
+/// A TCP port on 127.0.0.1 that was free a moment ago (bind port 0, read it, drop the socket).
+pub fn free_port() -> u16 {
+    for _ in 0..100 {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0 to pick a port");
+        let port = listener
+            .local_addr()
+            .expect("local_addr of probe socket")
+            .port();
+        drop(listener);
+        let mut guard = HANDED_OUT.lock().expect("port set lock");
+        if guard.get_or_insert_with(HashSet::new).insert(port) {
+            return port;
+        }
+    }
+    panic!("could not find a free port that was not handed out before (100 tries)");
+}
+
+/// `127.0.0.1:<free port>`.
+pub fn free_addr() -> String {
+    format!("127.0.0.1:{}", free_port())
+}
+
+/// Sends `signal` (e.g. "TERM", "INT", "KILL") to `pid` through the shell's `kill` builtin.
+pub fn send_signal(pid: u32, signal: &str) {
+    let status = Command::new("sh")
+        .arg("-c")
+        .arg(format!("kill -s {signal} {pid}"))
+        .status()
+        .expect("run sh -c kill");
+    assert!(status.success(), "kill -s {signal} {pid} failed: {status}");
+}
+
+/// Polls `child` until it exits or `timeout` passes.
+pub fn wait_exit(child: &mut Child, timeout: Duration) -> Option<ExitStatus> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(status) = child.try_wait().expect("try_wait on child") {
+            return Some(status);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Last `n` lines of a file (or a note that it cannot be read).
+pub fn tail(path: &Path, n: usize) -> String {
+    match std::fs::read(path) {
+        Ok(bytes) => {
+            let text = String::from_utf8_lossy(&bytes);
+            let lines: Vec<&str> = text.lines().collect();
+            let start = lines.len().saturating_sub(n);
+            lines[start..].join("\n")
+        }
+        Err(e) => format!("<cannot read {}: {e}>", path.display()),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Master processes
+// ---------------------------------------------------------------------------------------------
+
+/// One `orch master` process (possibly stopped), restartable with the same arguments.
+#[derive(Debug)]
+pub struct Master {
+    /// Name used in logs and messages, e.g. "master-2".
+    pub name: String,
+    /// Advertised (and listen) address, `127.0.0.1:port`.
+    pub addr: String,
+    /// Its `--data-dir`.
+    pub data_dir: PathBuf,
+    /// Arguments after the binary name (`master ...`).
+    pub args: Vec<String>,
+    stdout_path: PathBuf,
+    stderr_path: PathBuf,
+    child: Option<Child>,
+    starts: u32,
+}
+
+impl Master {
+    /// Describes a master; does not start it. `args` are the flags after `master`.
+    pub fn new(dir: &Path, name: &str, addr: &str, data_dir: PathBuf, args: Vec<String>) -> Master {
+        Master {
+            name: name.to_string(),
+            addr: addr.to_string(),
+            data_dir,
+            args,
+            stdout_path: dir.join(format!("{name}.stdout.log")),
+            stderr_path: dir.join(format!("{name}.stderr.log")),
+            child: None,
+            starts: 0,
+        }
+    }
+
+    /// `http://addr`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Starts the process (appending to its log files). Panics if it is already running.
+    pub fn start(&mut self) {
+        assert!(!self.is_running(), "{} is already running", self.name);
+        self.starts += 1;
+        let mut argv = vec!["master".to_string()];
+        argv.extend(self.args.iter().cloned());
+        let open = |p: &Path| -> File {
+            OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(p)
+                .unwrap_or_else(|e| panic!("open log file {}: {e}", p.display()))
+        };
+        let mut out = open(&self.stdout_path);
+        let mut err = open(&self.stderr_path);
+        let marker = format!(
+            "===== start #{} of {}: orch {} =====\n",
+            self.starts,
+            self.name,
+            argv.join(" ")
+        );
+        let _ = out.write_all(marker.as_bytes());
+        let _ = err.write_all(marker.as_bytes());
+        let child = Command::new(BIN)
+            .args(&argv)
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .env("RUST_BACKTRACE", "1")
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn {BIN} {}: {e}", argv.join(" ")));
+        self.child = Some(child);
+    }
+
+    /// Whether the process is alive (reaps it if it has exited).
+    pub fn is_running(&mut self) -> bool {
+        match self.child.as_mut() {
+            None => false,
+            Some(c) => c.try_wait().expect("try_wait on master").is_none(),
+        }
+    }
+
+    /// Panics (with the log tail) if the process has exited on its own.
+    pub fn assert_running(&mut self) {
+        if let Some(c) = self.child.as_mut() {
+            if let Some(status) = c.try_wait().expect("try_wait on master") {
+                panic!(
+                    "{} exited unexpectedly with {status}\n{}",
+                    self.name,
+                    self.logs(60)
+                );
+            }
+        } else {
+            panic!("{} is not started", self.name);
+        }
+    }
+
+    /// OS pid of the running process.
+    pub fn pid(&self) -> u32 {
+        self.child
+            .as_ref()
+            .map(Child::id)
+            .unwrap_or_else(|| panic!("{} is not running", self.name))
+    }
+
+    /// SIGKILL and reap.
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Sends `signal` ("TERM" or "INT") and waits (bounded) for the exit; returns the status.
+    pub fn stop_with(&mut self, signal: &str, timeout: Duration) -> ExitStatus {
+        let mut c = self
+            .child
+            .take()
+            .unwrap_or_else(|| panic!("{} is not running", self.name));
+        if let Some(status) = c.try_wait().expect("try_wait on master") {
+            panic!(
+                "{} had already exited with {status} before SIG{signal}\n{}",
+                self.name,
+                self.logs(60)
+            );
+        }
+        send_signal(c.id(), signal);
+        match wait_exit(&mut c, timeout) {
+            Some(status) => status,
+            None => {
+                let _ = c.kill();
+                let _ = c.wait();
+                panic!(
+                    "{} did not exit within {timeout:?} after SIG{signal}\n{}",
+                    self.name,
+                    self.logs(60)
+                );
+            }
+        }
+    }
+
+    /// SIGTERM, wait up to 10 s, assert exit code 0.
+    pub fn terminate(&mut self) {
+        let status = self.stop_with("TERM", Duration::from_secs(10));
+        assert!(
+            status.success(),
+            "{} exited with {status} after SIGTERM (want 0)\n{}",
+            self.name,
+            self.logs(60)
+        );
+    }
+
+    /// Starts again with the same arguments (and data dir).
+    pub fn restart(&mut self) {
+        self.start();
+    }
+
+    /// Tail of stdout and stderr, for failure messages.
+    pub fn logs(&self, n: usize) -> String {
+        format!(
+            "----- {} stderr ({}) -----\n{}\n----- {} stdout -----\n{}\n",
+            self.name,
+            self.stderr_path.display(),
+            tail(&self.stderr_path, n),
+            self.name,
+            tail(&self.stdout_path, n)
+        )
+    }
+}
+
+impl Drop for Master {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// HTTP
+// ---------------------------------------------------------------------------------------------
+
+/// A fully read HTTP response.
+#[derive(Debug, Clone)]
+pub struct Resp {
+    /// Status code.
+    pub status: u16,
+    /// Response headers.
+    pub headers: reqwest::header::HeaderMap,
+    /// Body as text.
+    pub body: String,
+}
+
+impl Resp {
+    /// Body parsed as JSON (panics with the body if it is not JSON).
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| {
+            panic!(
+                "response body is not JSON ({e}); status {}: {}",
+                self.status, self.body
+            )
+        })
+    }
+
+    /// A header as a string, if present.
+    pub fn header(&self, name: &str) -> Option<String> {
+        self.headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    }
+
+    /// Whether the status is 2xx.
+    pub fn ok(&self) -> bool {
+        (200..300).contains(&self.status)
+    }
+}
+
+/// Small reqwest wrapper: no proxy, short timeouts, JSON content type on bodies.
+#[derive(Debug, Clone)]
+pub struct Http {
+    /// The underlying client.
+    pub client: reqwest::Client,
+}
+
+impl Default for Http {
+    fn default() -> Self {
+        Http::new()
+    }
+}
+
+impl Http {
+    /// Client with [`HTTP_TIMEOUT`] per request and a 1 s connect timeout.
+    pub fn new() -> Http {
+        let client = reqwest::Client::builder()
+            .no_proxy()
+            .timeout(HTTP_TIMEOUT)
+            .connect_timeout(Duration::from_secs(1))
+            .build()
+            .expect("build reqwest client");
+        Http { client }
+    }
+
+    /// Sends a request; `body` is sent as `application/json`; `timeout` overrides the default.
+    pub async fn send(
+        &self,
+        method: reqwest::Method,
+        url: &str,
+        body: Option<String>,
+        timeout: Option<Duration>,
+    ) -> anyhow::Result<Resp> {
+        let mut req = self.client.request(method.clone(), url);
+        if let Some(b) = body {
+            req = req.header("Content-Type", "application/json").body(b);
+        }
+        if let Some(t) = timeout {
+            req = req.timeout(t);
+        }
+        let resp = req
+            .send()
+            .await
+            .with_context(|| format!("{method} {url}"))?;
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        let body = resp
+            .text()
+            .await
+            .with_context(|| format!("read body of {method} {url}"))?;
+        Ok(Resp {
+            status,
+            headers,
+            body,
+        })
+    }
+
+    /// GET, panicking with context on a transport error.
+    pub async fn get(&self, url: &str) -> Resp {
+        self.send(reqwest::Method::GET, url, None, None)
+            .await
+            .unwrap_or_else(|e| panic!("{e:#}"))
+    }
+
+    /// POST a JSON value, panicking with context on a transport error.
+    pub async fn post(&self, url: &str, body: &Value) -> Resp {
+        self.send(reqwest::Method::POST, url, Some(body.to_string()), None)
+            .await
+            .unwrap_or_else(|e| panic!("{e:#}"))
+    }
+
+    /// PUT a JSON value, panicking with context on a transport error.
+    pub async fn put(&self, url: &str, body: &Value) -> Resp {
+        self.send(reqwest::Method::PUT, url, Some(body.to_string()), None)
+            .await
+            .unwrap_or_else(|e| panic!("{e:#}"))
+    }
+
+    /// DELETE, panicking with context on a transport error.
+    pub async fn delete(&self, url: &str) -> Resp {
+        self.send(reqwest::Method::DELETE, url, None, None)
+            .await
+            .unwrap_or_else(|e| panic!("{e:#}"))
+    }
+
+    /// POST raw bytes as `application/json`, panicking with context on a transport error.
+    pub async fn post_raw(&self, url: &str, body: impl Into<String>) -> Resp {
+        self.send(reqwest::Method::POST, url, Some(body.into()), None)
+            .await
+            .unwrap_or_else(|e| panic!("{e:#}"))
+    }
+}
+
+/// Parses Prometheus text into `name -> value` for samples without labels, and
+/// `name{labels} -> value` for the others.
+pub fn parse_metrics(text: &str) -> BTreeMap<String, f64> {
+    let mut out = BTreeMap::new();
+    for line in text.lines() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        // `name{a="b c"} value [timestamp]`: the key ends at the last '}' or the first space.
+        let (key, rest) = match line.rfind('}') {
+            Some(i) => (&line[..=i], line[i + 1..].trim()),
+            None => match line.split_once(' ') {
+                Some((k, r)) => (k, r.trim()),
+                None => continue,
+            },
+        };
+        if let Some(v) = rest
+            .split_whitespace()
+            .next()
+            .and_then(|v| v.parse::<f64>().ok())
+        {
+            out.insert(key.to_string(), v);
+        }
+    }
+    out
+}
+
+/// An app definition of roughly `size` bytes of JSON (padded through a label), with
+/// `instances: 0` so nothing needs to be scheduled.
+pub fn app_body(id: &str, size: usize) -> Value {
+    let mut app = json!({
+        "id": id,
+        "cmd": "sleep 3600",
+        "cpus": 0.1,
+        "mem": 32,
+        "instances": 0,
+        "env": {"MODE": "test"},
+        "labels": {"owner": "orch-tests"}
+    });
+    let len = app.to_string().len();
+    if size > len + 20 {
+        app["labels"]["pad"] = Value::String("x".repeat(size - len - 20));
+    }
+    app
+}
+
+/// A small app definition.
+pub fn app(id: &str) -> Value {
+    app_body(id, 0)
+}
+
+/// Runs `orch ARGS...` to completion with a bounded wait; panics if it does not exit in time.
+pub async fn run_orch(args: &[&str], timeout: Duration) -> std::process::Output {
+    let child = tokio::process::Command::new(BIN)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawn orch {}: {e}", args.join(" ")));
+    match tokio::time::timeout(timeout, child.wait_with_output()).await {
+        Ok(out) => out.unwrap_or_else(|e| panic!("wait for orch {}: {e}", args.join(" "))),
+        Err(_) => panic!("`orch {}` did not exit within {timeout:?}", args.join(" ")),
+    }
+}
+
+/// Formats a process output for failure messages.
+pub fn describe_output(out: &std::process::Output) -> String {
+    format!(
+        "status: {}\n--- stdout ---\n{}\n--- stderr ---\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+// ---------------------------------------------------------------------------------------------
+// Clusters
+// ---------------------------------------------------------------------------------------------
+
+/// What `GET /v1/cluster` on one master said.
+#[derive(Debug, Clone)]
+pub struct View {
+    /// Index (into [`Cluster::masters`]) of the master asked.
+    pub from: usize,
+    /// The raw JSON.
+    pub json: Value,
+}
+
+impl View {
+    /// `leader_address`, if any.
+    pub fn leader_address(&self) -> Option<String> {
+        self.json
+            .get("leader_address")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+    }
+
+    /// Member count.
+    pub fn member_count(&self) -> usize {
+        self.json
+            .get("members")
+            .and_then(Value::as_array)
+            .map_or(0, Vec::len)
+    }
+
+    /// `(address, role)` of every member.
+    pub fn roles(&self) -> Vec<(String, String)> {
+        self.json
+            .get("members")
+            .and_then(Value::as_array)
+            .map(|ms| {
+                ms.iter()
+                    .map(|m| {
+                        (
+                            m.get("address")
+                                .and_then(Value::as_str)
+                                .unwrap_or("?")
+                                .to_string(),
+                            m.get("role")
+                                .and_then(Value::as_str)
+                                .unwrap_or("?")
+                                .to_string(),
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
+/// A set of masters sharing one temp dir. Kills every process on drop; prints logs on panic.
+#[derive(Debug)]
+pub struct Cluster {
+    /// The masters, in `--masters` order for clusters made by [`Cluster::start`].
+    pub masters: Vec<Master>,
+    /// HTTP client.
+    pub http: Http,
+    dir: Option<tempfile::TempDir>,
+}
+
+impl Default for Cluster {
+    fn default() -> Self {
+        Cluster::empty()
+    }
+}
+
+impl Cluster {
+    /// No masters yet; a fresh temp dir.
+    pub fn empty() -> Cluster {
+        let dir = tempfile::Builder::new()
+            .prefix("orch-it-")
+            .tempdir()
+            .expect("create temp dir");
+        Cluster {
+            masters: Vec::new(),
+            http: Http::new(),
+            dir: Some(dir),
+        }
+    }
+
+    /// The temp dir holding data dirs and logs.
+    pub fn dir(&self) -> &Path {
+        self.dir.as_ref().expect("temp dir").path()
+    }
+
+    /// Starts `n` masters that form one cluster (`--masters` lists all of them; for `n == 1`
+    /// the flag is omitted). `extra` flags are appended to every master.
+    pub fn start(n: usize, extra: &[&str]) -> Cluster {
+        let mut c = Cluster::empty();
+        let addrs: Vec<String> = (0..n).map(|_| free_addr()).collect();
+        for addr in &addrs {
+            let mut args = vec![
+                "--listen".to_string(),
+                addr.clone(),
+                "--advertise".to_string(),
+                addr.clone(),
+            ];
+            if n > 1 {
+                args.push("--masters".into());
+                args.push(addrs.join(","));
+            }
+            args.extend(extra.iter().map(|s| s.to_string()));
+            c.add(addr, args);
+        }
+        c
+    }
+
+    /// Adds and starts a master at `addr` with exactly `args` plus `--data-dir <own dir>`
+    /// (appended unless `args` already has `--data-dir` or `--config`). Returns its index.
+    pub fn add(&mut self, addr: &str, mut args: Vec<String>) -> usize {
+        let i = self.masters.len();
+        let name = format!("master-{}", i + 1);
+        let data_dir = self.dir().join(&name).join("data");
+        if !args.iter().any(|a| a == "--data-dir" || a == "--config") {
+            args.push("--data-dir".into());
+            args.push(data_dir.display().to_string());
+        }
+        let mut m = Master::new(self.dir(), &name, addr, data_dir, args);
+        m.start();
+        self.masters.push(m);
+        i
+    }
+
+    /// `http://addr` of master `i`.
+    pub fn url(&self, i: usize) -> String {
+        self.masters[i].url()
+    }
+
+    /// Index of the master whose address is `addr`.
+    pub fn index_of(&self, addr: &str) -> Option<usize> {
+        self.masters.iter().position(|m| m.addr == addr)
+    }
+
+    /// Indices of masters whose process is alive.
+    pub fn running(&mut self) -> Vec<usize> {
+        (0..self.masters.len())
+            .filter(|&i| self.masters[i].is_running())
+            .collect()
+    }
+
+    /// Logs of every master.
+    pub fn all_logs(&self, n: usize) -> String {
+        self.masters
+            .iter()
+            .map(|m| m.logs(n))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    /// `GET /v1/cluster` on master `i`.
+    pub async fn view(&self, i: usize) -> anyhow::Result<View> {
+        let r = self
+            .http
+            .send(
+                reqwest::Method::GET,
+                &format!("{}/v1/cluster", self.url(i)),
+                None,
+                Some(Duration::from_secs(2)),
+            )
+            .await?;
+        if r.status != 200 {
+            bail!(
+                "GET /v1/cluster on {} answered {}: {}",
+                self.masters[i].addr,
+                r.status,
+                r.body
+            );
+        }
+        let json = serde_json::from_str(&r.body)
+            .with_context(|| format!("/v1/cluster body: {}", r.body))?;
+        Ok(View { from: i, json })
+    }
+
+    /// Waits until every master in `among` is up and reports the same leader, which is one of
+    /// `among`, with `members` members (when given) and no learner. Returns the leader's index.
+    pub async fn wait_for_leader_among(
+        &mut self,
+        among: &[usize],
+        members: Option<usize>,
+        timeout: Duration,
+    ) -> usize {
+        let deadline = Instant::now() + timeout;
+        let mut last: Vec<String> = Vec::new();
+        loop {
+            for &i in among {
+                self.masters[i].assert_running();
+            }
+            match self.leader_agreement(among, members).await {
+                Ok(i) => return i,
+                Err(e) => {
+                    last.push(format!("{e:#}"));
+                    if last.len() > 3 {
+                        last.remove(0);
+                    }
+                }
+            }
+            if Instant::now() >= deadline {
+                panic!(
+                    "no agreed leader among {:?} (members {members:?}) within {timeout:?}; last observations:\n{}\n{}",
+                    among.iter().map(|&i| self.masters[i].addr.clone()).collect::<Vec<_>>(),
+                    last.join("\n"),
+                    self.all_logs(40)
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Waits for a leader agreed by all running masters, with all of them as members.
+    pub async fn wait_for_leader(&mut self, timeout: Duration) -> usize {
+        let among = self.running();
+        let n = self.masters.len();
+        self.wait_for_leader_among(&among, Some(n), timeout).await
+    }
+
+    async fn leader_agreement(
+        &self,
+        among: &[usize],
+        members: Option<usize>,
+    ) -> anyhow::Result<usize> {
+        let mut leader: Option<String> = None;
+        for &i in among {
+            let v = self.view(i).await?;
+            let Some(addr) = v.leader_address() else {
+                bail!("{} reports no leader: {}", self.masters[i].addr, v.json);
+            };
+            if let Some(l) = &leader {
+                if *l != addr {
+                    bail!(
+                        "{} reports leader {addr}, another master reports {l}",
+                        self.masters[i].addr
+                    );
+                }
+            }
+            if let Some(m) = members {
+                if v.member_count() != m {
+                    bail!(
+                        "{} reports {} members, want {m}: {}",
+                        self.masters[i].addr,
+                        v.member_count(),
+                        v.json
+                    );
+                }
+            }
+            if v.roles().iter().any(|(_, r)| r == "learner") {
+                bail!(
+                    "{} still reports a learner: {}",
+                    self.masters[i].addr,
+                    v.json
+                );
+            }
+            leader = Some(addr);
+        }
+        let addr = leader.ok_or_else(|| anyhow!("no masters to ask"))?;
+        let idx = self
+            .index_of(&addr)
+            .ok_or_else(|| anyhow!("leader {addr} is not one of our masters"))?;
+        if !among.contains(&idx) {
+            bail!("leader {addr} is not among the masters asked");
+        }
+        Ok(idx)
+    }
+
+    /// `GET /metrics` on master `i`, parsed.
+    pub async fn metrics(&self, i: usize) -> anyhow::Result<BTreeMap<String, f64>> {
+        let r = self
+            .http
+            .send(
+                reqwest::Method::GET,
+                &format!("{}/metrics", self.url(i)),
+                None,
+                Some(Duration::from_secs(2)),
+            )
+            .await?;
+        if r.status != 200 {
+            bail!(
+                "GET /metrics on {} answered {}",
+                self.masters[i].addr,
+                r.status
+            );
+        }
+        Ok(parse_metrics(&r.body))
+    }
+
+    /// One metric value on master `i`.
+    pub async fn metric(&self, i: usize, name: &str) -> anyhow::Result<f64> {
+        let m = self.metrics(i).await?;
+        m.get(name)
+            .copied()
+            .ok_or_else(|| anyhow!("metric {name} missing on {}", self.masters[i].addr))
+    }
+
+    /// Waits until master `i`'s `orch_raft_applied_index` is at least `index`.
+    pub async fn wait_applied(&mut self, i: usize, index: f64, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        loop {
+            self.masters[i].assert_running();
+            let last = match self.metric(i, "orch_raft_applied_index").await {
+                Ok(v) if v >= index => return,
+                Ok(v) => format!("applied index {v}"),
+                Err(e) => format!("{e:#}"),
+            };
+            if Instant::now() >= deadline {
+                panic!(
+                    "{} did not reach applied index {index} within {timeout:?} (last: {last})\n{}",
+                    self.masters[i].addr,
+                    self.all_logs(40)
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Waits until every master in `among` has applied the leader's current commit index.
+    pub async fn wait_all_caught_up(&mut self, leader: usize, among: &[usize], timeout: Duration) {
+        let commit = self
+            .metric(leader, "orch_raft_commit_index")
+            .await
+            .unwrap_or_else(|e| panic!("read leader commit index: {e:#}"));
+        for &i in among {
+            self.wait_applied(i, commit, timeout).await;
+        }
+    }
+
+    /// POST an app through master `i`; panics unless 201.
+    pub async fn create_app(&self, i: usize, id: &str) -> Resp {
+        let r = self
+            .http
+            .post(&format!("{}/v2/apps", self.url(i)), &app(id))
+            .await;
+        assert_eq!(
+            r.status, 201,
+            "POST /v2/apps {id} via {}: {}",
+            self.masters[i].addr, r.body
+        );
+        r
+    }
+
+    /// `GET /v2/apps` through master `i`: the set of app ids.
+    pub async fn app_ids(&self, i: usize) -> Vec<String> {
+        let r = self.http.get(&format!("{}/v2/apps", self.url(i))).await;
+        assert_eq!(
+            r.status, 200,
+            "GET /v2/apps via {}: {}",
+            self.masters[i].addr, r.body
+        );
+        let mut ids: Vec<String> = r.json()["apps"]
+            .as_array()
+            .unwrap_or_else(|| panic!("GET /v2/apps has no apps array: {}", r.body))
+            .iter()
+            .map(|a| {
+                a["id"]
+                    .as_str()
+                    .unwrap_or_else(|| panic!("app without id: {a}"))
+                    .to_string()
+            })
+            .collect();
+        ids.sort();
+        ids
+    }
+
+    /// Asserts that `GET /v2/apps` through master `i` lists every id in `want` (ids with '/').
+    pub async fn assert_has_apps(&self, i: usize, want: &[String]) {
+        let have = self.app_ids(i).await;
+        let missing: Vec<&String> = want.iter().filter(|w| !have.contains(w)).collect();
+        assert!(
+            missing.is_empty(),
+            "via {}: {} of {} apps missing: {:?} (have {} apps)",
+            self.masters[i].addr,
+            missing.len(),
+            want.len(),
+            missing,
+            have.len()
+        );
+    }
+
+    /// Repeats a write (`PUT /v2/apps/<id>`) through `targets` in turn, each try with a 1 s
+    /// timeout, until one is answered 2xx or `timeout` passes. Returns the time it took and
+    /// the index of the master that answered.
+    pub async fn write_until_ok(
+        &self,
+        targets: &[usize],
+        id: &str,
+        timeout: Duration,
+    ) -> Result<(Duration, usize), String> {
+        let start = Instant::now();
+        let body = app(id).to_string();
+        let mut last = String::new();
+        let mut k = 0usize;
+        while start.elapsed() < timeout {
+            let i = targets[k % targets.len()];
+            k += 1;
+            let url = format!("{}/v2/apps/{}", self.url(i), id.trim_start_matches('/'));
+            match self
+                .http
+                .send(
+                    reqwest::Method::PUT,
+                    &url,
+                    Some(body.clone()),
+                    Some(Duration::from_secs(1)),
+                )
+                .await
+            {
+                Ok(r) if r.ok() => return Ok((start.elapsed(), i)),
+                Ok(r) => {
+                    last = format!("{} answered {}: {}", self.masters[i].addr, r.status, r.body)
+                }
+                Err(e) => last = format!("{e:#}"),
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        Err(format!(
+            "no write succeeded within {timeout:?}; last: {last}"
+        ))
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!(
+                "\n===== orch test failed; logs from {} =====",
+                self.dir().display()
+            );
+            eprintln!("{}", self.all_logs(80));
+        }
+        for m in &mut self.masters {
+            m.kill9();
+        }
+        if std::env::var_os("ORCH_TEST_KEEP").is_some() {
+            if let Some(d) = self.dir.take() {
+                eprintln!("keeping {}", d.keep().display());
+            }
+        }
+    }
+}
