@@ -21,6 +21,11 @@
 //! timestamp → `Master::write` (Raft on the leader; followers proxy the request) → every
 //! master applies it → a new immutable `Arc<ClusterState>` on a watch channel.
 
+pub mod api;
+pub mod cli;
+pub mod config;
+pub mod master;
 pub mod model;
 pub mod raft;
 pub mod state;
+pub mod telemetry;

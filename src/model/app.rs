@@ -37,14 +37,27 @@ impl App {
     /// A new app created at `version` from a client's definition.
     pub fn new(id: AppId, version: Timestamp, mut definition: Map<String, Value>) -> Self {
         strip_server_owned(&mut definition);
-        let version_info = VersionInfo { last_scaling_at: version, last_config_change_at: version };
-        Self { id, version, version_info, definition }
+        let version_info = VersionInfo {
+            last_scaling_at: version,
+            last_config_change_at: version,
+        };
+        Self {
+            id,
+            version,
+            version_info,
+            definition,
+        }
     }
 
     /// This app updated at `version`: `patch`'s keys replace ours when `partial`, otherwise
     /// `patch` replaces the whole definition. Version info moves as Marathon moves it: a change
     /// of `instances` alone is a scaling change; anything else is a config change.
-    pub fn updated(&self, version: Timestamp, mut patch: Map<String, Value>, partial: bool) -> Self {
+    pub fn updated(
+        &self,
+        version: Timestamp,
+        mut patch: Map<String, Value>,
+        partial: bool,
+    ) -> Self {
         strip_server_owned(&mut patch);
         let definition = if partial {
             let mut merged = self.definition.clone();
@@ -62,7 +75,12 @@ impl App {
                 self.version_info.last_config_change_at
             },
         };
-        Self { id: self.id.clone(), version, version_info, definition }
+        Self {
+            id: self.id.clone(),
+            version,
+            version_info,
+            definition,
+        }
     }
 
     /// The Marathon JSON of this app: the definition plus `id`, `version` and `versionInfo`.
@@ -88,7 +106,10 @@ fn strip_server_owned(definition: &mut Map<String, Value>) {
 }
 
 fn without_instances(definition: &Map<String, Value>) -> Vec<(&String, &Value)> {
-    definition.iter().filter(|(key, _)| key.as_str() != "instances").collect()
+    definition
+        .iter()
+        .filter(|(key, _)| key.as_str() != "instances")
+        .collect()
 }
 
 #[cfg(test)]
@@ -103,21 +124,49 @@ mod tests {
     #[test]
     fn scaling_moves_only_last_scaling_at() {
         let id = AppId::parse("/web").expect("valid id");
-        let app = App::new(id, Timestamp::from_millis(1), object(json!({"cmd": "sleep 9", "instances": 1})));
-        let scaled = app.updated(Timestamp::from_millis(2), object(json!({"instances": 3})), true);
-        assert_eq!(scaled.version_info.last_scaling_at, Timestamp::from_millis(2));
-        assert_eq!(scaled.version_info.last_config_change_at, Timestamp::from_millis(1));
+        let app = App::new(
+            id,
+            Timestamp::from_millis(1),
+            object(json!({"cmd": "sleep 9", "instances": 1})),
+        );
+        let scaled = app.updated(
+            Timestamp::from_millis(2),
+            object(json!({"instances": 3})),
+            true,
+        );
+        assert_eq!(
+            scaled.version_info.last_scaling_at,
+            Timestamp::from_millis(2)
+        );
+        assert_eq!(
+            scaled.version_info.last_config_change_at,
+            Timestamp::from_millis(1)
+        );
         assert_eq!(scaled.definition.get("cmd"), Some(&json!("sleep 9")));
-        let changed = scaled.updated(Timestamp::from_millis(3), object(json!({"cmd": "sleep 1"})), true);
-        assert_eq!(changed.version_info.last_config_change_at, Timestamp::from_millis(3));
+        let changed = scaled.updated(
+            Timestamp::from_millis(3),
+            object(json!({"cmd": "sleep 1"})),
+            true,
+        );
+        assert_eq!(
+            changed.version_info.last_config_change_at,
+            Timestamp::from_millis(3)
+        );
     }
 
     #[test]
     fn server_owned_fields_come_from_the_server() {
         let id = AppId::parse("/web").expect("valid id");
-        let app = App::new(id, Timestamp::from_millis(5), object(json!({"id": "/other", "version": "x"})));
+        let app = App::new(
+            id,
+            Timestamp::from_millis(5),
+            object(json!({"id": "/other", "version": "x"})),
+        );
         let json = app.to_json();
         assert_eq!(json.get("id"), Some(&json!("/web")));
-        assert_eq!(json.get("version"), Some(&json!("1970-01-01T00:00:00.005Z")));
+        assert_eq!(
+            json.get("version"),
+            Some(&json!("1970-01-01T00:00:00.005Z"))
+        );
     }
 }

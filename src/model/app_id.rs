@@ -22,7 +22,9 @@ pub enum AppIdError {
         segment: String,
     },
     /// The last segment is reserved for sub-resources.
-    #[error("must not end with any of the following reserved keywords: restart, tasks, versions, ., ..")]
+    #[error(
+        "must not end with any of the following reserved keywords: restart, tasks, versions, ., .."
+    )]
     Reserved,
 }
 
@@ -30,8 +32,7 @@ const RESERVED: [&str; 5] = ["restart", "tasks", "versions", ".", ".."];
 
 impl AppId {
     /// The segment rule as Marathon prints it in validation errors.
-    pub const SEGMENT_PATTERN: &'static str =
-        r"^(([a-z0-9]|[a-z0-9][a-z0-9\-]*[a-z0-9])\.)*([a-z0-9]|[a-z0-9][a-z0-9\-]*[a-z0-9])|(\.|\.\.)$";
+    pub const SEGMENT_PATTERN: &'static str = r"^(([a-z0-9]|[a-z0-9][a-z0-9\-]*[a-z0-9])\.)*([a-z0-9]|[a-z0-9][a-z0-9\-]*[a-z0-9])|(\.|\.\.)$";
 
     /// Parses an id given with or without its leading `/`, resolving `.` and `..`.
     pub fn parse(text: &str) -> Result<Self, AppIdError> {
@@ -47,7 +48,11 @@ impl AppId {
                     segments.pop();
                 }
                 _ if is_valid_segment(segment) => segments.push(segment),
-                _ => return Err(AppIdError::BadSegment { segment: segment.to_owned() }),
+                _ => {
+                    return Err(AppIdError::BadSegment {
+                        segment: segment.to_owned(),
+                    })
+                }
             }
         }
         if segments.is_empty() {
@@ -69,9 +74,7 @@ fn is_valid_segment(segment: &str) -> bool {
         let edge_ok = |b: &u8| b.is_ascii_lowercase() || b.is_ascii_digit();
         match (bytes.first(), bytes.last()) {
             (Some(first), Some(last)) => {
-                edge_ok(first)
-                    && edge_ok(last)
-                    && bytes.iter().all(|b| edge_ok(b) || *b == b'-')
+                edge_ok(first) && edge_ok(last) && bytes.iter().all(|b| edge_ok(b) || *b == b'-')
             }
             _ => false,
         }
@@ -98,19 +101,40 @@ mod tests {
     #[test]
     fn canonicalises_relative_and_dotted_ids() {
         assert_eq!(AppId::parse("web").map(|id| id.0), Ok("/web".to_owned()));
-        assert_eq!(AppId::parse("/prod/./db/../web/").map(|id| id.0), Ok("/prod/web".to_owned()));
-        assert_eq!(AppId::parse("a.b-c/x1").map(|id| id.0), Ok("/a.b-c/x1".to_owned()));
+        assert_eq!(
+            AppId::parse("/prod/./db/../web/").map(|id| id.0),
+            Ok("/prod/web".to_owned())
+        );
+        assert_eq!(
+            AppId::parse("a.b-c/x1").map(|id| id.0),
+            Ok("/a.b-c/x1".to_owned())
+        );
     }
 
     #[test]
     fn rejects_what_marathon_rejects() {
         assert_eq!(AppId::parse("/"), Err(AppIdError::Empty));
         assert_eq!(AppId::parse(""), Err(AppIdError::Empty));
-        assert!(matches!(AppId::parse("/Bad"), Err(AppIdError::BadSegment { .. })));
-        assert!(matches!(AppId::parse("/bad_id"), Err(AppIdError::BadSegment { .. })));
-        assert!(matches!(AppId::parse("/-web"), Err(AppIdError::BadSegment { .. })));
-        assert!(matches!(AppId::parse("/web-"), Err(AppIdError::BadSegment { .. })));
-        assert!(matches!(AppId::parse("/a..b"), Err(AppIdError::BadSegment { .. })));
+        assert!(matches!(
+            AppId::parse("/Bad"),
+            Err(AppIdError::BadSegment { .. })
+        ));
+        assert!(matches!(
+            AppId::parse("/bad_id"),
+            Err(AppIdError::BadSegment { .. })
+        ));
+        assert!(matches!(
+            AppId::parse("/-web"),
+            Err(AppIdError::BadSegment { .. })
+        ));
+        assert!(matches!(
+            AppId::parse("/web-"),
+            Err(AppIdError::BadSegment { .. })
+        ));
+        assert!(matches!(
+            AppId::parse("/a..b"),
+            Err(AppIdError::BadSegment { .. })
+        ));
         assert_eq!(AppId::parse("/web/tasks"), Err(AppIdError::Reserved));
     }
 }

@@ -17,7 +17,9 @@ pub use timestamp::{Timestamp, TimestampError};
 pub type MasterId = u64;
 
 /// The id of a deployment, as Marathon's plan ids: a UUID string chosen by the leader.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 #[serde(transparent)]
 pub struct DeploymentId(pub String);
 

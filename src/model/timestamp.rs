@@ -34,15 +34,23 @@ impl Timestamp {
 
     /// Parses `2015-09-25T15:13:48.343Z` and the form without milliseconds.
     pub fn parse(text: &str) -> Result<Self, TimestampError> {
-        let error = || TimestampError { input: text.to_owned() };
-        let time = humantime::parse_rfc3339_weak(text.trim_end_matches('Z')).map_err(|_| error())?;
+        let error = || TimestampError {
+            input: text.to_owned(),
+        };
+        let time =
+            humantime::parse_rfc3339_weak(text.trim_end_matches('Z')).map_err(|_| error())?;
         let since_epoch = time.duration_since(UNIX_EPOCH).map_err(|_| error())?;
-        u64::try_from(since_epoch.as_millis()).map(Self).map_err(|_| error())
+        u64::try_from(since_epoch.as_millis())
+            .map(Self)
+            .map_err(|_| error())
     }
 
     /// Converts a wall-clock time (read by a shell, never by pure code).
     pub fn from_system_time(time: SystemTime) -> Self {
-        let millis = time.duration_since(UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or(0);
+        let millis = time
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_millis())
+            .unwrap_or(0);
         Self(u64::try_from(millis).unwrap_or(u64::MAX))
     }
 }

@@ -8,6 +8,7 @@ use openraft::{LogId, OptionalSend, RaftLogReader, StorageIOError, Vote};
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use std::fmt::Debug;
 use std::ops::{Bound, RangeBounds};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 const LOGS: TableDefinition<u64, &[u8]> = TableDefinition::new("logs");
@@ -21,6 +22,8 @@ const LAST_PURGED: &str = "last_purged";
 #[derive(Clone)]
 pub struct LogStore {
     db: Arc<Database>,
+    /// The last committed index openraft saved, for metrics.
+    committed_index: Arc<AtomicU64>,
 }
 
 impl Debug for LogStore {
@@ -38,7 +41,19 @@ impl LogStore {
         txn.open_table(LOGS)?;
         txn.open_table(META)?;
         txn.commit()?;
-        Ok(Self { db })
+        let store = Self {
+            db,
+            committed_index: Arc::default(),
+        };
+        let committed: Option<Option<LogId<MasterId>>> = store.read_meta(COMMITTED)?;
+        let index = committed.flatten().map_or(0, |id| id.index);
+        store.committed_index.store(index, Ordering::Relaxed);
+        Ok(store)
+    }
+
+    /// The commit index as last saved by Raft (0 before any commit), updated live.
+    pub fn committed_index(&self) -> Arc<AtomicU64> {
+        Arc::clone(&self.committed_index)
     }
 
     fn read_meta<T: serde::de::DeserializeOwned>(&self, key: &str) -> Result<Option<T>, Boxed> {
@@ -81,13 +96,18 @@ impl LogStore {
     }
 
     /// Removes the entries with index >= `from` (truncate) or <= `upto` (purge).
-    fn remove_range(&self, range: impl RangeBounds<u64>, purged: Option<&LogId<MasterId>>) -> Result<(), Boxed> {
+    fn remove_range(
+        &self,
+        range: impl RangeBounds<u64>,
+        purged: Option<&LogId<MasterId>>,
+    ) -> Result<(), Boxed> {
         let txn = self.db.begin_write()?;
         {
             let mut table = txn.open_table(LOGS)?;
             table.retain_in(range, |_, _| false)?;
             if let Some(purged) = purged {
-                txn.open_table(META)?.insert(LAST_PURGED, serde_json::to_vec(purged)?.as_slice())?;
+                txn.open_table(META)?
+                    .insert(LAST_PURGED, serde_json::to_vec(purged)?.as_slice())?;
             }
         }
         txn.commit()?;
@@ -127,10 +147,16 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     type LogReader = Self;
 
     async fn get_log_state(&mut self) -> Result<LogState<TypeConfig>, StorageError> {
-        let last_purged: Option<LogId<MasterId>> =
-            self.read_meta(LAST_PURGED).map_err(|e| StorageIOError::read(&StoreIo(e)))?;
-        let last = self.last_entry_id().map_err(|e| StorageIOError::read_logs(&StoreIo(e)))?;
-        Ok(LogState { last_purged_log_id: last_purged, last_log_id: last.or(last_purged) })
+        let last_purged: Option<LogId<MasterId>> = self
+            .read_meta(LAST_PURGED)
+            .map_err(|e| StorageIOError::read(&StoreIo(e)))?;
+        let last = self
+            .last_entry_id()
+            .map_err(|e| StorageIOError::read_logs(&StoreIo(e)))?;
+        Ok(LogState {
+            last_purged_log_id: last_purged,
+            last_log_id: last.or(last_purged),
+        })
     }
 
     async fn get_log_reader(&mut self) -> Self::LogReader {
@@ -138,24 +164,37 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn save_vote(&mut self, vote: &Vote<MasterId>) -> Result<(), StorageError> {
-        self.write_meta(VOTE, vote).map_err(|e| StorageIOError::write_vote(&StoreIo(e)).into())
+        self.write_meta(VOTE, vote)
+            .map_err(|e| StorageIOError::write_vote(&StoreIo(e)).into())
     }
 
     async fn read_vote(&mut self) -> Result<Option<Vote<MasterId>>, StorageError> {
-        self.read_meta(VOTE).map_err(|e| StorageIOError::read_vote(&StoreIo(e)).into())
+        self.read_meta(VOTE)
+            .map_err(|e| StorageIOError::read_vote(&StoreIo(e)).into())
     }
 
-    async fn save_committed(&mut self, committed: Option<LogId<MasterId>>) -> Result<(), StorageError> {
-        self.write_meta(COMMITTED, &committed).map_err(|e| StorageIOError::write(&StoreIo(e)).into())
+    async fn save_committed(
+        &mut self,
+        committed: Option<LogId<MasterId>>,
+    ) -> Result<(), StorageError> {
+        self.committed_index
+            .store(committed.map_or(0, |id| id.index), Ordering::Relaxed);
+        self.write_meta(COMMITTED, &committed)
+            .map_err(|e| StorageIOError::write(&StoreIo(e)).into())
     }
 
     async fn read_committed(&mut self) -> Result<Option<LogId<MasterId>>, StorageError> {
-        let committed: Option<Option<LogId<MasterId>>> =
-            self.read_meta(COMMITTED).map_err(|e| StorageIOError::read(&StoreIo(e)))?;
+        let committed: Option<Option<LogId<MasterId>>> = self
+            .read_meta(COMMITTED)
+            .map_err(|e| StorageIOError::read(&StoreIo(e)))?;
         Ok(committed.flatten())
     }
 
-    async fn append<I>(&mut self, entries: I, callback: LogFlushed<TypeConfig>) -> Result<(), StorageError>
+    async fn append<I>(
+        &mut self,
+        entries: I,
+        callback: LogFlushed<TypeConfig>,
+    ) -> Result<(), StorageError>
     where
         I: IntoIterator<Item = Entry> + OptionalSend,
         I::IntoIter: OptionalSend,
@@ -173,7 +212,8 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn truncate(&mut self, log_id: LogId<MasterId>) -> Result<(), StorageError> {
-        self.remove_range(log_id.index.., None).map_err(|e| StorageIOError::write_logs(&StoreIo(e)).into())
+        self.remove_range(log_id.index.., None)
+            .map_err(|e| StorageIOError::write_logs(&StoreIo(e)).into())
     }
 
     async fn purge(&mut self, log_id: LogId<MasterId>) -> Result<(), StorageError> {

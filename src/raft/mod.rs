@@ -12,7 +12,7 @@ mod network;
 mod state_machine;
 
 pub use log_store::LogStore;
-pub use network::{HttpNetwork, TARGET_HEADER};
+pub use network::{HttpNetwork, PeerContacts, TARGET_HEADER};
 pub use state_machine::StateMachine;
 
 use crate::model::MasterId;
@@ -74,8 +74,10 @@ pub enum RaftStoreError {
 pub fn open_store(
     data_dir: &Path,
 ) -> Result<(LogStore, StateMachine, watch::Receiver<Arc<ClusterState>>), RaftStoreError> {
-    std::fs::create_dir_all(data_dir)
-        .map_err(|source| RaftStoreError::CreateDir { path: data_dir.display().to_string(), source })?;
+    std::fs::create_dir_all(data_dir).map_err(|source| RaftStoreError::CreateDir {
+        path: data_dir.display().to_string(),
+        source,
+    })?;
     let path = data_dir.join("raft.redb");
     let open_error = |source: Box<dyn std::error::Error + Send + Sync>| RaftStoreError::Open {
         path: path.display().to_string(),

@@ -9,26 +9,51 @@ use crate::model::MasterId;
 use openraft::error::{InstallSnapshotError, NetworkError, RPCError, RemoteError, Unreachable};
 use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
 use openraft::raft::{
-    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse, VoteRequest,
-    VoteResponse,
+    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
+    VoteRequest, VoteResponse,
 };
 use openraft::BasicNode;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use tokio::time::Instant;
 
 /// The header carrying the Raft id the sender believes the receiver has.
 pub const TARGET_HEADER: &str = "x-orch-raft-target";
+
+/// When this master last heard from each peer: a successful RPC answer on the leader, an
+/// append request from the leader on a follower.
+#[derive(Clone, Debug, Default)]
+pub struct PeerContacts(Arc<Mutex<HashMap<MasterId, Instant>>>);
+
+impl PeerContacts {
+    /// Notes contact with `peer` now.
+    pub fn record(&self, peer: MasterId) {
+        if let Ok(mut contacts) = self.0.lock() {
+            contacts.insert(peer, Instant::now());
+        }
+    }
+
+    /// Milliseconds since the last contact with `peer`, if any.
+    pub fn millis_since(&self, peer: MasterId) -> Option<u64> {
+        let contacts = self.0.lock().ok()?;
+        let elapsed = contacts.get(&peer)?.elapsed().as_millis();
+        Some(u64::try_from(elapsed).unwrap_or(u64::MAX))
+    }
+}
 
 /// Creates connections to other masters; one shared HTTP client (keep-alive pools).
 #[derive(Clone, Debug)]
 pub struct HttpNetwork {
     client: reqwest::Client,
+    contacts: PeerContacts,
 }
 
 impl HttpNetwork {
-    /// A network using `client` for every RPC.
-    pub fn new(client: reqwest::Client) -> Self {
-        Self { client }
+    /// A network using `client` for every RPC, noting successful answers in `contacts`.
+    pub fn new(client: reqwest::Client, contacts: PeerContacts) -> Self {
+        Self { client, contacts }
     }
 }
 
@@ -36,7 +61,12 @@ impl RaftNetworkFactory<TypeConfig> for HttpNetwork {
     type Network = Connection;
 
     async fn new_client(&mut self, target: MasterId, node: &BasicNode) -> Self::Network {
-        Connection { client: self.client.clone(), target, base_url: format!("http://{}/internal/raft", node.addr) }
+        Connection {
+            client: self.client.clone(),
+            contacts: self.contacts.clone(),
+            target,
+            base_url: format!("http://{}/internal/raft", node.addr),
+        }
     }
 }
 
@@ -44,6 +74,7 @@ impl RaftNetworkFactory<TypeConfig> for HttpNetwork {
 #[derive(Debug)]
 pub struct Connection {
     client: reqwest::Client,
+    contacts: PeerContacts,
     target: MasterId,
     base_url: String,
 }
@@ -87,11 +118,18 @@ impl Connection {
         let status = response.status();
         if !status.is_success() {
             let body = response.text().await.unwrap_or_default();
-            let refused = RpcRefused { url, status: status.as_u16(), body };
+            let refused = RpcRefused {
+                url,
+                status: status.as_u16(),
+                body,
+            };
             return Err(RPCError::Network(NetworkError::new(&refused)));
         }
-        let result: Result<Resp, RaftError<E>> =
-            response.json().await.map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
+        let result: Result<Resp, RaftError<E>> = response
+            .json()
+            .await
+            .map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
+        self.contacts.record(self.target);
         result.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))
     }
 }
@@ -109,7 +147,10 @@ impl RaftNetwork<TypeConfig> for Connection {
         &mut self,
         request: InstallSnapshotRequest<TypeConfig>,
         option: RPCOption,
-    ) -> Result<InstallSnapshotResponse<MasterId>, RPCError<MasterId, BasicNode, RaftError<InstallSnapshotError>>> {
+    ) -> Result<
+        InstallSnapshotResponse<MasterId>,
+        RPCError<MasterId, BasicNode, RaftError<InstallSnapshotError>>,
+    > {
         self.call("snapshot", &request, &option).await
     }
 

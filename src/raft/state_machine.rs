@@ -8,7 +8,8 @@ use crate::model::MasterId;
 use crate::state::{Applied, ClusterState};
 use openraft::storage::{RaftStateMachine, Snapshot};
 use openraft::{
-    BasicNode, EntryPayload, LogId, OptionalSend, RaftSnapshotBuilder, SnapshotMeta, StorageIOError, StoredMembership,
+    BasicNode, EntryPayload, LogId, OptionalSend, RaftSnapshotBuilder, SnapshotMeta,
+    StorageIOError, StoredMembership,
 };
 use redb::{Database, ReadableDatabase, TableDefinition};
 use std::io::Cursor;
@@ -34,7 +35,9 @@ pub struct StateMachine {
 
 impl std::fmt::Debug for StateMachine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("StateMachine").field("last_applied", &self.last_applied).finish_non_exhaustive()
+        f.debug_struct("StateMachine")
+            .field("last_applied", &self.last_applied)
+            .finish_non_exhaustive()
     }
 }
 
@@ -42,7 +45,9 @@ type Boxed = Box<dyn std::error::Error + Send + Sync>;
 
 impl StateMachine {
     /// Opens the state machine, restoring the last snapshot stored in `db`.
-    pub fn open(db: Arc<Database>) -> Result<(Self, watch::Receiver<Arc<ClusterState>>), StorageError> {
+    pub fn open(
+        db: Arc<Database>,
+    ) -> Result<(Self, watch::Receiver<Arc<ClusterState>>), StorageError> {
         let (published, receiver) = watch::channel(Arc::new(ClusterState::default()));
         let mut machine = Self {
             store: SnapshotStore { db },
@@ -52,22 +57,25 @@ impl StateMachine {
             published,
             snapshots_built: 0,
         };
-        if let Some((meta, data)) = machine.store.read().map_err(|e| StorageIOError::read_snapshot(None, &StoreIo(e)))? {
+        if let Some((meta, data)) = machine
+            .store
+            .read()
+            .map_err(|e| StorageIOError::read_snapshot(None, &StoreIo(e)))?
+        {
             machine.restore(&meta, &data)?;
         }
         Ok((machine, receiver))
     }
 
     fn restore(&mut self, meta: &Meta, data: &[u8]) -> Result<(), StorageError> {
-        let state: ClusterState =
-            serde_json::from_slice(data).map_err(|e| StorageIOError::read_snapshot(Some(meta.signature()), &e))?;
+        let state: ClusterState = serde_json::from_slice(data)
+            .map_err(|e| StorageIOError::read_snapshot(Some(meta.signature()), &e))?;
         self.state = state;
         self.last_applied = meta.last_log_id;
         self.last_membership = meta.last_membership.clone();
         self.published.send_replace(Arc::new(self.state.clone()));
         Ok(())
     }
-
 }
 
 /// The current snapshot (meta and data) in redb, written durably.
@@ -93,7 +101,10 @@ impl SnapshotStore {
         let (Some(meta), Some(data)) = (table.get(META_KEY)?, table.get(DATA_KEY)?) else {
             return Ok(None);
         };
-        Ok(Some((serde_json::from_slice(meta.value())?, data.value().to_vec())))
+        Ok(Some((
+            serde_json::from_slice(meta.value())?,
+            data.value().to_vec(),
+        )))
     }
 
     fn write(&self, meta: &Meta, data: &[u8]) -> Result<(), StorageError> {
@@ -107,8 +118,10 @@ impl SnapshotStore {
             txn.commit()?;
             Ok(())
         };
-        write().map_err(|e| StorageIOError::write_snapshot(Some(meta.signature()), &StoreIo(e)).into())
-    }}
+        write()
+            .map_err(|e| StorageIOError::write_snapshot(Some(meta.signature()), &StoreIo(e)).into())
+    }
+}
 
 /// Builds a snapshot from a frozen copy of the state, off the apply path.
 #[derive(Debug)]
@@ -122,14 +135,18 @@ pub struct SnapshotBuilder {
 
 impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
     async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>, StorageError> {
-        let data = serde_json::to_vec(&self.state).map_err(|e| StorageIOError::read_state_machine(&e))?;
+        let data =
+            serde_json::to_vec(&self.state).map_err(|e| StorageIOError::read_state_machine(&e))?;
         let meta = Meta {
             last_log_id: self.last_applied,
             last_membership: self.last_membership.clone(),
             snapshot_id: self.snapshot_id.clone(),
         };
         self.store.write(&meta, &data)?;
-        Ok(Snapshot { meta, snapshot: Box::new(Cursor::new(data)) })
+        Ok(Snapshot {
+            meta,
+            snapshot: Box::new(Cursor::new(data)),
+        })
     }
 }
 
@@ -138,7 +155,13 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
 
     async fn applied_state(
         &mut self,
-    ) -> Result<(Option<LogId<MasterId>>, StoredMembership<MasterId, BasicNode>), StorageError> {
+    ) -> Result<
+        (
+            Option<LogId<MasterId>>,
+            StoredMembership<MasterId, BasicNode>,
+        ),
+        StorageError,
+    > {
         Ok((self.last_applied, self.last_membership.clone()))
     }
 
@@ -171,7 +194,10 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
 
     async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
         self.snapshots_built += 1;
-        let at = self.last_applied.map(|id| format!("{}-{}", id.leader_id, id.index)).unwrap_or_default();
+        let at = self
+            .last_applied
+            .map(|id| format!("{}-{}", id.leader_id, id.index))
+            .unwrap_or_default();
         SnapshotBuilder {
             store: self.store.clone(),
             state: self.state.clone(),
@@ -185,14 +211,24 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         Ok(Box::new(Cursor::new(Vec::new())))
     }
 
-    async fn install_snapshot(&mut self, meta: &Meta, snapshot: Box<Cursor<Vec<u8>>>) -> Result<(), StorageError> {
+    async fn install_snapshot(
+        &mut self,
+        meta: &Meta,
+        snapshot: Box<Cursor<Vec<u8>>>,
+    ) -> Result<(), StorageError> {
         let data = snapshot.into_inner();
         self.restore(meta, &data)?;
         self.store.write(meta, &data)
     }
 
     async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot<TypeConfig>>, StorageError> {
-        let stored = self.store.read().map_err(|e| StorageIOError::read_snapshot(None, &StoreIo(e)))?;
-        Ok(stored.map(|(meta, data)| Snapshot { meta, snapshot: Box::new(Cursor::new(data)) }))
+        let stored = self
+            .store
+            .read()
+            .map_err(|e| StorageIOError::read_snapshot(None, &StoreIo(e)))?;
+        Ok(stored.map(|(meta, data)| Snapshot {
+            meta,
+            snapshot: Box::new(Cursor::new(data)),
+        }))
     }
 }

@@ -41,18 +41,38 @@ impl ClusterState {
                 }
                 let app = Arc::new(app.clone());
                 self.apps.insert(app.id.clone(), Arc::clone(&app));
-                Applied::AppCreated { app, deployment_id: deployment_id.clone() }
+                Applied::AppCreated {
+                    app,
+                    deployment_id: deployment_id.clone(),
+                }
             }
-            Command::UpdateApp { id, version, patch, partial, deployment_id } => {
+            Command::UpdateApp {
+                id,
+                version,
+                patch,
+                partial,
+                deployment_id,
+            } => {
                 let (app, created) = match self.apps.get(id) {
                     Some(existing) => (existing.updated(*version, patch.clone(), *partial), false),
                     None => (App::new(id.clone(), *version, patch.clone()), true),
                 };
                 self.apps.insert(id.clone(), Arc::new(app));
-                Applied::AppUpdated { created, version: *version, deployment_id: deployment_id.clone() }
+                Applied::AppUpdated {
+                    created,
+                    version: *version,
+                    deployment_id: deployment_id.clone(),
+                }
             }
-            Command::DeleteApp { id, version, deployment_id } => match self.apps.remove(id) {
-                Some(_) => Applied::AppDeleted { version: *version, deployment_id: deployment_id.clone() },
+            Command::DeleteApp {
+                id,
+                version,
+                deployment_id,
+            } => match self.apps.remove(id) {
+                Some(_) => Applied::AppDeleted {
+                    version: *version,
+                    deployment_id: deployment_id.clone(),
+                },
                 None => Applied::Rejected(Rejection::AppUnknown(id.clone())),
             },
         }

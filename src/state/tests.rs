@@ -6,12 +6,16 @@ use proptest::prelude::*;
 use serde_json::{json, Map, Value};
 
 fn app_id() -> impl Strategy<Value = AppId> {
-    prop::sample::select(vec!["/a", "/b", "/g/c", "/g/d"]).prop_map(|id| AppId::parse(id).expect("valid id"))
+    prop::sample::select(vec!["/a", "/b", "/g/c", "/g/d"])
+        .prop_map(|id| AppId::parse(id).expect("valid id"))
 }
 
 fn definition() -> impl Strategy<Value = Map<String, Value>> {
     (0u32..5, prop::sample::select(vec!["sleep 1", "sleep 2"])).prop_map(|(instances, cmd)| {
-        json!({"instances": instances, "cmd": cmd}).as_object().cloned().unwrap_or_default()
+        json!({"instances": instances, "cmd": cmd})
+            .as_object()
+            .cloned()
+            .unwrap_or_default()
     })
 }
 
@@ -19,19 +23,45 @@ fn command() -> impl Strategy<Value = Command> {
     let deployment = any::<u16>().prop_map(|n| DeploymentId(format!("d-{n}")));
     let version = (0u64..1_000_000).prop_map(Timestamp::from_millis);
     prop_oneof![
-        (app_id(), version.clone(), definition(), deployment.clone()).prop_map(|(id, version, def, deployment_id)| {
-            Command::CreateApp { app: App::new(id, version, def), deployment_id }
-        }),
-        (app_id(), version.clone(), definition(), any::<bool>(), deployment.clone()).prop_map(
-            |(id, version, patch, partial, deployment_id)| Command::UpdateApp { id, version, patch, partial, deployment_id }
+        (app_id(), version.clone(), definition(), deployment.clone()).prop_map(
+            |(id, version, def, deployment_id)| {
+                Command::CreateApp {
+                    app: App::new(id, version, def),
+                    deployment_id,
+                }
+            }
         ),
-        (app_id(), version, deployment)
-            .prop_map(|(id, version, deployment_id)| Command::DeleteApp { id, version, deployment_id }),
+        (
+            app_id(),
+            version.clone(),
+            definition(),
+            any::<bool>(),
+            deployment.clone()
+        )
+            .prop_map(
+                |(id, version, patch, partial, deployment_id)| Command::UpdateApp {
+                    id,
+                    version,
+                    patch,
+                    partial,
+                    deployment_id
+                }
+            ),
+        (app_id(), version, deployment).prop_map(|(id, version, deployment_id)| {
+            Command::DeleteApp {
+                id,
+                version,
+                deployment_id,
+            }
+        }),
     ]
 }
 
 fn replay(state: &mut ClusterState, commands: &[Command], first_index: u64) -> Vec<Applied> {
-    (first_index..).zip(commands).map(|(index, command)| state.apply(index, command)).collect()
+    (first_index..)
+        .zip(commands)
+        .map(|(index, command)| state.apply(index, command))
+        .collect()
 }
 
 proptest! {
@@ -66,11 +96,20 @@ proptest! {
 fn create_twice_is_rejected_and_changes_nothing() {
     let id = AppId::parse("/web").expect("valid id");
     let app = App::new(id.clone(), Timestamp::from_millis(1), Map::new());
-    let create = Command::CreateApp { app, deployment_id: DeploymentId("d1".into()) };
+    let create = Command::CreateApp {
+        app,
+        deployment_id: DeploymentId("d1".into()),
+    };
     let mut state = ClusterState::default();
-    assert!(matches!(state.apply(1, &create), Applied::AppCreated { .. }));
+    assert!(matches!(
+        state.apply(1, &create),
+        Applied::AppCreated { .. }
+    ));
     let before = state.apps.clone();
-    assert_eq!(state.apply(2, &create), Applied::Rejected(Rejection::AppExists(id)));
+    assert_eq!(
+        state.apply(2, &create),
+        Applied::Rejected(Rejection::AppExists(id))
+    );
     assert_eq!(state.apps, before);
     assert_eq!(state.applied_index, 2);
 }

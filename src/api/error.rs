@@ -1,0 +1,150 @@
+//! API errors and their HTTP form: Marathon's status codes and `{"message", "details"}` bodies.
+
+use crate::master::{MembershipError, WriteError};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::json;
+
+/// One failed field: Marathon's `{"path": "/id", "errors": [...]}`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Violation {
+    /// JSON path of the field, Marathon style (`/id`, `/healthChecks(0)/port`, `/`).
+    pub path: String,
+    /// What is wrong with it.
+    pub errors: Vec<String>,
+}
+
+/// Everything a handler can answer other than success.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// The body is not JSON, or not the JSON shape expected.
+    #[error("Invalid JSON")]
+    InvalidJson {
+        /// What the parser said.
+        reason: String,
+    },
+    /// The object breaks validation rules.
+    #[error("Object is not valid")]
+    Invalid {
+        /// Each failing field.
+        violations: Vec<Violation>,
+    },
+    /// The body exceeds the size limit.
+    #[error("Request body too large (at most {limit} bytes)")]
+    TooLarge {
+        /// The limit in bytes.
+        limit: usize,
+    },
+    /// No app has this id.
+    #[error("App '{0}' does not exist")]
+    AppNotFound(String),
+    /// An app with this id exists.
+    #[error("An app with id [{0}] already exists.")]
+    AppExists(String),
+    /// No route matches.
+    #[error("URI not found")]
+    UnknownRoute,
+    /// No leader could be found in time.
+    #[error("Could not determine the current leader")]
+    NoLeader,
+    /// No leader is known (`GET /v2/leader`).
+    #[error("There is no leader")]
+    NoLeaderKnown,
+    /// This master is not the leader (for leader-only calls answered locally).
+    #[error("This master is not the leader")]
+    NotLeader,
+    /// A forwarded request came back to us.
+    #[error("Detected proxying loop.")]
+    ProxyLoop,
+    /// The leader this master knows of does not accept connections (it is probably down and
+    /// an election is under way).
+    #[error("Could not reach the current leader")]
+    LeaderUnreachable(#[source] reqwest::Error),
+    /// Forwarding to the leader failed.
+    #[error("Failed to proxy the request to the leader")]
+    ProxyFailed(#[source] reqwest::Error),
+    /// The write did not commit.
+    #[error(transparent)]
+    Write(#[from] WriteError),
+    /// A bug: something that should not happen did.
+    #[error("{0}")]
+    Internal(String),
+    /// A membership change failed.
+    #[error(transparent)]
+    Membership(#[from] MembershipError),
+}
+
+impl ApiError {
+    /// One violation at `path`.
+    pub fn invalid(path: &str, error: impl Into<String>) -> Self {
+        Self::Invalid {
+            violations: vec![Violation {
+                path: path.to_owned(),
+                errors: vec![error.into()],
+            }],
+        }
+    }
+
+    fn status(&self) -> StatusCode {
+        match self {
+            Self::InvalidJson { .. } | Self::Invalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::AppNotFound(_) | Self::UnknownRoute | Self::NotLeader | Self::NoLeaderKnown => {
+                StatusCode::NOT_FOUND
+            }
+            Self::AppExists(_) => StatusCode::CONFLICT,
+            Self::ProxyLoop | Self::ProxyFailed(_) => StatusCode::BAD_GATEWAY,
+            Self::NoLeader | Self::LeaderUnreachable(_) | Self::Write(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::Membership(error) => match error {
+                MembershipError::NotLeader { .. } | MembershipError::Raft(_) => {
+                    StatusCode::SERVICE_UNAVAILABLE
+                }
+                MembershipError::Unreachable { .. } | MembershipError::CatchUpTimeout { .. } => {
+                    StatusCode::BAD_GATEWAY
+                }
+                MembershipError::IdTaken { .. } | MembershipError::LastMaster => {
+                    StatusCode::CONFLICT
+                }
+                MembershipError::Unknown { .. } => StatusCode::NOT_FOUND,
+            },
+        }
+    }
+
+    fn body(&self) -> serde_json::Value {
+        match self {
+            Self::InvalidJson { reason } => {
+                json!({"message": self.to_string(), "details": [{"path": "/", "errors": [reason]}]})
+            }
+            Self::Invalid { violations } => {
+                json!({"message": self.to_string(), "details": violations})
+            }
+            _ => json!({"message": error_chain(self)}),
+        }
+    }
+}
+
+/// `error: cause: cause ...`, for messages that should say why.
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut message = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        message.push_str(": ");
+        message.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    message
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        if status.is_server_error() {
+            tracing::warn!(error = &self as &dyn std::error::Error, %status, "request failed");
+        }
+        (status, Json(self.body())).into_response()
+    }
+}

@@ -1,0 +1,73 @@
+//! The master's HTTP surface, one port: Marathon `/v2`, orch `/v1`, Raft RPC
+//! `/internal/raft`, `/ping` and `/metrics`.
+//!
+//! Requests for `/v1` and `/v2` that reach a follower are forwarded to the leader
+//! ([`proxy`]); every response says who leads (`X-Marathon-Leader`).
+//!
+//! May depend on: master (its `Master` handle only), state, model. Never raft internals.
+
+mod body;
+mod error;
+mod marathon;
+mod orch;
+mod proxy;
+mod raft_rpc;
+
+pub use error::ApiError;
+
+use crate::master::Master;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::get;
+use axum::Router;
+use std::future::Future;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+
+/// The largest request body the public API accepts.
+pub const MAX_BODY_BYTES: usize = 1 << 20;
+
+/// The largest Raft RPC body (snapshot chunks are 1 MiB; log batches are bounded by openraft).
+const MAX_RAFT_BODY_BYTES: usize = 64 << 20;
+
+/// The router of a master.
+pub fn router(master: Arc<Master>) -> Router {
+    let public = Router::new()
+        .merge(marathon::routes())
+        .merge(orch::routes())
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES));
+    let internal = raft_rpc::routes().layer(DefaultBodyLimit::max(MAX_RAFT_BODY_BYTES));
+    Router::new()
+        .route("/ping", get(|| async { "pong" }))
+        .route("/metrics", get(metrics))
+        .merge(public)
+        .merge(internal)
+        .fallback(|| async { ApiError::UnknownRoute })
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::clone(&master),
+            proxy::leader_only,
+        ))
+        .with_state(master)
+}
+
+/// Serves `router` on `listener` until `shutdown` completes; in-flight requests finish.
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+async fn metrics(
+    axum::extract::State(master): axum::extract::State<Arc<Master>>,
+) -> impl axum::response::IntoResponse {
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        master.render_metrics(),
+    )
+}

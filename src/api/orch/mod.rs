@@ -1,0 +1,11 @@
+//! orch's own API under `/v1`.
+
+mod cluster;
+
+use crate::master::Master;
+use axum::Router;
+use std::sync::Arc;
+
+pub(super) fn routes() -> Router<Arc<Master>> {
+    cluster::routes()
+}

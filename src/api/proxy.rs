@@ -1,0 +1,136 @@
+//! Leader-only handling: a `/v1` or `/v2` request reaching a follower is forwarded to the
+//! leader as Marathon's `LeaderProxyFilter` does, and every response carries
+//! `X-Marathon-Leader` and Marathon's no-cache headers.
+//!
+//! Answered locally on any master: `/ping`, `/metrics`, `/internal/*`, `GET /v1/cluster`
+//! and `GET /v2/leader`.
+
+use super::{ApiError, MAX_BODY_BYTES};
+use crate::master::Master;
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderMap, HeaderName, HeaderValue, Method};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How long a follower waits to learn of a leader before giving up (Marathon: 10 × 250 ms).
+const LEADER_PATIENCE: Duration = Duration::from_millis(2500);
+/// Marathon's `--leader_proxy_read_timeout` default.
+const PROXY_TIMEOUT: Duration = Duration::from_secs(10);
+
+const VIA: HeaderName = HeaderName::from_static("x-marathon-via");
+const LEADER: HeaderName = HeaderName::from_static("x-marathon-leader");
+
+/// Headers that describe one connection, not the message; never copied by the proxy.
+const HOP_BY_HOP: [HeaderName; 8] = [
+    header::CONNECTION,
+    header::HOST,
+    header::CONTENT_LENGTH,
+    header::TRANSFER_ENCODING,
+    header::TE,
+    header::TRAILER,
+    header::UPGRADE,
+    header::PROXY_AUTHORIZATION,
+];
+
+/// The middleware: serve locally, or forward to the leader.
+pub(super) async fn leader_only(
+    State(master): State<Arc<Master>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let mut response = if answered_locally(request.method(), request.uri().path()) {
+        next.run(request).await
+    } else {
+        match master.wait_for_leader(LEADER_PATIENCE).await {
+            None => ApiError::NoLeader.into_response(),
+            Some(leader) if leader.id == master.id() => next.run(request).await,
+            Some(leader) => match forward(&master, &leader.address, request).await {
+                Ok(response) => return response,
+                Err(error) => error.into_response(),
+            },
+        }
+    };
+    add_marathon_headers(response.headers_mut(), &master);
+    response
+}
+
+fn answered_locally(method: &Method, path: &str) -> bool {
+    let is_get = method == Method::GET;
+    !(path.starts_with("/v1/") || path.starts_with("/v2/"))
+        || (is_get && (path == "/v1/cluster" || path == "/v2/leader"))
+}
+
+fn add_marathon_headers(headers: &mut HeaderMap, master: &Master) {
+    if let Some(leader) = master.leader() {
+        if let Ok(value) = HeaderValue::from_str(&format!("http://{}", leader.address)) {
+            headers.insert(LEADER, value);
+        }
+    }
+    headers.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("no-cache, no-store, must-revalidate"),
+    );
+    headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+    headers.insert(header::EXPIRES, HeaderValue::from_static("0"));
+}
+
+/// Sends `request` to the leader and relays its answer, headers included.
+async fn forward(master: &Master, leader: &str, request: Request) -> Result<Response, ApiError> {
+    let via = format!("1.1 {}", master.address());
+    let previous_via = request
+        .headers()
+        .get(&VIA)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    if previous_via.split(',').any(|hop| hop.trim() == via) {
+        return Err(ApiError::ProxyLoop);
+    }
+    let (parts, body) = request.into_parts();
+    let body = axum::body::to_bytes(body, MAX_BODY_BYTES)
+        .await
+        .map_err(|_| ApiError::TooLarge {
+            limit: MAX_BODY_BYTES,
+        })?;
+    let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+    let mut headers = parts.headers;
+    for name in &HOP_BY_HOP {
+        headers.remove(name);
+    }
+    let via_chain = if previous_via.is_empty() {
+        via
+    } else {
+        format!("{previous_via}, {via}")
+    };
+    if let Ok(value) = HeaderValue::from_str(&via_chain) {
+        headers.insert(VIA, value);
+    }
+    let answer = master
+        .http()
+        .request(parts.method, format!("http://{leader}{path}"))
+        .headers(headers)
+        .body(body)
+        .timeout(PROXY_TIMEOUT)
+        .send()
+        .await
+        .map_err(|error| {
+            if error.is_connect() {
+                ApiError::LeaderUnreachable(error)
+            } else {
+                ApiError::ProxyFailed(error)
+            }
+        })?;
+    let status = answer.status();
+    let mut answer_headers = answer.headers().clone();
+    for name in &HOP_BY_HOP {
+        answer_headers.remove(name);
+    }
+    let bytes = answer.bytes().await.map_err(ApiError::ProxyFailed)?;
+    let mut response = Response::new(Body::from(bytes));
+    *response.status_mut() = status;
+    *response.headers_mut() = answer_headers;
+    Ok(response)
+}

@@ -1,0 +1,103 @@
+//! The HTTP client the client commands share: base URL, JSON in and out, error bodies shown.
+
+use anyhow::{bail, Context};
+use serde_json::Value;
+use std::time::Duration;
+
+/// How client commands print.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Output {
+    /// Aligned columns.
+    Table,
+    /// The API's JSON, pretty-printed.
+    Json,
+}
+
+/// A client of one master's API.
+#[derive(Debug)]
+pub struct Client {
+    base: String,
+    http: reqwest::Client,
+    /// How results are printed.
+    pub output: Output,
+}
+
+impl Client {
+    /// A client of the master at `base` (`http://host:port`; the scheme may be left out).
+    pub fn new(base: &str, output: Output) -> anyhow::Result<Self> {
+        let base = base.trim_end_matches('/');
+        let base = if base.contains("://") {
+            base.to_owned()
+        } else {
+            format!("http://{base}")
+        };
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(90))
+            .build()?;
+        Ok(Self { base, http, output })
+    }
+
+    /// Sends a request and returns the JSON answer, or an error quoting the API's message.
+    pub async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> anyhow::Result<Value> {
+        let url = format!("{}{path}", self.base);
+        let mut request = self.http.request(method.clone(), &url);
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        let response = request
+            .send()
+            .await
+            .with_context(|| format!("cannot reach {url}"))?;
+        let status = response.status();
+        let text = response
+            .text()
+            .await
+            .with_context(|| format!("reading the answer of {method} {url}"))?;
+        let json: Value = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        if !status.is_success() {
+            let message = json
+                .get("message")
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+                .unwrap_or(json.to_string());
+            bail!("{method} {url} answered {status}: {message}");
+        }
+        Ok(json)
+    }
+
+    /// Prints `json` pretty when the output is JSON; otherwise calls `table`.
+    pub fn print(&self, json: &Value, table: impl FnOnce(&Value) -> String) {
+        match self.output {
+            Output::Json => println!("{}", serde_json::to_string_pretty(json).unwrap_or_default()),
+            Output::Table => print!("{}", table(json)),
+        }
+    }
+}
+
+/// Formats rows as left-aligned columns separated by two spaces.
+pub fn columns(rows: &[Vec<String>]) -> String {
+    let widths: Vec<usize> = (0..rows.first().map_or(0, Vec::len))
+        .map(|column| {
+            rows.iter()
+                .map(|row| row.get(column).map_or(0, String::len))
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let mut out = String::new();
+    for row in rows {
+        let cells: Vec<String> = row
+            .iter()
+            .zip(&widths)
+            .map(|(cell, width)| format!("{cell:<width$}"))
+            .collect();
+        out.push_str(cells.join("  ").trim_end());
+        out.push('\n');
+    }
+    out
+}

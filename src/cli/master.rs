@@ -1,0 +1,97 @@
+//! `orch master`: bind, start Raft, serve the API until SIGTERM/SIGINT, shut down cleanly.
+
+use crate::api;
+use crate::config::{MasterConfig, MasterSettings};
+use crate::master::Master;
+use anyhow::Context;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// Flags of `orch master`; each overrides the same key of `--config`.
+#[derive(Debug, clap::Args)]
+pub struct MasterArgs {
+    /// Address to listen on [default: 0.0.0.0:8080].
+    #[arg(long)]
+    listen: Option<SocketAddr>,
+    /// Address other masters and clients reach this master at [default: the listen address,
+    /// or this host's address when listening on 0.0.0.0].
+    #[arg(long)]
+    advertise: Option<String>,
+    /// The initial masters, same order on every master [default: this master alone].
+    #[arg(long, value_delimiter = ',')]
+    masters: Option<Vec<String>>,
+    /// Where the Raft log and snapshots live [default: ./orch-data/master].
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Raft id [default: 1-based position of the advertise address in --masters]. A master
+    /// not in --masters needs it, and joins when added with `orch cluster add-master`.
+    #[arg(long)]
+    id: Option<u64>,
+    /// Snapshot and compact the Raft log every N entries [default: 5000].
+    #[arg(long)]
+    snapshot_logs: Option<u64>,
+    /// A YAML file with the same settings (snake_case keys); unknown keys are errors.
+    #[arg(long)]
+    config: Option<PathBuf>,
+}
+
+pub async fn run(args: MasterArgs) -> anyhow::Result<()> {
+    let from_flags = MasterSettings {
+        listen: args.listen,
+        advertise: args.advertise,
+        masters: args.masters,
+        data_dir: args.data_dir,
+        id: args.id,
+        snapshot_logs: args.snapshot_logs,
+    };
+    let settings = match &args.config {
+        Some(path) => from_flags.or(MasterSettings::from_file(path)?),
+        None => from_flags,
+    };
+    let config = MasterConfig::from_settings(settings)?;
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let master = Master::start(&config)
+        .await
+        .context("cannot start the master")?;
+    tracing::info!(
+        master.id = config.id,
+        listen = %config.listen,
+        advertise = %config.advertise,
+        masters = ?config.masters,
+        joining = config.joining,
+        "master started"
+    );
+    api::serve(
+        listener,
+        api::router(std::sync::Arc::clone(&master)),
+        shutdown_signal(),
+    )
+    .await
+    .context("the HTTP server failed")?;
+    master.shutdown().await;
+    tracing::info!("master stopped");
+    Ok(())
+}
+
+/// Completes on SIGTERM or SIGINT.
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    match signal(SignalKind::terminate()) {
+        Ok(mut terminate) => {
+            tokio::select! {
+                _ = terminate.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+        }
+        Err(error) => {
+            tracing::warn!(
+                error = &error as &dyn std::error::Error,
+                "no SIGTERM handler; stopping on SIGINT only"
+            );
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+    tracing::info!("shutting down");
+}

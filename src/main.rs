@@ -1,0 +1,14 @@
+//! The `orch` binary: parse the command line, set up logging, run the command.
+
+use clap::Parser;
+
+fn main() -> std::process::ExitCode {
+    let cli = orch::cli::Cli::parse();
+    match orch::cli::run(cli) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,435 @@
+//! A running master: the Raft node and what the API needs from it.
+//!
+//! [`Master`] is the only thing the HTTP layer sees. It writes commands through Raft with a
+//! deadline (a minority or a leaderless cluster answers an error within seconds, never
+//! hangs), tells who leads, hands leadership over on request, changes membership, and exposes
+//! the latest [`ClusterState`] snapshot.
+//!
+//! May depend on: raft, state, model, config.
+
+mod membership;
+mod metrics;
+
+pub use membership::{MembershipError, NodeIdentity};
+
+use crate::config::MasterConfig;
+use crate::model::MasterId;
+use crate::raft::{
+    self, ClientWriteError, HttpNetwork, PeerContacts, Raft, RaftError, RaftStoreError,
+};
+use crate::state::{Applied, ClusterState, Command};
+use metrics::Metrics;
+use openraft::{BasicNode, SnapshotPolicy};
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+/// How long a write may wait for a quorum before it is refused.
+pub const WRITE_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// How long a leader keeps accepting writes without hearing from a quorum.
+const QUORUM_LEASE: Duration = Duration::from_secs(1);
+
+/// How long leadership handover may take before this master takes part in elections again.
+const STEP_DOWN_WINDOW: Duration = Duration::from_secs(5);
+
+/// Why a master could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum MasterError {
+    /// The durable store failed to open.
+    #[error(transparent)]
+    Store(#[from] RaftStoreError),
+    /// The Raft settings are inconsistent.
+    #[error("invalid raft settings")]
+    RaftConfig(#[source] openraft::ConfigError),
+    /// The HTTP client for peer traffic could not be built.
+    #[error("cannot build the HTTP client")]
+    HttpClient(#[source] reqwest::Error),
+    /// Raft failed to start or initialise.
+    #[error("raft failed to start")]
+    Raft(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+/// Why a write did not commit.
+#[derive(Debug, thiserror::Error)]
+pub enum WriteError {
+    /// This master does not lead; `leader` is who does, if known.
+    #[error("this master is not the leader")]
+    NotLeader {
+        /// The current leader, if known.
+        leader: Option<Leader>,
+    },
+    /// No quorum committed the write in time.
+    #[error("no quorum committed the write within {0:?}")]
+    Timeout(Duration),
+    /// Leadership is being handed to another master.
+    #[error("leadership is being handed over")]
+    SteppingDown,
+    /// This leader has not heard from a quorum lately: it is likely cut off, so it does not
+    /// append what might never commit.
+    #[error("this leader heard from only {reachable} of {voters} masters lately")]
+    NoQuorum {
+        /// Masters (itself included) heard from within the lease.
+        reachable: usize,
+        /// Voting masters.
+        voters: usize,
+    },
+    /// Raft has stopped on this master.
+    #[error("raft has stopped on this master")]
+    Stopped(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+/// The current leader.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Leader {
+    /// Raft id.
+    pub id: MasterId,
+    /// `host:port`.
+    pub address: String,
+}
+
+/// The cluster as this master sees it (`GET /v1/cluster`).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ClusterStatus {
+    /// The leader's id.
+    pub leader: Option<MasterId>,
+    /// The leader's `host:port`.
+    pub leader_address: Option<String>,
+    /// The current Raft term.
+    pub term: u64,
+    /// The last committed log index known here.
+    pub commit_index: u64,
+    /// The last log index applied here.
+    pub applied_index: u64,
+    /// Every master in the membership.
+    pub members: Vec<MemberStatus>,
+}
+
+/// One master of the membership.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct MemberStatus {
+    /// Raft id.
+    pub id: MasterId,
+    /// `host:port`.
+    pub address: String,
+    /// `leader`, `follower` or `learner`.
+    pub role: &'static str,
+    /// Milliseconds since this master last heard from it (0 for itself).
+    pub last_contact_ms: Option<u64>,
+}
+
+/// A running master.
+pub struct Master {
+    id: MasterId,
+    address: String,
+    initial_masters: Vec<String>,
+    raft: Raft,
+    states: watch::Receiver<Arc<ClusterState>>,
+    contacts: PeerContacts,
+    committed_index: Arc<AtomicU64>,
+    metrics: Metrics,
+    http: reqwest::Client,
+    stepping_down: AtomicBool,
+}
+
+impl std::fmt::Debug for Master {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Master")
+            .field("id", &self.id)
+            .field("address", &self.address)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Master {
+    /// Opens the store, starts Raft and, on a pristine master that is part of the initial
+    /// `--masters` set, initialises the cluster with that set (every initial master does
+    /// the same with the same list, which openraft allows; joiners wait to be added).
+    pub async fn start(config: &MasterConfig) -> Result<Arc<Self>, MasterError> {
+        let (log_store, state_machine, states) = raft::open_store(&config.data_dir)?;
+        let committed_index = log_store.committed_index();
+        let raft_config = openraft::Config {
+            cluster_name: "orch".into(),
+            heartbeat_interval: config.raft.heartbeat_ms,
+            election_timeout_min: config.raft.election_timeout_ms,
+            election_timeout_max: config.raft.election_timeout_ms * 2,
+            install_snapshot_timeout: 2_000,
+            snapshot_max_chunk_size: 1 << 20,
+            snapshot_policy: SnapshotPolicy::LogsSinceLast(config.snapshot_logs),
+            max_in_snapshot_log_to_keep: config.snapshot_logs,
+            purge_batch_size: config.snapshot_logs.clamp(1, 256),
+            ..openraft::Config::default()
+        }
+        .validate()
+        .map_err(MasterError::RaftConfig)?;
+        let http = reqwest::Client::builder()
+            .tcp_nodelay(true)
+            .connect_timeout(Duration::from_secs(2))
+            .build()
+            .map_err(MasterError::HttpClient)?;
+        let contacts = PeerContacts::default();
+        let network = HttpNetwork::new(http.clone(), contacts.clone());
+        let raft = Raft::new(
+            config.id,
+            Arc::new(raft_config),
+            network,
+            log_store,
+            state_machine,
+        )
+        .await
+        .map_err(|e| MasterError::Raft(Box::new(e)))?;
+        let initialized = raft
+            .is_initialized()
+            .await
+            .map_err(|e| MasterError::Raft(Box::new(e)))?;
+        if !config.joining && !initialized {
+            let members: BTreeMap<MasterId, BasicNode> = (1..)
+                .zip(&config.masters)
+                .map(|(id, address)| (id, BasicNode::new(address)))
+                .collect();
+            tracing::info!(masters = ?config.masters, "initialising a new cluster");
+            match raft.initialize(members).await {
+                Ok(())
+                | Err(RaftError::APIError(openraft::error::InitializeError::NotAllowed(_))) => {}
+                Err(e) => return Err(MasterError::Raft(Box::new(e))),
+            }
+        }
+        Ok(Arc::new(Self {
+            id: config.id,
+            address: config.advertise.clone(),
+            initial_masters: config.masters.clone(),
+            raft,
+            states,
+            contacts,
+            committed_index,
+            metrics: Metrics::new(),
+            http,
+            stepping_down: AtomicBool::new(false),
+        }))
+    }
+
+    /// This master's Raft id.
+    pub fn id(&self) -> MasterId {
+        self.id
+    }
+
+    /// This master's advertised `host:port`.
+    pub fn address(&self) -> &str {
+        &self.address
+    }
+
+    /// The `--masters` list this master was started with.
+    pub fn initial_masters(&self) -> &[String] {
+        &self.initial_masters
+    }
+
+    /// The Raft handle, for the Raft RPC endpoints.
+    pub fn raft(&self) -> &Raft {
+        &self.raft
+    }
+
+    /// Contact bookkeeping, fed by the Raft RPC endpoints.
+    pub fn contacts(&self) -> &PeerContacts {
+        &self.contacts
+    }
+
+    /// The HTTP client for calls to other masters.
+    pub fn http(&self) -> &reqwest::Client {
+        &self.http
+    }
+
+    /// The latest applied state.
+    pub fn state(&self) -> Arc<ClusterState> {
+        Arc::clone(&self.states.borrow())
+    }
+
+    /// The current leader, if one is known.
+    pub fn leader(&self) -> Option<Leader> {
+        let metrics = self.raft.metrics();
+        let metrics = metrics.borrow();
+        let id = metrics.current_leader?;
+        let node = metrics.membership_config.membership().get_node(&id)?;
+        Some(Leader {
+            id,
+            address: node.addr.clone(),
+        })
+    }
+
+    /// True if this master leads and is not handing leadership over.
+    pub fn is_leader(&self) -> bool {
+        self.leader().is_some_and(|leader| leader.id == self.id)
+    }
+
+    /// Waits up to `patience` for a leader to be known.
+    pub async fn wait_for_leader(&self, patience: Duration) -> Option<Leader> {
+        let deadline = Instant::now() + patience;
+        let mut metrics = self.raft.metrics();
+        loop {
+            if let Some(leader) = self.leader() {
+                return Some(leader);
+            }
+            if tokio::time::timeout_at(deadline, metrics.changed())
+                .await
+                .is_err()
+            {
+                return None;
+            }
+        }
+    }
+
+    /// Commits `command` through Raft and returns what applying it produced.
+    pub async fn write(&self, command: Command) -> Result<Applied, WriteError> {
+        if self.stepping_down.load(Ordering::Acquire) {
+            return Err(WriteError::SteppingDown);
+        }
+        self.check_quorum()?;
+        let started = Instant::now();
+        let result = tokio::time::timeout(WRITE_TIMEOUT, self.raft.client_write(command)).await;
+        match result {
+            Err(_) => Err(WriteError::Timeout(WRITE_TIMEOUT)),
+            Ok(Ok(response)) => {
+                self.metrics.observe_write(started.elapsed());
+                Ok(response.data)
+            }
+            Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(forward)))) => {
+                let leader = forward
+                    .leader_id
+                    .zip(forward.leader_node)
+                    .map(|(id, node)| Leader {
+                        id,
+                        address: node.addr,
+                    });
+                Err(WriteError::NotLeader { leader })
+            }
+            Ok(Err(RaftError::APIError(ClientWriteError::ChangeMembershipError(e)))) => {
+                Err(WriteError::Stopped(Box::new(e)))
+            }
+            Ok(Err(RaftError::Fatal(fatal))) => Err(WriteError::Stopped(Box::new(fatal))),
+        }
+    }
+
+    /// Refuses early when this master leads but fewer than a quorum of masters (itself
+    /// included) answered its RPCs within [`QUORUM_LEASE`].
+    fn check_quorum(&self) -> Result<(), WriteError> {
+        let metrics = self.raft.metrics();
+        let metrics = metrics.borrow();
+        if metrics.current_leader != Some(self.id) {
+            return Ok(());
+        }
+        let lease = u64::try_from(QUORUM_LEASE.as_millis()).unwrap_or(u64::MAX);
+        let membership = metrics.membership_config.membership();
+        let voters: Vec<MasterId> = membership.voter_ids().collect();
+        let fresh = voters
+            .iter()
+            .filter(|id| {
+                **id == self.id
+                    || self
+                        .contacts
+                        .millis_since(**id)
+                        .is_some_and(|ms| ms <= lease)
+            })
+            .count();
+        if fresh * 2 > voters.len() {
+            Ok(())
+        } else {
+            Err(WriteError::NoQuorum {
+                reachable: fresh,
+                voters: voters.len(),
+            })
+        }
+    }
+
+    /// Hands leadership to another master: this one stops sending heartbeats and stays out
+    /// of elections until another leader is seen (or [`STEP_DOWN_WINDOW`] passes), so a
+    /// follower's election timer fires and it takes over. Writes are refused meanwhile.
+    pub fn step_down(self: &Arc<Self>) -> Result<(), WriteError> {
+        if !self.is_leader() {
+            return Err(WriteError::NotLeader {
+                leader: self.leader(),
+            });
+        }
+        if self.stepping_down.swap(true, Ordering::AcqRel) {
+            return Ok(());
+        }
+        tracing::info!(master.id = self.id, "abdicating leadership");
+        self.raft.runtime_config().heartbeat(false);
+        self.raft.runtime_config().elect(false);
+        let master = Arc::clone(self);
+        tokio::spawn(async move {
+            let deadline = Instant::now() + STEP_DOWN_WINDOW;
+            let mut metrics = master.raft.metrics();
+            while master.leader().is_none_or(|leader| leader.id == master.id) {
+                if tokio::time::timeout_at(deadline, metrics.changed())
+                    .await
+                    .is_err()
+                {
+                    break;
+                }
+            }
+            master.raft.runtime_config().heartbeat(true);
+            master.raft.runtime_config().elect(true);
+            master.stepping_down.store(false, Ordering::Release);
+            tracing::info!(leader = ?master.leader(), "leadership handover finished");
+        });
+        Ok(())
+    }
+
+    /// The membership and Raft progress as this master sees them.
+    pub fn cluster_status(&self) -> ClusterStatus {
+        let metrics = self.raft.metrics();
+        let metrics = metrics.borrow();
+        let membership = metrics.membership_config.membership();
+        let leader = metrics.current_leader;
+        let members = membership
+            .nodes()
+            .map(|(id, node)| {
+                let voter = membership.voter_ids().any(|voter| voter == *id);
+                let role = match (voter, leader == Some(*id)) {
+                    (true, true) => "leader",
+                    (true, false) => "follower",
+                    (false, _) => "learner",
+                };
+                let last_contact_ms = if *id == self.id {
+                    Some(0)
+                } else {
+                    self.contacts.millis_since(*id)
+                };
+                MemberStatus {
+                    id: *id,
+                    address: node.addr.clone(),
+                    role,
+                    last_contact_ms,
+                }
+            })
+            .collect();
+        ClusterStatus {
+            leader,
+            leader_address: leader
+                .and_then(|id| membership.get_node(&id))
+                .map(|node| node.addr.clone()),
+            term: metrics.current_term,
+            commit_index: self.committed_index.load(Ordering::Relaxed),
+            applied_index: metrics.last_applied.map_or(0, |id| id.index),
+            members,
+        }
+    }
+
+    /// Prometheus text of the Raft gauges and the write latency histogram.
+    pub fn render_metrics(&self) -> String {
+        let status = self.cluster_status();
+        self.metrics.render(&status, self.is_leader())
+    }
+
+    /// Stops Raft; the store is closed when the last handle drops.
+    pub async fn shutdown(&self) {
+        if let Err(error) = self.raft.shutdown().await {
+            tracing::warn!(
+                error = &error as &dyn std::error::Error,
+                "raft did not shut down cleanly"
+            );
+        }
+    }
+}
