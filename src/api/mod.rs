@@ -4,7 +4,8 @@
 //! Requests for `/v1` and `/v2` that reach a follower are forwarded to the leader
 //! ([`proxy`]); every response says who leads (`X-Marathon-Leader`).
 //!
-//! May depend on: master (its `Master` handle only), state, model. Never raft internals.
+//! May depend on: master (its `Master` handle), state, model, and raft's wire types
+//! (`TypeConfig`, `TARGET_HEADER`) for the Raft RPC endpoints. Never raft storage.
 
 mod body;
 mod error;
