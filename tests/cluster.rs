@@ -180,15 +180,23 @@ async fn killed_master_catches_up_from_snapshot_and_serves_as_leader() {
         .await;
     let leader = c.wait_for_leader(Duration::from_secs(10)).await;
 
-    // Move leadership until the restarted master leads, then read everything through it.
+    // Make the restarted master the leader, then read everything through it. Abdication
+    // alone may never pick it (openraft draws each node's election timeout once per process,
+    // so the follower with the shorter one always wins), so stop the third master first: then
+    // the restarted one is the only candidate when the leader abdicates.
     let mut current = leader;
-    let mut rounds = 0;
-    while current != first {
-        rounds += 1;
-        assert!(
-            rounds <= 15,
-            "restarted master never became leader after {rounds} abdications"
-        );
+    let mut stopped = None;
+    for attempt in 1..=5 {
+        if current == first {
+            break;
+        }
+        let third = (0..3)
+            .find(|&i| i != first && i != current)
+            .expect("a third master");
+        if stopped.is_none() {
+            c.masters[third].terminate();
+            stopped = Some(third);
+        }
         let r = c
             .http
             .delete(&format!("{}/v2/leader", c.url(current)))
@@ -196,13 +204,26 @@ async fn killed_master_catches_up_from_snapshot_and_serves_as_leader() {
         assert_eq!(r.status, 200, "DELETE /v2/leader: {}", r.body);
         let deadline = Instant::now() + Duration::from_secs(5);
         loop {
-            let l = c.wait_for_leader(Duration::from_secs(10)).await;
+            let l = c
+                .wait_for_leader_among(&[current, first], Some(3), Duration::from_secs(10))
+                .await;
             if l != current || Instant::now() >= deadline {
+                eprintln!(
+                    "abdication {attempt}: {} -> {}",
+                    c.masters[current].name, c.masters[l].name
+                );
                 current = l;
                 break;
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+    }
+    if current != first {
+        panic!(
+            "restarted {} did not become leader after 5 abdications:\n{}",
+            c.masters[first].name,
+            c.raft_summary().await
+        );
     }
     let have = c.app_ids(first).await;
     assert_eq!(
@@ -211,8 +232,13 @@ async fn killed_master_catches_up_from_snapshot_and_serves_as_leader() {
         "app count served by the restarted master as leader"
     );
     c.assert_has_apps(first, &ids).await;
-    // And it still takes writes as leader.
+    // And it still takes writes as leader, also once the stopped master is back.
     c.create_app(first, "/after-catch-up").await;
+    if let Some(i) = stopped {
+        c.masters[i].restart();
+        c.wait_for_leader(Duration::from_secs(10)).await;
+        c.create_app(i, "/after-all-back").await;
+    }
 }
 
 #[tokio::test]
@@ -327,6 +353,10 @@ async fn lone_master_refuses_writes_with_503_quickly() {
             .await
             .unwrap_or_else(|e| panic!("write to a lone master: {e:#}"));
         let took = t0.elapsed();
+        eprintln!(
+            "lone master: write {n} answered {} after {took:?}",
+            r.status
+        );
         assert_eq!(
             r.status, 503,
             "write to a lone master answered {} ({}) after {took:?}",

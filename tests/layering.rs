@@ -6,15 +6,58 @@ use std::path::Path;
 
 /// (module, forbidden substrings in its source)
 const RULES: &[(&str, &[&str])] = &[
-    ("model", &["crate::state", "crate::raft", "crate::master", "crate::api", "tokio", "reqwest", "axum", "SystemTime::now", "Instant::now", "std::fs", "std::net"]),
-    ("state", &["crate::raft", "crate::master", "crate::api", "tokio", "reqwest", "axum", "SystemTime::now", "Instant::now", "std::fs", "std::net"]),
-    ("raft", &["crate::master", "crate::api", "crate::cli", "axum"]),
+    (
+        "model",
+        &[
+            "crate::state",
+            "crate::raft",
+            "crate::master",
+            "crate::api",
+            "tokio",
+            "reqwest",
+            "axum",
+            "SystemTime::now",
+            "Instant::now",
+            "std::fs",
+            "std::net",
+        ],
+    ),
+    (
+        "state",
+        &[
+            "crate::raft",
+            "crate::master",
+            "crate::api",
+            "tokio",
+            "reqwest",
+            "axum",
+            "SystemTime::now",
+            "Instant::now",
+            "std::fs",
+            "std::net",
+        ],
+    ),
+    (
+        "raft",
+        &["crate::master", "crate::api", "crate::cli", "axum"],
+    ),
     ("master", &["crate::api", "crate::cli", "axum"]),
-    ("api", &["LogStore", "StateMachine", "open_store", "crate::cli", "openraft::storage"]),
+    (
+        "api",
+        &[
+            "LogStore",
+            "StateMachine",
+            "open_store",
+            "crate::cli",
+            "openraft::storage",
+        ],
+    ),
 ];
 
 fn sources(dir: &Path, out: &mut Vec<(String, String)>) {
-    let Ok(entries) = fs::read_dir(dir) else { return };
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
     for entry in entries.flatten() {
         let path = entry.path();
         if path.is_dir() {
@@ -22,7 +65,11 @@ fn sources(dir: &Path, out: &mut Vec<(String, String)>) {
         } else if path.extension().is_some_and(|e| e == "rs") && !path.ends_with("tests.rs") {
             let text = fs::read_to_string(&path).unwrap_or_default();
             // Unit tests may use anything.
-            let code = text.split("#[cfg(test)]").next().unwrap_or_default().to_owned();
+            let code = text
+                .split("#[cfg(test)]")
+                .next()
+                .unwrap_or_default()
+                .to_owned();
             out.push((path.display().to_string(), code));
         }
     }
@@ -41,11 +88,18 @@ fn modules_depend_only_on_what_their_docs_allow() {
                 for (number, line) in code.lines().enumerate() {
                     let line = line.trim_start();
                     if !line.starts_with("//") && line.contains(needle) {
-                        violations.push(format!("{path}:{}: {module} must not use `{needle}`", number + 1));
+                        violations.push(format!(
+                            "{path}:{}: {module} must not use `{needle}`",
+                            number + 1
+                        ));
                     }
                 }
             }
         }
     }
-    assert!(violations.is_empty(), "layering violations:\n{}", violations.join("\n"));
+    assert!(
+        violations.is_empty(),
+        "layering violations:\n{}",
+        violations.join("\n")
+    );
 }

@@ -1,7 +1,7 @@
 //! API errors and their HTTP form: Marathon's status codes and `{"message", "details"}` bodies.
 
 use crate::master::{MembershipError, WriteError};
-use axum::http::StatusCode;
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::json;
@@ -145,6 +145,13 @@ impl IntoResponse for ApiError {
         if status.is_server_error() {
             tracing::warn!(error = &self as &dyn std::error::Error, %status, "request failed");
         }
-        (status, Json(self.body())).into_response()
+        let mut response = (status, Json(self.body())).into_response();
+        if matches!(self, Self::TooLarge { .. }) {
+            // The rest of the body is not read, so the connection cannot carry another request.
+            response
+                .headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
+        response
     }
 }

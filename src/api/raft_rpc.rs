@@ -30,7 +30,7 @@ async fn append(
     headers: HeaderMap,
     Json(request): Json<AppendEntriesRequest<TypeConfig>>,
 ) -> Response {
-    if let Err(refusal) = check_target(&master, &headers) {
+    if let Some(refusal) = wrong_target(&master, &headers) {
         return refusal;
     }
     master
@@ -44,7 +44,7 @@ async fn vote(
     headers: HeaderMap,
     Json(request): Json<VoteRequest<u64>>,
 ) -> Response {
-    if let Err(refusal) = check_target(&master, &headers) {
+    if let Some(refusal) = wrong_target(&master, &headers) {
         return refusal;
     }
     Json(master.raft().vote(request).await).into_response()
@@ -55,19 +55,20 @@ async fn snapshot(
     headers: HeaderMap,
     Json(request): Json<InstallSnapshotRequest<TypeConfig>>,
 ) -> Response {
-    if let Err(refusal) = check_target(&master, &headers) {
+    if let Some(refusal) = wrong_target(&master, &headers) {
         return refusal;
     }
     Json(master.raft().install_snapshot(request).await).into_response()
 }
 
-fn check_target(master: &Master, headers: &HeaderMap) -> Result<(), Response> {
+/// A refusal when the RPC names another id than this master's.
+fn wrong_target(master: &Master, headers: &HeaderMap) -> Option<Response> {
     let target = headers
         .get(TARGET_HEADER)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     if target == Some(master.id()) {
-        return Ok(());
+        return None;
     }
     tracing::error!(
         master.id = master.id(),
@@ -80,5 +81,5 @@ fn check_target(master: &Master, headers: &HeaderMap) -> Result<(), Response> {
         master.id(),
         target
     );
-    Err((StatusCode::CONFLICT, message).into_response())
+    Some((StatusCode::CONFLICT, message).into_response())
 }

@@ -809,6 +809,30 @@ impl Cluster {
         }
     }
 
+    /// One line per master: its Raft gauges (term, commit, applied, is_leader), for messages.
+    pub async fn raft_summary(&self) -> String {
+        let mut out = Vec::new();
+        for i in 0..self.masters.len() {
+            let line = match self.metrics(i).await {
+                Ok(m) => {
+                    let g = |k: &str| m.get(k).map_or("?".to_string(), |v| v.to_string());
+                    format!(
+                        "{} {}: term {} commit {} applied {} is_leader {}",
+                        self.masters[i].name,
+                        self.masters[i].addr,
+                        g("orch_raft_term"),
+                        g("orch_raft_commit_index"),
+                        g("orch_raft_applied_index"),
+                        g("orch_raft_is_leader")
+                    )
+                }
+                Err(e) => format!("{} {}: {e:#}", self.masters[i].name, self.masters[i].addr),
+            };
+            out.push(line);
+        }
+        out.join("\n")
+    }
+
     /// POST an app through master `i`; panics unless 201.
     pub async fn create_app(&self, i: usize, id: &str) -> Resp {
         let r = self
@@ -861,44 +885,89 @@ impl Cluster {
         );
     }
 
-    /// Repeats a write (`PUT /v2/apps/<id>`) through `targets` in turn, each try with a 1 s
-    /// timeout, until one is answered 2xx or `timeout` passes. Returns the time it took and
-    /// the index of the master that answered.
+    /// Starts a write (`PUT /v2/apps/<id>`) through `targets` in turn every 25 ms (each with
+    /// a 3 s timeout, without waiting for earlier ones) until one is answered 2xx or `timeout`
+    /// passes. Returns the time until the first success and the index of the master that
+    /// answered it.
     pub async fn write_until_ok(
         &self,
         targets: &[usize],
         id: &str,
         timeout: Duration,
     ) -> Result<(Duration, usize), String> {
-        let start = Instant::now();
         let body = app(id).to_string();
-        let mut last = String::new();
-        let mut k = 0usize;
-        while start.elapsed() < timeout {
-            let i = targets[k % targets.len()];
-            k += 1;
-            let url = format!("{}/v2/apps/{}", self.url(i), id.trim_start_matches('/'));
-            match self
-                .http
-                .send(
-                    reqwest::Method::PUT,
-                    &url,
-                    Some(body.clone()),
-                    Some(Duration::from_secs(1)),
+        let path = id.trim_start_matches('/').to_string();
+        let probes: Vec<(usize, String, String)> = targets
+            .iter()
+            .map(|&i| {
+                (
+                    i,
+                    self.masters[i].addr.clone(),
+                    format!("{}/v2/apps/{path}", self.url(i)),
                 )
-                .await
-            {
-                Ok(r) if r.ok() => return Ok((start.elapsed(), i)),
-                Ok(r) => {
-                    last = format!("{} answered {}: {}", self.masters[i].addr, r.status, r.body)
+            })
+            .collect();
+        let http = self.http.clone();
+        first_success(
+            move |k| {
+                let (i, addr, url) = probes[k % probes.len()].clone();
+                let http = http.clone();
+                let body = body.clone();
+                async move {
+                    let method = reqwest::Method::PUT;
+                    match http
+                        .send(method, &url, Some(body), Some(Duration::from_secs(3)))
+                        .await
+                    {
+                        Ok(r) if r.ok() => Ok(i),
+                        Ok(r) => Err(format!("{addr} answered {}: {}", r.status, r.body)),
+                        Err(e) => Err(format!("{e:#}")),
+                    }
                 }
-                Err(e) => last = format!("{e:#}"),
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
+            },
+            Duration::from_millis(25),
+            timeout,
+        )
+        .await
+    }
+}
+
+/// Starts `probe(k)` for k = 0, 1, 2, ... every `interval` without waiting for earlier probes,
+/// until one returns `Ok` or `timeout` passes; returns the time from the call to the first
+/// success and that probe's value. Probes still running when it returns are aborted.
+pub async fn first_success<F, Fut, T>(
+    mut probe: F,
+    interval: Duration,
+    timeout: Duration,
+) -> Result<(Duration, T), String>
+where
+    F: FnMut(usize) -> Fut,
+    Fut: std::future::Future<Output = Result<T, String>> + Send + 'static,
+    T: Send + 'static,
+{
+    let start = Instant::now();
+    let deadline = tokio::time::Instant::from_std(start + timeout);
+    let mut set = tokio::task::JoinSet::new();
+    let mut next = tokio::time::Instant::from_std(start);
+    let mut k = 0usize;
+    let mut last = String::from("no probe finished");
+    loop {
+        if tokio::time::Instant::now() >= next {
+            set.spawn(probe(k));
+            k += 1;
+            next += interval;
         }
-        Err(format!(
-            "no write succeeded within {timeout:?}; last: {last}"
-        ))
+        tokio::select! {
+            Some(joined) = set.join_next(), if !set.is_empty() => match joined {
+                Ok(Ok(v)) => return Ok((start.elapsed(), v)),
+                Ok(Err(e)) => last = e,
+                Err(e) => last = format!("probe task failed: {e}"),
+            },
+            _ = tokio::time::sleep_until(next) => {}
+            _ = tokio::time::sleep_until(deadline) => {
+                return Err(format!("no success within {timeout:?} ({k} tries); last: {last}"));
+            }
+        }
     }
 }
 
