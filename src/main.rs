@@ -2,6 +2,10 @@
 
 use clap::Parser;
 
+/// mimalloc: glibc malloc was the largest user-space cost on the write path.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> std::process::ExitCode {
     let cli = orch::cli::Cli::parse();
     match orch::cli::run(cli) {

@@ -5,7 +5,7 @@
 //! ([`proxy`]); every response says who leads (`X-Marathon-Leader`).
 //!
 //! May depend on: master (its `Master` handle), state, model, and raft's wire types
-//! (`TypeConfig`, `TARGET_HEADER`) for the Raft RPC endpoints. Never raft storage.
+//! (`TypeConfig`, `TARGET_HEADER`, `codec`) for the Raft RPC endpoints. Never raft storage.
 
 mod body;
 mod error;
@@ -19,6 +19,7 @@ pub use error::ApiError;
 use crate::master::Master;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::get;
+use axum::serve::ListenerExt;
 use axum::Router;
 use std::future::Future;
 use std::sync::Arc;
@@ -56,6 +57,15 @@ pub async fn serve(
     router: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    // Without TCP_NODELAY, small responses wait for delayed ACKs (~40 ms per Raft round).
+    let listener = listener.tap_io(|stream| {
+        if let Err(error) = stream.set_nodelay(true) {
+            tracing::warn!(
+                error = &error as &dyn std::error::Error,
+                "cannot set TCP_NODELAY"
+            );
+        }
+    });
     axum::serve(listener, router)
         .with_graceful_shutdown(shutdown)
         .await

@@ -7,6 +7,7 @@
 //!
 //! May depend on: raft, state, model, config.
 
+mod batcher;
 mod membership;
 mod metrics;
 
@@ -14,10 +15,9 @@ pub use membership::{MembershipError, NodeIdentity};
 
 use crate::config::MasterConfig;
 use crate::model::MasterId;
-use crate::raft::{
-    self, ClientWriteError, HttpNetwork, PeerContacts, Raft, RaftError, RaftStoreError,
-};
+use crate::raft::{self, HttpNetwork, PeerContacts, Raft, RaftError, RaftStoreError};
 use crate::state::{Applied, ClusterState, Command};
+use batcher::WriteBatcher;
 use metrics::Metrics;
 use openraft::{BasicNode, SnapshotPolicy};
 use std::collections::BTreeMap;
@@ -54,7 +54,7 @@ pub enum MasterError {
 }
 
 /// Why a write did not commit.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum WriteError {
     /// This master does not lead; `leader` is who does, if known.
     #[error("this master is not the leader")]
@@ -79,7 +79,7 @@ pub enum WriteError {
     },
     /// Raft has stopped on this master.
     #[error("raft has stopped on this master")]
-    Stopped(#[source] Box<dyn std::error::Error + Send + Sync>),
+    Stopped(#[source] Arc<dyn std::error::Error + Send + Sync>),
 }
 
 /// The current leader.
@@ -127,6 +127,7 @@ pub struct Master {
     address: String,
     initial_masters: Vec<String>,
     raft: Raft,
+    writes: WriteBatcher,
     states: watch::Receiver<Arc<ClusterState>>,
     contacts: PeerContacts,
     committed_index: Arc<AtomicU64>,
@@ -201,6 +202,7 @@ impl Master {
             id: config.id,
             address: config.advertise.clone(),
             initial_masters: config.masters.clone(),
+            writes: WriteBatcher::start(raft.clone()),
             raft,
             states,
             contacts,
@@ -287,28 +289,9 @@ impl Master {
         }
         self.check_quorum()?;
         let started = Instant::now();
-        let result = tokio::time::timeout(WRITE_TIMEOUT, self.raft.client_write(command)).await;
-        match result {
-            Err(_) => Err(WriteError::Timeout(WRITE_TIMEOUT)),
-            Ok(Ok(response)) => {
-                self.metrics.observe_write(started.elapsed());
-                Ok(response.data)
-            }
-            Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(forward)))) => {
-                let leader = forward
-                    .leader_id
-                    .zip(forward.leader_node)
-                    .map(|(id, node)| Leader {
-                        id,
-                        address: node.addr,
-                    });
-                Err(WriteError::NotLeader { leader })
-            }
-            Ok(Err(RaftError::APIError(ClientWriteError::ChangeMembershipError(e)))) => {
-                Err(WriteError::Stopped(Box::new(e)))
-            }
-            Ok(Err(RaftError::Fatal(fatal))) => Err(WriteError::Stopped(Box::new(fatal))),
-        }
+        let applied = self.writes.write(command).await?;
+        self.metrics.observe_write(started.elapsed());
+        Ok(applied)
     }
 
     /// Refuses early when this master leads but fewer than a quorum of masters (itself

@@ -1,15 +1,17 @@
 //! openraft glue: the type configuration, the durable log store (redb), the state machine
 //! wrapper around [`ClusterState`], and the HTTP network between masters.
 //!
-//! Durability: every log append, vote and committed marker is committed to redb with
-//! immediate durability (fsync) before openraft is told it is done. The state machine lives
-//! in memory and is rebuilt on start from the last snapshot plus the committed log.
+//! Durability: log entries and votes are on disk (redb, fsync) before openraft is told so;
+//! concurrent appends share one commit (see `log_store`). The state machine lives in memory
+//! and is rebuilt on start from the last snapshot (its own file, written atomically) plus the
+//! committed log.
 //!
 //! May depend on: state, model.
 
 // openraft's storage and RPC errors are large by design; boxing them would fight its traits.
 #![allow(clippy::result_large_err)]
 
+pub mod codec;
 mod log_store;
 mod network;
 mod state_machine;
@@ -88,7 +90,8 @@ pub fn open_store(
     };
     let db = Arc::new(redb::Database::create(&path).map_err(|e| open_error(Box::new(e)))?);
     let log_store = LogStore::open(Arc::clone(&db)).map_err(open_error)?;
-    let (state_machine, states) = StateMachine::open(db).map_err(RaftStoreError::Load)?;
+    let (state_machine, states) =
+        StateMachine::open(&data_dir.join("snapshot")).map_err(RaftStoreError::Load)?;
     Ok((log_store, state_machine, states))
 }
 

@@ -1,10 +1,11 @@
-//! Raft RPC between masters: JSON over HTTP on the master port, under `/internal/raft/`.
+//! Raft RPC between masters: `codec`-encoded bodies over HTTP on the master port, under
+//! `/internal/raft/`.
 //!
 //! Each request names the node it is meant for in [`TARGET_HEADER`]; a master refuses RPCs
 //! meant for another id, so masters started with inconsistent `--masters` lists fail loudly
 //! instead of mixing up their logs.
 
-use super::{RaftError, TypeConfig};
+use super::{codec, RaftError, TypeConfig};
 use crate::model::MasterId;
 use openraft::error::{InstallSnapshotError, NetworkError, RPCError, RemoteError, Unreachable};
 use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
@@ -100,12 +101,14 @@ impl Connection {
         E: std::error::Error + DeserializeOwned,
     {
         let url = format!("{}/{path}", self.base_url);
+        let body = codec::encode(request).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
         let response = self
             .client
             .post(&url)
             .header(TARGET_HEADER, self.target)
+            .header(reqwest::header::CONTENT_TYPE, codec::CONTENT_TYPE)
             .timeout(option.hard_ttl())
-            .json(request)
+            .body(body)
             .send()
             .await
             .map_err(|e| {
@@ -125,10 +128,12 @@ impl Connection {
             };
             return Err(RPCError::Network(NetworkError::new(&refused)));
         }
-        let result: Result<Resp, RaftError<E>> = response
-            .json()
+        let bytes = response
+            .bytes()
             .await
             .map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
+        let result: Result<Resp, RaftError<E>> =
+            codec::decode(&bytes).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
         self.contacts.record(self.target);
         result.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))
     }

@@ -1,9 +1,9 @@
-//! The Raft state machine: [`ClusterState`] in memory, snapshots in redb.
+//! The Raft state machine: [`ClusterState`] in memory, the last snapshot in a file.
 //!
 //! After each applied batch the new state is published on a `watch` channel; consumers get
 //! an immutable `Arc<ClusterState>` (cheap: the state uses persistent maps).
 
-use super::{Entry, StorageError, StoreIo, TypeConfig};
+use super::{codec, Entry, StorageError, StoreIo, TypeConfig};
 use crate::model::MasterId;
 use crate::state::{Applied, ClusterState};
 use openraft::storage::{RaftStateMachine, Snapshot};
@@ -11,14 +11,10 @@ use openraft::{
     BasicNode, EntryPayload, LogId, OptionalSend, RaftSnapshotBuilder, SnapshotMeta,
     StorageIOError, StoredMembership,
 };
-use redb::{Database, ReadableDatabase, TableDefinition};
-use std::io::Cursor;
+use std::io::{Cursor, Write};
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use tokio::sync::watch;
-
-const SNAPSHOT: TableDefinition<&str, &[u8]> = TableDefinition::new("snapshot");
-const META_KEY: &str = "meta";
-const DATA_KEY: &str = "data";
 
 type Meta = SnapshotMeta<MasterId, BasicNode>;
 
@@ -44,13 +40,15 @@ impl std::fmt::Debug for StateMachine {
 type Boxed = Box<dyn std::error::Error + Send + Sync>;
 
 impl StateMachine {
-    /// Opens the state machine, restoring the last snapshot stored in `db`.
+    /// Opens the state machine, restoring the snapshot stored at `snapshot_path` if any.
     pub fn open(
-        db: Arc<Database>,
+        snapshot_path: &Path,
     ) -> Result<(Self, watch::Receiver<Arc<ClusterState>>), StorageError> {
         let (published, receiver) = watch::channel(Arc::new(ClusterState::default()));
         let mut machine = Self {
-            store: SnapshotStore { db },
+            store: SnapshotStore {
+                path: snapshot_path.to_owned(),
+            },
             state: ClusterState::default(),
             last_applied: None,
             last_membership: StoredMembership::default(),
@@ -68,7 +66,7 @@ impl StateMachine {
     }
 
     fn restore(&mut self, meta: &Meta, data: &[u8]) -> Result<(), StorageError> {
-        let state: ClusterState = serde_json::from_slice(data)
+        let state: ClusterState = codec::decode(data)
             .map_err(|e| StorageIOError::read_snapshot(Some(meta.signature()), &e))?;
         self.state = state;
         self.last_applied = meta.last_log_id;
@@ -78,44 +76,47 @@ impl StateMachine {
     }
 }
 
-/// The current snapshot (meta and data) in redb, written durably.
-#[derive(Clone)]
+/// The current snapshot in its own file, `<data-dir>/snapshot`: an 8-byte little-endian
+/// length, the meta, then the state (both in the `codec` encoding). Written to a temporary file, fsynced and
+/// renamed over the old one, so a crash leaves the old or the new snapshot, never a mix. Kept
+/// out of the redb file so that writing a large snapshot never stalls log appends.
+#[derive(Clone, Debug)]
 struct SnapshotStore {
-    db: Arc<Database>,
-}
-
-impl std::fmt::Debug for SnapshotStore {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SnapshotStore").finish_non_exhaustive()
-    }
+    path: PathBuf,
 }
 
 impl SnapshotStore {
     fn read(&self) -> Result<Option<(Meta, Vec<u8>)>, Boxed> {
-        let txn = self.db.begin_read()?;
-        let table = match txn.open_table(SNAPSHOT) {
-            Ok(table) => table,
-            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
+        let mut bytes = match std::fs::read(&self.path) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(e.into()),
         };
-        let (Some(meta), Some(data)) = (table.get(META_KEY)?, table.get(DATA_KEY)?) else {
-            return Ok(None);
-        };
-        Ok(Some((
-            serde_json::from_slice(meta.value())?,
-            data.value().to_vec(),
-        )))
+        let corrupt = || format!("snapshot file {} is truncated", self.path.display());
+        let header: [u8; 8] = bytes
+            .get(..8)
+            .and_then(|h| h.try_into().ok())
+            .ok_or_else(corrupt)?;
+        let meta_end = usize::try_from(u64::from_le_bytes(header))?
+            .checked_add(8)
+            .ok_or_else(corrupt)?;
+        let meta = codec::decode(bytes.get(8..meta_end).ok_or_else(corrupt)?)?;
+        Ok(Some((meta, bytes.split_off(meta_end))))
     }
 
     fn write(&self, meta: &Meta, data: &[u8]) -> Result<(), StorageError> {
         let write = || -> Result<(), Boxed> {
-            let txn = self.db.begin_write()?;
-            {
-                let mut table = txn.open_table(SNAPSHOT)?;
-                table.insert(META_KEY, serde_json::to_vec(meta)?.as_slice())?;
-                table.insert(DATA_KEY, data)?;
+            let meta_bytes = codec::encode(meta)?;
+            let temporary = self.path.with_extension("tmp");
+            let mut file = std::fs::File::create(&temporary)?;
+            file.write_all(&u64::try_from(meta_bytes.len())?.to_le_bytes())?;
+            file.write_all(&meta_bytes)?;
+            file.write_all(data)?;
+            file.sync_all()?;
+            std::fs::rename(&temporary, &self.path)?;
+            if let Some(dir) = self.path.parent() {
+                std::fs::File::open(dir)?.sync_all()?;
             }
-            txn.commit()?;
             Ok(())
         };
         write()
@@ -136,7 +137,7 @@ pub struct SnapshotBuilder {
 impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
     async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>, StorageError> {
         let data =
-            serde_json::to_vec(&self.state).map_err(|e| StorageIOError::read_state_machine(&e))?;
+            codec::encode(&self.state).map_err(|e| StorageIOError::read_state_machine(&e))?;
         let meta = Meta {
             last_log_id: self.last_applied,
             last_membership: self.last_membership.clone(),
@@ -175,7 +176,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             self.last_applied = Some(entry.log_id);
             let index = entry.log_id.index;
             let applied = match entry.payload {
-                EntryPayload::Normal(ref command) => self.state.apply(index, command),
+                EntryPayload::Normal(command) => self.state.apply(index, command),
                 EntryPayload::Blank => {
                     self.state.skip(index);
                     Applied::Nothing

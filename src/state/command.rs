@@ -38,6 +38,8 @@ pub enum Command {
         /// The deployment that stops it.
         deployment_id: DeploymentId,
     },
+    /// Several commands written as one entry, applied in order; each has its own outcome.
+    Batch(Vec<Command>),
 }
 
 /// The outcome of applying one log entry, returned to the client that wrote it.
@@ -70,6 +72,8 @@ pub enum Applied {
     },
     /// The command did not apply to the state it met.
     Rejected(Rejection),
+    /// The outcomes of a [`Command::Batch`], in order.
+    Batch(Vec<Applied>),
 }
 
 /// Why a command changed nothing.

@@ -32,19 +32,16 @@ impl ClusterState {
     /// Applies the command at log `index`. Deterministic: no clock, no randomness, no I/O.
     /// A command that cannot take effect (e.g. creating an app that exists) changes nothing
     /// and says why in [`Applied::Rejected`].
-    pub fn apply(&mut self, index: u64, command: &Command) -> Applied {
+    pub fn apply(&mut self, index: u64, command: Command) -> Applied {
         self.applied_index = index;
         match command {
             Command::CreateApp { app, deployment_id } => {
                 if self.apps.contains_key(&app.id) {
-                    return Applied::Rejected(Rejection::AppExists(app.id.clone()));
+                    return Applied::Rejected(Rejection::AppExists(app.id));
                 }
-                let app = Arc::new(app.clone());
+                let app = Arc::new(app);
                 self.apps.insert(app.id.clone(), Arc::clone(&app));
-                Applied::AppCreated {
-                    app,
-                    deployment_id: deployment_id.clone(),
-                }
+                Applied::AppCreated { app, deployment_id }
             }
             Command::UpdateApp {
                 id,
@@ -53,28 +50,34 @@ impl ClusterState {
                 partial,
                 deployment_id,
             } => {
-                let (app, created) = match self.apps.get(id) {
-                    Some(existing) => (existing.updated(*version, patch.clone(), *partial), false),
-                    None => (App::new(id.clone(), *version, patch.clone()), true),
+                let (app, created) = match self.apps.get(&id) {
+                    Some(existing) => (existing.updated(version, patch, partial), false),
+                    None => (App::new(id.clone(), version, patch), true),
                 };
-                self.apps.insert(id.clone(), Arc::new(app));
+                self.apps.insert(id, Arc::new(app));
                 Applied::AppUpdated {
                     created,
-                    version: *version,
-                    deployment_id: deployment_id.clone(),
+                    version,
+                    deployment_id,
                 }
             }
             Command::DeleteApp {
                 id,
                 version,
                 deployment_id,
-            } => match self.apps.remove(id) {
+            } => match self.apps.remove(&id) {
                 Some(_) => Applied::AppDeleted {
-                    version: *version,
-                    deployment_id: deployment_id.clone(),
+                    version,
+                    deployment_id,
                 },
-                None => Applied::Rejected(Rejection::AppUnknown(id.clone())),
+                None => Applied::Rejected(Rejection::AppUnknown(id)),
             },
+            Command::Batch(commands) => Applied::Batch(
+                commands
+                    .into_iter()
+                    .map(|command| self.apply(index, command))
+                    .collect(),
+            ),
         }
     }
 

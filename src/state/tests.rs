@@ -20,6 +20,13 @@ fn definition() -> impl Strategy<Value = Map<String, Value>> {
 }
 
 fn command() -> impl Strategy<Value = Command> {
+    prop_oneof![
+        4 => single_command(),
+        1 => prop::collection::vec(single_command(), 0..5).prop_map(Command::Batch),
+    ]
+}
+
+fn single_command() -> impl Strategy<Value = Command> {
     let deployment = any::<u16>().prop_map(|n| DeploymentId(format!("d-{n}")));
     let version = (0u64..1_000_000).prop_map(Timestamp::from_millis);
     prop_oneof![
@@ -60,7 +67,7 @@ fn command() -> impl Strategy<Value = Command> {
 fn replay(state: &mut ClusterState, commands: &[Command], first_index: u64) -> Vec<Applied> {
     (first_index..)
         .zip(commands)
-        .map(|(index, command)| state.apply(index, command))
+        .map(|(index, command)| state.apply(index, command.clone()))
         .collect()
 }
 
@@ -102,12 +109,12 @@ fn create_twice_is_rejected_and_changes_nothing() {
     };
     let mut state = ClusterState::default();
     assert!(matches!(
-        state.apply(1, &create),
+        state.apply(1, create.clone()),
         Applied::AppCreated { .. }
     ));
     let before = state.apps.clone();
     assert_eq!(
-        state.apply(2, &create),
+        state.apply(2, create),
         Applied::Rejected(Rejection::AppExists(id))
     );
     assert_eq!(state.apps, before);
