@@ -1,6 +1,6 @@
 //! API errors and their HTTP form: Marathon's status codes and `{"message", "details"}` bodies.
 
-use crate::master::{MembershipError, WriteError};
+use crate::master::{MembershipError, ReadError, WriteError};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -70,6 +70,9 @@ pub enum ApiError {
     /// A bug: something that should not happen did.
     #[error("{0}")]
     Internal(String),
+    /// A consistent read could not be served.
+    #[error(transparent)]
+    Read(#[from] ReadError),
     /// A membership change failed.
     #[error(transparent)]
     Membership(#[from] MembershipError),
@@ -95,7 +98,7 @@ impl ApiError {
             }
             Self::AppExists(_) => StatusCode::CONFLICT,
             Self::ProxyLoop | Self::ProxyFailed(_) => StatusCode::BAD_GATEWAY,
-            Self::NoLeader | Self::LeaderUnreachable(_) | Self::Write(_) => {
+            Self::NoLeader | Self::LeaderUnreachable(_) | Self::Write(_) | Self::Read(_) => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,

@@ -22,7 +22,7 @@ use metrics::Metrics;
 use openraft::{BasicNode, SnapshotPolicy};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::watch;
 use tokio::time::Instant;
@@ -82,6 +82,23 @@ pub enum WriteError {
     Stopped(#[source] Arc<dyn std::error::Error + Send + Sync>),
 }
 
+/// Why a read could not be served consistently.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ReadError {
+    /// This master does not lead; `leader` is who does, if known.
+    #[error("this master is not the leader")]
+    NotLeader {
+        /// The current leader, if known.
+        leader: Option<Leader>,
+    },
+    /// The state did not catch up with the commit index in time.
+    #[error("the state did not catch up with committed writes within {0:?}")]
+    Timeout(Duration),
+    /// Raft has stopped on this master.
+    #[error("raft has stopped on this master")]
+    Stopped(#[source] Arc<dyn std::error::Error + Send + Sync>),
+}
+
 /// The current leader.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Leader {
@@ -134,6 +151,8 @@ pub struct Master {
     metrics: Metrics,
     http: reqwest::Client,
     stepping_down: AtomicBool,
+    /// (term, last log index) when this master first served a read in that term.
+    read_floor: Mutex<Option<(u64, u64)>>,
 }
 
 impl std::fmt::Debug for Master {
@@ -210,6 +229,7 @@ impl Master {
             metrics: Metrics::new(),
             http,
             stepping_down: AtomicBool::new(false),
+            read_floor: Mutex::new(None),
         }))
     }
 
@@ -243,7 +263,56 @@ impl Master {
         &self.http
     }
 
-    /// The latest applied state.
+    /// The state as of now on the leader: every write acknowledged before this call is in
+    /// it. A leader does not know at once how far earlier terms committed: a new one learns
+    /// it when its first entry commits, and one restored as leader after a restart (openraft
+    /// does that, in the same term, without a new entry) when replication resumes. So a read
+    /// waits until the state has applied the larger of openraft's read index and this
+    /// leader's last log index when it first served a read in this term.
+    pub async fn read_state(&self) -> Result<Arc<ClusterState>, ReadError> {
+        let (read_log_id, _) = self
+            .raft
+            .get_read_log_id()
+            .await
+            .map_err(|error| match error {
+                RaftError::APIError(openraft::error::CheckIsLeaderError::ForwardToLeader(_)) => {
+                    ReadError::NotLeader {
+                        leader: self.leader(),
+                    }
+                }
+                other => ReadError::Stopped(Arc::new(other)),
+            })?;
+        let read_index = read_log_id.map_or(0, |id| id.index).max(self.term_floor());
+        self.raft
+            .wait(Some(WRITE_TIMEOUT))
+            .applied_index_at_least(Some(read_index), "consistent read")
+            .await
+            .map_err(|_| ReadError::Timeout(WRITE_TIMEOUT))?;
+        Ok(self.state())
+    }
+
+    /// This leader's last log index when it first served a read in the current term: every
+    /// entry committed before it led is at or below it.
+    fn term_floor(&self) -> u64 {
+        let (term, last_log_index) = {
+            let metrics = self.raft.metrics();
+            let metrics = metrics.borrow();
+            (metrics.current_term, metrics.last_log_index.unwrap_or(0))
+        };
+        let mut floor = self
+            .read_floor
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match *floor {
+            Some((floor_term, index)) if floor_term == term => index,
+            _ => {
+                *floor = Some((term, last_log_index));
+                last_log_index
+            }
+        }
+    }
+
+    /// The latest applied state, without waiting (may lag the leader's commits).
     pub fn state(&self) -> Arc<ClusterState> {
         Arc::clone(&self.states.borrow())
     }

@@ -1,16 +1,18 @@
-//! The Raft log, vote and committed marker in redb, with group commit.
+//! The Raft log, vote and committed marker in redb.
 //!
-//! openraft (0.9) hands the store one `append` per client write. Committing each to disk on
-//! its own would cap writes at one fsync each, so appends are queued to a writer thread that
-//! drains everything waiting into one redb transaction (one fsync) and only then reports the
-//! entries durable through their callbacks. This is the contract of `RaftLogStorage::append`:
-//! entries must be readable when it returns and durable when the callback fires. Until they
-//! are flushed, appended entries are served from memory.
+//! Appends go to a writer thread, which commits everything queued in one redb transaction
+//! (one fsync) and only then reports the entries durable through their callbacks. This keeps
+//! blocking disk work off the async workers, and lets the committed marker, which openraft
+//! saves on every commit advance, ride along with the next log commit instead of costing an
+//! fsync of its own (a marker lost in a crash only means re-applying less on restart).
+//! openraft 0.9 awaits each append's callback before its next step, so a batch rarely holds
+//! more than one append; the store still honours the full `RaftLogStorage::append` contract
+//! (entries readable when `append` returns, durable when the callback fires), serving
+//! unflushed entries from memory, so it stays correct for a caller that pipelines appends.
 //!
 //! Truncate and purge go through the same queue, so they take effect in order with appends,
-//! and they return only once written. The committed marker is not awaited: it rides along
-//! with the next batch (a marker lost in a crash only means re-applying less on restart).
-//! Votes are written and fsynced before `save_vote` returns.
+//! and they return only once written. Votes are written and fsynced before `save_vote`
+//! returns.
 
 use super::{codec, Entry, StorageError, StoreIo, TypeConfig};
 use crate::model::MasterId;

@@ -43,10 +43,10 @@ fn app_info(app: &App, deployments: &[&DeploymentId]) -> Value {
     Value::Object(json)
 }
 
-async fn list(State(master): State<Arc<Master>>) -> Json<Value> {
-    let state = master.state();
+async fn list(State(master): State<Arc<Master>>) -> Result<Json<Value>, ApiError> {
+    let state = master.read_state().await?;
     let apps: Vec<Value> = state.apps.values().map(|app| app_info(app, &[])).collect();
-    Json(json!({ "apps": apps }))
+    Ok(Json(json!({ "apps": apps })))
 }
 
 async fn show(
@@ -55,7 +55,7 @@ async fn show(
 ) -> Result<Json<Value>, ApiError> {
     let id = AppId::parse(&id)
         .map_err(|_| ApiError::AppNotFound(format!("/{}", id.trim_start_matches('/'))))?;
-    let state = master.state();
+    let state = master.read_state().await?;
     let app = state
         .apps
         .get(&id)
