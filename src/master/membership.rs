@@ -6,7 +6,7 @@
 
 use super::{Leader, Master};
 use crate::model::MasterId;
-use crate::raft::RaftError;
+use crate::raft::{Membership, RaftError};
 use openraft::error::{ChangeMembershipError, ClientWriteError};
 use openraft::{BasicNode, ChangeMembers};
 use std::collections::BTreeSet;
@@ -98,13 +98,7 @@ impl Master {
             .json()
             .await
             .map_err(unreachable)?;
-        let membership = self
-            .raft
-            .metrics()
-            .borrow()
-            .membership_config
-            .membership()
-            .clone();
+        let membership = self.membership();
         if let Some(node) = membership.get_node(&identity.id) {
             if node.addr != identity.address {
                 return Err(MembershipError::IdTaken {
@@ -140,13 +134,7 @@ impl Master {
     /// Removes the master at `address` from the membership. Returns its id.
     pub async fn remove_master(&self, address: &str) -> Result<MasterId, MembershipError> {
         self.ensure_leader()?;
-        let membership = self
-            .raft
-            .metrics()
-            .borrow()
-            .membership_config
-            .membership()
-            .clone();
+        let membership = self.membership();
         let id = membership
             .nodes()
             .find(|(_, node)| node.addr == address)
@@ -164,6 +152,16 @@ impl Master {
             .await
             .map_err(|e| self.refused(e))?;
         Ok(id)
+    }
+
+    /// The membership this master last saw.
+    fn membership(&self) -> Membership {
+        self.raft
+            .metrics()
+            .borrow()
+            .membership_config
+            .membership()
+            .clone()
     }
 
     fn ensure_leader(&self) -> Result<(), MembershipError> {

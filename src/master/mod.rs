@@ -142,7 +142,6 @@ pub struct MemberStatus {
 pub struct Master {
     id: MasterId,
     address: String,
-    initial_masters: Vec<String>,
     raft: Raft,
     writes: WriteBatcher,
     states: watch::Receiver<Arc<ClusterState>>,
@@ -220,7 +219,6 @@ impl Master {
         Ok(Arc::new(Self {
             id: config.id,
             address: config.advertise.clone(),
-            initial_masters: config.masters.clone(),
             writes: WriteBatcher::start(raft.clone()),
             raft,
             states,
@@ -241,11 +239,6 @@ impl Master {
     /// This master's advertised `host:port`.
     pub fn address(&self) -> &str {
         &self.address
-    }
-
-    /// The `--masters` list this master was started with.
-    pub fn initial_masters(&self) -> &[String] {
-        &self.initial_masters
     }
 
     /// The Raft handle, for the Raft RPC endpoints.
