@@ -6,7 +6,7 @@
 //! and `GET /v2/leader`.
 
 use super::{ApiError, MAX_BODY_BYTES};
-use crate::master::Master;
+use crate::master::{Leader, Master};
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue, Method};
@@ -41,19 +41,19 @@ pub(super) async fn leader_only(
     request: Request,
     next: Next,
 ) -> Response {
-    let mut response = if answered_locally(request.method(), request.uri().path()) {
-        next.run(request).await
+    let (leader, mut response) = if answered_locally(request.method(), request.uri().path()) {
+        (master.leader(), next.run(request).await)
     } else {
         match master.wait_for_leader(LEADER_PATIENCE).await {
-            None => ApiError::NoLeader.into_response(),
-            Some(leader) if leader.id == master.id() => next.run(request).await,
+            None => (None, ApiError::NoLeader.into_response()),
+            Some(leader) if leader.id == master.id() => (Some(leader), next.run(request).await),
             Some(leader) => match forward(&master, &leader.address, request).await {
                 Ok(response) => return response,
-                Err(error) => error.into_response(),
+                Err(error) => (Some(leader), error.into_response()),
             },
         }
     };
-    add_marathon_headers(response.headers_mut(), &master);
+    add_marathon_headers(response.headers_mut(), leader.as_ref());
     response
 }
 
@@ -63,8 +63,8 @@ fn answered_locally(method: &Method, path: &str) -> bool {
         || (is_get && (path == "/v1/cluster" || path == "/v2/leader"))
 }
 
-fn add_marathon_headers(headers: &mut HeaderMap, master: &Master) {
-    if let Some(leader) = master.leader() {
+fn add_marathon_headers(headers: &mut HeaderMap, leader: Option<&Leader>) {
+    if let Some(leader) = leader {
         if let Ok(value) = HeaderValue::from_str(&format!("http://{}", leader.address)) {
             headers.insert(LEADER, value);
         }

@@ -322,7 +322,7 @@ impl Master {
         })
     }
 
-    /// True if this master leads and is not handing leadership over.
+    /// True if this master leads.
     pub fn is_leader(&self) -> bool {
         self.leader().is_some_and(|leader| leader.id == self.id)
     }
@@ -465,7 +465,8 @@ impl Master {
     /// Prometheus text of the Raft gauges and the write latency histogram.
     pub fn render_metrics(&self) -> String {
         let status = self.cluster_status();
-        self.metrics.render(&status, self.is_leader())
+        let is_leader = status.leader == Some(self.id);
+        self.metrics.render(&status, is_leader)
     }
 
     /// Stops Raft; the store is closed when the last handle drops.

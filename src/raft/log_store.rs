@@ -34,6 +34,8 @@ const VOTE: &str = "vote";
 const COMMITTED: &str = "committed";
 const LAST_PURGED: &str = "last_purged";
 
+const WRITER_STOPPED: &str = "the raft log writer has stopped";
+
 type Boxed = Box<dyn std::error::Error + Send + Sync>;
 
 /// An encoded entry; shared between the unflushed map and the writer's queue.
@@ -152,12 +154,10 @@ impl LogStore {
         job: impl FnOnce(oneshot::Sender<Result<(), String>>) -> Job,
     ) -> Result<(), Boxed> {
         let (done, finished) = oneshot::channel();
-        self.writer
-            .send(job(done))
-            .map_err(|_| "the raft log writer has stopped")?;
+        self.writer.send(job(done)).map_err(|_| WRITER_STOPPED)?;
         finished
             .await
-            .map_err(|_| "the raft log writer has stopped")?
+            .map_err(|_| WRITER_STOPPED)?
             .map_err(Boxed::from)
     }
 }
@@ -365,9 +365,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             callback,
         });
         drop(unflushed);
-        queued.map_err(|_| {
-            StorageIOError::write_logs(&StoreIo("the raft log writer has stopped".into())).into()
-        })
+        queued.map_err(|_| StorageIOError::write_logs(&StoreIo(WRITER_STOPPED.into())).into())
     }
 
     async fn truncate(&mut self, log_id: LogId<MasterId>) -> Result<(), StorageError> {

@@ -53,8 +53,7 @@ async fn show(
     State(master): State<Arc<Master>>,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let id = AppId::parse(&id)
-        .map_err(|_| ApiError::AppNotFound(format!("/{}", id.trim_start_matches('/'))))?;
+    let id = existing_app_id(&id)?;
     let state = master.read_state().await?;
     let app = state
         .apps
@@ -135,8 +134,7 @@ async fn remove(
     State(master): State<Arc<Master>>,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let id = AppId::parse(&id)
-        .map_err(|_| ApiError::AppNotFound(format!("/{}", id.trim_start_matches('/'))))?;
+    let id = existing_app_id(&id)?;
     let command = Command::DeleteApp {
         id,
         version: now(),
@@ -149,6 +147,12 @@ async fn remove(
         } => Ok(deployment_result(StatusCode::OK, &deployment_id, version)),
         other => Err(unexpected(other)),
     }
+}
+
+/// The id of an app that must exist: one that cannot be an app id is simply not found.
+fn existing_app_id(raw: &str) -> Result<AppId, ApiError> {
+    AppId::parse(raw)
+        .map_err(|_| ApiError::AppNotFound(format!("/{}", raw.trim_start_matches('/'))))
 }
 
 /// Marathon's answer to calls that start a deployment.
