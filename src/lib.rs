@@ -26,6 +26,7 @@ pub mod cli;
 pub mod config;
 pub mod master;
 pub mod model;
+pub mod protocol;
 pub mod raft;
 pub mod state;
 pub mod telemetry;

@@ -1,16 +1,27 @@
-//! Pure domain types: ids, timestamps and Marathon app definitions.
+//! Pure domain types: ids, timestamps, Marathon app definitions, agents, resources, tasks
+//! and constraints.
 //!
 //! Everything here is plain data with serde: no I/O, no clock, no tokio. Values that need the
 //! clock (timestamps) or randomness (ids) are created by the shells and passed in.
 //!
 //! May depend on: nothing internal.
 
+mod agent;
 mod app;
 mod app_id;
+mod constraint;
+mod resources;
+mod task;
 mod timestamp;
 
+pub use agent::{Agent, AgentId, AgentInfo, Reachability, DEFAULT_ROLE, PUBLIC_ROLE};
 pub use app::{App, VersionInfo};
 pub use app_id::{AppId, AppIdError};
+pub use constraint::{Constraint, Operator};
+pub use resources::{
+    format_ranges, parse_attributes, Attributes, PortRange, Resources, ResourcesError,
+};
+pub use task::{safe_path, Goal, HealthResult, Task, TaskId, TaskState};
 pub use timestamp::{Timestamp, TimestampError};
 
 /// A Raft node id of a master (1-based; the position in the initial `--masters` list).
