@@ -24,6 +24,7 @@
 pub mod api;
 pub mod cli;
 pub mod config;
+pub mod driver;
 pub mod master;
 pub mod model;
 pub mod protocol;
