@@ -88,6 +88,9 @@ pub struct MasterSettings {
     pub id: Option<MasterId>,
     /// Build a snapshot and compact the log every this many entries (default 5000).
     pub snapshot_logs: Option<u64>,
+    /// How long an agent may go without a heartbeat before it is unreachable (default `5s`;
+    /// a number alone means seconds).
+    pub agent_timeout: Option<String>,
 }
 
 impl MasterSettings {
@@ -112,6 +115,7 @@ impl MasterSettings {
             data_dir: self.data_dir.or(fallback.data_dir),
             id: self.id.or(fallback.id),
             snapshot_logs: self.snapshot_logs.or(fallback.snapshot_logs),
+            agent_timeout: self.agent_timeout.or(fallback.agent_timeout),
         }
     }
 }
@@ -153,6 +157,8 @@ pub struct MasterConfig {
     pub snapshot_logs: u64,
     /// Raft timings.
     pub raft: RaftTimings,
+    /// Heartbeat silence after which an agent is unreachable.
+    pub agent_timeout: std::time::Duration,
 }
 
 impl MasterConfig {
@@ -228,7 +234,30 @@ impl MasterConfig {
                 .unwrap_or_else(|| PathBuf::from("./orch-data/master")),
             snapshot_logs,
             raft: RaftTimings::default(),
+            agent_timeout: parse_duration("--agent-timeout", settings.agent_timeout.as_deref(), 5)?,
         })
+    }
+}
+
+/// A duration in humantime form (`5s`, `500ms`) or plain seconds; `default_secs` when unset.
+pub fn parse_duration(
+    setting: &'static str,
+    value: Option<&str>,
+    default_secs: u64,
+) -> Result<std::time::Duration, ConfigError> {
+    let Some(text) = value.map(str::trim) else {
+        return Ok(std::time::Duration::from_secs(default_secs));
+    };
+    let parsed = match text.parse::<u64>() {
+        Ok(seconds) => Ok(std::time::Duration::from_secs(seconds)),
+        Err(_) => humantime::parse_duration(text),
+    };
+    match parsed {
+        Ok(duration) if !duration.is_zero() => Ok(duration),
+        _ => Err(ConfigError::OutOfRange {
+            setting,
+            rule: "a positive duration such as 5s or 500ms",
+        }),
     }
 }
 

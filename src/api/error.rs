@@ -42,6 +42,9 @@ pub enum ApiError {
     /// An app with this id exists.
     #[error("An app with id [{0}] already exists.")]
     AppExists(String),
+    /// A request Marathon answers with 400 (e.g. an unparsable task id).
+    #[error("{0}")]
+    BadRequest(String),
     /// No route matches.
     #[error("URI not found")]
     UnknownRoute,
@@ -93,6 +96,7 @@ impl ApiError {
         match self {
             Self::InvalidJson { .. } | Self::Invalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             Self::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::BadRequest(_) => StatusCode::BAD_REQUEST,
             Self::AppNotFound(_) | Self::UnknownRoute | Self::NotLeader | Self::NoLeaderKnown => {
                 StatusCode::NOT_FOUND
             }

@@ -7,9 +7,11 @@
 //! May depend on: master (its `Master` handle), state, model, and raft's wire types
 //! (`TypeConfig`, `TARGET_HEADER`, `codec`) for the Raft RPC endpoints. Never raft storage.
 
+mod agent_rpc;
 mod body;
 mod error;
 mod marathon;
+mod mesos;
 mod orch;
 mod proxy;
 mod raft_rpc;
@@ -36,6 +38,8 @@ pub fn router(master: Arc<Master>) -> Router {
     let public = Router::new()
         .merge(marathon::routes())
         .merge(orch::routes())
+        .merge(agent_rpc::routes())
+        .merge(mesos::routes())
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES));
     let internal = raft_rpc::routes().layer(DefaultBodyLimit::max(MAX_RAFT_BODY_BYTES));
     Router::new()

@@ -1,4 +1,4 @@
-//! Leader-only handling: a `/v1` or `/v2` request reaching a follower is forwarded to the
+//! Leader-only handling: a `/v1`, `/v2` or `/master` request reaching a follower is forwarded to the
 //! leader as Marathon's `LeaderProxyFilter` does, and every response carries
 //! `X-Marathon-Leader` and Marathon's no-cache headers.
 //!
@@ -59,7 +59,7 @@ pub(super) async fn leader_only(
 
 fn answered_locally(method: &Method, path: &str) -> bool {
     let is_get = method == Method::GET;
-    !(path.starts_with("/v1/") || path.starts_with("/v2/"))
+    !(path.starts_with("/v1/") || path.starts_with("/v2/") || path.starts_with("/master/"))
         || (is_get && (path == "/v1/cluster" || path == "/v2/leader"))
 }
 

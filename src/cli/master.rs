@@ -30,6 +30,10 @@ pub struct MasterArgs {
     /// Snapshot and compact the Raft log every N entries [default: 5000].
     #[arg(long)]
     snapshot_logs: Option<u64>,
+    /// Heartbeat silence after which an agent is unreachable and its tasks are replaced
+    /// [default: 5s].
+    #[arg(long)]
+    agent_timeout: Option<String>,
     /// A YAML file with the same settings (snake_case keys); unknown keys are errors.
     #[arg(long)]
     config: Option<PathBuf>,
@@ -43,6 +47,7 @@ pub async fn run(args: MasterArgs) -> anyhow::Result<()> {
         data_dir: args.data_dir,
         id: args.id,
         snapshot_logs: args.snapshot_logs,
+        agent_timeout: args.agent_timeout,
     };
     let settings = match &args.config {
         Some(path) => from_flags.or(MasterSettings::from_file(path)?),

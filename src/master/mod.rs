@@ -5,12 +5,18 @@
 //! hangs), tells who leads, hands leadership over on request, changes membership, and exposes
 //! the latest [`ClusterState`] snapshot.
 //!
-//! May depend on: raft, state, model, config.
+//! May depend on: raft, state, scheduler, protocol, model, config.
 
+mod agents;
 mod batcher;
+mod controller;
 mod membership;
 mod metrics;
+mod placement;
+mod reconcile;
+mod task_spec;
 
+pub use agents::{AgentProtocolError, HEARTBEAT_INTERVAL};
 pub use membership::{MembershipError, NodeIdentity};
 
 use crate::config::MasterConfig;
@@ -152,6 +158,10 @@ pub struct Master {
     stepping_down: AtomicBool,
     /// (term, last log index) when this master first served a read in that term.
     read_floor: Mutex<Option<(u64, u64)>>,
+    /// When the leader last heard from each agent.
+    agent_contacts: agents::AgentContacts,
+    /// Heartbeat silence after which an agent is unreachable.
+    agent_timeout: Duration,
 }
 
 impl std::fmt::Debug for Master {
@@ -216,7 +226,7 @@ impl Master {
                 Err(e) => return Err(MasterError::Raft(Box::new(e))),
             }
         }
-        Ok(Arc::new(Self {
+        let master = Arc::new(Self {
             id: config.id,
             address: config.advertise.clone(),
             writes: WriteBatcher::start(raft.clone()),
@@ -228,7 +238,11 @@ impl Master {
             http,
             stepping_down: AtomicBool::new(false),
             read_floor: Mutex::new(None),
-        }))
+            agent_contacts: agents::AgentContacts::default(),
+            agent_timeout: config.agent_timeout,
+        });
+        tokio::spawn(controller::run(Arc::clone(&master)));
+        Ok(master)
     }
 
     /// This master's Raft id.

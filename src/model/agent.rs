@@ -64,6 +64,9 @@ pub struct Agent {
     /// The highest status update sequence number applied from it (updates at or below are
     /// duplicates and are only acknowledged again).
     pub last_update_seq: u64,
+    /// The Raft index at which the set of tasks it should run last changed (long polls of
+    /// its desired set answer when this passes the index they last saw).
+    pub desired_index: u64,
 }
 
 impl Agent {

@@ -1,6 +1,7 @@
 //! The Raft payload and what applying it produced.
 
-use crate::model::{App, AppId, DeploymentId, Timestamp};
+use crate::model::{AgentId, AgentInfo, App, AppId, DeploymentId, Task, TaskId, Timestamp};
+use crate::protocol::StatusUpdate;
 use serde_json::{Map, Value};
 use std::sync::Arc;
 
@@ -40,6 +41,46 @@ pub enum Command {
     },
     /// Several commands written as one entry, applied in order; each has its own outcome.
     Batch(Vec<Command>),
+    /// An agent registered (or registered again, keeping its id): it is reachable.
+    RegisterAgent {
+        /// What it offers.
+        info: AgentInfo,
+        /// When the leader accepted it.
+        at: Timestamp,
+    },
+    /// The leader stopped hearing from these agents.
+    AgentsUnreachable {
+        /// Which agents.
+        agents: Vec<AgentId>,
+        /// When the leader decided so.
+        at: Timestamp,
+    },
+    /// An unreachable agent sent a heartbeat again, running these tasks.
+    AgentReachable {
+        /// Which agent.
+        agent_id: AgentId,
+        /// The tasks it runs.
+        running: Vec<TaskId>,
+        /// When the leader heard from it.
+        at: Timestamp,
+    },
+    /// New tasks placed by the scheduler (each is skipped if its app or agent is gone).
+    LaunchTasks {
+        /// The tasks, in TASK_STAGING.
+        tasks: Vec<Task>,
+    },
+    /// Kill these tasks (goal: decommissioned).
+    KillTasks {
+        /// Which tasks.
+        task_ids: Vec<TaskId>,
+    },
+    /// Status updates from an agent, each applied once by sequence number.
+    StatusUpdates {
+        /// Which agent.
+        agent_id: AgentId,
+        /// The updates in sequence order.
+        updates: Vec<StatusUpdate>,
+    },
 }
 
 /// The outcome of applying one log entry, returned to the client that wrote it.
@@ -74,6 +115,28 @@ pub enum Applied {
     Rejected(Rejection),
     /// The outcomes of a [`Command::Batch`], in order.
     Batch(Vec<Applied>),
+    /// An agent registered.
+    AgentRegistered {
+        /// It had registered before (same id).
+        known_before: bool,
+    },
+    /// Tasks were placed.
+    TasksLaunched {
+        /// How many of those asked for (the rest lost their app or agent meanwhile).
+        launched: usize,
+    },
+    /// Tasks are being killed.
+    TasksKilled {
+        /// The ids that existed.
+        task_ids: Vec<TaskId>,
+    },
+    /// Status updates were stored.
+    StatusApplied {
+        /// Every update of the agent up to this sequence number is stored.
+        through: u64,
+        /// The tasks whose state changed, as they are now.
+        changed: Vec<Arc<Task>>,
+    },
 }
 
 /// Why a command changed nothing.

@@ -9,13 +9,14 @@
 //! [`ClusterState`] is cheap to clone (persistent maps), so the Raft state machine can publish
 //! an immutable snapshot after every batch on a `watch` channel.
 //!
-//! May depend on: model.
+//! May depend on: model, protocol (status updates are stored as agents send them).
 
 mod command;
+mod tasks;
 
 pub use command::{Applied, Command, Rejection};
 
-use crate::model::{App, AppId};
+use crate::model::{Agent, AgentId, App, AppId, Goal, Task, TaskId};
 use imbl::OrdMap;
 use std::sync::Arc;
 
@@ -26,6 +27,12 @@ pub struct ClusterState {
     pub applied_index: u64,
     /// Marathon apps by id.
     pub apps: OrdMap<AppId, Arc<App>>,
+    /// Registered agents by id.
+    pub agents: OrdMap<AgentId, Arc<Agent>>,
+    /// Tasks that have not ended (terminal tasks are expunged when their status arrives).
+    pub tasks: OrdMap<TaskId, Arc<Task>>,
+    /// The latest failed task of each app (Marathon's `lastTaskFailure`).
+    pub last_task_failure: OrdMap<AppId, Arc<Task>>,
 }
 
 impl ClusterState {
@@ -66,12 +73,32 @@ impl ClusterState {
                 version,
                 deployment_id,
             } => match self.apps.remove(&id) {
-                Some(_) => Applied::AppDeleted {
-                    version,
-                    deployment_id,
-                },
+                Some(_) => {
+                    let tasks: Vec<TaskId> = self
+                        .app_tasks(&id)
+                        .filter(|task| task.goal == Goal::Running)
+                        .map(|task| task.id.clone())
+                        .collect();
+                    self.kill_tasks(index, &tasks);
+                    Applied::AppDeleted {
+                        version,
+                        deployment_id,
+                    }
+                }
                 None => Applied::Rejected(Rejection::AppUnknown(id)),
             },
+            Command::RegisterAgent { info, at } => self.register_agent(index, info, at),
+            Command::AgentsUnreachable { agents, at } => self.agents_unreachable(&agents, at),
+            Command::AgentReachable {
+                agent_id,
+                running,
+                at,
+            } => self.agent_reachable(index, &agent_id, &running, at),
+            Command::LaunchTasks { tasks } => self.launch_tasks(index, tasks),
+            Command::KillTasks { task_ids } => self.kill_tasks(index, &task_ids),
+            Command::StatusUpdates { agent_id, updates } => {
+                self.status_updates(index, &agent_id, updates)
+            }
             Command::Batch(commands) => Applied::Batch(
                 commands
                     .into_iter()

@@ -2,13 +2,17 @@
 
 mod apps;
 mod info;
+mod tasks;
 
 use crate::master::Master;
 use axum::Router;
 use std::sync::Arc;
 
 pub(super) fn routes() -> Router<Arc<Master>> {
-    Router::new().merge(apps::routes()).merge(info::routes())
+    Router::new()
+        .merge(apps::routes())
+        .merge(info::routes())
+        .merge(tasks::routes())
 }
 
 /// Marathon parses query booleans with Java's `Boolean.valueOf`: case-insensitive "true".

@@ -1,5 +1,6 @@
 //! orch's own API under `/v1`.
 
+mod agents;
 mod cluster;
 
 use crate::master::Master;
@@ -7,5 +8,5 @@ use axum::Router;
 use std::sync::Arc;
 
 pub(super) fn routes() -> Router<Arc<Master>> {
-    cluster::routes()
+    cluster::routes().merge(agents::routes())
 }

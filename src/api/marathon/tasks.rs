@@ -1,0 +1,245 @@
+//! `/v2/tasks`: every task, Marathon's task JSON, and killing tasks by id.
+
+use super::query_flag;
+use crate::api::ApiError;
+use crate::master::Master;
+use crate::model::{App, Task, TaskId, TaskState};
+use crate::state::{Applied, ClusterState, Command};
+use axum::extract::{Query, State};
+use axum::http::{header, HeaderMap};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+pub(super) fn routes() -> Router<Arc<Master>> {
+    Router::new()
+        .route("/v2/tasks", get(list))
+        .route("/v2/tasks/delete", post(delete))
+}
+
+/// Marathon's task JSON (`TaskConversion.enrichedTaskRamlWrite`).
+pub(crate) fn task_json(task: &Task, app: Option<&App>) -> Value {
+    let health: Vec<Value> = task
+        .health
+        .iter()
+        .map(|result| {
+            json!({
+                "alive": result.alive,
+                "consecutiveFailures": result.consecutive_failures,
+                "firstSuccess": result.first_success.map(|t| t.to_rfc3339()),
+                "lastSuccess": result.last_success.map(|t| t.to_rfc3339()),
+                "lastFailure": result.last_failure.map(|t| t.to_rfc3339()),
+                "lastFailureCause": result.last_failure_cause,
+                "instanceId": task.id.instance_id(),
+            })
+        })
+        .collect();
+    let ip_addresses: Vec<Value> = task
+        .ip_addresses
+        .iter()
+        .map(|ip| {
+            let protocol = if ip.contains(':') { "IPv6" } else { "IPv4" };
+            json!({"ipAddress": ip, "protocol": protocol})
+        })
+        .collect();
+    let mut json = json!({
+        "id": task.id,
+        "appId": task.app_id,
+        "host": task.host,
+        "slaveId": task.agent_id,
+        "state": task.state,
+        "ipAddresses": ip_addresses,
+        "servicePorts": app.map(service_ports).unwrap_or_default(),
+        "healthCheckResults": health,
+        "localVolumes": [],
+        "role": "*",
+    });
+    if !task.state.is_terminal() {
+        if let Some(object) = json.as_object_mut() {
+            object.insert("stagedAt".into(), json!(task.staged_at.to_rfc3339()));
+            object.insert(
+                "startedAt".into(),
+                json!(task.started_at.map(|t| t.to_rfc3339())),
+            );
+            object.insert("ports".into(), json!(task.ports));
+            object.insert("version".into(), json!(task.version.to_rfc3339()));
+        }
+    }
+    json
+}
+
+/// The service ports of an app: `portDefinitions[].port` (host networking) or
+/// `container.portMappings[].servicePort`.
+pub(crate) fn service_ports(app: &App) -> Vec<u64> {
+    let json = app.to_json();
+    let from = |list: Option<&Value>, key: &str| -> Vec<u64> {
+        list.and_then(Value::as_array)
+            .map(|items| {
+                items
+                    .iter()
+                    .filter_map(|item| item.get(key)?.as_u64())
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let definitions = from(json.get("portDefinitions"), "port");
+    if !definitions.is_empty() {
+        return definitions;
+    }
+    from(
+        json.get("container").and_then(|c| c.get("portMappings")),
+        "servicePort",
+    )
+}
+
+/// The tasks of `state` that match Marathon's `status` filter (`running`, `staging`).
+fn filtered<'a>(state: &'a ClusterState, statuses: &[String]) -> Vec<&'a Arc<Task>> {
+    let wanted: Vec<TaskState> = statuses
+        .iter()
+        .filter_map(|status| match status.to_ascii_lowercase().as_str() {
+            "running" => Some(TaskState::Running),
+            "staging" => Some(TaskState::Staging),
+            _ => None,
+        })
+        .collect();
+    state
+        .tasks
+        .values()
+        .filter(|task| wanted.is_empty() || wanted.contains(&task.state))
+        .collect()
+}
+
+async fn list(
+    State(master): State<Arc<Master>>,
+    axum::extract::RawQuery(raw): axum::extract::RawQuery,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let statuses: Vec<String> = raw
+        .unwrap_or_default()
+        .split('&')
+        .filter_map(|pair| pair.split_once('='))
+        .filter(|(key, _)| *key == "status" || *key == "status[]" || *key == "status%5B%5D")
+        .map(|(_, value)| value.to_owned())
+        .collect();
+    let state = master.read_state().await?;
+    let tasks = filtered(&state, &statuses);
+    let plain = headers
+        .get(header::ACCEPT)
+        .and_then(|accept| accept.to_str().ok())
+        .is_some_and(|accept| accept.contains("text/plain") && !accept.contains("json"));
+    if plain {
+        return Ok(plain_text(&state).into_response());
+    }
+    let tasks: Vec<Value> = tasks
+        .into_iter()
+        .map(|task| task_json(task, state.apps.get(&task.app_id).map(AsRef::as_ref)))
+        .collect();
+    Ok(Json(json!({ "tasks": tasks })).into_response())
+}
+
+/// The legacy text list: per app and service port, `app\tport\thost:port\t...`.
+fn plain_text(state: &ClusterState) -> String {
+    let mut out = String::new();
+    for app in state.apps.values() {
+        let running: Vec<&Arc<Task>> = state
+            .app_tasks(&app.id)
+            .filter(|task| task.state == TaskState::Running)
+            .collect();
+        let name = crate::model::safe_path(&app.id);
+        let service_ports = service_ports(app);
+        if service_ports.is_empty() {
+            out.push_str(&format!("{name}\t \t"));
+            for task in &running {
+                out.push_str(&format!("{}\t", task.host));
+            }
+            out.push('\n');
+        }
+        for (index, service_port) in service_ports.iter().enumerate() {
+            out.push_str(&format!("{name}\t{service_port}\t"));
+            for task in &running {
+                if let Some(port) = task.ports.get(index) {
+                    out.push_str(&format!("{}:{port}\t", task.host));
+                }
+            }
+            out.push('\n');
+        }
+    }
+    out
+}
+
+#[derive(Debug, serde::Deserialize)]
+struct DeleteBody {
+    ids: Vec<String>,
+}
+
+async fn delete(
+    State(master): State<Arc<Master>>,
+    Query(query): Query<HashMap<String, String>>,
+    body: Result<Json<DeleteBody>, axum::extract::rejection::JsonRejection>,
+) -> Result<Response, ApiError> {
+    let Json(body) = body.map_err(|rejection| ApiError::InvalidJson {
+        reason: rejection.body_text(),
+    })?;
+    let mut ids = Vec::new();
+    for raw in body.ids {
+        let id = TaskId(raw);
+        if id.app_id().is_none() {
+            return Err(ApiError::BadRequest(format!("Invalid task id '{id}'.")));
+        }
+        ids.push(id);
+    }
+    let scale = query_flag(&query, "scale", false);
+    let killed = kill(&master, ids, scale).await?;
+    Ok(Json(json!({ "tasks": killed })).into_response())
+}
+
+/// Kills tasks (unknown ids are skipped); with `scale`, their apps' instance counts drop by
+/// the number killed. Returns the killed tasks' JSON as they were.
+pub(crate) async fn kill(
+    master: &Master,
+    ids: Vec<TaskId>,
+    scale: bool,
+) -> Result<Vec<Value>, ApiError> {
+    let state = master.read_state().await?;
+    let found: Vec<&Arc<Task>> = ids.iter().filter_map(|id| state.tasks.get(id)).collect();
+    let mut commands = Vec::new();
+    if scale {
+        let mut per_app: HashMap<_, u64> = HashMap::new();
+        for task in &found {
+            *per_app.entry(task.app_id.clone()).or_default() += 1;
+        }
+        for (app_id, count) in per_app {
+            let Some(app) = state.apps.get(&app_id) else {
+                continue;
+            };
+            let instances = app
+                .to_json()
+                .get("instances")
+                .and_then(Value::as_u64)
+                .unwrap_or(1);
+            let mut patch = serde_json::Map::new();
+            patch.insert("instances".into(), json!(instances.saturating_sub(count)));
+            commands.push(Command::UpdateApp {
+                id: app_id,
+                version: crate::model::Timestamp::from_system_time(std::time::SystemTime::now()),
+                patch,
+                partial: true,
+                deployment_id: crate::model::DeploymentId(uuid::Uuid::new_v4().to_string()),
+            });
+        }
+    }
+    commands.push(Command::KillTasks {
+        task_ids: found.iter().map(|task| task.id.clone()).collect(),
+    });
+    let json = found
+        .iter()
+        .map(|task| task_json(task, state.apps.get(&task.app_id).map(AsRef::as_ref)))
+        .collect();
+    match master.write(Command::Batch(commands)).await? {
+        Applied::Batch(_) => Ok(json),
+        other => Err(ApiError::Internal(format!("unexpected outcome {other:?}"))),
+    }
+}
