@@ -27,6 +27,36 @@ use serde_json::{json, Value};
 /// The `orch` binary cargo built for this test or bench target.
 pub const BIN: &str = env!("CARGO_BIN_EXE_orch");
 
+/// SIGKILLs every process whose command line or working directory lies under `dir`: the
+/// detached task supervisors and tasks that agents of a test started (they outlive agents by
+/// design).
+pub fn kill_processes_under(dir: &Path) {
+    let Ok(dir) = dir.canonicalize() else { return };
+    let needle = dir.display().to_string();
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if pid == std::process::id() {
+            continue;
+        }
+        let cwd = std::fs::read_link(entry.path().join("cwd")).unwrap_or_default();
+        let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+        let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+        if cwd.starts_with(&dir) || cmdline.contains(&needle) {
+            // It may be gone already: ignore the outcome.
+            let _ = Command::new("kill").arg("-9").arg(pid.to_string()).status();
+        }
+    }
+}
+
 /// Default per-request timeout of [`Http`].
 pub const HTTP_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -96,9 +126,12 @@ pub fn tail(path: &Path, n: usize) -> String {
 // Master processes
 // ---------------------------------------------------------------------------------------------
 
-/// One `orch master` process (possibly stopped), restartable with the same arguments.
+/// One `orch master` (or `orch agent`, see [`Master::agent`]) process, possibly stopped,
+/// restartable with the same arguments.
 #[derive(Debug)]
 pub struct Master {
+    /// The subcommand: `master` or `agent`.
+    pub subcommand: String,
     /// Name used in logs and messages, e.g. "master-2".
     pub name: String,
     /// Advertised (and listen) address, `127.0.0.1:port`.
@@ -117,6 +150,7 @@ impl Master {
     /// Describes a master; does not start it. `args` are the flags after `master`.
     pub fn new(dir: &Path, name: &str, addr: &str, data_dir: PathBuf, args: Vec<String>) -> Master {
         Master {
+            subcommand: "master".into(),
             name: name.to_string(),
             addr: addr.to_string(),
             data_dir,
@@ -125,6 +159,20 @@ impl Master {
             stderr_path: dir.join(format!("{name}.stderr.log")),
             child: None,
             starts: 0,
+        }
+    }
+
+    /// Describes an `orch agent` process listening on `addr`; does not start it.
+    pub fn agent(
+        dir: &Path,
+        name: &str,
+        addr: &str,
+        work_dir: PathBuf,
+        args: Vec<String>,
+    ) -> Master {
+        Master {
+            subcommand: "agent".into(),
+            ..Master::new(dir, name, addr, work_dir, args)
         }
     }
 
@@ -137,7 +185,7 @@ impl Master {
     pub fn start(&mut self) {
         assert!(!self.is_running(), "{} is already running", self.name);
         self.starts += 1;
-        let mut argv = vec!["master".to_string()];
+        let mut argv = vec![self.subcommand.clone()];
         argv.extend(self.args.iter().cloned());
         let open = |p: &Path| -> File {
             OpenOptions::new()
@@ -540,6 +588,8 @@ impl View {
 pub struct Cluster {
     /// The masters, in `--masters` order for clusters made by [`Cluster::start`].
     pub masters: Vec<Master>,
+    /// Agents added with [`Cluster::add_agent`].
+    pub agents: Vec<Master>,
     /// HTTP client.
     pub http: Http,
     dir: Option<tempfile::TempDir>,
@@ -560,6 +610,7 @@ impl Cluster {
             .expect("create temp dir");
         Cluster {
             masters: Vec::new(),
+            agents: Vec::new(),
             http: Http::new(),
             dir: Some(dir),
         }
@@ -608,6 +659,55 @@ impl Cluster {
         i
     }
 
+    /// Adds and starts agent `agent-<n>` following every master, with its own work dir and
+    /// hostname, `--advertise-ip 127.0.0.1`, and `extra` flags (e.g. `--resources`,
+    /// `--containerizers`). Returns its index in [`Cluster::agents`].
+    pub fn add_agent(&mut self, extra: &[&str]) -> usize {
+        let i = self.agents.len();
+        let name = format!("agent-{}", i + 1);
+        let addr = free_addr();
+        let work_dir = self.dir().join(&name).join("work");
+        let masters: Vec<&str> = self.masters.iter().map(|m| m.addr.as_str()).collect();
+        let mut args: Vec<String> = vec![
+            "--masters".into(),
+            masters.join(","),
+            "--listen".into(),
+            addr.clone(),
+            "--work-dir".into(),
+            work_dir.display().to_string(),
+            "--hostname".into(),
+            name.clone(),
+            "--advertise-ip".into(),
+            "127.0.0.1".into(),
+        ];
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let mut agent = Master::agent(self.dir(), &name, &addr, work_dir, args);
+        agent.start();
+        self.agents.push(agent);
+        i
+    }
+
+    /// Waits until `n` agents are registered and reachable (per `GET /v1/agents` on master `i`).
+    pub async fn wait_for_agents(&mut self, i: usize, n: usize, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let r = self.http.get(&format!("{}/v1/agents", self.url(i))).await;
+            let reachable = r.json()["agents"].as_array().map_or(0, |a| {
+                a.iter().filter(|a| a["reachable"] == json!(true)).count()
+            });
+            if r.status == 200 && reachable >= n {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{n} agents did not register within {timeout:?} (last answer {} {})",
+                r.status,
+                r.body
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// `http://addr` of master `i`.
     pub fn url(&self, i: usize) -> String {
         self.masters[i].url()
@@ -625,10 +725,11 @@ impl Cluster {
             .collect()
     }
 
-    /// Logs of every master.
+    /// Logs of every master and agent.
     pub fn all_logs(&self, n: usize) -> String {
         self.masters
             .iter()
+            .chain(&self.agents)
             .map(|m| m.logs(n))
             .collect::<Vec<_>>()
             .join("\n")
@@ -980,9 +1081,10 @@ impl Drop for Cluster {
             );
             eprintln!("{}", self.all_logs(80));
         }
-        for m in &mut self.masters {
+        for m in self.masters.iter_mut().chain(&mut self.agents) {
             m.kill9();
         }
+        kill_processes_under(self.dir());
         if std::env::var_os("ORCH_TEST_KEEP").is_some() {
             if let Some(d) = self.dir.take() {
                 eprintln!("keeping {}", d.keep().display());

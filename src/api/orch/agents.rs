@@ -41,6 +41,7 @@ async fn list(State(master): State<Arc<Master>>) -> Result<Json<Value>, ApiError
                 "reachable": agent.is_reachable(),
                 "unreachableSince": unreachable_since,
                 "registeredAt": agent.registered_at.to_rfc3339(),
+                "statusSeq": agent.last_update_seq,
             })
         })
         .collect();
