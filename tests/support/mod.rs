@@ -170,10 +170,9 @@ impl Master {
         work_dir: PathBuf,
         args: Vec<String>,
     ) -> Master {
-        Master {
-            subcommand: "agent".into(),
-            ..Master::new(dir, name, addr, work_dir, args)
-        }
+        let mut agent = Master::new(dir, name, addr, work_dir, args);
+        agent.subcommand = "agent".into();
+        agent
     }
 
     /// `http://addr`.
