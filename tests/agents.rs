@@ -282,8 +282,10 @@ async fn agent_restart_keeps_tasks_and_reports_what_ended_meanwhile() {
     let short_task = wait_running(&cluster, 0, "/short", 1, Duration::from_secs(15))
         .await
         .remove(0);
+    let work_dir = cluster.agents[0].data_dir.clone();
     let pid_of = |task: &Value| -> u32 {
-        let path = sandbox(&cluster, 0, task).join("pid");
+        let id = task["id"].as_str().unwrap_or_default();
+        let path = work_dir.join("sandboxes").join(id).join("pid");
         std::fs::read_to_string(&path)
             .ok()
             .and_then(|p| p.trim().parse().ok())
