@@ -68,10 +68,14 @@ pub async fn run(args: MasterArgs) -> anyhow::Result<()> {
         joining = config.joining,
         "master started"
     );
+    let stopping = std::sync::Arc::clone(&master);
     api::serve(
         listener,
         api::router(std::sync::Arc::clone(&master)),
-        shutdown_signal(),
+        async move {
+            shutdown_signal().await;
+            stopping.begin_shutdown();
+        },
     )
     .await
     .context("the HTTP server failed")?;

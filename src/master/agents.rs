@@ -162,6 +162,9 @@ impl Master {
             // A lost leadership shows in the metrics, not in the state: wake for both.
             let mut metrics = self.raft.metrics();
             tokio::select! {
+                () = self.stopping() => {
+                    return Err(WriteError::NotLeader { leader: None }.into());
+                }
                 _ = tokio::time::sleep_until(deadline) => {}
                 changed = states.changed() => {
                     if changed.is_err() {

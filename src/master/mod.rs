@@ -22,7 +22,7 @@ pub use membership::{MembershipError, NodeIdentity};
 use crate::config::MasterConfig;
 use crate::model::MasterId;
 use crate::raft::{self, HttpNetwork, PeerContacts, Raft, RaftError, RaftStoreError};
-use crate::state::{Applied, ClusterState, Command};
+use crate::state::{Applied, ClusterState, Command, Event};
 use batcher::WriteBatcher;
 use metrics::Metrics;
 use openraft::{BasicNode, SnapshotPolicy};
@@ -32,6 +32,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::watch;
 use tokio::time::Instant;
+
+/// Events a slow `/v2/events` client may fall behind before it is dropped (Marathon's
+/// `--event_stream_max_outstanding_messages`).
+pub const EVENT_BUFFER: usize = 1024;
 
 /// How long a write may wait for a quorum before it is refused.
 pub const WRITE_TIMEOUT: Duration = Duration::from_secs(3);
@@ -162,6 +166,10 @@ pub struct Master {
     agent_contacts: agents::AgentContacts,
     /// Heartbeat silence after which an agent is unreachable.
     agent_timeout: Duration,
+    /// Marathon's event bus.
+    events: tokio::sync::broadcast::Sender<Arc<Event>>,
+    /// Becomes true when the process starts to stop: long-lived responses end.
+    stopping: watch::Sender<bool>,
 }
 
 impl std::fmt::Debug for Master {
@@ -178,7 +186,9 @@ impl Master {
     /// `--masters` set, initialises the cluster with that set (every initial master does
     /// the same with the same list, which openraft allows; joiners wait to be added).
     pub async fn start(config: &MasterConfig) -> Result<Arc<Self>, MasterError> {
-        let (log_store, state_machine, states) = raft::open_store(&config.data_dir)?;
+        let (events, _) = tokio::sync::broadcast::channel(EVENT_BUFFER);
+        let (log_store, state_machine, states) =
+            raft::open_store(&config.data_dir, events.clone())?;
         let committed_index = log_store.committed_index();
         let raft_config = openraft::Config {
             cluster_name: "orch".into(),
@@ -240,6 +250,8 @@ impl Master {
             read_floor: Mutex::new(None),
             agent_contacts: agents::AgentContacts::default(),
             agent_timeout: config.agent_timeout,
+            events,
+            stopping: watch::Sender::new(false),
         });
         tokio::spawn(controller::run(Arc::clone(&master)));
         Ok(master)
@@ -317,6 +329,17 @@ impl Master {
                 last_log_index
             }
         }
+    }
+
+    /// Subscribes to the event bus: events of applied changes and of API calls.
+    pub fn events(&self) -> tokio::sync::broadcast::Receiver<Arc<Event>> {
+        self.events.subscribe()
+    }
+
+    /// Publishes an event that no applied command carries (e.g. `api_post_event`).
+    pub fn publish(&self, event: Event) {
+        // Nobody listening is fine.
+        let _ = self.events.send(Arc::new(event));
     }
 
     /// The latest applied state, without waiting (may lag the leader's commits).
@@ -481,6 +504,18 @@ impl Master {
         let status = self.cluster_status();
         let is_leader = status.leader == Some(self.id);
         self.metrics.render(&status, is_leader)
+    }
+
+    /// Completes when the process begins to stop (see [`Master::begin_shutdown`]).
+    pub async fn stopping(&self) {
+        let mut stopping = self.stopping.subscribe();
+        // An error means the master is gone, which is stopping too.
+        let _ = stopping.wait_for(|stopping| *stopping).await;
+    }
+
+    /// Ends long-lived responses (event streams, long polls) so the server can drain.
+    pub fn begin_shutdown(&self) {
+        self.stopping.send_replace(true);
     }
 
     /// Stops Raft; the store is closed when the last handle drops.

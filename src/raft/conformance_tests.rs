@@ -10,7 +10,8 @@ impl StoreBuilder<TypeConfig, LogStore, StateMachine, tempfile::TempDir> for Red
     async fn build(&self) -> Result<(tempfile::TempDir, LogStore, StateMachine), StorageError> {
         let dir = tempfile::tempdir().map_err(|e| openraft::StorageIOError::write(&e))?;
         let (log_store, state_machine, _) =
-            open_store(dir.path()).map_err(|e| openraft::StorageIOError::write(&e))?;
+            open_store(dir.path(), tokio::sync::broadcast::channel(1).0)
+                .map_err(|e| openraft::StorageIOError::write(&e))?;
         Ok((dir, log_store, state_machine))
     }
 }

@@ -78,6 +78,7 @@ pub enum RaftStoreError {
 /// The receiver sees every state the machine reaches, starting with the restored one.
 pub fn open_store(
     data_dir: &Path,
+    events: tokio::sync::broadcast::Sender<Arc<crate::state::Event>>,
 ) -> Result<(LogStore, StateMachine, watch::Receiver<Arc<ClusterState>>), RaftStoreError> {
     std::fs::create_dir_all(data_dir).map_err(|source| RaftStoreError::CreateDir {
         path: data_dir.display().to_string(),
@@ -91,7 +92,7 @@ pub fn open_store(
     let db = Arc::new(redb::Database::create(&path).map_err(|e| open_error(Box::new(e)))?);
     let log_store = LogStore::open(Arc::clone(&db)).map_err(open_error)?;
     let (state_machine, states) =
-        StateMachine::open(&data_dir.join("snapshot")).map_err(RaftStoreError::Load)?;
+        StateMachine::open(&data_dir.join("snapshot"), events).map_err(RaftStoreError::Load)?;
     Ok((log_store, state_machine, states))
 }
 

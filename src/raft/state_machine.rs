@@ -5,7 +5,7 @@
 
 use super::{codec, Entry, StorageError, StoreIo, TypeConfig};
 use crate::model::MasterId;
-use crate::state::{Applied, ClusterState};
+use crate::state::{events, Applied, ClusterState, Event};
 use openraft::storage::{RaftStateMachine, Snapshot};
 use openraft::{
     BasicNode, EntryPayload, LogId, OptionalSend, RaftSnapshotBuilder, SnapshotMeta,
@@ -14,7 +14,7 @@ use openraft::{
 use std::io::{Cursor, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use tokio::sync::watch;
+use tokio::sync::{broadcast, watch};
 
 type Meta = SnapshotMeta<MasterId, BasicNode>;
 
@@ -25,6 +25,8 @@ pub struct StateMachine {
     last_applied: Option<LogId<MasterId>>,
     last_membership: StoredMembership<MasterId, BasicNode>,
     published: watch::Sender<Arc<ClusterState>>,
+    /// Marathon events of what was applied (received by the event stream on the leader).
+    events: broadcast::Sender<Arc<Event>>,
     /// Distinguishes snapshots built at the same log id.
     snapshots_built: u64,
 }
@@ -43,6 +45,7 @@ impl StateMachine {
     /// Opens the state machine, restoring the snapshot stored at `snapshot_path` if any.
     pub fn open(
         snapshot_path: &Path,
+        events: broadcast::Sender<Arc<Event>>,
     ) -> Result<(Self, watch::Receiver<Arc<ClusterState>>), StorageError> {
         let (published, receiver) = watch::channel(Arc::new(ClusterState::default()));
         let mut machine = Self {
@@ -53,6 +56,7 @@ impl StateMachine {
             last_applied: None,
             last_membership: StoredMembership::default(),
             published,
+            events,
             snapshots_built: 0,
         };
         if let Some((meta, data)) = machine
@@ -190,6 +194,16 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             results.push(applied);
         }
         self.published.send_replace(Arc::new(self.state.clone()));
+        if self.events.receiver_count() > 0 {
+            let mut produced = Vec::new();
+            for applied in &results {
+                events(applied, &mut produced);
+            }
+            for event in produced {
+                // Nobody listening is fine.
+                let _ = self.events.send(Arc::new(event));
+            }
+        }
         Ok(results)
     }
 

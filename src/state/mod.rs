@@ -12,9 +12,11 @@
 //! May depend on: model, protocol (status updates are stored as agents send them).
 
 mod command;
+mod events;
 mod tasks;
 
 pub use command::{Applied, Command, Rejection};
+pub use events::{events, Event};
 
 use crate::model::{Agent, AgentId, App, AppId, Goal, Task, TaskId};
 use imbl::OrdMap;

@@ -1,6 +1,7 @@
 //! Marathon's `/v2` API: the shapes, status codes and error bodies of Marathon 1.6–1.10.
 
 mod apps;
+mod events;
 mod info;
 mod tasks;
 
@@ -11,6 +12,7 @@ use std::sync::Arc;
 pub(super) fn routes() -> Router<Arc<Master>> {
     Router::new()
         .merge(apps::routes())
+        .merge(events::routes())
         .merge(info::routes())
         .merge(tasks::routes())
 }

@@ -1,0 +1,104 @@
+//! Marathon's event bus entries derived from what applying a command produced
+//! (`status_update_event`, `instance_changed_event`, ...). Pure: the timestamps come from the
+//! commands.
+
+use super::Applied;
+use crate::model::{Task, TaskState};
+use serde_json::{json, Value};
+
+/// One event of `/v2/events`: its type and its JSON (which includes `eventType` and
+/// `timestamp`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Event {
+    /// Marathon's `eventType`.
+    pub event_type: &'static str,
+    /// The whole event object.
+    pub json: Value,
+}
+
+impl Event {
+    /// An event of `event_type` with `fields` plus `eventType` and `timestamp`.
+    pub fn new(event_type: &'static str, timestamp: &str, fields: Value) -> Self {
+        let mut json = fields;
+        if let Some(object) = json.as_object_mut() {
+            object.insert("eventType".into(), json!(event_type));
+            object.insert("timestamp".into(), json!(timestamp));
+        }
+        Self { event_type, json }
+    }
+}
+
+/// The events an applied entry produces, in order.
+pub fn events(applied: &Applied, out: &mut Vec<Event>) {
+    match applied {
+        Applied::Batch(all) => {
+            for one in all {
+                events(one, out);
+            }
+        }
+        Applied::StatusApplied { changed, .. } => {
+            for task in changed {
+                out.push(status_update_event(task));
+                out.push(instance_changed_event(task));
+            }
+        }
+        _ => {}
+    }
+}
+
+fn ip_addresses(task: &Task) -> Value {
+    task.ip_addresses
+        .iter()
+        .map(|ip| json!({"ipAddress": ip, "protocol": if ip.contains(':') { "IPv6" } else { "IPv4" }}))
+        .collect()
+}
+
+fn status_update_event(task: &Task) -> Event {
+    Event::new(
+        "status_update_event",
+        &task.updated_at.to_rfc3339(),
+        json!({
+            "slaveId": task.agent_id,
+            "taskId": task.id,
+            "taskStatus": task.state,
+            "message": task.message,
+            "appId": task.app_id,
+            "host": task.host,
+            "ipAddresses": ip_addresses(task),
+            "ports": task.ports,
+            "version": task.version.to_rfc3339(),
+        }),
+    )
+}
+
+/// Marathon's instance condition names for task states.
+fn condition(state: TaskState) -> &'static str {
+    match state {
+        TaskState::Staging => "Staging",
+        TaskState::Starting => "Starting",
+        TaskState::Running => "Running",
+        TaskState::Killing => "Killing",
+        TaskState::Finished => "Finished",
+        TaskState::Failed => "Failed",
+        TaskState::Killed => "Killed",
+        TaskState::Lost | TaskState::Gone => "Gone",
+        TaskState::Unreachable => "Unreachable",
+        TaskState::Error => "Error",
+    }
+}
+
+fn instance_changed_event(task: &Task) -> Event {
+    Event::new(
+        "instance_changed_event",
+        &task.updated_at.to_rfc3339(),
+        json!({
+            "instanceId": task.id.instance_id(),
+            "condition": condition(task.state),
+            "runSpecId": task.app_id,
+            "agentId": task.agent_id,
+            "host": task.host,
+            "runSpecVersion": task.version.to_rfc3339(),
+            "goal": match task.goal { crate::model::Goal::Running => "Running", crate::model::Goal::Decommissioned => "Decommissioned" },
+        }),
+    )
+}
