@@ -101,3 +101,28 @@ pub fn columns(rows: &[Vec<String>]) -> String {
     }
     out
 }
+
+/// A JSON value as a table cell: strings bare, null as `-`.
+pub fn cell(value: &Value) -> String {
+    match value {
+        Value::Null => "-".to_owned(),
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// Reads an app or group definition from a JSON or YAML file (`-` = standard input).
+pub fn read_definition(path: &std::path::Path) -> anyhow::Result<Value> {
+    let text = if path == std::path::Path::new("-") {
+        std::io::read_to_string(std::io::stdin()).context("reading standard input")?
+    } else {
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?
+    };
+    serde_yaml_ng::from_str(&text)
+        .with_context(|| format!("{} is neither JSON nor YAML", path.display()))
+}
+
+/// `/prod/web` or `prod/web` → `prod/web`, for paths like `/v2/apps/{id}`.
+pub fn id_path(id: &str) -> &str {
+    id.trim_start_matches('/')
+}

@@ -1,6 +1,6 @@
 //! `orch cluster status|add-master|remove-master`.
 
-use super::client::{columns, Client};
+use super::client::{cell, columns, Client};
 use clap::Subcommand;
 use reqwest::Method;
 use serde_json::{json, Value};
@@ -49,11 +49,7 @@ pub async fn run(command: ClusterCommand, client: &Client) -> anyhow::Result<()>
 }
 
 fn status_table(status: &Value) -> String {
-    let text = |value: &Value| match value {
-        Value::Null => "-".to_owned(),
-        Value::String(s) => s.clone(),
-        other => other.to_string(),
-    };
+    let text = cell;
     let mut out = format!(
         "leader: {} (id {})  term: {}  commit index: {}\n\n",
         text(&status["leader_address"]),

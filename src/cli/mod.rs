@@ -3,9 +3,14 @@
 //!
 //! May depend on: everything (this is the edge).
 
+mod app;
 mod client;
 mod cluster;
+mod deployment;
+mod group;
 mod master;
+mod node;
+mod task;
 
 use crate::telemetry::{self, LogFormat};
 use clap::{Parser, Subcommand};
@@ -49,19 +54,38 @@ enum Command {
     /// Inspect and change the master set.
     #[command(subcommand)]
     Cluster(cluster::ClusterCommand),
+    /// Marathon apps: list, show, add, update, scale, restart, remove, versions.
+    #[command(subcommand)]
+    App(app::AppCommand),
+    /// Deployments: list, rollback, stop, watch.
+    #[command(subcommand)]
+    Deployment(deployment::DeploymentCommand),
+    /// Tasks: list, kill, logs.
+    #[command(subcommand)]
+    Task(task::TaskCommand),
+    /// Groups: list, add, update, remove.
+    #[command(subcommand)]
+    Group(group::GroupCommand),
+    /// Agents: list.
+    #[command(subcommand)]
+    Node(node::NodeCommand),
 }
 
 /// Runs the parsed command to completion.
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     telemetry::init(cli.log_format);
     let runtime = tokio::runtime::Runtime::new()?;
+    let (master, output) = (cli.master.clone(), cli.output);
+    let client = move || client::Client::new(&master, output);
     runtime.block_on(async move {
         match cli.command {
             Command::Master(args) => master::run(args).await,
-            Command::Cluster(command) => {
-                let client = client::Client::new(&cli.master, cli.output)?;
-                cluster::run(command, &client).await
-            }
+            Command::Cluster(command) => cluster::run(command, &client()?).await,
+            Command::App(command) => app::run(command, &client()?).await,
+            Command::Deployment(command) => deployment::run(command, &client()?).await,
+            Command::Task(command) => task::run(command, &client()?).await,
+            Command::Group(command) => group::run(command, &client()?).await,
+            Command::Node(command) => node::run(command, &client()?).await,
         }
     })
 }
