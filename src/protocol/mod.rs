@@ -124,6 +124,35 @@ pub struct TaskSpec {
     pub docker: Option<DockerSpec>,
     /// SIGTERM → SIGKILL window (`taskKillGracePeriodSeconds`, default 3 s).
     pub kill_grace_ms: u64,
+    /// Health checks the agent runs, in the app's order.
+    #[serde(default)]
+    pub health_checks: Vec<HealthCheckSpec>,
+}
+
+/// One health check, resolved for a task: the agent runs it and reports results.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct HealthCheckSpec {
+    /// `HTTP`, `HTTPS`, `TCP`, `COMMAND`, `MESOS_HTTP`, `MESOS_HTTPS` or `MESOS_TCP`.
+    pub protocol: String,
+    /// HTTP path (default `/`).
+    pub path: Option<String>,
+    /// The port to probe on the task's address (resolved from `portIndex` or `port`);
+    /// `None` for COMMAND checks.
+    pub port: Option<u16>,
+    /// The shell command of a COMMAND check (exit 0 = healthy).
+    pub command: Option<String>,
+    /// Failures in the first this many seconds after start do not count (until a success).
+    pub grace_period_seconds: u64,
+    /// Seconds between checks.
+    pub interval_seconds: u64,
+    /// Seconds before a check counts as failed.
+    pub timeout_seconds: u64,
+    /// Consecutive failures after which the agent kills the task (0 = never).
+    pub max_consecutive_failures: u32,
+    /// Seconds to wait after start before the first check (MESOS_* checks).
+    pub delay_seconds: u64,
+    /// Treat HTTP 1xx answers as neither healthy nor failed.
+    pub ignore_http1xx: bool,
 }
 
 /// One port of a task.
@@ -199,6 +228,22 @@ pub struct StatusUpdate {
     pub timestamp: Timestamp,
     /// Addresses the task is reachable at.
     pub ip_addresses: Vec<String>,
+    /// A health check result, when this update reports one (the state stays as it was).
+    #[serde(default)]
+    pub health: Option<HealthReport>,
+}
+
+/// The result of one run of one health check.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct HealthReport {
+    /// Index of the check in the task's `health_checks`.
+    pub index: usize,
+    /// Healthy per this run.
+    pub alive: bool,
+    /// Failures in a row, this one included (0 after a success).
+    pub consecutive_failures: u32,
+    /// Why the check failed, if it did.
+    pub cause: Option<String>,
 }
 
 /// Status updates in sequence order.
