@@ -49,6 +49,7 @@ fn build(app: &App, task: &Task) -> TaskSpec {
             .map_or(DEFAULT_KILL_GRACE_MS, |seconds| {
                 seconds.saturating_mul(1000)
             }),
+        health_checks: Vec::new(),
     }
 }
 
