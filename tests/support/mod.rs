@@ -387,6 +387,13 @@ impl Http {
             .unwrap_or_else(|e| panic!("{e:#}"))
     }
 
+    /// PATCH a JSON value, panicking with context on a transport error.
+    pub async fn patch(&self, url: &str, body: &Value) -> Resp {
+        self.send(reqwest::Method::PATCH, url, Some(body.to_string()), None)
+            .await
+            .unwrap_or_else(|e| panic!("{e:#}"))
+    }
+
     /// DELETE, panicking with context on a transport error.
     pub async fn delete(&self, url: &str) -> Resp {
         self.send(reqwest::Method::DELETE, url, None, None)
