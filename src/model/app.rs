@@ -90,7 +90,7 @@ impl App {
     pub fn with_service_ports(
         mut self,
         previous: Option<&AppSpec>,
-        in_use: &BTreeSet<u16>,
+        in_use: impl FnOnce() -> BTreeSet<u16>,
     ) -> Result<Self, PortsExhausted> {
         assign_service_ports(&mut self.spec, previous, in_use)?;
         Ok(self)
@@ -106,7 +106,7 @@ impl App {
         version: Timestamp,
         patch: &Map<String, Value>,
         partial: bool,
-        in_use: &BTreeSet<u16>,
+        in_use: impl FnOnce() -> BTreeSet<u16>,
     ) -> Result<Self, AppError> {
         let definition = if partial {
             self.merged(patch)
@@ -198,20 +198,19 @@ mod tests {
         let id = AppId::parse("/web").expect("valid id");
         App::from_json(id, Timestamp::from_millis(1), &object(definition))
             .expect("valid")
-            .with_service_ports(None, &BTreeSet::new())
+            .with_service_ports(None, BTreeSet::new)
             .expect("ports left")
     }
 
     #[test]
     fn scaling_moves_only_last_scaling_at() {
         let app = web(json!({"cmd": "sleep 9", "instances": 1}));
-        let none = BTreeSet::new();
         let scaled = app
             .updated(
                 Timestamp::from_millis(2),
                 &object(json!({"instances": 3})),
                 true,
-                &none,
+                BTreeSet::new,
             )
             .expect("valid");
         assert_eq!(
@@ -229,7 +228,7 @@ mod tests {
                 Timestamp::from_millis(3),
                 &object(json!({"cmd": "sleep 1"})),
                 true,
-                &none,
+                BTreeSet::new,
             )
             .expect("valid");
         assert_eq!(
@@ -253,13 +252,12 @@ mod tests {
     fn service_ports_survive_updates() {
         let app = web(json!({"cmd": "sleep 9", "portDefinitions": [{"port": 0}, {"port": 0}]}));
         assert_eq!(app.spec.service_ports(), vec![10000, 10001]);
-        let none = BTreeSet::new();
         let partial = app
             .updated(
                 Timestamp::from_millis(2),
                 &object(json!({"cpus": 2})),
                 true,
-                &none,
+                BTreeSet::new,
             )
             .expect("valid");
         assert_eq!(partial.spec.service_ports(), vec![10000, 10001]);
@@ -269,7 +267,7 @@ mod tests {
                 Timestamp::from_millis(3),
                 &object(json!({"cmd": "sleep 9", "ports": [0, 0]})),
                 false,
-                &BTreeSet::from([10000, 10001, 10002]),
+                || BTreeSet::from([10000, 10001, 10002]),
             )
             .expect("valid");
         assert_eq!(full.spec.service_ports(), vec![10000, 10001]);
@@ -286,7 +284,7 @@ mod tests {
                         "portMappings": [{"containerPort": 80}]}}
                 })),
                 true,
-                &BTreeSet::new(),
+                BTreeSet::new,
             )
             .expect("valid");
         assert!(!bridged.spec.host_networking());
@@ -300,7 +298,7 @@ mod tests {
             Timestamp::from_millis(3),
             &object(json!({"cpus": "many"})),
             true,
-            &BTreeSet::new(),
+            BTreeSet::new,
         );
         assert_eq!(
             invalid,

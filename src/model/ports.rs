@@ -25,12 +25,15 @@ pub struct PortsExhausted {
 }
 
 /// Replaces each 0 service port of `spec`. `previous` is the app's stored version (if any);
-/// `in_use` holds the service ports of every other app.
+/// `in_use` gives the service ports of every other app (asked only if a fresh port is needed).
 pub fn assign_service_ports(
     spec: &mut AppSpec,
     previous: Option<&AppSpec>,
-    in_use: &BTreeSet<u16>,
+    in_use: impl FnOnce() -> BTreeSet<u16>,
 ) -> Result<(), PortsExhausted> {
+    if !spec.service_ports().contains(&0) {
+        return Ok(());
+    }
     let explicit: BTreeSet<u16> = spec
         .service_ports()
         .into_iter()
@@ -44,6 +47,8 @@ pub fn assign_service_ports(
         .collect();
     let mut reusable = reusable.into_iter();
     let mut taken = explicit;
+    let mut in_use = Some(in_use);
+    let mut others = BTreeSet::new();
     let mut next = *SERVICE_PORTS.start();
     for port in spec.service_ports_mut() {
         if *port != 0 {
@@ -52,8 +57,11 @@ pub fn assign_service_ports(
         let chosen = match reusable.find(|p| !taken.contains(p)) {
             Some(reused) => reused,
             None => {
+                if let Some(in_use) = in_use.take() {
+                    others = in_use();
+                }
                 let free = (next..=*SERVICE_PORTS.end())
-                    .find(|p| !taken.contains(p) && !in_use.contains(p))
+                    .find(|p| !taken.contains(p) && !others.contains(p))
                     .ok_or(PortsExhausted {
                         min: *SERVICE_PORTS.start(),
                         max: *SERVICE_PORTS.end(),
@@ -90,7 +98,7 @@ mod tests {
     fn zeros_take_the_lowest_free_ports() {
         let mut app = spec(&[0, 10001, 0]);
         let in_use = BTreeSet::from([10000, 10002]);
-        assign_service_ports(&mut app, None, &in_use).expect("ports left");
+        assign_service_ports(&mut app, None, || in_use).expect("ports left");
         assert_eq!(app.service_ports(), vec![10003, 10001, 10004]);
     }
 
@@ -98,24 +106,25 @@ mod tests {
     fn previous_ports_come_back_first() {
         let previous = spec(&[10007, 10009]);
         let mut app = spec(&[0, 0, 0]);
-        assign_service_ports(&mut app, Some(&previous), &BTreeSet::new()).expect("ports left");
+        assign_service_ports(&mut app, Some(&previous), BTreeSet::new).expect("ports left");
         assert_eq!(app.service_ports(), vec![10007, 10009, 10000]);
 
         // A previous port now chosen explicitly is not handed out twice.
         let mut app = spec(&[0, 10007]);
-        assign_service_ports(&mut app, Some(&previous), &BTreeSet::new()).expect("ports left");
+        assign_service_ports(&mut app, Some(&previous), BTreeSet::new).expect("ports left");
         assert_eq!(app.service_ports(), vec![10009, 10007]);
     }
 
     #[test]
     fn an_exhausted_range_is_an_error() {
         let in_use: BTreeSet<u16> = SERVICE_PORTS.collect();
-        let error = assign_service_ports(&mut spec(&[0]), None, &in_use).expect_err("exhausted");
+        let error =
+            assign_service_ports(&mut spec(&[0]), None, || in_use.clone()).expect_err("exhausted");
         assert_eq!(
             error.to_string(),
             "All ports in the range [10000-20000) are already in use"
         );
         let mut fixed = spec(&[80]);
-        assign_service_ports(&mut fixed, None, &in_use).expect("no zero, nothing to assign");
+        assign_service_ports(&mut fixed, None, || in_use).expect("no zero, nothing to assign");
     }
 }

@@ -48,8 +48,8 @@ impl ClusterState {
                 if self.apps.contains_key(&app.id) {
                     return Applied::Rejected(Rejection::AppExists(app.id));
                 }
-                let in_use = self.service_ports_in_use(&app.id);
-                match (*app).with_service_ports(None, &in_use) {
+                let id = app.id.clone();
+                match app.with_service_ports(None, || self.service_ports_in_use(&id)) {
                     Ok(app) => {
                         let app = self.store(app);
                         Applied::AppCreated { app, deployment_id }
@@ -107,12 +107,12 @@ impl ClusterState {
         patch: &Map<String, Value>,
         partial: bool,
     ) -> Result<(App, bool), AppError> {
-        let in_use = self.service_ports_in_use(id);
+        let in_use = || self.service_ports_in_use(id);
         match self.apps.get(id) {
-            Some(existing) => Ok((existing.updated(version, patch, partial, &in_use)?, false)),
+            Some(existing) => Ok((existing.updated(version, patch, partial, in_use)?, false)),
             None => {
                 let app = App::from_json(id.clone(), version, patch)?;
-                Ok((app.with_service_ports(None, &in_use)?, true))
+                Ok((app.with_service_ports(None, in_use)?, true))
             }
         }
     }

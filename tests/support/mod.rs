@@ -438,7 +438,8 @@ pub fn parse_metrics(text: &str) -> BTreeMap<String, f64> {
 }
 
 /// An app definition of roughly `size` bytes of JSON (padded through a label), with
-/// `instances: 0` so nothing needs to be scheduled.
+/// `instances: 0` so nothing needs to be scheduled, and no ports (so tens of thousands of
+/// them fit in the 10000-20000 service port range).
 pub fn app_body(id: &str, size: usize) -> Value {
     let mut app = json!({
         "id": id,
@@ -446,6 +447,7 @@ pub fn app_body(id: &str, size: usize) -> Value {
         "cpus": 0.1,
         "mem": 32,
         "instances": 0,
+        "portDefinitions": [],
         "env": {"MODE": "test"},
         "labels": {"owner": "orch-tests"}
     });
