@@ -6,14 +6,8 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::json;
 
-/// One failed field: Marathon's `{"path": "/id", "errors": [...]}`.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct Violation {
-    /// JSON path of the field, Marathon style (`/id`, `/healthChecks(0)/port`, `/`).
-    pub path: String,
-    /// What is wrong with it.
-    pub errors: Vec<String>,
-}
+use crate::model::AppError;
+pub use crate::model::Violation;
 
 /// Everything a handler can answer other than success.
 #[derive(Debug, thiserror::Error)]
@@ -39,6 +33,14 @@ pub enum ApiError {
     /// No app has this id.
     #[error("App '{0}' does not exist")]
     AppNotFound(String),
+    /// The app exists but not in this version.
+    #[error("App '{id}' does not exist in version {version}")]
+    AppVersionNotFound {
+        /// The app.
+        id: String,
+        /// The version asked for.
+        version: String,
+    },
     /// An app with this id exists.
     #[error("An app with id [{0}] already exists.")]
     AppExists(String),
@@ -81,14 +83,20 @@ pub enum ApiError {
     Membership(#[from] MembershipError),
 }
 
+impl From<AppError> for ApiError {
+    fn from(error: AppError) -> Self {
+        match error {
+            AppError::Invalid { violations } => Self::Invalid { violations },
+            AppError::PortsExhausted(exhausted) => Self::invalid("/", exhausted.to_string()),
+        }
+    }
+}
+
 impl ApiError {
     /// One violation at `path`.
     pub fn invalid(path: &str, error: impl Into<String>) -> Self {
         Self::Invalid {
-            violations: vec![Violation {
-                path: path.to_owned(),
-                errors: vec![error.into()],
-            }],
+            violations: vec![Violation::new(path, error)],
         }
     }
 
@@ -97,9 +105,11 @@ impl ApiError {
             Self::InvalidJson { .. } | Self::Invalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             Self::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
-            Self::AppNotFound(_) | Self::UnknownRoute | Self::NotLeader | Self::NoLeaderKnown => {
-                StatusCode::NOT_FOUND
-            }
+            Self::AppNotFound(_)
+            | Self::AppVersionNotFound { .. }
+            | Self::UnknownRoute
+            | Self::NotLeader
+            | Self::NoLeaderKnown => StatusCode::NOT_FOUND,
             Self::AppExists(_) => StatusCode::CONFLICT,
             Self::ProxyLoop | Self::ProxyFailed(_) => StatusCode::BAD_GATEWAY,
             Self::NoLeader | Self::LeaderUnreachable(_) | Self::Write(_) | Self::Read(_) => {

@@ -3,7 +3,6 @@
 
 use crate::model::{AgentId, App, Goal, Task, TaskId, TaskState, Timestamp};
 use crate::state::ClusterState;
-use serde_json::Value;
 use std::collections::{BTreeSet, HashMap};
 
 /// Resources in use on each agent, updated as this pass places tasks.
@@ -118,37 +117,16 @@ impl<'a> Usage<'a> {
 }
 
 fn resources(app: &App) -> (f64, f64, f64) {
-    let number = |key, default| {
-        app.definition
-            .get(key)
-            .and_then(Value::as_f64)
-            .unwrap_or(default)
-    };
-    (
-        number("cpus", 1.0),
-        number("mem", 128.0),
-        number("disk", 0.0),
-    )
+    (app.spec.cpus, app.spec.mem, app.spec.disk)
 }
 
 fn port_count(app: &App) -> usize {
-    match app
-        .definition
-        .get("portDefinitions")
-        .or_else(|| app.definition.get("ports"))
-    {
-        Some(Value::Array(ports)) => ports.len(),
-        _ => 1,
-    }
+    app.spec.port_count()
 }
 
 fn accepts_public(app: &App) -> bool {
-    app.definition
-        .get("acceptedResourceRoles")
-        .and_then(Value::as_array)
-        .is_some_and(|roles| {
-            roles
-                .iter()
-                .any(|role| role.as_str() == Some(crate::model::PUBLIC_ROLE))
-        })
+    app.spec
+        .accepted_resource_roles
+        .iter()
+        .any(|role| role == crate::model::PUBLIC_ROLE)
 }

@@ -4,7 +4,6 @@
 
 use crate::model::{App, AppId, Goal, Task, TaskId, TaskState, Timestamp};
 use crate::state::{ClusterState, Command};
-use serde_json::Value;
 use std::collections::HashMap;
 
 /// Leader-side scheduling memory.
@@ -95,19 +94,11 @@ impl Scheduler {
         {
             return;
         }
-        let definition = &app.definition;
-        let seconds = |key, default: f64| {
-            definition
-                .get(key)
-                .and_then(Value::as_f64)
-                .unwrap_or(default)
-        };
-        let max_ms = (seconds("maxLaunchDelaySeconds", 300.0) * 1000.0) as u64;
+        let spec = &app.spec;
+        let max_ms = u64::try_from(spec.max_launch_delay_seconds).unwrap_or(0) * 1000;
         let delay_ms = match self.backoffs.get(&app.id) {
-            None => ((seconds("backoffSeconds", 1.0) * 1000.0) as u64).min(max_ms),
-            Some(previous) => {
-                ((previous.delay_ms as f64 * seconds("backoffFactor", 1.15)) as u64).min(max_ms)
-            }
+            None => (u64::try_from(spec.backoff_seconds).unwrap_or(0) * 1000).min(max_ms),
+            Some(previous) => ((previous.delay_ms as f64 * spec.backoff_factor) as u64).min(max_ms),
         };
         let not_before = Timestamp::from_millis(now.as_millis() + delay_ms);
         tracing::info!(app.id = %app.id, task.id = %failed.id, delay_ms, "task failed: delaying launches");
@@ -129,10 +120,7 @@ impl Scheduler {
 }
 
 fn instances(app: &App) -> usize {
-    app.definition
-        .get("instances")
-        .and_then(Value::as_u64)
-        .map_or(1, |n| usize::try_from(n).unwrap_or(usize::MAX))
+    usize::try_from(app.spec.instances).unwrap_or(0)
 }
 
 /// Marathon's `unreachableStrategy`: `None` = never (the "disabled" form).
@@ -143,22 +131,18 @@ struct UnreachableStrategy {
 
 impl UnreachableStrategy {
     fn of(app: &App) -> Self {
-        match app.definition.get("unreachableStrategy") {
-            Some(Value::String(disabled)) if disabled == "disabled" => Self {
+        match app.spec.unreachable_strategy {
+            crate::model::UnreachableStrategy::Disabled(_) => Self {
                 inactive_after_ms: None,
                 expunge_after_ms: None,
             },
-            Some(Value::Object(strategy)) => {
-                let ms = |key| strategy.get(key).and_then(Value::as_u64).unwrap_or(0) * 1000;
+            crate::model::UnreachableStrategy::Enabled(strategy) => {
+                let ms = |seconds: i64| Some(u64::try_from(seconds).unwrap_or(0) * 1000);
                 Self {
-                    inactive_after_ms: Some(ms("inactiveAfterSeconds")),
-                    expunge_after_ms: Some(ms("expungeAfterSeconds")),
+                    inactive_after_ms: ms(strategy.inactive_after_seconds),
+                    expunge_after_ms: ms(strategy.expunge_after_seconds),
                 }
             }
-            _ => Self {
-                inactive_after_ms: Some(0),
-                expunge_after_ms: Some(0),
-            },
         }
     }
 }

@@ -1,11 +1,14 @@
-//! A stored Marathon app definition.
+//! A stored Marathon app: its id, versions and typed definition.
 //!
-//! For now the definition is kept as the JSON object the client sent (fields Marathon would
-//! default are not filled in yet), with the server-owned fields `id`, `version` and
-//! `versionInfo` set by the leader.
+//! Client JSON becomes an [`App`] through [`App::from_json`] (normalise, read, validate; see
+//! [`AppSpec::from_json`]). Service ports are assigned where the whole cluster is known
+//! (`ClusterState::apply`) through [`App::with_service_ports`] and [`App::updated`].
 
-use super::{AppId, Timestamp};
+use super::app_validation::Violation;
+use super::ports::{assign_service_ports, PortsExhausted};
+use super::{AppId, AppSpec, Timestamp};
 use serde_json::{Map, Value};
+use std::collections::BTreeSet;
 
 /// A Marathon app as stored in the cluster state.
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -16,8 +19,8 @@ pub struct App {
     pub version: Timestamp,
     /// When the configuration and the instance count last changed.
     pub version_info: VersionInfo,
-    /// The definition as given by the client, without the server-owned fields.
-    pub definition: Map<String, Value>,
+    /// The definition, normalised and with Marathon's defaults.
+    pub spec: AppSpec,
 }
 
 /// Marathon's `versionInfo`.
@@ -30,62 +33,145 @@ pub struct VersionInfo {
     pub last_config_change_at: Timestamp,
 }
 
-/// Fields the server owns; they are dropped from client input.
-const SERVER_OWNED: [&str; 4] = ["id", "version", "versionInfo", "deployments"];
+/// Why an app definition cannot be stored.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error, serde::Serialize, serde::Deserialize)]
+pub enum AppError {
+    /// The definition breaks Marathon's rules (422 with these details).
+    #[error("Object is not valid")]
+    Invalid {
+        /// Each failing field.
+        violations: Vec<Violation>,
+    },
+    /// No service port is left to assign.
+    #[error(transparent)]
+    PortsExhausted(#[from] PortsExhausted),
+}
+
+impl From<Vec<Violation>> for AppError {
+    fn from(violations: Vec<Violation>) -> Self {
+        Self::Invalid { violations }
+    }
+}
+
+/// Keys whose replacement by an update makes a canonical key of the stored definition
+/// obsolete (a legacy field in a partial update wins over the stored canonical one).
+const REPLACES: [(&str, &str); 3] = [
+    ("ports", "portDefinitions"),
+    ("uris", "fetch"),
+    ("ipAddress", "networks"),
+];
 
 impl App {
-    /// A new app created at `version` from a client's definition.
-    pub fn new(id: AppId, version: Timestamp, mut definition: Map<String, Value>) -> Self {
-        strip_server_owned(&mut definition);
-        let version_info = VersionInfo {
-            last_scaling_at: version,
-            last_config_change_at: version,
-        };
+    /// A new app created at `version` from a typed definition.
+    pub fn new(id: AppId, version: Timestamp, spec: AppSpec) -> Self {
         Self {
             id,
             version,
-            version_info,
-            definition,
+            version_info: VersionInfo {
+                last_scaling_at: version,
+                last_config_change_at: version,
+            },
+            spec,
         }
     }
 
-    /// This app updated at `version`: `patch`'s keys replace ours when `partial`, otherwise
-    /// `patch` replaces the whole definition. Version info moves as Marathon moves it: a change
-    /// of `instances` alone is a scaling change; anything else is a config change.
+    /// A new app created at `version` from a client's definition (whose `id` key is ignored).
+    /// Service ports stay 0 until [`App::with_service_ports`].
+    pub fn from_json(
+        id: AppId,
+        version: Timestamp,
+        definition: &Map<String, Value>,
+    ) -> Result<Self, AppError> {
+        let spec = AppSpec::from_json(&id, definition)?;
+        Ok(Self::new(id, version, spec))
+    }
+
+    /// This app with its 0 service ports assigned (see [`assign_service_ports`]).
+    pub fn with_service_ports(
+        mut self,
+        previous: Option<&AppSpec>,
+        in_use: impl FnOnce() -> BTreeSet<u16>,
+    ) -> Result<Self, PortsExhausted> {
+        assign_service_ports(&mut self.spec, previous, in_use)?;
+        Ok(self)
+    }
+
+    /// This app updated at `version`. With `partial`, `patch`'s top-level keys replace ours
+    /// (Marathon's AppUpdate); otherwise `patch` is the whole new definition. Either way the
+    /// result is validated and its 0 service ports are assigned, reusing ours first. Version
+    /// info moves as Marathon moves it: a change of `instances` alone is a scaling change;
+    /// anything else is a config change.
     pub fn updated(
         &self,
         version: Timestamp,
-        mut patch: Map<String, Value>,
+        patch: &Map<String, Value>,
         partial: bool,
-    ) -> Self {
-        strip_server_owned(&mut patch);
+        in_use: impl FnOnce() -> BTreeSet<u16>,
+    ) -> Result<Self, AppError> {
         let definition = if partial {
-            let mut merged = self.definition.clone();
-            merged.extend(patch);
-            merged
+            self.merged(patch)
         } else {
-            patch
+            patch.clone()
         };
-        let config_changed = without_instances(&definition) != without_instances(&self.definition);
-        let version_info = VersionInfo {
-            last_scaling_at: version,
-            last_config_change_at: if config_changed {
-                version
-            } else {
-                self.version_info.last_config_change_at
-            },
-        };
-        Self {
+        let mut spec = AppSpec::from_json(&self.id, &definition)?;
+        assign_service_ports(&mut spec, Some(&self.spec), in_use)?;
+        let config_changed = AppSpec {
+            instances: self.spec.instances,
+            ..spec.clone()
+        } != self.spec;
+        Ok(Self {
             id: self.id.clone(),
             version,
-            version_info,
-            definition,
+            version_info: VersionInfo {
+                last_scaling_at: version,
+                last_config_change_at: if config_changed {
+                    version
+                } else {
+                    self.version_info.last_config_change_at
+                },
+            },
+            spec,
+        })
+    }
+
+    /// Our definition JSON with `patch`'s keys over it. A stored canonical field that a patch
+    /// field replaces (legacy `ports` over `portDefinitions`, ...) or that no longer fits the
+    /// networking (port definitions under container networking and the reverse) is dropped.
+    fn merged(&self, patch: &Map<String, Value>) -> Map<String, Value> {
+        let mut merged = self.spec.to_json();
+        for (legacy, canonical) in REPLACES {
+            if patch.contains_key(legacy) && !patch.contains_key(canonical) {
+                merged.remove(canonical);
+            }
         }
+        let docker_network = patch
+            .get("container")
+            .and_then(|c| c.pointer("/docker/network"))
+            .is_some_and(|n| !n.is_null());
+        if docker_network && !patch.contains_key("networks") {
+            merged.remove("networks");
+        }
+        merged.extend(patch.iter().map(|(k, v)| (k.clone(), v.clone())));
+        let host = match merged.get("networks").and_then(Value::as_array) {
+            Some(networks) => networks
+                .iter()
+                .all(|n| n.get("mode").and_then(Value::as_str) == Some("host")),
+            None => !docker_network,
+        };
+        if !host && !patch.contains_key("portDefinitions") && !patch.contains_key("ports") {
+            merged.remove("portDefinitions");
+        }
+        if host && !patch.contains_key("container") {
+            if let Some(Value::Object(container)) = merged.get_mut("container") {
+                container.remove("portMappings");
+            }
+        }
+        merged
     }
 
     /// The Marathon JSON of this app: the definition plus `id`, `version` and `versionInfo`.
     pub fn to_json(&self) -> Map<String, Value> {
-        let mut json = self.definition.clone();
+        let mut json = self.spec.to_json();
         json.insert("id".into(), Value::String(self.id.to_string()));
         json.insert("version".into(), Value::String(self.version.to_rfc3339()));
         json.insert(
@@ -99,19 +185,6 @@ impl App {
     }
 }
 
-fn strip_server_owned(definition: &mut Map<String, Value>) {
-    for key in SERVER_OWNED {
-        definition.remove(key);
-    }
-}
-
-fn without_instances(definition: &Map<String, Value>) -> Vec<(&String, &Value)> {
-    definition
-        .iter()
-        .filter(|(key, _)| key.as_str() != "instances")
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -121,19 +194,25 @@ mod tests {
         value.as_object().cloned().unwrap_or_default()
     }
 
+    fn web(definition: Value) -> App {
+        let id = AppId::parse("/web").expect("valid id");
+        App::from_json(id, Timestamp::from_millis(1), &object(definition))
+            .expect("valid")
+            .with_service_ports(None, BTreeSet::new)
+            .expect("ports left")
+    }
+
     #[test]
     fn scaling_moves_only_last_scaling_at() {
-        let id = AppId::parse("/web").expect("valid id");
-        let app = App::new(
-            id,
-            Timestamp::from_millis(1),
-            object(json!({"cmd": "sleep 9", "instances": 1})),
-        );
-        let scaled = app.updated(
-            Timestamp::from_millis(2),
-            object(json!({"instances": 3})),
-            true,
-        );
+        let app = web(json!({"cmd": "sleep 9", "instances": 1}));
+        let scaled = app
+            .updated(
+                Timestamp::from_millis(2),
+                &object(json!({"instances": 3})),
+                true,
+                BTreeSet::new,
+            )
+            .expect("valid");
         assert_eq!(
             scaled.version_info.last_scaling_at,
             Timestamp::from_millis(2)
@@ -142,12 +221,16 @@ mod tests {
             scaled.version_info.last_config_change_at,
             Timestamp::from_millis(1)
         );
-        assert_eq!(scaled.definition.get("cmd"), Some(&json!("sleep 9")));
-        let changed = scaled.updated(
-            Timestamp::from_millis(3),
-            object(json!({"cmd": "sleep 1"})),
-            true,
-        );
+        assert_eq!(scaled.spec.cmd.as_deref(), Some("sleep 9"));
+        assert_eq!(scaled.spec.instances, 3);
+        let changed = scaled
+            .updated(
+                Timestamp::from_millis(3),
+                &object(json!({"cmd": "sleep 1"})),
+                true,
+                BTreeSet::new,
+            )
+            .expect("valid");
         assert_eq!(
             changed.version_info.last_config_change_at,
             Timestamp::from_millis(3)
@@ -156,17 +239,72 @@ mod tests {
 
     #[test]
     fn server_owned_fields_come_from_the_server() {
-        let id = AppId::parse("/web").expect("valid id");
-        let app = App::new(
-            id,
-            Timestamp::from_millis(5),
-            object(json!({"id": "/other", "version": "x"})),
-        );
+        let app = web(json!({"id": "/other", "version": "x", "cmd": "sleep 1"}));
         let json = app.to_json();
         assert_eq!(json.get("id"), Some(&json!("/web")));
         assert_eq!(
             json.get("version"),
-            Some(&json!("1970-01-01T00:00:00.005Z"))
+            Some(&json!("1970-01-01T00:00:00.001Z"))
+        );
+    }
+
+    #[test]
+    fn service_ports_survive_updates() {
+        let app = web(json!({"cmd": "sleep 9", "portDefinitions": [{"port": 0}, {"port": 0}]}));
+        assert_eq!(app.spec.service_ports(), vec![10000, 10001]);
+        let partial = app
+            .updated(
+                Timestamp::from_millis(2),
+                &object(json!({"cpus": 2})),
+                true,
+                BTreeSet::new,
+            )
+            .expect("valid");
+        assert_eq!(partial.spec.service_ports(), vec![10000, 10001]);
+        // A full replacement with zeros gets the same ports back.
+        let full = partial
+            .updated(
+                Timestamp::from_millis(3),
+                &object(json!({"cmd": "sleep 9", "ports": [0, 0]})),
+                false,
+                || BTreeSet::from([10000, 10001, 10002]),
+            )
+            .expect("valid");
+        assert_eq!(full.spec.service_ports(), vec![10000, 10001]);
+    }
+
+    #[test]
+    fn partial_updates_can_switch_networking() {
+        let app = web(json!({"cmd": "sleep 9"}));
+        let bridged = app
+            .updated(
+                Timestamp::from_millis(2),
+                &object(json!({
+                    "container": {"docker": {"image": "nginx", "network": "BRIDGE",
+                        "portMappings": [{"containerPort": 80}]}}
+                })),
+                true,
+                BTreeSet::new,
+            )
+            .expect("valid");
+        assert!(!bridged.spec.host_networking());
+        let json = bridged.to_json();
+        assert!(json.get("portDefinitions").is_none(), "{json:?}");
+        assert_eq!(
+            json["container"]["portMappings"],
+            json!([{"containerPort": 80, "hostPort": 0, "servicePort": 10000, "protocol": "tcp"}])
+        );
+        let invalid = app.updated(
+            Timestamp::from_millis(3),
+            &object(json!({"cpus": "many"})),
+            true,
+            BTreeSet::new,
+        );
+        assert_eq!(
+            invalid,
+            Err(AppError::Invalid {
+                violations: vec![Violation::new("/cpus", "error.expected.jsnumber")]
+            })
         );
     }
 }

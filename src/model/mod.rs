@@ -1,5 +1,5 @@
-//! Pure domain types: ids, timestamps, Marathon app definitions, agents, resources, tasks
-//! and constraints.
+//! Pure domain types: ids, timestamps, Marathon app definitions (typed, normalised,
+//! validated, with service ports), agents, resources, tasks and constraints.
 //!
 //! Everything here is plain data with serde: no I/O, no clock, no tokio. Values that need the
 //! clock (timestamps) or randomness (ids) are created by the shells and passed in.
@@ -9,15 +9,30 @@
 mod agent;
 mod app;
 mod app_id;
+mod app_normalize;
+mod app_spec;
+mod app_validation;
 mod constraint;
+mod health;
+mod ports;
 mod resources;
 mod task;
 mod timestamp;
 
 pub use agent::{Agent, AgentId, AgentInfo, Reachability, DEFAULT_ROLE, PUBLIC_ROLE};
-pub use app::{App, VersionInfo};
+pub use app::{App, AppError, VersionInfo};
 pub use app_id::{AppId, AppIdError};
+pub use app_spec::{
+    AppSpec, Container, ContainerType, Disabled, Docker, DockerParameter, EnvValue, Fetch,
+    KillSelection, Network, NetworkMode, PortDefinition, PortMapping, Secret, UnreachableEnabled,
+    UnreachableStrategy, UpgradeStrategy,
+};
+pub use app_validation::{Violation, PORT_NAME_PATTERN};
 pub use constraint::{Constraint, Operator};
+pub use health::{
+    CommandCheck, HealthCheck, HealthProtocol, HealthTarget, ReadinessCheck, ReadinessProtocol,
+};
+pub use ports::{assign_service_ports, PortsExhausted, SERVICE_PORTS};
 pub use resources::{
     format_ranges, parse_attributes, Attributes, PortRange, Resources, ResourcesError,
 };

@@ -40,13 +40,14 @@ mod tests {
     fn state_and_commands_round_trip() {
         let definition =
             json!({"cmd": "sleep 1", "cpus": 0.5, "instances": 3, "env": {"A": "b"}, "x": null});
-        let app = App::new(
+        let app = App::from_json(
             AppId::parse("/g/web").expect("valid id"),
             Timestamp::from_millis(42),
-            definition.as_object().cloned().unwrap_or_default(),
-        );
+            &definition.as_object().cloned().unwrap_or_default(),
+        )
+        .expect("valid definition");
         let command = Command::Batch(vec![Command::CreateApp {
-            app,
+            app: Box::new(app),
             deployment_id: DeploymentId("d".into()),
         }]);
         let mut state = ClusterState::default();

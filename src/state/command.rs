@@ -1,6 +1,8 @@
 //! The Raft payload and what applying it produced.
 
-use crate::model::{AgentId, AgentInfo, App, AppId, DeploymentId, Task, TaskId, Timestamp};
+use crate::model::{
+    AgentId, AgentInfo, App, AppError, AppId, DeploymentId, Task, TaskId, Timestamp,
+};
 use crate::protocol::StatusUpdate;
 use serde_json::{Map, Value};
 use std::sync::Arc;
@@ -10,14 +12,16 @@ use std::sync::Arc;
 /// Append-only: add variants at the end; never change the meaning of an existing one.
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum Command {
-    /// Create an app; rejected if the id exists.
+    /// Create an app; rejected if the id exists. Its 0 service ports are assigned on apply.
     CreateApp {
-        /// The app, with its version already chosen by the leader.
-        app: App,
+        /// The app, with its version already chosen by the leader (boxed: the payload is
+        /// large next to the other variants; the wire form is the same).
+        app: Box<App>,
         /// The deployment that brings it up.
         deployment_id: DeploymentId,
     },
-    /// Create or update an app (Marathon's PUT).
+    /// Create or update an app (Marathon's PUT and PATCH; a rollback is a full update with
+    /// the stored version's definition). Validated on apply; rejected if invalid.
     UpdateApp {
         /// Which app.
         id: AppId,
@@ -146,4 +150,6 @@ pub enum Rejection {
     AppExists(AppId),
     /// No app has this id.
     AppUnknown(AppId),
+    /// The resulting app definition is not valid, or no service port is left.
+    InvalidApp(AppError),
 }

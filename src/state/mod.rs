@@ -18,9 +18,14 @@ mod tasks;
 pub use command::{Applied, Command, Rejection};
 pub use events::{events, Event};
 
-use crate::model::{Agent, AgentId, App, AppId, Goal, Task, TaskId};
-use imbl::OrdMap;
+use crate::model::{Agent, AgentId, App, AppError, AppId, Goal, Task, TaskId, Timestamp};
+use imbl::{OrdMap, Vector};
+use serde_json::{Map, Value};
+use std::collections::BTreeSet;
 use std::sync::Arc;
+
+/// How many versions of an app are kept (Marathon's `--zk_max_versions` default).
+pub const MAX_APP_VERSIONS: usize = 50;
 
 /// Everything the masters agree on.
 #[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -35,6 +40,10 @@ pub struct ClusterState {
     pub tasks: OrdMap<TaskId, Arc<Task>>,
     /// The latest failed task of each app (Marathon's `lastTaskFailure`).
     pub last_task_failure: OrdMap<AppId, Arc<Task>>,
+    /// Stored versions of each app, newest first (the current one included), at most
+    /// [`MAX_APP_VERSIONS`]; dropped with the app.
+    #[serde(default)]
+    pub app_versions: OrdMap<AppId, Vector<Arc<App>>>,
 }
 
 impl ClusterState {
@@ -48,9 +57,14 @@ impl ClusterState {
                 if self.apps.contains_key(&app.id) {
                     return Applied::Rejected(Rejection::AppExists(app.id));
                 }
-                let app = Arc::new(app);
-                self.apps.insert(app.id.clone(), Arc::clone(&app));
-                Applied::AppCreated { app, deployment_id }
+                let id = app.id.clone();
+                match app.with_service_ports(None, || self.service_ports_in_use(&id)) {
+                    Ok(app) => {
+                        let app = self.store(app);
+                        Applied::AppCreated { app, deployment_id }
+                    }
+                    Err(error) => Applied::Rejected(Rejection::InvalidApp(error.into())),
+                }
             }
             Command::UpdateApp {
                 id,
@@ -58,18 +72,17 @@ impl ClusterState {
                 patch,
                 partial,
                 deployment_id,
-            } => {
-                let (app, created) = match self.apps.get(&id) {
-                    Some(existing) => (existing.updated(version, patch, partial), false),
-                    None => (App::new(id.clone(), version, patch), true),
-                };
-                self.apps.insert(id, Arc::new(app));
-                Applied::AppUpdated {
-                    created,
-                    version,
-                    deployment_id,
+            } => match self.app_after_update(&id, version, &patch, partial) {
+                Ok((app, created)) => {
+                    self.store(app);
+                    Applied::AppUpdated {
+                        created,
+                        version,
+                        deployment_id,
+                    }
                 }
-            }
+                Err(error) => Applied::Rejected(Rejection::InvalidApp(error)),
+            },
             Command::DeleteApp {
                 id,
                 version,
@@ -82,6 +95,7 @@ impl ClusterState {
                         .map(|task| task.id.clone())
                         .collect();
                     self.kill_tasks(index, &tasks);
+                    self.app_versions.remove(&id);
                     Applied::AppDeleted {
                         version,
                         deployment_id,
@@ -108,6 +122,54 @@ impl ClusterState {
                     .collect(),
             ),
         }
+    }
+
+    /// What an update of app `id` would store (and whether it creates the app): `patch`
+    /// merged over the current definition (`partial`) or replacing it, validated, with
+    /// service ports assigned. Used by `apply` and by handlers checking a request first.
+    pub fn app_after_update(
+        &self,
+        id: &AppId,
+        version: Timestamp,
+        patch: &Map<String, Value>,
+        partial: bool,
+    ) -> Result<(App, bool), AppError> {
+        let in_use = || self.service_ports_in_use(id);
+        match self.apps.get(id) {
+            Some(existing) => Ok((existing.updated(version, patch, partial, in_use)?, false)),
+            None => {
+                let app = App::from_json(id.clone(), version, patch)?;
+                Ok((app.with_service_ports(None, in_use)?, true))
+            }
+        }
+    }
+
+    /// The service ports of every app but `except`.
+    pub fn service_ports_in_use(&self, except: &AppId) -> BTreeSet<u16> {
+        self.apps
+            .iter()
+            .filter(|(id, _)| *id != except)
+            .flat_map(|(_, app)| app.spec.service_ports())
+            .filter(|port| *port != 0)
+            .collect()
+    }
+
+    /// The stored version `version` of app `id`.
+    pub fn app_version(&self, id: &AppId, version: Timestamp) -> Option<&Arc<App>> {
+        self.app_versions
+            .get(id)?
+            .iter()
+            .find(|app| app.version == version)
+    }
+
+    /// Makes `app` current and records it as its newest version.
+    fn store(&mut self, app: App) -> Arc<App> {
+        let app = Arc::new(app);
+        self.apps.insert(app.id.clone(), Arc::clone(&app));
+        let versions = self.app_versions.entry(app.id.clone()).or_default();
+        versions.push_front(Arc::clone(&app));
+        versions.truncate(MAX_APP_VERSIONS);
+        app
     }
 
     /// Records that a log entry without a command (a blank or membership entry) was applied.

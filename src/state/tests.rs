@@ -11,12 +11,17 @@ fn app_id() -> impl Strategy<Value = AppId> {
 }
 
 fn definition() -> impl Strategy<Value = Map<String, Value>> {
-    (0u32..5, prop::sample::select(vec!["sleep 1", "sleep 2"])).prop_map(|(instances, cmd)| {
-        json!({"instances": instances, "cmd": cmd})
-            .as_object()
-            .cloned()
-            .unwrap_or_default()
-    })
+    (
+        0u32..5,
+        prop::sample::select(vec!["sleep 1", "sleep 2"]),
+        prop::sample::select(vec![json!([0]), json!([0, 0]), json!([]), json!([10001])]),
+    )
+        .prop_map(|(instances, cmd, ports)| {
+            json!({"instances": instances, "cmd": cmd, "ports": ports})
+                .as_object()
+                .cloned()
+                .unwrap_or_default()
+        })
 }
 
 fn command() -> impl Strategy<Value = Command> {
@@ -33,7 +38,7 @@ fn single_command() -> impl Strategy<Value = Command> {
         (app_id(), version.clone(), definition(), deployment.clone()).prop_map(
             |(id, version, def, deployment_id)| {
                 Command::CreateApp {
-                    app: App::new(id, version, def),
+                    app: Box::new(App::from_json(id, version, &def).expect("valid definition")),
                     deployment_id,
                 }
             }
@@ -102,9 +107,14 @@ proptest! {
 #[test]
 fn create_twice_is_rejected_and_changes_nothing() {
     let id = AppId::parse("/web").expect("valid id");
-    let app = App::new(id.clone(), Timestamp::from_millis(1), Map::new());
+    let app = App::from_json(
+        id.clone(),
+        Timestamp::from_millis(1),
+        &object(json!({"cmd": "sleep 1"})),
+    )
+    .expect("valid");
     let create = Command::CreateApp {
-        app,
+        app: Box::new(app),
         deployment_id: DeploymentId("d1".into()),
     };
     let mut state = ClusterState::default();
@@ -119,4 +129,94 @@ fn create_twice_is_rejected_and_changes_nothing() {
     );
     assert_eq!(state.apps, before);
     assert_eq!(state.applied_index, 2);
+}
+
+fn object(value: Value) -> Map<String, Value> {
+    value.as_object().cloned().unwrap_or_default()
+}
+
+fn update(id: &AppId, millis: u64, patch: Value, partial: bool) -> Command {
+    Command::UpdateApp {
+        id: id.clone(),
+        version: Timestamp::from_millis(millis),
+        patch: object(patch),
+        partial,
+        deployment_id: DeploymentId(format!("d{millis}")),
+    }
+}
+
+#[test]
+fn service_ports_are_unique_across_apps_and_kept_per_app() {
+    let (a, b) = (
+        AppId::parse("/a").expect("valid id"),
+        AppId::parse("/b").expect("valid id"),
+    );
+    let mut state = ClusterState::default();
+    state.apply(
+        1,
+        update(&a, 1, json!({"cmd": "sleep 1", "ports": [0, 0]}), true),
+    );
+    state.apply(2, update(&b, 2, json!({"cmd": "sleep 1"}), true));
+    let ports = |state: &ClusterState, id: &AppId| state.apps[id].spec.service_ports();
+    assert_eq!(ports(&state, &a), vec![10000, 10001]);
+    assert_eq!(ports(&state, &b), vec![10002]);
+    // A full replacement of /a with zeros keeps its ports; /b's stay taken.
+    state.apply(
+        3,
+        update(&a, 3, json!({"cmd": "sleep 2", "ports": [0, 0, 0]}), false),
+    );
+    assert_eq!(ports(&state, &a), vec![10000, 10001, 10003]);
+}
+
+#[test]
+fn versions_are_kept_newest_first_and_dropped_with_the_app() {
+    let id = AppId::parse("/web").expect("valid id");
+    let mut state = ClusterState::default();
+    for millis in 1..=(MAX_APP_VERSIONS as u64 + 5) {
+        state.apply(
+            millis,
+            update(
+                &id,
+                millis,
+                json!({"cmd": "sleep 1", "instances": millis}),
+                true,
+            ),
+        );
+    }
+    let versions: Vec<u64> = state.app_versions[&id]
+        .iter()
+        .map(|app| app.version.as_millis())
+        .collect();
+    assert_eq!(versions.len(), MAX_APP_VERSIONS);
+    assert_eq!(versions[0], MAX_APP_VERSIONS as u64 + 5);
+    assert!(versions.windows(2).all(|w| w[0] > w[1]));
+    let old = state
+        .app_version(&id, Timestamp::from_millis(10))
+        .expect("version 10 is kept");
+    assert_eq!(old.spec.instances, 10);
+    assert!(state.app_version(&id, Timestamp::from_millis(1)).is_none());
+    state.apply(
+        100,
+        Command::DeleteApp {
+            id: id.clone(),
+            version: Timestamp::from_millis(100),
+            deployment_id: DeploymentId("d".into()),
+        },
+    );
+    assert!(state.app_versions.get(&id).is_none());
+}
+
+#[test]
+fn an_invalid_update_is_rejected_and_changes_nothing() {
+    let id = AppId::parse("/web").expect("valid id");
+    let mut state = ClusterState::default();
+    state.apply(1, update(&id, 1, json!({"cmd": "sleep 1"}), true));
+    let before = state.clone();
+    let applied = state.apply(2, update(&id, 2, json!({"cpus": -1}), true));
+    assert!(
+        matches!(applied, Applied::Rejected(Rejection::InvalidApp(_))),
+        "{applied:?}"
+    );
+    assert_eq!(state.apps, before.apps);
+    assert_eq!(state.app_versions, before.app_versions);
 }

@@ -434,6 +434,13 @@ impl Http {
             .unwrap_or_else(|e| panic!("{e:#}"))
     }
 
+    /// PATCH a JSON value, panicking with context on a transport error.
+    pub async fn patch(&self, url: &str, body: &Value) -> Resp {
+        self.send(reqwest::Method::PATCH, url, Some(body.to_string()), None)
+            .await
+            .unwrap_or_else(|e| panic!("{e:#}"))
+    }
+
     /// DELETE, panicking with context on a transport error.
     pub async fn delete(&self, url: &str) -> Resp {
         self.send(reqwest::Method::DELETE, url, None, None)
@@ -478,7 +485,8 @@ pub fn parse_metrics(text: &str) -> BTreeMap<String, f64> {
 }
 
 /// An app definition of roughly `size` bytes of JSON (padded through a label), with
-/// `instances: 0` so nothing needs to be scheduled.
+/// `instances: 0` so nothing needs to be scheduled, and no ports (so tens of thousands of
+/// them fit in the 10000-20000 service port range).
 pub fn app_body(id: &str, size: usize) -> Value {
     let mut app = json!({
         "id": id,
@@ -486,6 +494,7 @@ pub fn app_body(id: &str, size: usize) -> Value {
         "cpus": 0.1,
         "mem": 32,
         "instances": 0,
+        "portDefinitions": [],
         "env": {"MODE": "test"},
         "labels": {"owner": "orch-tests"}
     });

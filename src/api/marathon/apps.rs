@@ -1,17 +1,22 @@
-//! `/v2/apps`: create, list, read, update and delete app definitions.
+//! `/v2/apps`: create, list, read, update (PUT, PATCH, rollback) and delete app definitions,
+//! and the versions of an app.
+//!
+//! Definitions are validated here against the current state (422 with Marathon's details)
+//! and again by `ClusterState::apply`, which also assigns service ports.
 
 use super::query_flag;
 use crate::api::body::JsonObject;
 use crate::api::ApiError;
 use crate::master::Master;
 use crate::model::{App, AppId, DeploymentId, Timestamp};
+use crate::state::ClusterState;
 use crate::state::{Applied, Command, Rejection};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -21,7 +26,35 @@ const DEPLOYMENT_ID: HeaderName = HeaderName::from_static("marathon-deployment-i
 pub(super) fn routes() -> Router<Arc<Master>> {
     Router::new()
         .route("/v2/apps", get(list).post(create))
-        .route("/v2/apps/{*id}", get(show).put(update).delete(remove))
+        .route(
+            "/v2/apps/{*path}",
+            get(show).put(update).patch(patch).delete(remove),
+        )
+}
+
+/// What a path under `/v2/apps/` names. Ids contain slashes, so the sub-resource is the
+/// last reserved segment (`versions` cannot end an app id).
+enum AppPath {
+    /// `/v2/apps/{id}`.
+    App(String),
+    /// `/v2/apps/{id}/versions`.
+    Versions(String),
+    /// `/v2/apps/{id}/versions/{version}`.
+    Version(String, String),
+}
+
+impl AppPath {
+    fn parse(path: &str) -> Self {
+        if let Some(id) = path.strip_suffix("/versions") {
+            return Self::Versions(id.to_owned());
+        }
+        match path.rsplit_once("/versions/") {
+            Some((id, version)) if !version.contains('/') => {
+                Self::Version(id.to_owned(), version.to_owned())
+            }
+            _ => Self::App(path.to_owned()),
+        }
+    }
 }
 
 /// The app JSON Marathon returns: the definition plus counts and deployments. No tasks run
@@ -51,19 +84,34 @@ async fn list(State(master): State<Arc<Master>>) -> Result<Json<Value>, ApiError
 
 async fn show(
     State(master): State<Arc<Master>>,
-    Path(id): Path<String>,
+    Path(path): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let id = existing_app_id(&id)?;
     let state = master.read_state().await?;
-    let app = state
-        .apps
-        .get(&id)
-        .ok_or_else(|| ApiError::AppNotFound(id.to_string()))?;
-    let mut info = app_info(app, &[]);
-    if let Some(object) = info.as_object_mut() {
-        object.insert("tasks".into(), json!([]));
+    match AppPath::parse(&path) {
+        AppPath::App(id) => {
+            let app = existing_app(&state, &id)?;
+            let mut info = app_info(app, &[]);
+            if let Some(object) = info.as_object_mut() {
+                object.insert("tasks".into(), json!([]));
+            }
+            Ok(Json(json!({ "app": info })))
+        }
+        AppPath::Versions(id) => {
+            let app = existing_app(&state, &id)?;
+            let versions: Vec<Timestamp> = state
+                .app_versions
+                .get(&app.id)
+                .map(|versions| versions.iter().map(|v| v.version).collect())
+                .unwrap_or_else(|| vec![app.version]);
+            Ok(Json(json!({ "versions": versions })))
+        }
+        AppPath::Version(id, version) => {
+            let app = existing_app(&state, &id)?;
+            Ok(Json(Value::Object(
+                stored_version(&state, &app.id, &version)?.to_json(),
+            )))
+        }
     }
-    Ok(Json(json!({ "app": info })))
 }
 
 async fn create(
@@ -77,9 +125,9 @@ async fn create(
         Some(_) => return Err(ApiError::invalid("/id", "error.expected.jsstring")),
         None => return Err(ApiError::invalid("/id", "error.path.missing")),
     };
-    let app = App::new(id, now(), definition);
+    let app = App::from_json(id, now(), &definition)?;
     let command = Command::CreateApp {
-        app,
+        app: Box::new(app),
         deployment_id: new_deployment_id(),
     };
     match master.write(command).await? {
@@ -98,6 +146,7 @@ async fn create(
     }
 }
 
+/// PUT: create or update (partial by default); `{"version": ts}` rolls back to that version.
 async fn update(
     State(master): State<Arc<Master>>,
     Path(id): Path<String>,
@@ -106,9 +155,53 @@ async fn update(
 ) -> Result<Response, ApiError> {
     let id = AppId::parse(&id).map_err(|e| ApiError::invalid("/id", e.to_string()))?;
     let partial = query_flag(&query, "partialUpdate", true);
+    match rollback_target(&patch) {
+        Some(version) => {
+            let state = master.read_state().await?;
+            let app = existing_app(&state, id.as_str())?;
+            let definition = stored_version(&state, &app.id, version)?.spec.to_json();
+            write_update(&master, &state, id, definition, false).await
+        }
+        None => {
+            let state = master.read_state().await?;
+            write_update(&master, &state, id, patch, partial).await
+        }
+    }
+}
+
+/// PATCH: a partial update of an existing app.
+async fn patch(
+    State(master): State<Arc<Master>>,
+    Path(id): Path<String>,
+    JsonObject(patch): JsonObject,
+) -> Result<Response, ApiError> {
+    let state = master.read_state().await?;
+    let id = existing_app(&state, &id)?.id.clone();
+    write_update(&master, &state, id, patch, true).await
+}
+
+/// The version a body asks to roll back to: `{"version": ts}`, optionally with `id`.
+fn rollback_target(body: &Map<String, Value>) -> Option<&str> {
+    let only_id_and_version = body.keys().all(|key| key == "id" || key == "version");
+    match body.get("version") {
+        Some(Value::String(version)) if only_id_and_version => Some(version),
+        _ => None,
+    }
+}
+
+/// Checks the update against `state` (422 before anything is written), then writes it.
+async fn write_update(
+    master: &Master,
+    state: &ClusterState,
+    id: AppId,
+    patch: Map<String, Value>,
+    partial: bool,
+) -> Result<Response, ApiError> {
+    let version = now();
+    state.app_after_update(&id, version, &patch, partial)?;
     let command = Command::UpdateApp {
         id,
-        version: now(),
+        version,
         patch,
         partial,
         deployment_id: new_deployment_id(),
@@ -155,6 +248,30 @@ fn existing_app_id(raw: &str) -> Result<AppId, ApiError> {
         .map_err(|_| ApiError::AppNotFound(format!("/{}", raw.trim_start_matches('/'))))
 }
 
+/// The app named by `raw` in `state`, or 404.
+fn existing_app<'a>(state: &'a ClusterState, raw: &str) -> Result<&'a Arc<App>, ApiError> {
+    let id = existing_app_id(raw)?;
+    state
+        .apps
+        .get(&id)
+        .ok_or_else(|| ApiError::AppNotFound(id.to_string()))
+}
+
+/// The stored version `version` of app `id`, or 404 with Marathon's versioned message.
+fn stored_version<'a>(
+    state: &'a ClusterState,
+    id: &AppId,
+    version: &str,
+) -> Result<&'a Arc<App>, ApiError> {
+    Timestamp::parse(version)
+        .ok()
+        .and_then(|timestamp| state.app_version(id, timestamp))
+        .ok_or_else(|| ApiError::AppVersionNotFound {
+            id: id.to_string(),
+            version: version.to_owned(),
+        })
+}
+
 /// Marathon's answer to calls that start a deployment.
 fn deployment_result(
     status: StatusCode,
@@ -171,6 +288,7 @@ fn unexpected(applied: Applied) -> ApiError {
     match applied {
         Applied::Rejected(Rejection::AppExists(id)) => ApiError::AppExists(id.to_string()),
         Applied::Rejected(Rejection::AppUnknown(id)) => ApiError::AppNotFound(id.to_string()),
+        Applied::Rejected(Rejection::InvalidApp(error)) => error.into(),
         other => {
             tracing::error!(applied = ?other, "a write produced an outcome its handler does not expect");
             ApiError::Internal("the write had an unexpected outcome".into())
