@@ -7,6 +7,9 @@
 //!
 //! May depend on: protocol, model.
 
+pub mod env;
+pub mod mock;
+
 use crate::model::{TaskId, TaskState};
 use crate::protocol::TaskSpec;
 use std::future::Future;
