@@ -5,6 +5,7 @@
 
 mod client;
 mod cluster;
+mod executor;
 mod master;
 
 use crate::telemetry::{self, LogFormat};
@@ -49,11 +50,17 @@ enum Command {
     /// Inspect and change the master set.
     #[command(subcommand)]
     Cluster(cluster::ClusterCommand),
+    /// The per-task supervisor the process driver spawns (internal).
+    #[command(hide = true)]
+    Executor(executor::ExecutorArgs),
 }
 
 /// Runs the parsed command to completion.
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     telemetry::init(cli.log_format);
+    if let Command::Executor(args) = cli.command {
+        return executor::run(args);
+    }
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async move {
         match cli.command {
@@ -62,6 +69,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                 let client = client::Client::new(&cli.master, cli.output)?;
                 cluster::run(command, &client).await
             }
+            Command::Executor(args) => executor::run(args),
         }
     })
 }

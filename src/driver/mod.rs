@@ -7,8 +7,11 @@
 //!
 //! May depend on: protocol, model.
 
+pub mod cgroup;
 pub mod env;
+pub mod executor;
 pub mod mock;
+pub mod process;
 
 use crate::model::{TaskId, TaskState};
 use crate::protocol::TaskSpec;
