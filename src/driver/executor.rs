@@ -213,7 +213,12 @@ impl StateFiles {
 /// Writes a file atomically: temporary file, fsync, rename.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), ExecutorError> {
     let context = || format!("writing {}", path.display());
-    let temporary = path.with_extension("tmp");
+    // Unique per writer: the driver and the supervisor may write the same file at once.
+    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let unique = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let mut name = path.file_name().unwrap_or_default().to_owned();
+    name.push(format!(".{}.{unique}.tmp", std::process::id()));
+    let temporary = path.with_file_name(name);
     let mut file = File::create(&temporary).map_err(io_error(context()))?;
     file.write_all(bytes).map_err(io_error(context()))?;
     file.sync_all().map_err(io_error(context()))?;
@@ -262,11 +267,6 @@ fn start_failure(message: String) -> ExitRecord {
 }
 
 fn supervise(sandbox: &Path, files: &StateFiles, launch: &LaunchFile) -> ExitRecord {
-    if let Some(cgroup) = &launch.cgroup {
-        if let Err(e) = cgroup.create() {
-            return start_failure(format!("Failed to set up the task's cgroup: {e}"));
-        }
-    }
     if let TaskCommand::Exec(args) = &launch.command {
         let Some(program) = args.first() else {
             return start_failure("Failed to launch: empty args".to_owned());
@@ -283,6 +283,28 @@ fn supervise(sandbox: &Path, files: &StateFiles, launch: &LaunchFile) -> ExitRec
             ));
         }
     }
+    if let Some(cgroup) = &launch.cgroup {
+        if let Err(e) = cgroup.create() {
+            let _ = cgroup.remove();
+            return start_failure(format!("Failed to set up the task's cgroup: {e}"));
+        }
+    }
+    let record = run_task(sandbox, files, launch);
+    if let Some(cgroup) = &launch.cgroup {
+        // Best effort (the driver's destroy removes it otherwise): SIGKILLed leftovers take
+        // a moment to leave the group.
+        for _ in 0..50 {
+            if cgroup.pids().is_empty() {
+                let _ = cgroup.remove();
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+    record
+}
+
+fn run_task(sandbox: &Path, files: &StateFiles, launch: &LaunchFile) -> ExitRecord {
     let open = |name: &str| {
         OpenOptions::new()
             .create(true)
