@@ -8,6 +8,7 @@
 //! May depend on: protocol, model.
 
 pub mod cgroup;
+pub mod docker;
 pub mod env;
 pub mod executor;
 pub mod mock;
