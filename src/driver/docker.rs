@@ -584,6 +584,20 @@ impl DockerDriver {
     }
 }
 
+impl Drop for DockerDriver {
+    /// Log followers belong to this driver: they stop with it (a new driver resumes them).
+    fn drop(&mut self) {
+        for (_, handle) in self
+            .followers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .drain()
+        {
+            handle.abort();
+        }
+    }
+}
+
 /// What the driver needs from an inspect.
 #[derive(Debug, Clone)]
 struct ContainerView {
@@ -626,7 +640,7 @@ async fn copy_logs(docker: &Docker, name: &str, sandbox: &Path) -> Result<(), St
         .build();
     let mut stream = docker.logs(name, Some(options));
     let mut latest: Option<String> = None;
-    let mut saved = std::time::Instant::now();
+    let mut saved: Option<std::time::Instant> = None;
     while let Some(item) = stream.next().await {
         let output = item.map_err(|e| engine_message(&e))?;
         let (is_err, bytes) = match output {
@@ -649,11 +663,13 @@ async fn copy_logs(docker: &Docker, name: &str, sandbox: &Path) -> Result<(), St
         if let Some(stamp) = stamp {
             latest = Some(stamp.to_owned());
         }
-        if saved.elapsed() > Duration::from_secs(1) {
+        // Progress is saved at most once a second: after a crash, up to a second of output
+        // may be copied twice.
+        if saved.is_none_or(|at| at.elapsed() > Duration::from_secs(1)) {
             if let Some(stamp) = &latest {
                 let _ = write_atomic(&since_file, stamp.as_bytes());
             }
-            saved = std::time::Instant::now();
+            saved = Some(std::time::Instant::now());
         }
     }
     if let Some(stamp) = &latest {
