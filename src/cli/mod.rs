@@ -8,6 +8,7 @@ mod client;
 mod cluster;
 mod deployment;
 mod group;
+mod executor;
 mod master;
 mod node;
 mod task;
@@ -69,11 +70,17 @@ enum Command {
     /// Agents: list.
     #[command(subcommand)]
     Node(node::NodeCommand),
+    /// The per-task supervisor the process driver spawns (internal).
+    #[command(hide = true)]
+    Executor(executor::ExecutorArgs),
 }
 
 /// Runs the parsed command to completion.
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     telemetry::init(cli.log_format);
+    if let Command::Executor(args) = cli.command {
+        return executor::run(args);
+    }
     let runtime = tokio::runtime::Runtime::new()?;
     let (master, output) = (cli.master.clone(), cli.output);
     let client = move || client::Client::new(&master, output);
@@ -86,6 +93,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             Command::Task(command) => task::run(command, &client()?).await,
             Command::Group(command) => group::run(command, &client()?).await,
             Command::Node(command) => node::run(command, &client()?).await,
+            Command::Executor(args) => executor::run(args),
         }
     })
 }

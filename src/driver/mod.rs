@@ -7,6 +7,13 @@
 //!
 //! May depend on: protocol, model.
 
+pub mod cgroup;
+pub mod docker;
+pub mod env;
+pub mod executor;
+pub mod mock;
+pub mod process;
+
 use crate::model::{TaskId, TaskState};
 use crate::protocol::TaskSpec;
 use std::future::Future;
