@@ -66,7 +66,7 @@ pub async fn run(args: MasterArgs) -> anyhow::Result<()> {
     api::serve(
         listener,
         api::router(std::sync::Arc::clone(&master)),
-        shutdown_signal(),
+        super::shutdown_signal(),
     )
     .await
     .context("the HTTP server failed")?;
@@ -76,7 +76,7 @@ pub async fn run(args: MasterArgs) -> anyhow::Result<()> {
 }
 
 /// Completes on SIGTERM or SIGINT.
-async fn shutdown_signal() {
+pub(super) async fn shutdown_signal() {
     use tokio::signal::unix::{signal, SignalKind};
     match signal(SignalKind::terminate()) {
         Ok(mut terminate) => {

@@ -3,6 +3,7 @@
 //!
 //! May depend on: everything (this is the edge).
 
+mod agent;
 mod client;
 mod cluster;
 mod master;
@@ -46,6 +47,8 @@ pub struct Cli {
 enum Command {
     /// Run a master: Raft node, Marathon API and orch API on one port.
     Master(master::MasterArgs),
+    /// Run an agent: registers with the leading master and runs its tasks.
+    Agent(agent::AgentArgs),
     /// Inspect and change the master set.
     #[command(subcommand)]
     Cluster(cluster::ClusterCommand),
@@ -58,6 +61,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     runtime.block_on(async move {
         match cli.command {
             Command::Master(args) => master::run(args).await,
+            Command::Agent(args) => agent::run(args).await,
             Command::Cluster(command) => {
                 let client = client::Client::new(&cli.master, cli.output)?;
                 cluster::run(command, &client).await
@@ -65,3 +69,5 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         }
     })
 }
+
+use master::shutdown_signal;
