@@ -411,6 +411,9 @@ impl Agent {
         let actual = self.actual();
         for id in forgettable(&set.tasks, &actual) {
             lock(&self.tasks).remove(&id);
+            if !safe_task_id(&id) {
+                continue;
+            }
             if let Err(error) = std::fs::remove_file(self.record_path(&id)) {
                 if error.kind() != std::io::ErrorKind::NotFound {
                     tracing::warn!(task.id = %id, %error, "cannot remove a task record");
