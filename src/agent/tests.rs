@@ -28,6 +28,7 @@ struct ScriptedDriver {
     changed: watch::Sender<u64>,
     recoverable: Mutex<Vec<Recovered>>,
     destroyed: Mutex<Vec<TaskId>>,
+    graces: Mutex<Vec<Duration>>,
 }
 
 impl ScriptedDriver {
@@ -41,6 +42,7 @@ impl ScriptedDriver {
             changed: watch::Sender::new(0),
             recoverable: Mutex::new(recoverable),
             destroyed: Mutex::new(Vec::new()),
+            graces: Mutex::new(Vec::new()),
         })
     }
 
@@ -112,9 +114,10 @@ impl Driver for ScriptedDriver {
     fn stop<'a>(
         &'a self,
         task: &'a TaskId,
-        _grace: Duration,
+        grace: Duration,
     ) -> BoxFuture<'a, Result<(), DriverError>> {
         Box::pin(async move {
+            self.graces.lock().expect("lock").push(grace);
             self.end(
                 &task.0,
                 TaskState::Killed,
@@ -190,7 +193,10 @@ struct FakeMaster {
     registrations: Arc<Mutex<Vec<Registration>>>,
     updates: Arc<Mutex<Vec<StatusUpdate>>>,
     heartbeats: Arc<Mutex<u64>>,
-    desired: watch::Sender<DesiredSet>,
+    desired: Arc<watch::Sender<DesiredSet>>,
+    /// Whether this master leads; else it answers 503 naming `peer`.
+    leading: Arc<std::sync::atomic::AtomicBool>,
+    peer: Arc<Mutex<Option<String>>>,
 }
 
 #[derive(Debug, serde::Deserialize)]
@@ -214,8 +220,33 @@ impl FakeMaster {
             registrations: Arc::default(),
             updates: Arc::default(),
             heartbeats: Arc::default(),
-            desired: watch::Sender::new(set(0, vec![])),
+            desired: Arc::new(watch::Sender::new(set(0, vec![]))),
+            leading: Arc::new(true.into()),
+            peer: Arc::default(),
         };
+        let address = master.clone().serve().await;
+        (master, address)
+    }
+
+    /// A second master sharing this one's state (as if replicated), not leading.
+    async fn peer(&self) -> (Self, String) {
+        let other = Self {
+            leading: Arc::new(false.into()),
+            peer: Arc::default(),
+            ..self.clone()
+        };
+        let address = other.clone().serve().await;
+        (other, address)
+    }
+
+    fn lead(&self, leading: bool, peer: &str) {
+        self.leading
+            .store(leading, std::sync::atomic::Ordering::SeqCst);
+        *self.peer.lock().expect("lock") = Some(peer.to_owned());
+    }
+
+    async fn serve(self) -> String {
+        let master = self;
         let router = Router::new()
             .route(
                 "/internal/agent/register",
@@ -267,9 +298,12 @@ impl FakeMaster {
                     },
                 ),
             )
+            .layer(axum::middleware::from_fn_with_state(
+                master.clone(),
+                only_when_leading,
+            ))
             .with_state(master.clone());
-        let address = serve_on_port_zero(router).await;
-        (master, address)
+        serve_on_port_zero(router).await
     }
 
     fn states_of(&self, task: &str) -> Vec<TaskState> {
@@ -290,6 +324,19 @@ impl FakeMaster {
         })
         .await
         .unwrap_or_else(|_| panic!("{task} never reached {state}: {:?}", self.states_of(task)));
+    }
+}
+
+async fn only_when_leading(
+    State(master): State<FakeMaster>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    if master.leading.load(std::sync::atomic::Ordering::SeqCst) {
+        next.run(request).await
+    } else {
+        let leader = master.peer.lock().expect("lock").clone();
+        (StatusCode::SERVICE_UNAVAILABLE, Json(NotLeader { leader })).into_response()
     }
 }
 
@@ -345,6 +392,10 @@ async fn follows_the_leader_runs_tasks_and_reports_every_status_in_order() {
     master.wait_for_state("c", TaskState::Running).await;
     master.desired.send_replace(set(3, vec![]));
     master.wait_for_state("c", TaskState::Killed).await;
+    assert_eq!(
+        *driver.graces.lock().expect("lock"),
+        vec![Duration::from_millis(100)]
+    );
 
     // A set from a deposed leader (older generation) changes nothing.
     assert!(!agent.apply_desired(set(2, vec![spec("d", "sleep")])));
@@ -392,6 +443,56 @@ async fn follows_the_leader_runs_tasks_and_reports_every_status_in_order() {
     .await
     .expect("every update acknowledged, heartbeats sent");
     assert!(driver.destroyed.lock().expect("lock").len() >= 3);
+    loops.abort();
+}
+
+#[tokio::test]
+async fn a_leader_change_loses_no_status_update() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (first, first_address) = FakeMaster::start().await;
+    let (second, second_address) = first.peer().await;
+    second.lead(false, &first_address);
+    let driver = ScriptedDriver::new(vec![]);
+    let agent = Agent::open(
+        instance(
+            dir.path(),
+            vec![second_address.clone(), first_address.clone()],
+        ),
+        vec![driver.clone()],
+    )
+    .await
+    .expect("open");
+    let loops = tokio::spawn(run(Arc::clone(&agent)));
+    first.desired.send_replace(set(1, vec![spec("a", "sleep")]));
+    first.wait_for_state("a", TaskState::Running).await;
+
+    // Leadership moves; updates made meanwhile must still arrive, in order, once.
+    first.lead(false, &second_address);
+    second.lead(true, &first_address);
+    driver.end("a", TaskState::Failed, "Command exited with status 1");
+    first.desired.send_replace(DesiredSet {
+        generation: Generation { term: 2, index: 1 },
+        tasks: vec![spec("a", "sleep"), spec("b", "sleep")],
+    });
+    first.wait_for_state("a", TaskState::Failed).await;
+    first.wait_for_state("b", TaskState::Running).await;
+    assert_eq!(
+        agent.leader().current().map(|s| s.master),
+        Some(second_address)
+    );
+    let seqs: Vec<u64> = first
+        .updates
+        .lock()
+        .expect("lock")
+        .iter()
+        .map(|u| u.seq)
+        .collect();
+    assert_eq!(seqs, (1..=seqs.len() as u64).collect::<Vec<_>>());
+    assert_eq!(
+        first.states_of("a"),
+        vec![TaskState::Starting, TaskState::Running, TaskState::Failed]
+    );
+    assert!(first.registrations.lock().expect("lock").len() >= 2);
     loops.abort();
 }
 
