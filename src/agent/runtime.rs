@@ -683,7 +683,7 @@ impl Agent {
                         &id,
                         TaskState::Gone,
                         "the task vanished while the agent was away",
-                        Some("REASON_CONTAINER_UNKNOWN"),
+                        Some("REASON_EXECUTOR_TERMINATED"),
                         vec![],
                     );
                     self.mark_terminal(&id, TaskState::Gone);
