@@ -12,6 +12,8 @@
 //! - [`raft`]: openraft glue (durable redb log store, state machine, HTTP network).
 //! - [`master`]: a running master: Raft node, writes with timeouts, leadership, membership,
 //!   metrics. Its [`master::Master`] handle is all the API layer sees.
+//! - [`agent`]: `orch agent`: registration with the leader, desired-set sync, task runner
+//!   over [`driver`]s, durable status journal, recovery, sandbox file API.
 //! - [`api`]: axum routers: Marathon `/v2`, orch `/v1`, Raft RPC `/internal/raft`, leader proxy.
 //! - [`config`]: typed, validated configuration of each process.
 //! - [`cli`]: the `orch` commands.
@@ -21,6 +23,7 @@
 //! timestamp → `Master::write` (Raft on the leader; followers proxy the request) → every
 //! master applies it → a new immutable `Arc<ClusterState>` on a watch channel.
 
+pub mod agent;
 pub mod api;
 pub mod cli;
 pub mod config;

@@ -97,6 +97,7 @@ fn spec(name: &str, cmd: Option<&str>, args: &[&str], network: DockerNetwork) ->
             volumes: vec![],
         }),
         kill_grace_ms: 1000,
+        health_checks: Vec::new(),
     }
 }
 

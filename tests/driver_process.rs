@@ -36,6 +36,7 @@ fn spec(id: &str, cmd: Option<&str>, args: &[&str]) -> TaskSpec {
         ports: vec![],
         docker: None,
         kill_grace_ms: 1000,
+        health_checks: Vec::new(),
     }
 }
 

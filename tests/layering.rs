@@ -34,6 +34,17 @@ const RULES: &[(&str, &[&str], bool)] = &[
     ),
     ("master", &["crate::api", "crate::cli", "axum"], false),
     (
+        "agent",
+        &[
+            "crate::master",
+            "crate::api",
+            "crate::state",
+            "crate::raft",
+            "crate::cli",
+        ],
+        false,
+    ),
+    (
         "api",
         &[
             "LogStore",

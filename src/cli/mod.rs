@@ -3,6 +3,7 @@
 //!
 //! May depend on: everything (this is the edge).
 
+mod agent;
 mod app;
 mod client;
 mod cluster;
@@ -52,6 +53,8 @@ pub struct Cli {
 enum Command {
     /// Run a master: Raft node, Marathon API and orch API on one port.
     Master(master::MasterArgs),
+    /// Run an agent: registers with the leading master and runs its tasks.
+    Agent(agent::AgentArgs),
     /// Inspect and change the master set.
     #[command(subcommand)]
     Cluster(cluster::ClusterCommand),
@@ -94,6 +97,9 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             Command::Group(command) => group::run(command, &client()?).await,
             Command::Node(command) => node::run(command, &client()?).await,
             Command::Executor(args) => executor::run(args),
+            Command::Agent(args) => agent::run(args).await,
         }
     })
 }
+
+use master::shutdown_signal;

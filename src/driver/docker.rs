@@ -945,6 +945,7 @@ mod tests {
                     }],
                 }),
                 kill_grace_ms: 3000,
+                health_checks: Vec::new(),
             },
             sandbox: PathBuf::from("/work/sandboxes/web.instance-1._app.1"),
             hostname: "node-1".to_owned(),

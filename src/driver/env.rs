@@ -179,6 +179,7 @@ mod tests {
             ports: vec![],
             docker: None,
             kill_grace_ms: 3000,
+            health_checks: Vec::new(),
         }
     }
 

@@ -303,6 +303,7 @@ mod tests {
                 ports: vec![],
                 docker: None,
                 kill_grace_ms: 0,
+                health_checks: Vec::new(),
             },
             sandbox: PathBuf::from("/nonexistent"),
             hostname: "h".to_owned(),
