@@ -2,7 +2,10 @@
 //! and serve the sandbox file API until SIGTERM/SIGINT. Tasks keep running when the agent
 //! stops; the next start re-attaches to them.
 
-use crate::agent::{self, Agent, AgentConfig, AgentSettings};
+use crate::agent::{self, Agent, AgentConfig, AgentInstance, AgentSettings};
+use crate::driver::docker::DockerDriver;
+use crate::driver::mock::MockDriver;
+use crate::driver::process::ProcessDriver;
 use crate::driver::Driver;
 use anyhow::Context;
 use std::net::{IpAddr, SocketAddr};
@@ -72,7 +75,8 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
     let mut agents = Vec::new();
     for instance in config.instances(bound) {
         let work_dir = instance.work_dir.clone();
-        let agent = Agent::open(instance, drivers(&config))
+        let drivers = drivers(&instance).await?;
+        let agent = Agent::open(instance, drivers)
             .await
             .with_context(|| format!("cannot open the agent in {}", work_dir.display()))?;
         tracing::info!(
@@ -100,26 +104,31 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The drivers of an agent with `config`'s containerizers, in preference order.
-///
-/// No driver implementation is part of this build yet, so the list is empty and the agent
-/// fails every task with "no containerizer for this task". Each containerizer name in
-/// `config.containerizers` gets its driver here once the drivers land.
-pub fn drivers(config: &AgentConfig) -> Vec<Arc<dyn Driver>> {
-    let drivers: Vec<Arc<dyn Driver>> = Vec::new();
-    let missing: Vec<&str> = config
-        .containerizers
-        .iter()
-        .map(String::as_str)
-        .filter(|name| !drivers.iter().any(|d| d.name() == *name))
-        .collect();
-    if !missing.is_empty() {
-        tracing::warn!(
-            ?missing,
-            "no driver for these containerizers in this build; their tasks will fail"
-        );
+/// The drivers of one agent, one per containerizer it offers: `mesos` (process tasks under
+/// `orch executor`), `docker` (the local engine) and `mock`.
+async fn drivers(instance: &AgentInstance) -> anyhow::Result<Vec<Arc<dyn Driver>>> {
+    let mut drivers: Vec<Arc<dyn Driver>> = Vec::new();
+    for name in &instance.containerizers {
+        match name.as_str() {
+            "mesos" => drivers.push(Arc::new(
+                ProcessDriver::new(&instance.work_dir)
+                    .context("cannot set up the mesos containerizer")?,
+            )),
+            "docker" => {
+                std::fs::create_dir_all(&instance.work_dir)
+                    .with_context(|| format!("cannot create {}", instance.work_dir.display()))?;
+                let id = crate::agent::load_or_create_agent_id(&instance.work_dir)?;
+                drivers.push(Arc::new(
+                    DockerDriver::connect(id.0)
+                        .await
+                        .context("cannot reach the Docker engine")?,
+                ));
+            }
+            "mock" => drivers.push(Arc::new(MockDriver::new())),
+            other => anyhow::bail!("unknown containerizer {other} (known: mesos, docker, mock)"),
+        }
     }
-    drivers
+    Ok(drivers)
 }
 
 /// True when the local Docker engine answers a ping within 2 s.
