@@ -117,3 +117,68 @@ impl Backoff {
             .is_some_and(|(reference, _)| now_ms > reference.saturating_add(self.config.max_ms))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grows_by_factor_up_to_the_cap() {
+        let config = BackoffConfig {
+            backoff_ms: 10_000,
+            factor: 2.0,
+            max_ms: 3_600_000,
+        };
+        let mut backoff = Backoff::new(Timestamp::from_millis(1), config);
+        assert!(backoff.may_launch(0));
+        let mut delays = Vec::new();
+        for i in 0..11 {
+            backoff.failure(i * 1000);
+            delays.push(backoff.delay_ms().unwrap_or(0) / 1000);
+        }
+        assert_eq!(
+            delays,
+            [10, 20, 40, 80, 160, 320, 640, 1280, 2560, 3600, 3600]
+        );
+        assert_eq!(backoff.deadline_ms(), Some(10_000 + 3_600_000));
+        assert_eq!(backoff.time_left_ms(3_610_000), 0);
+        assert!(!backoff.may_launch(3_609_999));
+    }
+
+    #[test]
+    fn defaults_and_first_delay_capped() {
+        let mut backoff = Backoff::new(Timestamp::from_millis(1), BackoffConfig::default());
+        backoff.failure(0);
+        backoff.failure(0);
+        assert_eq!(backoff.delay_ms(), Some(1150));
+        let mut capped = Backoff::new(
+            Timestamp::from_millis(1),
+            BackoffConfig {
+                backoff_ms: 5000,
+                factor: 2.0,
+                max_ms: 2000,
+            },
+        );
+        capped.failure(100);
+        assert_eq!(capped.deadline_ms(), Some(2100));
+    }
+
+    #[test]
+    fn running_advances_and_config_change_resets() {
+        let mut backoff = Backoff::new(Timestamp::from_millis(1), BackoffConfig::default());
+        backoff.advance(50);
+        assert_eq!(backoff.deadline_ms(), None, "nothing to advance");
+        backoff.failure(1000);
+        backoff.advance(5000);
+        assert_eq!(backoff.deadline_ms(), Some(6000));
+        assert!(!backoff.is_stale(305_000));
+        assert!(backoff.is_stale(305_001));
+        assert!(!backoff.observe_config(Timestamp::from_millis(1), BackoffConfig::default()));
+        assert_eq!(backoff.delay_ms(), Some(1000));
+        assert!(backoff.observe_config(Timestamp::from_millis(2), BackoffConfig::default()));
+        assert_eq!(backoff.delay_ms(), None);
+        backoff.failure(0);
+        backoff.reset();
+        assert!(backoff.may_launch(0));
+    }
+}

@@ -175,3 +175,90 @@ pub fn scale_step(
         )),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn task(id: &str, state: TaskState, staged: u64, rack: &str) -> KillCandidate {
+        KillCandidate {
+            id: TaskId(id.into()),
+            state,
+            healthy: None,
+            staged_at: Timestamp::from_millis(staged),
+            started_at: (state == TaskState::Running).then(|| Timestamp::from_millis(staged + 1)),
+            host: format!("host-{id}"),
+            attributes: [("rack".to_owned(), rack.to_owned())].into(),
+        }
+    }
+
+    fn ids(tasks: &[KillCandidate], picked: &[usize]) -> Vec<String> {
+        picked.iter().map(|&i| tasks[i].id.0.clone()).collect()
+    }
+
+    #[test]
+    fn not_running_first_then_youngest_or_oldest() {
+        let mut unhealthy = task("unhealthy", TaskState::Running, 5, "r1");
+        unhealthy.healthy = Some(false);
+        let tasks = vec![
+            task("old", TaskState::Running, 1, "r1"),
+            task("young", TaskState::Running, 9, "r1"),
+            task("staging", TaskState::Staging, 2, "r1"),
+            unhealthy,
+            task("unreachable", TaskState::Unreachable, 3, "r1"),
+        ];
+        let youngest = select_kills(&tasks, 5, KillSelection::YoungestFirst, &[]);
+        assert_eq!(
+            ids(&tasks, &youngest),
+            ["unreachable", "staging", "unhealthy", "young", "old"]
+        );
+        let oldest = select_kills(&tasks, 5, KillSelection::OldestFirst, &[]);
+        assert_eq!(ids(&tasks, &oldest)[3..], ["old", "young"]);
+        assert_eq!(
+            ids(
+                &tasks,
+                &select_kills(&tasks, 1, KillSelection::default(), &[])
+            ),
+            ["unreachable"]
+        );
+    }
+
+    #[test]
+    fn group_by_rebalances() {
+        let tasks = vec![
+            task("a1", TaskState::Running, 1, "a"),
+            task("a2", TaskState::Running, 2, "a"),
+            task("a3", TaskState::Running, 3, "a"),
+            task("b1", TaskState::Running, 4, "b"),
+            task("b2", TaskState::Running, 5, "b"),
+        ];
+        let group_by = [Constraint {
+            field: "rack".into(),
+            operator: Operator::GroupBy,
+            value: None,
+        }];
+        // Plain order would take b2 (the youngest); rebalancing takes from rack a first.
+        let picked = select_kills(&tasks, 2, KillSelection::YoungestFirst, &group_by);
+        assert_eq!(ids(&tasks, &picked), ["a3", "b2"]);
+    }
+
+    #[test]
+    fn scale_step_starts_or_kills() {
+        let tasks = vec![
+            task("x", TaskState::Running, 1, "r"),
+            task("y", TaskState::Running, 2, "r"),
+        ];
+        assert_eq!(
+            scale_step(5, &tasks, KillSelection::default(), &[]),
+            ScaleStep::Start(3)
+        );
+        assert_eq!(
+            scale_step(2, &tasks, KillSelection::default(), &[]),
+            ScaleStep::Nothing
+        );
+        assert_eq!(
+            scale_step(1, &tasks, KillSelection::default(), &[]),
+            ScaleStep::Kill(vec![1])
+        );
+    }
+}

@@ -23,6 +23,8 @@ mod fit;
 mod kill;
 mod place;
 mod restart;
+#[cfg(test)]
+mod tests;
 
 pub use backoff::{Backoff, BackoffConfig};
 pub use fit::{fit, AgentSlot, CompiledRequest, PlacementRequest, PortChoice, Rejection, Spread};

@@ -225,3 +225,157 @@ impl Placer<'_> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{AgentId, AppId, Constraint, PortRange, Resources};
+    use serde_json::json;
+
+    fn agents(count: usize, cpus: f64) -> Vec<AgentSlot> {
+        (0..count)
+            .map(|i| {
+                let mut slot = AgentSlot::new(
+                    AgentId(format!("a{i}")),
+                    format!("host{i}"),
+                    Resources {
+                        cpus,
+                        mem: 1024.0,
+                        disk: 0.0,
+                        ports: vec![PortRange {
+                            begin: 31000,
+                            end: 31003,
+                        }],
+                    },
+                );
+                slot.attributes.insert("rack".into(), format!("r{}", i % 2));
+                slot
+            })
+            .collect()
+    }
+
+    fn request(count: u32, constraints: &[serde_json::Value]) -> PlacementRequest {
+        PlacementRequest {
+            app_id: AppId::parse("/app").expect("valid"),
+            cpus: 1.0,
+            mem: 100.0,
+            disk: 0.0,
+            ports: vec![0],
+            accepted_roles: None,
+            constraints: constraints
+                .iter()
+                .map(|c| Constraint::parse(c).expect("valid"))
+                .collect(),
+            count,
+            existing: vec![],
+        }
+    }
+
+    fn per_agent(plan: &Plan, agents: usize) -> Vec<usize> {
+        let mut counts = vec![0; agents];
+        for p in &plan.placements {
+            counts[p.agent] += 1;
+        }
+        counts
+    }
+
+    #[test]
+    fn spreads_over_agents_fewest_first() {
+        let agents = agents(4, 8.0);
+        let mut req = request(6, &[]);
+        // One existing instance on a0 and one on a1: the first two new go to a2 and a3.
+        req.existing = vec![AgentId("a0".into()), AgentId("a1".into())];
+        let plan = place(&agents, &[req], 3);
+        assert!(plan.unplaced.is_empty());
+        let mut counts = per_agent(&plan, 4);
+        counts[0] += 1;
+        counts[1] += 1;
+        assert_eq!(counts, vec![2, 2, 2, 2]);
+    }
+
+    #[test]
+    fn never_overcommits_and_explains_the_rest() {
+        let agents = agents(3, 2.0);
+        let plan = place(&agents, &[request(10, &[])], 1);
+        assert_eq!(plan.placements.len(), 6);
+        assert_eq!(per_agent(&plan, 3), vec![2, 2, 2]);
+        assert_eq!(plan.unplaced.len(), 1);
+        assert_eq!(plan.unplaced[0].count, 4);
+        assert_eq!(
+            plan.unplaced[0].reasons,
+            BTreeMap::from([("insufficient cpus".to_owned(), 3)])
+        );
+        // Ports differ per agent.
+        for agent in 0..3 {
+            let mut ports: Vec<u16> = plan
+                .placements
+                .iter()
+                .filter(|p| p.agent == agent)
+                .flat_map(|p| p.ports.clone())
+                .collect();
+            ports.sort_unstable();
+            ports.dedup();
+            assert_eq!(ports.len(), 2);
+        }
+    }
+
+    #[test]
+    fn unique_leaves_a_summary_per_reason() {
+        let mut agents = agents(5, 8.0);
+        agents[4].reachable = false;
+        agents[3].used_mem = 1000.0;
+        let plan = place(&agents, &[request(5, &[json!(["hostname", "UNIQUE"])])], 9);
+        assert_eq!(plan.placements.len(), 3);
+        let unplaced = &plan.unplaced[0];
+        assert_eq!(unplaced.count, 2);
+        assert_eq!(
+            unplaced.reasons,
+            BTreeMap::from([
+                ("constraint hostname:UNIQUE".to_owned(), 3),
+                ("insufficient mem".to_owned(), 1),
+                ("unreachable".to_owned(), 1),
+            ])
+        );
+    }
+
+    #[test]
+    fn group_by_balances_racks() {
+        let agents = agents(6, 8.0);
+        let plan = place(&agents, &[request(7, &[json!(["rack", "GROUP_BY"])])], 5);
+        assert!(plan.unplaced.is_empty());
+        let even = plan.placements.iter().filter(|p| p.agent % 2 == 0).count();
+        assert!(even == 3 || even == 4, "{even} of 7 on rack r0");
+    }
+
+    #[test]
+    fn later_requests_see_earlier_placements() {
+        let agents = agents(2, 1.0);
+        let plan = place(&agents, &[request(2, &[]), request(1, &[])], 0);
+        assert_eq!(plan.placements.len(), 2);
+        assert_eq!(plan.unplaced[0].request, 1);
+        assert_eq!(plan.placed_for(0), 2);
+    }
+
+    #[test]
+    fn invalid_constraints_place_nothing() {
+        let agents = agents(2, 8.0);
+        let plan = place(&agents, &[request(2, &[json!(["rack", "LIKE", "["])])], 0);
+        assert!(plan.placements.is_empty());
+        assert!(plan.unplaced[0].error.is_some());
+        assert_eq!(plan.unplaced[0].count, 2);
+    }
+
+    #[test]
+    fn no_agents_places_nothing() {
+        let plan = place(&[], &[request(2, &[])], 0);
+        assert_eq!(plan.unplaced[0].count, 2);
+        assert!(plan.unplaced[0].reasons.is_empty());
+    }
+
+    #[test]
+    fn same_inputs_same_plan() {
+        let agents = agents(10, 4.0);
+        let requests = [request(17, &[json!(["rack", "GROUP_BY"])]), request(9, &[])];
+        assert_eq!(place(&agents, &requests, 77), place(&agents, &requests, 77));
+    }
+}

@@ -117,3 +117,88 @@ pub fn restart_step(
         done: counts.old_active == 0 && counts.new_healthy_ready >= instances,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn strategy(min: f64, over: f64) -> UpgradeStrategy {
+        UpgradeStrategy {
+            minimum_health_capacity: min,
+            maximum_over_capacity: over,
+        }
+    }
+
+    fn all_old_healthy(old: u32) -> RestartCounts {
+        RestartCounts {
+            old_active: old,
+            old_healthy: old,
+            ..RestartCounts::default()
+        }
+    }
+
+    /// The worked examples of the reference (§4.2): (N, minHC, maxOC) -> bounds and the
+    /// kills and launches at the start, all old instances healthy.
+    #[test]
+    fn marathon_worked_examples() {
+        for (n, min, over, bounds, kill, start) in [
+            (10, 1.0, 1.0, (10, 20), 0, 10),
+            (10, 1.0, 0.0, (10, 10), 0, 1),
+            (10, 0.5, 0.0, (5, 10), 5, 0),
+            (10, 0.0, 0.0, (0, 10), 10, 0),
+            (10, 0.6, 0.2, (6, 12), 4, 2),
+            (3, 0.7, 1.0, (3, 6), 0, 3),
+        ] {
+            let s = strategy(min, over);
+            assert_eq!(s.bounds(n), bounds, "{n} {min} {over}");
+            let step = restart_step(n, s, false, all_old_healthy(n));
+            assert_eq!((step.kill, step.start), (kill, start), "{n} {min} {over}");
+            assert!(!step.done);
+        }
+    }
+
+    #[test]
+    fn one_for_one_after_start() {
+        // 1.0/0.0 at N=10: one new healthy instance lets one old one go.
+        let s = strategy(1.0, 0.0);
+        let counts = RestartCounts {
+            old_active: 10,
+            old_healthy: 10,
+            new_active: 1,
+            new_healthy_ready: 1,
+            ..RestartCounts::default()
+        };
+        assert_eq!(restart_step(10, s, false, counts).kill, 1);
+        let dying = RestartCounts {
+            old_killing: 1,
+            old_healthy: 9,
+            ..counts
+        };
+        let step = restart_step(10, s, false, dying);
+        assert_eq!((step.kill, step.start), (0, 0), "wait for the kill");
+        let gone = RestartCounts {
+            old_active: 9,
+            old_killing: 0,
+            ..dying
+        };
+        assert_eq!(restart_step(10, s, false, gone).start, 1);
+    }
+
+    #[test]
+    fn resident_apps_kill_instead_of_over_capacity() {
+        let step = restart_step(10, strategy(1.0, 0.0), true, all_old_healthy(10));
+        assert_eq!((step.kill, step.start), (1, 0));
+    }
+
+    #[test]
+    fn excess_old_instances_go_and_done_is_reported() {
+        let step = restart_step(3, strategy(1.0, 1.0), false, all_old_healthy(5));
+        assert_eq!(step.kill, 2);
+        let done = RestartCounts {
+            new_active: 3,
+            new_healthy_ready: 3,
+            ..RestartCounts::default()
+        };
+        assert!(restart_step(3, strategy(1.0, 1.0), false, done).done);
+    }
+}
