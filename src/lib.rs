@@ -9,6 +9,8 @@
 //! - [`model`]: pure domain types (ids, timestamps, apps).
 //! - [`state`]: the replicated [`state::ClusterState`], the Raft payload [`state::Command`] and
 //!   its deterministic `apply`.
+//! - [`scheduler`]: the pure scheduling core: fit, place, kill selection, backoff, rolling
+//!   restart arithmetic.
 //! - [`raft`]: openraft glue (durable redb log store, state machine, HTTP network).
 //! - [`master`]: a running master: Raft node, writes with timeouts, leadership, membership,
 //!   metrics. Its [`master::Master`] handle is all the API layer sees.
@@ -32,5 +34,6 @@ pub mod master;
 pub mod model;
 pub mod protocol;
 pub mod raft;
+pub mod scheduler;
 pub mod state;
 pub mod telemetry;
