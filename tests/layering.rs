@@ -34,6 +34,27 @@ const RULES: &[(&str, &[&str], bool)] = &[
     ),
     ("master", &["crate::api", "crate::cli", "axum"], false),
     (
+        "scheduler",
+        &["crate::state", "crate::raft", "crate::master", "crate::api"],
+        true,
+    ),
+    (
+        "protocol",
+        &["crate::state", "crate::raft", "crate::master", "crate::api"],
+        true,
+    ),
+    (
+        "driver",
+        &[
+            "crate::state",
+            "crate::raft",
+            "crate::master",
+            "crate::api",
+            "crate::agent",
+        ],
+        false,
+    ),
+    (
         "agent",
         &[
             "crate::master",

@@ -18,7 +18,6 @@ pub(super) async fn run(master: Arc<Master>) {
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut led_since: Option<(u64, Instant)> = None;
-    let mut scheduler = reconcile::Scheduler::default();
     loop {
         tokio::select! {
             changed = states.changed() => if changed.is_err() { return },
@@ -33,13 +32,13 @@ pub(super) async fn run(master: Arc<Master>) {
             Some((led_term, since)) if led_term == term => since,
             _ => {
                 tracing::info!(raft.term = term, "leading: taking over agents and tasks");
-                scheduler = reconcile::Scheduler::default();
+                *master.scheduler() = reconcile::Scheduler::default();
                 let since = Instant::now();
                 led_since = Some((term, since));
                 since
             }
         };
-        if let Err(error) = pass(&master, &mut scheduler, since).await {
+        if let Err(error) = pass(&master, since).await {
             tracing::warn!(
                 error = &error as &dyn std::error::Error,
                 "control pass failed; retrying"
@@ -49,11 +48,7 @@ pub(super) async fn run(master: Arc<Master>) {
     }
 }
 
-async fn pass(
-    master: &Master,
-    scheduler: &mut reconcile::Scheduler,
-    led_since: Instant,
-) -> Result<(), super::WriteError> {
+async fn pass(master: &Master, led_since: Instant) -> Result<(), super::WriteError> {
     let state = master.state();
     let reachable = state
         .agents
@@ -73,7 +68,7 @@ async fn pass(
             .await?;
     }
     let state = master.state();
-    let commands = scheduler.decide(&state, now());
+    let commands = master.scheduler().decide(&state, now());
     for command in commands {
         master.write(command).await?;
     }

@@ -18,6 +18,7 @@ mod task_spec;
 
 pub use agents::{AgentProtocolError, HEARTBEAT_INTERVAL};
 pub use membership::{MembershipError, NodeIdentity};
+pub use reconcile::QueueEntry;
 
 use crate::config::MasterConfig;
 use crate::model::MasterId;
@@ -170,6 +171,8 @@ pub struct Master {
     events: tokio::sync::broadcast::Sender<Arc<Event>>,
     /// Becomes true when the process starts to stop: long-lived responses end.
     stopping: watch::Sender<bool>,
+    /// The leader's scheduling memory: launch backoffs and the launch queue.
+    scheduler: Mutex<reconcile::Scheduler>,
 }
 
 impl std::fmt::Debug for Master {
@@ -252,6 +255,7 @@ impl Master {
             agent_timeout: config.agent_timeout,
             events,
             stopping: watch::Sender::new(false),
+            scheduler: Mutex::new(reconcile::Scheduler::default()),
         });
         tokio::spawn(controller::run(Arc::clone(&master)));
         Ok(master)
@@ -504,6 +508,22 @@ impl Master {
         let status = self.cluster_status();
         let is_leader = status.leader == Some(self.id);
         self.metrics.render(&status, is_leader)
+    }
+
+    /// Apps with instances waiting to launch, and why (`/v2/queue`); empty on a follower.
+    pub fn launch_queue(&self) -> std::collections::BTreeMap<crate::model::AppId, QueueEntry> {
+        self.scheduler().queue.clone()
+    }
+
+    /// Resets an app's launch delay; false if it has none and nothing waits.
+    pub fn reset_launch_delay(&self, app: &crate::model::AppId) -> bool {
+        self.scheduler().reset_delay(app)
+    }
+
+    fn scheduler(&self) -> std::sync::MutexGuard<'_, reconcile::Scheduler> {
+        self.scheduler
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Completes when the process begins to stop (see [`Master::begin_shutdown`]).

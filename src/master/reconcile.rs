@@ -1,72 +1,134 @@
-//! What the leader decides on each control pass: tasks to launch (placed on agents) and tasks
-//! to kill, per app, from the newest state. Leader memory holds only launch backoffs, which a
-//! new leader starts afresh, as Marathon's do.
+//! What the leader decides on each control pass: per app, which tasks to launch (placed by
+//! the scheduler core) and which to kill, from the newest state. Scaling, rolling restarts
+//! (`upgradeStrategy`), launch backoff and unreachable tasks are handled here; the
+//! arithmetic is `scheduler`'s. Leader memory holds only launch backoffs and the launch
+//! queue, which a new leader rebuilds, as Marathon's do.
 
-use crate::model::{App, AppId, Goal, Task, TaskId, TaskState, Timestamp};
+use super::placement;
+use crate::model::{
+    App, AppId, Goal, KillSelection, Task, TaskId, TaskState, Timestamp, UnreachableStrategy,
+};
+use crate::scheduler::{
+    self, restart_step, scale_step, Backoff, BackoffConfig, KillCandidate, PlacementRequest,
+    RestartCounts, ScaleStep,
+};
 use crate::state::{ClusterState, Command};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 /// Leader-side scheduling memory.
 #[derive(Debug, Default)]
 pub(super) struct Scheduler {
-    /// Launch backoff per app: (failures seen, the failing task last counted, not before).
     backoffs: HashMap<AppId, Backoff>,
-    /// Varies port choices between passes.
+    /// The failed task last counted into each app's backoff.
+    counted_failure: HashMap<AppId, TaskId>,
+    /// Varies dynamic port choices between passes.
     seed: u64,
+    /// What waits to be launched, per app (`/v2/queue`).
+    pub(super) queue: BTreeMap<AppId, QueueEntry>,
 }
 
-#[derive(Debug, Clone)]
-struct Backoff {
-    last_failure: TaskId,
-    delay_ms: u64,
-    not_before: Timestamp,
+/// An app with instances waiting to be launched.
+#[derive(Debug, Clone, PartialEq)]
+pub struct QueueEntry {
+    /// Instances still to launch.
+    pub count: u32,
+    /// Since when instances wait.
+    pub since: Timestamp,
+    /// Milliseconds left of the launch delay (0 = overdue: waiting for room).
+    pub delay_left_ms: u64,
+    /// How many agents each reason turned away in the last placement attempt.
+    pub reasons: BTreeMap<String, u32>,
+    /// Agents considered in the last placement attempt.
+    pub agents_considered: u32,
+}
+
+/// An app's decision before placement.
+struct Wanted<'a> {
+    app: &'a App,
+    start: u32,
+    existing: Vec<crate::model::AgentId>,
 }
 
 impl Scheduler {
     /// The commands that bring every app closer to its definition.
     pub(super) fn decide(&mut self, state: &ClusterState, now: Timestamp) -> Vec<Command> {
         self.seed = self.seed.wrapping_add(1);
-        let mut kill = Vec::new();
-        let mut launch = Vec::new();
-        let mut usage = super::placement::Usage::new(state);
+        let now_ms = now.as_millis();
+        let mut kill: Vec<TaskId> = Vec::new();
+        let mut wanted: Vec<Wanted> = Vec::new();
         for app in state.apps.values() {
-            self.note_failure(app, state, now);
             let tasks: Vec<&Task> = state.app_tasks(&app.id).map(AsRef::as_ref).collect();
-            let unreachable = UnreachableStrategy::of(app);
-            let mut active = Vec::new();
-            for task in tasks
+            self.note_failure(app, state, now_ms);
+            let (active, expunge) = active_tasks(app, &tasks, now_ms);
+            kill.extend(expunge);
+            let instances = u32::try_from(app.spec.instances.max(0)).unwrap_or(u32::MAX);
+            let config = app.version_info.last_config_change_at;
+            let (old, new): (Vec<&Task>, Vec<&Task>) = active
                 .iter()
                 .copied()
-                .filter(|task| task.goal == Goal::Running)
-            {
-                if task.state == TaskState::Unreachable {
-                    let away = now.as_millis().saturating_sub(task.updated_at.as_millis());
-                    if unreachable
-                        .expunge_after_ms
-                        .is_some_and(|limit| away >= limit)
-                    {
-                        kill.push(task.id.clone());
-                        continue;
-                    }
-                    if unreachable
-                        .inactive_after_ms
-                        .is_some_and(|limit| away >= limit)
-                    {
-                        continue;
+                .partition(|task| task.version < config);
+            let start = if old.is_empty() {
+                match scale_step(
+                    instances,
+                    &candidates(state, &new),
+                    selection(app),
+                    &app.spec.constraints,
+                ) {
+                    ScaleStep::Nothing => 0,
+                    ScaleStep::Start(n) => n,
+                    ScaleStep::Kill(victims) => {
+                        kill.extend(victims.into_iter().map(|i| new[i].id.clone()));
+                        0
                     }
                 }
-                active.push(task);
+            } else {
+                let dying_old = tasks
+                    .iter()
+                    .filter(|t| t.goal == Goal::Decommissioned && t.version < config)
+                    .count();
+                let counts = RestartCounts {
+                    old_active: count(old.len() + dying_old),
+                    old_killing: count(dying_old),
+                    old_healthy: count(old.iter().filter(|t| healthy(app, t)).count()),
+                    new_active: count(new.len()),
+                    new_healthy_ready: count(new.iter().filter(|t| healthy(app, t)).count()),
+                };
+                let strategy = scheduler::UpgradeStrategy {
+                    minimum_health_capacity: app.spec.upgrade_strategy.minimum_health_capacity,
+                    maximum_over_capacity: app.spec.upgrade_strategy.maximum_over_capacity,
+                };
+                let step = restart_step(instances, strategy, false, counts);
+                let victims = scheduler::select_kills(
+                    &candidates(state, &old),
+                    step.kill as usize,
+                    selection(app),
+                    &app.spec.constraints,
+                );
+                kill.extend(victims.into_iter().map(|i| old[i].id.clone()));
+                step.start
+            };
+            if start == 0 {
+                self.queue.remove(&app.id);
+                continue;
             }
-            let instances = instances(app);
-            if active.len() > instances {
-                active.sort_by_key(|task| std::cmp::Reverse(task.staged_at));
-                let surplus = active.len() - instances;
-                kill.extend(active.iter().take(surplus).map(|task| task.id.clone()));
-            } else if active.len() < instances && self.may_launch(&app.id, now) {
-                let wanted = instances - active.len();
-                launch.extend(usage.place(app, &active, wanted, now, self.seed));
+            let backoff = self.backoff(app);
+            if !backoff.may_launch(now_ms) {
+                let left = backoff.time_left_ms(now_ms);
+                self.queue_entry(&app.id, start, now).delay_left_ms = left;
+                continue;
             }
+            let existing = active.iter().map(|t| t.agent_id.clone()).collect();
+            wanted.push(Wanted {
+                app,
+                start,
+                existing,
+            });
         }
+        self.queue.retain(|id, _| state.apps.contains_key(id));
+        self.backoffs.retain(|id, _| state.apps.contains_key(id));
+        self.counted_failure
+            .retain(|id, _| state.apps.contains_key(id));
+        let launch = self.place(state, &wanted, now);
         let mut commands = Vec::new();
         if !kill.is_empty() {
             commands.push(Command::KillTasks { task_ids: kill });
@@ -77,72 +139,166 @@ impl Scheduler {
         commands
     }
 
-    /// Counts a new failure of the app's tasks into its launch delay (Marathon's
-    /// RateLimiter: first delay `backoffSeconds`, then × `backoffFactor`, capped).
-    fn note_failure(&mut self, app: &App, state: &ClusterState, now: Timestamp) {
-        let Some(failed) = state.last_task_failure.get(&app.id) else {
-            return;
-        };
-        if failed.version < app.version_info.last_config_change_at {
-            self.backoffs.remove(&app.id);
-            return;
+    /// Places the wanted instances; what does not fit waits in the queue with reasons.
+    fn place(&mut self, state: &ClusterState, wanted: &[Wanted], now: Timestamp) -> Vec<Task> {
+        if wanted.is_empty() {
+            return Vec::new();
         }
-        if self
-            .backoffs
-            .get(&app.id)
-            .is_some_and(|backoff| backoff.last_failure == failed.id)
-        {
-            return;
-        }
-        let spec = &app.spec;
-        let max_ms = u64::try_from(spec.max_launch_delay_seconds).unwrap_or(0) * 1000;
-        let delay_ms = match self.backoffs.get(&app.id) {
-            None => (u64::try_from(spec.backoff_seconds).unwrap_or(0) * 1000).min(max_ms),
-            Some(previous) => ((previous.delay_ms as f64 * spec.backoff_factor) as u64).min(max_ms),
-        };
-        let not_before = Timestamp::from_millis(now.as_millis() + delay_ms);
-        tracing::info!(app.id = %app.id, task.id = %failed.id, delay_ms, "task failed: delaying launches");
-        self.backoffs.insert(
-            app.id.clone(),
-            Backoff {
-                last_failure: failed.id.clone(),
-                delay_ms,
-                not_before,
-            },
-        );
-    }
-
-    fn may_launch(&self, app: &AppId, now: Timestamp) -> bool {
-        self.backoffs
-            .get(app)
-            .is_none_or(|backoff| now >= backoff.not_before)
-    }
-}
-
-fn instances(app: &App) -> usize {
-    usize::try_from(app.spec.instances).unwrap_or(0)
-}
-
-/// Marathon's `unreachableStrategy`: `None` = never (the "disabled" form).
-struct UnreachableStrategy {
-    inactive_after_ms: Option<u64>,
-    expunge_after_ms: Option<u64>,
-}
-
-impl UnreachableStrategy {
-    fn of(app: &App) -> Self {
-        match app.spec.unreachable_strategy {
-            crate::model::UnreachableStrategy::Disabled(_) => Self {
-                inactive_after_ms: None,
-                expunge_after_ms: None,
-            },
-            crate::model::UnreachableStrategy::Enabled(strategy) => {
-                let ms = |seconds: i64| Some(u64::try_from(seconds).unwrap_or(0) * 1000);
-                Self {
-                    inactive_after_ms: ms(strategy.inactive_after_seconds),
-                    expunge_after_ms: ms(strategy.expunge_after_seconds),
+        let (slots, _) = placement::agent_slots(state);
+        let requests: Vec<PlacementRequest> = wanted
+            .iter()
+            .map(|w| placement::request(w.app, w.start, w.existing.clone()))
+            .collect();
+        let plan = scheduler::place(&slots, &requests, self.seed);
+        let tasks: Vec<Task> = plan
+            .placements
+            .iter()
+            .map(|p| placement::task(wanted[p.request].app, &slots[p.agent], p, now))
+            .collect();
+        for (i, w) in wanted.iter().enumerate() {
+            match plan.unplaced.iter().find(|u| u.request == i) {
+                Some(unplaced) => {
+                    let agents = count(slots.len());
+                    let entry = self.queue_entry(&w.app.id, unplaced.count, now);
+                    entry.delay_left_ms = 0;
+                    entry.reasons = unplaced.reasons.clone();
+                    entry.agents_considered = agents;
+                    if let Some(error) = &unplaced.error {
+                        entry.reasons.insert(error.to_string(), agents);
+                    }
+                }
+                None => {
+                    self.queue.remove(&w.app.id);
                 }
             }
         }
+        tasks
     }
+
+    fn queue_entry(&mut self, app: &AppId, count: u32, now: Timestamp) -> &mut QueueEntry {
+        let entry = self.queue.entry(app.clone()).or_insert_with(|| QueueEntry {
+            count,
+            since: now,
+            delay_left_ms: 0,
+            reasons: BTreeMap::new(),
+            agents_considered: 0,
+        });
+        entry.count = count;
+        entry
+    }
+
+    /// The app's backoff, reset when its configuration changed.
+    fn backoff(&mut self, app: &App) -> &mut Backoff {
+        let config = BackoffConfig {
+            backoff_ms: u64::try_from(app.spec.backoff_seconds).unwrap_or(0) * 1000,
+            factor: app.spec.backoff_factor,
+            max_ms: u64::try_from(app.spec.max_launch_delay_seconds).unwrap_or(0) * 1000,
+        };
+        let version = app.version_info.last_config_change_at;
+        let backoff = self
+            .backoffs
+            .entry(app.id.clone())
+            .or_insert_with(|| Backoff::new(version, config));
+        backoff.observe_config(version, config);
+        backoff
+    }
+
+    /// Resets an app's launch delay (`DELETE /v2/queue/{app}/delay`); false if it has none.
+    pub(super) fn reset_delay(&mut self, app: &AppId) -> bool {
+        match self.backoffs.get_mut(app) {
+            Some(backoff) if backoff.delay_ms().is_some() => {
+                backoff.reset();
+                true
+            }
+            _ => self.queue.contains_key(app),
+        }
+    }
+
+    /// Counts a new failure of the app's current configuration into its launch delay.
+    fn note_failure(&mut self, app: &App, state: &ClusterState, now_ms: u64) {
+        let Some(failed) = state.last_task_failure.get(&app.id) else {
+            return;
+        };
+        if failed.version < app.version_info.last_config_change_at
+            || self.counted_failure.get(&app.id) == Some(&failed.id)
+        {
+            return;
+        }
+        self.counted_failure
+            .insert(app.id.clone(), failed.id.clone());
+        let backoff = self.backoff(app);
+        backoff.failure(now_ms);
+        tracing::info!(app.id = %app.id, task.id = %failed.id, delay_ms = backoff.delay_ms(), "task failed: delaying launches");
+    }
+}
+
+/// The app's tasks that count (goal running, not unreachable past `inactiveAfterSeconds`),
+/// and those unreachable past `expungeAfterSeconds`, which are to be expunged.
+fn active_tasks<'a>(app: &App, tasks: &[&'a Task], now_ms: u64) -> (Vec<&'a Task>, Vec<TaskId>) {
+    let (inactive_after, expunge_after) = match app.spec.unreachable_strategy {
+        UnreachableStrategy::Disabled(_) => (None, None),
+        UnreachableStrategy::Enabled(strategy) => {
+            let ms = |seconds: i64| Some(u64::try_from(seconds).unwrap_or(0) * 1000);
+            (
+                ms(strategy.inactive_after_seconds),
+                ms(strategy.expunge_after_seconds),
+            )
+        }
+    };
+    let mut active = Vec::new();
+    let mut expunge = Vec::new();
+    for task in tasks
+        .iter()
+        .copied()
+        .filter(|task| task.goal == Goal::Running)
+    {
+        if task.state == TaskState::Unreachable {
+            let away = now_ms.saturating_sub(task.updated_at.as_millis());
+            if expunge_after.is_some_and(|limit| away >= limit) {
+                expunge.push(task.id.clone());
+                continue;
+            }
+            if inactive_after.is_some_and(|limit| away >= limit) {
+                continue;
+            }
+        }
+        active.push(task);
+    }
+    (active, expunge)
+}
+
+/// Running, and healthy when the app has health checks.
+fn healthy(app: &App, task: &Task) -> bool {
+    task.state == TaskState::Running
+        && (app.spec.health_checks.is_empty() || task.healthy() == Some(true))
+}
+
+fn selection(app: &App) -> scheduler::KillSelection {
+    match app.spec.kill_selection {
+        KillSelection::YoungestFirst => scheduler::KillSelection::YoungestFirst,
+        KillSelection::OldestFirst => scheduler::KillSelection::OldestFirst,
+    }
+}
+
+fn candidates(state: &ClusterState, tasks: &[&Task]) -> Vec<KillCandidate> {
+    tasks
+        .iter()
+        .map(|task| KillCandidate {
+            id: task.id.clone(),
+            state: task.state,
+            healthy: task.healthy(),
+            staged_at: task.staged_at,
+            started_at: task.started_at,
+            host: task.host.clone(),
+            attributes: state
+                .agents
+                .get(&task.agent_id)
+                .map(|agent| agent.info.attributes.clone())
+                .unwrap_or_default(),
+        })
+        .collect()
+}
+
+fn count(n: usize) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
 }

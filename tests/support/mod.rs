@@ -699,7 +699,15 @@ impl Cluster {
     pub async fn wait_for_agents(&mut self, i: usize, n: usize, timeout: Duration) {
         let deadline = Instant::now() + timeout;
         loop {
-            let r = self.http.get(&format!("{}/v1/agents", self.url(i))).await;
+            let url = format!("{}/v1/agents", self.url(i));
+            let r = match self.http.send(reqwest::Method::GET, &url, None, None).await {
+                Ok(r) => r,
+                Err(error) => {
+                    assert!(Instant::now() < deadline, "{url}: {error:#}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            };
             let reachable = r.json()["agents"].as_array().map_or(0, |a| {
                 a.iter().filter(|a| a["reachable"] == json!(true)).count()
             });
