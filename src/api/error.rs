@@ -41,6 +41,18 @@ pub enum ApiError {
         /// The version asked for.
         version: String,
     },
+    /// Running deployments hold the app.
+    #[error("App is locked by one or more deployments. Override with the option '?force=true'. View details at '/v2/deployments/<DEPLOYMENT_ID>'.")]
+    AppLocked(Vec<crate::model::DeploymentId>),
+    /// No deployment has this id.
+    #[error("DeploymentPlan {0} does not exist")]
+    DeploymentNotFound(String),
+    /// No task has this id.
+    #[error("Task '{0}' does not exist")]
+    TaskNotFound(String),
+    /// Nothing waits in the launch queue for this app.
+    #[error("Application {0} not found in tasks queue.")]
+    NotQueued(String),
     /// An app with this id exists.
     #[error("An app with id [{0}] already exists.")]
     AppExists(String),
@@ -107,10 +119,13 @@ impl ApiError {
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
             Self::AppNotFound(_)
             | Self::AppVersionNotFound { .. }
+            | Self::DeploymentNotFound(_)
+            | Self::TaskNotFound(_)
+            | Self::NotQueued(_)
             | Self::UnknownRoute
             | Self::NotLeader
             | Self::NoLeaderKnown => StatusCode::NOT_FOUND,
-            Self::AppExists(_) => StatusCode::CONFLICT,
+            Self::AppExists(_) | Self::AppLocked(_) => StatusCode::CONFLICT,
             Self::ProxyLoop | Self::ProxyFailed(_) => StatusCode::BAD_GATEWAY,
             Self::NoLeader | Self::LeaderUnreachable(_) | Self::Write(_) | Self::Read(_) => {
                 StatusCode::SERVICE_UNAVAILABLE
@@ -138,6 +153,10 @@ impl ApiError {
             }
             Self::Invalid { violations } => {
                 json!({"message": self.to_string(), "details": violations})
+            }
+            Self::AppLocked(deployments) => {
+                let ids: Vec<_> = deployments.iter().map(|id| json!({"id": id})).collect();
+                json!({"message": self.to_string(), "deployments": ids})
             }
             _ => json!({"message": error_chain(self)}),
         }

@@ -72,5 +72,22 @@ async fn pass(master: &Master, led_since: Instant) -> Result<(), super::WriteErr
     for command in commands {
         master.write(command).await?;
     }
+    let state = master.state();
+    for deployment in state.deployments.values() {
+        let done = deployment
+            .current_actions()
+            .iter()
+            .all(|action| state.action_done(action));
+        if done {
+            tracing::info!(deployment.id = %deployment.id, step = deployment.current_step + 1, "deployment step done");
+            master
+                .write(Command::DeploymentStepDone {
+                    id: deployment.id.clone(),
+                    step: deployment.current_step,
+                    at: now(),
+                })
+                .await?;
+        }
+    }
     Ok(())
 }

@@ -13,6 +13,7 @@ mod app_normalize;
 mod app_spec;
 mod app_validation;
 mod constraint;
+mod deployment;
 mod health;
 mod ports;
 mod resources;
@@ -29,6 +30,7 @@ pub use app_spec::{
 };
 pub use app_validation::{Violation, PORT_NAME_PATTERN};
 pub use constraint::{Constraint, Operator};
+pub use deployment::{ActionKind, Deployment, DeploymentAction};
 pub use health::{
     CommandCheck, HealthCheck, HealthProtocol, HealthTarget, ReadinessCheck, ReadinessProtocol,
 };

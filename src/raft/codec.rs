@@ -49,6 +49,7 @@ mod tests {
         let command = Command::Batch(vec![Command::CreateApp {
             app: Box::new(app),
             deployment_id: DeploymentId("d".into()),
+            force: true,
         }]);
         let mut state = ClusterState::default();
         state.apply(7, command.clone());

@@ -1,9 +1,11 @@
 //! The Raft payload and what applying it produced.
 
+use crate::model::Deployment;
 use crate::model::{
     AgentId, AgentInfo, App, AppError, AppId, DeploymentId, Task, TaskId, Timestamp,
 };
 use crate::protocol::StatusUpdate;
+use crate::state::DeploymentChange;
 use serde_json::{Map, Value};
 use std::sync::Arc;
 
@@ -19,6 +21,8 @@ pub enum Command {
         app: Box<App>,
         /// The deployment that brings it up.
         deployment_id: DeploymentId,
+        /// Cancel deployments that hold the app instead of refusing.
+        force: bool,
     },
     /// Create or update an app (Marathon's PUT and PATCH; a rollback is a full update with
     /// the stored version's definition). Validated on apply; rejected if invalid.
@@ -33,6 +37,8 @@ pub enum Command {
         partial: bool,
         /// The deployment that rolls the change out.
         deployment_id: DeploymentId,
+        /// Cancel deployments that hold the app instead of refusing.
+        force: bool,
     },
     /// Delete an app; rejected if unknown.
     DeleteApp {
@@ -42,6 +48,8 @@ pub enum Command {
         version: Timestamp,
         /// The deployment that stops it.
         deployment_id: DeploymentId,
+        /// Cancel deployments that hold the app instead of refusing.
+        force: bool,
     },
     /// Several commands written as one entry, applied in order; each has its own outcome.
     Batch(Vec<Command>),
@@ -85,6 +93,33 @@ pub enum Command {
         /// The updates in sequence order.
         updates: Vec<StatusUpdate>,
     },
+    /// Restart every task of an app (a config change without a new definition).
+    RestartApp {
+        /// Which app.
+        id: AppId,
+        /// The version of the restart.
+        version: Timestamp,
+        /// The deployment that rolls it.
+        deployment_id: DeploymentId,
+        /// Cancel deployments that hold the app instead of refusing.
+        force: bool,
+    },
+    /// The leader saw step `step` of a deployment take full effect.
+    DeploymentStepDone {
+        /// Which deployment.
+        id: DeploymentId,
+        /// The step (0-based).
+        step: usize,
+        /// When the leader saw it.
+        at: Timestamp,
+    },
+    /// Cancel a deployment; with `revert`, a new deployment restores what it changed.
+    CancelDeployment {
+        /// Which deployment.
+        id: DeploymentId,
+        /// The revert deployment's id and version, for a rollback.
+        revert: Option<(DeploymentId, Timestamp)>,
+    },
 }
 
 /// The outcome of applying one log entry, returned to the client that wrote it.
@@ -98,6 +133,8 @@ pub enum Applied {
         app: Arc<App>,
         /// Its deployment.
         deployment_id: DeploymentId,
+        /// The deployment started and those superseded.
+        change: DeploymentChange,
     },
     /// An app was created or updated by an update.
     AppUpdated {
@@ -107,13 +144,37 @@ pub enum Applied {
         version: Timestamp,
         /// Its deployment.
         deployment_id: DeploymentId,
+        /// The app as stored.
+        app: Arc<App>,
+        /// The deployment started and those superseded.
+        change: DeploymentChange,
     },
-    /// An app was deleted.
+    /// An app was deleted (or restarted: then `app` is set).
     AppDeleted {
         /// The version of the change.
         version: Timestamp,
         /// Its deployment.
         deployment_id: DeploymentId,
+        /// The deployment started and those superseded.
+        change: DeploymentChange,
+    },
+    /// A deployment step took full effect.
+    DeploymentStepDone {
+        /// The deployment after the step.
+        deployment: Arc<Deployment>,
+        /// The step that finished (0-based).
+        step: usize,
+        /// It was the last step.
+        finished: bool,
+        /// When the leader saw it.
+        at: Timestamp,
+    },
+    /// A deployment was cancelled (and maybe reverted by a new one).
+    DeploymentCanceled {
+        /// The cancelled deployment.
+        canceled: Arc<Deployment>,
+        /// The revert deployment, if any.
+        change: DeploymentChange,
     },
     /// The command did not apply to the state it met.
     Rejected(Rejection),
@@ -152,4 +213,8 @@ pub enum Rejection {
     AppUnknown(AppId),
     /// The resulting app definition is not valid, or no service port is left.
     InvalidApp(AppError),
+    /// Running deployments hold the app (Marathon's 409 unless `force`).
+    AppLocked(Vec<DeploymentId>),
+    /// No deployment has this id.
+    DeploymentUnknown(DeploymentId),
 }

@@ -2,8 +2,8 @@
 //! (`status_update_event`, `instance_changed_event`, ...). Pure: the timestamps come from the
 //! commands.
 
-use super::Applied;
-use crate::model::{Task, TaskState};
+use super::{Applied, DeploymentChange};
+use crate::model::{ActionKind, Deployment, Task, TaskState};
 use serde_json::{json, Value};
 
 /// One event of `/v2/events`: its type and its JSON (which includes `eventType` and
@@ -42,8 +42,76 @@ pub fn events(applied: &Applied, out: &mut Vec<Event>) {
                 out.push(instance_changed_event(task));
             }
         }
+        Applied::AppCreated { change, .. }
+        | Applied::AppUpdated { change, .. }
+        | Applied::AppDeleted { change, .. } => deployment_change(change, out),
+        Applied::DeploymentStepDone {
+            deployment,
+            step,
+            finished,
+            at,
+        } => {
+            let at = at.to_rfc3339();
+            let plan = deployment.plan_json(false);
+            out.push(Event::new(
+                "deployment_step_success",
+                &at,
+                json!({"plan": plan, "currentStep": deployment.step_json(*step)}),
+            ));
+            for action in deployment.steps.get(*step).into_iter().flatten() {
+                if action.action == ActionKind::StopApplication {
+                    out.push(Event::new(
+                        "app_terminated_event",
+                        &at,
+                        json!({"appId": action.app}),
+                    ));
+                }
+            }
+            if *finished {
+                out.push(Event::new(
+                    "deployment_success",
+                    &at,
+                    json!({"id": deployment.id, "plan": plan}),
+                ));
+            } else {
+                out.push(deployment_info(deployment, &at));
+            }
+        }
+        Applied::DeploymentCanceled { canceled, change } => {
+            out.push(deployment_failed(canceled));
+            deployment_change(change, out);
+        }
         _ => {}
     }
+}
+
+/// `deployment_failed` for superseded deployments, `deployment_info` for the new one.
+fn deployment_change(change: &DeploymentChange, out: &mut Vec<Event>) {
+    for superseded in &change.superseded {
+        out.push(deployment_failed(superseded));
+    }
+    if let Some(started) = &change.started {
+        out.push(deployment_info(started, &started.version.to_rfc3339()));
+    }
+}
+
+fn deployment_info(deployment: &Deployment, at: &str) -> Event {
+    Event::new(
+        "deployment_info",
+        at,
+        json!({
+            "plan": deployment.plan_json(false),
+            "currentStep": deployment.step_json(deployment.current_step),
+        }),
+    )
+}
+
+fn deployment_failed(deployment: &Deployment) -> Event {
+    Event::new(
+        "deployment_failed",
+        &deployment.version.to_rfc3339(),
+        json!({"id": deployment.id, "plan": deployment.plan_json(false), "reason": "cancelled"}),
+    )
 }
 
 fn ip_addresses(task: &Task) -> Value {

@@ -12,13 +12,17 @@
 //! May depend on: model, protocol (status updates are stored as agents send them).
 
 mod command;
+mod deployments;
 mod events;
 mod tasks;
 
 pub use command::{Applied, Command, Rejection};
+pub use deployments::DeploymentChange;
 pub use events::{events, Event};
 
-use crate::model::{Agent, AgentId, App, AppError, AppId, Goal, Task, TaskId, Timestamp};
+use crate::model::{
+    Agent, AgentId, App, AppError, AppId, Deployment, DeploymentId, Task, TaskId, Timestamp,
+};
 use imbl::{OrdMap, Vector};
 use serde_json::{Map, Value};
 use std::collections::BTreeSet;
@@ -44,6 +48,8 @@ pub struct ClusterState {
     /// [`MAX_APP_VERSIONS`]; dropped with the app.
     #[serde(default)]
     pub app_versions: OrdMap<AppId, Vector<Arc<App>>>,
+    /// Running deployments.
+    pub deployments: OrdMap<DeploymentId, Arc<Deployment>>,
 }
 
 impl ClusterState {
@@ -53,17 +59,31 @@ impl ClusterState {
     pub fn apply(&mut self, index: u64, command: Command) -> Applied {
         self.applied_index = index;
         match command {
-            Command::CreateApp { app, deployment_id } => {
+            Command::CreateApp {
+                app,
+                deployment_id,
+                force,
+            } => {
                 if self.apps.contains_key(&app.id) {
                     return Applied::Rejected(Rejection::AppExists(app.id));
                 }
                 let id = app.id.clone();
-                match app.with_service_ports(None, || self.service_ports_in_use(&id)) {
-                    Ok(app) => {
-                        let app = self.store(app);
-                        Applied::AppCreated { app, deployment_id }
-                    }
-                    Err(error) => Applied::Rejected(Rejection::InvalidApp(error.into())),
+                let version = app.version;
+                let app = match app.with_service_ports(None, || self.service_ports_in_use(&id)) {
+                    Ok(app) => app,
+                    Err(error) => return Applied::Rejected(Rejection::InvalidApp(error.into())),
+                };
+                let changes = vec![(id.clone(), Some(app))];
+                match self.change_apps(index, changes, version, deployment_id.clone(), force) {
+                    Ok(change) => match self.apps.get(&id) {
+                        Some(app) => Applied::AppCreated {
+                            app: Arc::clone(app),
+                            deployment_id,
+                            change,
+                        },
+                        None => Applied::Rejected(Rejection::AppUnknown(id)),
+                    },
+                    Err(rejection) => Applied::Rejected(rejection),
                 }
             }
             Command::UpdateApp {
@@ -72,13 +92,22 @@ impl ClusterState {
                 patch,
                 partial,
                 deployment_id,
+                force,
             } => match self.app_after_update(&id, version, &patch, partial) {
                 Ok((app, created)) => {
-                    self.store(app);
-                    Applied::AppUpdated {
-                        created,
-                        version,
-                        deployment_id,
+                    let changes = vec![(id.clone(), Some(app))];
+                    match self.change_apps(index, changes, version, deployment_id.clone(), force) {
+                        Ok(change) => match self.apps.get(&id) {
+                            Some(app) => Applied::AppUpdated {
+                                created,
+                                version,
+                                deployment_id,
+                                app: Arc::clone(app),
+                                change,
+                            },
+                            None => Applied::Rejected(Rejection::AppUnknown(id)),
+                        },
+                        Err(rejection) => Applied::Rejected(rejection),
                     }
                 }
                 Err(error) => Applied::Rejected(Rejection::InvalidApp(error)),
@@ -87,22 +116,57 @@ impl ClusterState {
                 id,
                 version,
                 deployment_id,
-            } => match self.apps.remove(&id) {
-                Some(_) => {
-                    let tasks: Vec<TaskId> = self
-                        .app_tasks(&id)
-                        .filter(|task| task.goal == Goal::Running)
-                        .map(|task| task.id.clone())
-                        .collect();
-                    self.kill_tasks(index, &tasks);
-                    self.app_versions.remove(&id);
-                    Applied::AppDeleted {
+                force,
+            } => {
+                if !self.apps.contains_key(&id) {
+                    return Applied::Rejected(Rejection::AppUnknown(id));
+                }
+                match self.change_apps(
+                    index,
+                    vec![(id, None)],
+                    version,
+                    deployment_id.clone(),
+                    force,
+                ) {
+                    Ok(change) => Applied::AppDeleted {
                         version,
                         deployment_id,
-                    }
+                        change,
+                    },
+                    Err(rejection) => Applied::Rejected(rejection),
                 }
-                None => Applied::Rejected(Rejection::AppUnknown(id)),
-            },
+            }
+            Command::RestartApp {
+                id,
+                version,
+                deployment_id,
+                force,
+            } => {
+                let Some(app) = self.apps.get(&id) else {
+                    return Applied::Rejected(Rejection::AppUnknown(id));
+                };
+                let mut restarted = App::clone(app);
+                restarted.version = version;
+                restarted.version_info.last_config_change_at = version;
+                let changes = vec![(id.clone(), Some(restarted))];
+                match self.change_apps(index, changes, version, deployment_id.clone(), force) {
+                    Ok(change) => match self.apps.get(&id) {
+                        Some(app) => Applied::AppUpdated {
+                            created: false,
+                            version,
+                            deployment_id,
+                            app: Arc::clone(app),
+                            change,
+                        },
+                        None => Applied::Rejected(Rejection::AppUnknown(id)),
+                    },
+                    Err(rejection) => Applied::Rejected(rejection),
+                }
+            }
+            Command::DeploymentStepDone { id, step, at } => {
+                self.deployment_step_done(&id, step, at)
+            }
+            Command::CancelDeployment { id, revert } => self.cancel_deployment(index, &id, revert),
             Command::RegisterAgent { info, at } => self.register_agent(index, info, at),
             Command::AgentsUnreachable { agents, at } => self.agents_unreachable(&agents, at),
             Command::AgentReachable {

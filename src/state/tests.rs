@@ -40,6 +40,7 @@ fn single_command() -> impl Strategy<Value = Command> {
                 Command::CreateApp {
                     app: Box::new(App::from_json(id, version, &def).expect("valid definition")),
                     deployment_id,
+                    force: true,
                 }
             }
         ),
@@ -56,7 +57,8 @@ fn single_command() -> impl Strategy<Value = Command> {
                     version,
                     patch,
                     partial,
-                    deployment_id
+                    deployment_id,
+                    force: true,
                 }
             ),
         (app_id(), version, deployment).prop_map(|(id, version, deployment_id)| {
@@ -64,6 +66,7 @@ fn single_command() -> impl Strategy<Value = Command> {
                 id,
                 version,
                 deployment_id,
+                force: true,
             }
         }),
     ]
@@ -116,6 +119,7 @@ fn create_twice_is_rejected_and_changes_nothing() {
     let create = Command::CreateApp {
         app: Box::new(app),
         deployment_id: DeploymentId("d1".into()),
+        force: true,
     };
     let mut state = ClusterState::default();
     assert!(matches!(
@@ -142,6 +146,7 @@ fn update(id: &AppId, millis: u64, patch: Value, partial: bool) -> Command {
         patch: object(patch),
         partial,
         deployment_id: DeploymentId(format!("d{millis}")),
+        force: true,
     }
 }
 
@@ -201,6 +206,7 @@ fn versions_are_kept_newest_first_and_dropped_with_the_app() {
             id: id.clone(),
             version: Timestamp::from_millis(100),
             deployment_id: DeploymentId("d".into()),
+            force: true,
         },
     );
     assert!(state.app_versions.get(&id).is_none());

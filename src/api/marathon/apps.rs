@@ -1,39 +1,45 @@
-//! `/v2/apps`: create, list, read, update (PUT, PATCH, rollback) and delete app definitions,
-//! and the versions of an app.
+//! `/v2/apps`: create, list, read, update (PUT, PATCH, rollback), restart and delete apps,
+//! their versions, and their tasks (`/v2/apps/{id}/tasks[/{taskId}]`).
 //!
 //! Definitions are validated here against the current state (422 with Marathon's details)
-//! and again by `ClusterState::apply`, which also assigns service ports.
+//! and again by `ClusterState::apply`, which also assigns service ports and refuses apps
+//! that a running deployment holds (409 unless `force`).
 
-use super::query_flag;
+use super::app_info::{app_info, matches, Embed};
+use super::tasks::{kill, task_json};
+use super::{
+    deployment_result, insert_header, new_deployment_id, now, query_flag, unexpected, DEPLOYMENT_ID,
+};
 use crate::api::body::JsonObject;
 use crate::api::ApiError;
 use crate::master::Master;
-use crate::model::{App, AppId, DeploymentId, Timestamp};
-use crate::state::ClusterState;
-use crate::state::{Applied, Command, Rejection};
-use axum::extract::{Path, Query, State};
-use axum::http::{HeaderName, HeaderValue, StatusCode};
+use crate::model::{App, AppId, Timestamp};
+use crate::state::{Applied, ClusterState, Command, Event};
+use axum::extract::{ConnectInfo, Path, Query, State};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::{json, Map, Value};
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::SystemTime;
-
-const DEPLOYMENT_ID: HeaderName = HeaderName::from_static("marathon-deployment-id");
 
 pub(super) fn routes() -> Router<Arc<Master>> {
     Router::new()
         .route("/v2/apps", get(list).post(create))
         .route(
             "/v2/apps/{*path}",
-            get(show).put(update).patch(patch).delete(remove),
+            get(show)
+                .put(update)
+                .patch(patch)
+                .delete(remove)
+                .post(post_action),
         )
 }
 
 /// What a path under `/v2/apps/` names. Ids contain slashes, so the sub-resource is the
-/// last reserved segment (`versions` cannot end an app id).
+/// last reserved segment (`versions`, `tasks` and `restart` cannot end an app id).
 enum AppPath {
     /// `/v2/apps/{id}`.
     App(String),
@@ -41,6 +47,12 @@ enum AppPath {
     Versions(String),
     /// `/v2/apps/{id}/versions/{version}`.
     Version(String, String),
+    /// `/v2/apps/{id}/tasks`.
+    Tasks(String),
+    /// `/v2/apps/{id}/tasks/{taskId}`.
+    Task(String, String),
+    /// `/v2/apps/{id}/restart`.
+    Restart(String),
 }
 
 impl AppPath {
@@ -48,53 +60,72 @@ impl AppPath {
         if let Some(id) = path.strip_suffix("/versions") {
             return Self::Versions(id.to_owned());
         }
-        match path.rsplit_once("/versions/") {
-            Some((id, version)) if !version.contains('/') => {
-                Self::Version(id.to_owned(), version.to_owned())
-            }
-            _ => Self::App(path.to_owned()),
+        if let Some(id) = path.strip_suffix("/tasks") {
+            return Self::Tasks(id.to_owned());
         }
+        if let Some(id) = path.strip_suffix("/restart") {
+            return Self::Restart(id.to_owned());
+        }
+        if let Some((id, version)) = path.rsplit_once("/versions/") {
+            if !version.contains('/') {
+                return Self::Version(id.to_owned(), version.to_owned());
+            }
+        }
+        if let Some((id, task)) = path.rsplit_once("/tasks/") {
+            if !task.contains('/') {
+                return Self::Task(id.to_owned(), task.to_owned());
+            }
+        }
+        Self::App(path.to_owned())
     }
 }
 
-/// The app JSON Marathon returns: the definition plus counts and deployments. No tasks run
-/// yet, so the counts are zero.
-fn app_info(app: &App, deployments: &[&DeploymentId]) -> Value {
-    let mut json = app.to_json();
-    for count in [
-        "tasksStaged",
-        "tasksRunning",
-        "tasksHealthy",
-        "tasksUnhealthy",
-    ] {
-        json.insert(count.into(), json!(0));
-    }
-    json.insert(
-        "deployments".into(),
-        deployments.iter().map(|id| json!({"id": id})).collect(),
-    );
-    Value::Object(json)
-}
+/// `GET /v2/apps` always embeds counts and deployments.
+const LIST_EMBED: Embed = Embed {
+    tasks: false,
+    counts: true,
+    deployments: true,
+    last_task_failure: false,
+    readiness: false,
+    task_stats: false,
+};
 
-async fn list(State(master): State<Arc<Master>>) -> Result<Json<Value>, ApiError> {
+/// `GET /v2/apps/{id}` always embeds counts, tasks, lastTaskFailure and deployments.
+const SHOW_EMBED: Embed = Embed {
+    tasks: true,
+    counts: true,
+    deployments: true,
+    last_task_failure: true,
+    readiness: false,
+    task_stats: false,
+};
+
+async fn list(
+    State(master): State<Arc<Master>>,
+    Query(query): Query<Vec<(String, String)>>,
+) -> Result<Json<Value>, ApiError> {
     let state = master.read_state().await?;
-    let apps: Vec<Value> = state.apps.values().map(|app| app_info(app, &[])).collect();
+    let embed = Embed::parse(&query, LIST_EMBED);
+    let apps: Vec<Value> = state
+        .apps
+        .values()
+        .filter(|app| matches(app, &query))
+        .map(|app| app_info(app, &state, embed))
+        .collect();
     Ok(Json(json!({ "apps": apps })))
 }
 
 async fn show(
     State(master): State<Arc<Master>>,
     Path(path): Path<String>,
+    Query(query): Query<Vec<(String, String)>>,
 ) -> Result<Json<Value>, ApiError> {
     let state = master.read_state().await?;
     match AppPath::parse(&path) {
         AppPath::App(id) => {
             let app = existing_app(&state, &id)?;
-            let mut info = app_info(app, &[]);
-            if let Some(object) = info.as_object_mut() {
-                object.insert("tasks".into(), json!([]));
-            }
-            Ok(Json(json!({ "app": info })))
+            let embed = Embed::parse(&query, SHOW_EMBED);
+            Ok(Json(json!({ "app": app_info(app, &state, embed) })))
         }
         AppPath::Versions(id) => {
             let app = existing_app(&state, &id)?;
@@ -111,11 +142,36 @@ async fn show(
                 stored_version(&state, &app.id, &version)?.to_json(),
             )))
         }
+        AppPath::Tasks(id) => {
+            let app = existing_app(&state, &id)?;
+            let tasks: Vec<Value> = state
+                .app_tasks(&app.id)
+                .map(|task| task_json(task, Some(app)))
+                .collect();
+            Ok(Json(json!({ "tasks": tasks })))
+        }
+        AppPath::Task(..) | AppPath::Restart(_) => Err(ApiError::UnknownRoute),
     }
+}
+
+/// Publishes Marathon's `api_post_event` for a single-app create or update.
+fn publish_api_post(master: &Master, client: SocketAddr, uri: &str, app: &App) {
+    master.publish(Event::new(
+        "api_post_event",
+        &app.version.to_rfc3339(),
+        json!({
+            "clientIp": client.ip().to_string(),
+            "uri": uri,
+            "appDefinition": app.to_json(),
+        }),
+    ));
 }
 
 async fn create(
     State(master): State<Arc<Master>>,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
+    uri: axum::http::Uri,
+    Query(query): Query<HashMap<String, String>>,
     JsonObject(definition): JsonObject,
 ) -> Result<Response, ApiError> {
     let id = match definition.get("id") {
@@ -129,11 +185,19 @@ async fn create(
     let command = Command::CreateApp {
         app: Box::new(app),
         deployment_id: new_deployment_id(),
+        force: query_flag(&query, "force", false),
     };
     match master.write(command).await? {
-        Applied::AppCreated { app, deployment_id } => {
-            let mut response =
-                (StatusCode::CREATED, Json(app_info(&app, &[&deployment_id]))).into_response();
+        Applied::AppCreated {
+            app, deployment_id, ..
+        } => {
+            publish_api_post(&master, client, uri.path(), &app);
+            let state = master.state();
+            let mut response = (
+                StatusCode::CREATED,
+                Json(app_info(&app, &state, LIST_EMBED)),
+            )
+                .into_response();
             insert_header(
                 &mut response,
                 axum::http::header::LOCATION,
@@ -149,35 +213,54 @@ async fn create(
 /// PUT: create or update (partial by default); `{"version": ts}` rolls back to that version.
 async fn update(
     State(master): State<Arc<Master>>,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
+    uri: axum::http::Uri,
     Path(id): Path<String>,
     Query(query): Query<HashMap<String, String>>,
     JsonObject(patch): JsonObject,
 ) -> Result<Response, ApiError> {
     let id = AppId::parse(&id).map_err(|e| ApiError::invalid("/id", e.to_string()))?;
     let partial = query_flag(&query, "partialUpdate", true);
-    match rollback_target(&patch) {
+    let force = query_flag(&query, "force", false);
+    let state = master.read_state().await?;
+    let (patch, partial) = match rollback_target(&patch) {
         Some(version) => {
-            let state = master.read_state().await?;
             let app = existing_app(&state, id.as_str())?;
-            let definition = stored_version(&state, &app.id, version)?.spec.to_json();
-            write_update(&master, &state, id, definition, false).await
+            (
+                stored_version(&state, &app.id, version)?.spec.to_json(),
+                false,
+            )
         }
-        None => {
-            let state = master.read_state().await?;
-            write_update(&master, &state, id, patch, partial).await
-        }
-    }
+        None => (patch, partial),
+    };
+    let update = Update {
+        id,
+        patch,
+        partial,
+        force,
+    };
+    write_update(&master, &state, update, client, uri.path()).await
 }
 
 /// PATCH: a partial update of an existing app.
 async fn patch(
     State(master): State<Arc<Master>>,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
+    uri: axum::http::Uri,
     Path(id): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
     JsonObject(patch): JsonObject,
 ) -> Result<Response, ApiError> {
     let state = master.read_state().await?;
     let id = existing_app(&state, &id)?.id.clone();
-    write_update(&master, &state, id, patch, true).await
+    let force = query_flag(&query, "force", false);
+    let update = Update {
+        id,
+        patch,
+        partial: true,
+        force,
+    };
+    write_update(&master, &state, update, client, uri.path()).await
 }
 
 /// The version a body asks to roll back to: `{"version": ts}`, optionally with `id`.
@@ -189,29 +272,41 @@ fn rollback_target(body: &Map<String, Value>) -> Option<&str> {
     }
 }
 
+/// An app update as the handlers received it.
+struct Update {
+    id: AppId,
+    patch: Map<String, Value>,
+    partial: bool,
+    force: bool,
+}
+
 /// Checks the update against `state` (422 before anything is written), then writes it.
 async fn write_update(
     master: &Master,
     state: &ClusterState,
-    id: AppId,
-    patch: Map<String, Value>,
-    partial: bool,
+    update: Update,
+    client: SocketAddr,
+    uri: &str,
 ) -> Result<Response, ApiError> {
     let version = now();
-    state.app_after_update(&id, version, &patch, partial)?;
+    state.app_after_update(&update.id, version, &update.patch, update.partial)?;
     let command = Command::UpdateApp {
-        id,
+        id: update.id,
         version,
-        patch,
-        partial,
+        patch: update.patch,
+        partial: update.partial,
         deployment_id: new_deployment_id(),
+        force: update.force,
     };
     match master.write(command).await? {
         Applied::AppUpdated {
             created,
             version,
             deployment_id,
+            app,
+            ..
         } => {
+            publish_api_post(master, client, uri, &app);
             let status = if created {
                 StatusCode::CREATED
             } else {
@@ -223,20 +318,92 @@ async fn write_update(
     }
 }
 
+/// DELETE: the app (`force` defaults to true, as in Marathon), its tasks, or one task.
 async fn remove(
     State(master): State<Arc<Master>>,
-    Path(id): Path<String>,
+    Path(path): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
 ) -> Result<Response, ApiError> {
-    let id = existing_app_id(&id)?;
-    let command = Command::DeleteApp {
-        id,
+    match AppPath::parse(&path) {
+        AppPath::App(id) => {
+            let command = Command::DeleteApp {
+                id: existing_app_id(&id)?,
+                version: now(),
+                deployment_id: new_deployment_id(),
+                force: query_flag(&query, "force", true),
+            };
+            match master.write(command).await? {
+                Applied::AppDeleted {
+                    version,
+                    deployment_id,
+                    ..
+                } => Ok(deployment_result(StatusCode::OK, &deployment_id, version)),
+                other => Err(unexpected(other)),
+            }
+        }
+        AppPath::Tasks(id) => {
+            let state = master.read_state().await?;
+            let app = existing_app(&state, &id)?;
+            let host = query.get("host").map(String::as_str).unwrap_or("*");
+            let ids = state
+                .app_tasks(&app.id)
+                .filter(|task| host == "*" || task.host == host)
+                .map(|task| task.id.clone())
+                .collect();
+            let scale = query_flag(&query, "scale", false) || query_flag(&query, "wipe", false);
+            kill_answer(kill(&master, ids, scale, false).await?, None)
+        }
+        AppPath::Task(id, task) => {
+            let state = master.read_state().await?;
+            let app = existing_app(&state, &id)?;
+            let task = state
+                .app_tasks(&app.id)
+                .find(|candidate| candidate.id.0 == task)
+                .ok_or_else(|| ApiError::TaskNotFound(task.clone()))?;
+            let scale = query_flag(&query, "scale", false) || query_flag(&query, "wipe", false);
+            kill_answer(
+                kill(&master, vec![task.id.clone()], scale, false).await?,
+                Some(()),
+            )
+        }
+        AppPath::Versions(_) | AppPath::Version(..) | AppPath::Restart(_) => {
+            Err(ApiError::UnknownRoute)
+        }
+    }
+}
+
+/// `{"tasks": [...]}` (or `{"task": ...}` for one), or the deployment result when scaling.
+fn kill_answer(killed: super::tasks::Killed, single: Option<()>) -> Result<Response, ApiError> {
+    if let Some((deployment_id, version)) = killed.deployment {
+        return Ok(deployment_result(StatusCode::OK, &deployment_id, version));
+    }
+    let body = match single {
+        Some(()) => json!({ "task": killed.tasks.into_iter().next() }),
+        None => json!({ "tasks": killed.tasks }),
+    };
+    Ok(Json(body).into_response())
+}
+
+/// POST `/v2/apps/{id}/restart`.
+async fn post_action(
+    State(master): State<Arc<Master>>,
+    Path(path): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Result<Response, ApiError> {
+    let AppPath::Restart(id) = AppPath::parse(&path) else {
+        return Err(ApiError::UnknownRoute);
+    };
+    let command = Command::RestartApp {
+        id: existing_app_id(&id)?,
         version: now(),
         deployment_id: new_deployment_id(),
+        force: query_flag(&query, "force", false),
     };
     match master.write(command).await? {
-        Applied::AppDeleted {
+        Applied::AppUpdated {
             version,
             deployment_id,
+            ..
         } => Ok(deployment_result(StatusCode::OK, &deployment_id, version)),
         other => Err(unexpected(other)),
     }
@@ -270,43 +437,4 @@ fn stored_version<'a>(
             id: id.to_string(),
             version: version.to_owned(),
         })
-}
-
-/// Marathon's answer to calls that start a deployment.
-fn deployment_result(
-    status: StatusCode,
-    deployment_id: &DeploymentId,
-    version: Timestamp,
-) -> Response {
-    let body = json!({"deploymentId": deployment_id, "version": version});
-    let mut response = (status, Json(body)).into_response();
-    insert_header(&mut response, DEPLOYMENT_ID, &deployment_id.0);
-    response
-}
-
-fn unexpected(applied: Applied) -> ApiError {
-    match applied {
-        Applied::Rejected(Rejection::AppExists(id)) => ApiError::AppExists(id.to_string()),
-        Applied::Rejected(Rejection::AppUnknown(id)) => ApiError::AppNotFound(id.to_string()),
-        Applied::Rejected(Rejection::InvalidApp(error)) => error.into(),
-        other => {
-            tracing::error!(applied = ?other, "a write produced an outcome its handler does not expect");
-            ApiError::Internal("the write had an unexpected outcome".into())
-        }
-    }
-}
-
-fn insert_header(response: &mut Response, name: HeaderName, value: &str) {
-    if let Ok(value) = HeaderValue::from_str(value) {
-        response.headers_mut().insert(name, value);
-    }
-}
-
-/// The leader chooses versions; the clock is read here, in the handler, never in `apply`.
-fn now() -> Timestamp {
-    Timestamp::from_system_time(SystemTime::now())
-}
-
-fn new_deployment_id() -> DeploymentId {
-    DeploymentId(uuid::Uuid::new_v4().to_string())
 }

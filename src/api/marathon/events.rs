@@ -15,7 +15,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use futures::StreamExt;
-use serde_json::json;
+use serde_json::{json, Value};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -57,12 +57,14 @@ async fn stream(
         &Timestamp::from_system_time(SystemTime::now()).to_rfc3339(),
         json!({ "remoteAddress": remote }),
     );
-    let first = wanted_frame(&wanted, &attached);
+    let light = query.split('&').any(|pair| pair == "plan-format=light");
+    let first = wanted_frame(&wanted, light, &attached);
     let feed = Feed {
         master: Arc::clone(&master),
         receiver: master.events(),
         heartbeat: tokio::time::interval_at(tokio::time::Instant::now() + HEARTBEAT, HEARTBEAT),
         wanted,
+        light,
     };
     let frames = futures::stream::iter(first.map(Ok)).chain(futures::stream::unfold(
         feed,
@@ -85,6 +87,8 @@ struct Feed {
     receiver: tokio::sync::broadcast::Receiver<Arc<Event>>,
     heartbeat: tokio::time::Interval,
     wanted: Vec<String>,
+    /// `plan-format=light`: deployment plans without `original` and `target`.
+    light: bool,
 }
 
 impl Feed {
@@ -96,7 +100,7 @@ impl Feed {
                 _ = self.heartbeat.tick() => return Some(Bytes::from_static(b"\r\n")),
                 received = self.receiver.recv() => match received {
                     Ok(event) => {
-                        if let Some(frame) = wanted_frame(&self.wanted, &event) {
+                        if let Some(frame) = wanted_frame(&self.wanted, self.light, &event) {
                             return Some(frame);
                         }
                     }
@@ -112,12 +116,23 @@ impl Feed {
 }
 
 /// The SSE frame of `event` if it passes the `event_type` filter.
-fn wanted_frame(wanted: &[String], event: &Event) -> Option<Bytes> {
+fn wanted_frame(wanted: &[String], light: bool, event: &Event) -> Option<Bytes> {
     if !wanted.is_empty() && !wanted.iter().any(|w| w == event.event_type) {
         return None;
     }
+    let data = match event.json.get("plan") {
+        Some(plan) if light && plan.get("original").is_some() => {
+            let mut json = event.json.clone();
+            if let Some(plan) = json.get_mut("plan").and_then(Value::as_object_mut) {
+                plan.remove("original");
+                plan.remove("target");
+            }
+            json.to_string()
+        }
+        _ => event.json.to_string(),
+    };
     Some(Bytes::from(format!(
-        "event: {}\r\ndata: {}\r\n\r\n",
-        event.event_type, event.json
+        "event: {}\r\ndata: {data}\r\n\r\n",
+        event.event_type
     )))
 }

@@ -1,9 +1,9 @@
 //! `/v2/tasks`: every task, Marathon's task JSON, and killing tasks by id.
 
-use super::query_flag;
+use super::{deployment_result, new_deployment_id, now, query_flag, unexpected};
 use crate::api::ApiError;
 use crate::master::Master;
-use crate::model::{App, Task, TaskId, TaskState};
+use crate::model::{App, DeploymentId, Task, TaskId, TaskState, Timestamp};
 use crate::state::{Applied, ClusterState, Command};
 use axum::extract::{Query, State};
 use axum::http::{header, HeaderMap};
@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::{json, Value};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 pub(super) fn routes() -> Router<Arc<Master>> {
@@ -21,7 +21,7 @@ pub(super) fn routes() -> Router<Arc<Master>> {
 }
 
 /// Marathon's task JSON (`TaskConversion.enrichedTaskRamlWrite`).
-pub(crate) fn task_json(task: &Task, app: Option<&App>) -> Value {
+pub(super) fn task_json(task: &Task, app: Option<&App>) -> Value {
     let health: Vec<Value> = task
         .health
         .iter()
@@ -52,7 +52,7 @@ pub(crate) fn task_json(task: &Task, app: Option<&App>) -> Value {
         "slaveId": task.agent_id,
         "state": task.state,
         "ipAddresses": ip_addresses,
-        "servicePorts": app.map(service_ports).unwrap_or_default(),
+        "servicePorts": app.map(|app| app.spec.service_ports()).unwrap_or_default(),
         "healthCheckResults": health,
         "localVolumes": [],
         "role": "*",
@@ -69,30 +69,6 @@ pub(crate) fn task_json(task: &Task, app: Option<&App>) -> Value {
         }
     }
     json
-}
-
-/// The service ports of an app: `portDefinitions[].port` (host networking) or
-/// `container.portMappings[].servicePort`.
-pub(crate) fn service_ports(app: &App) -> Vec<u64> {
-    let json = app.to_json();
-    let from = |list: Option<&Value>, key: &str| -> Vec<u64> {
-        list.and_then(Value::as_array)
-            .map(|items| {
-                items
-                    .iter()
-                    .filter_map(|item| item.get(key)?.as_u64())
-                    .collect()
-            })
-            .unwrap_or_default()
-    };
-    let definitions = from(json.get("portDefinitions"), "port");
-    if !definitions.is_empty() {
-        return definitions;
-    }
-    from(
-        json.get("container").and_then(|c| c.get("portMappings")),
-        "servicePort",
-    )
 }
 
 /// The tasks of `state` that match Marathon's `status` filter (`running`, `staging`).
@@ -149,7 +125,7 @@ fn plain_text(state: &ClusterState) -> String {
             .filter(|task| task.state == TaskState::Running)
             .collect();
         let name = crate::model::safe_path(&app.id);
-        let service_ports = service_ports(app);
+        let service_ports = app.spec.service_ports();
         if service_ports.is_empty() {
             out.push_str(&format!("{name}\t \t"));
             for task in &running {
@@ -191,23 +167,42 @@ async fn delete(
         }
         ids.push(id);
     }
-    let scale = query_flag(&query, "scale", false);
-    let killed = kill(&master, ids, scale).await?;
-    Ok(Json(json!({ "tasks": killed })).into_response())
+    let scale = query_flag(&query, "scale", false) || query_flag(&query, "wipe", false);
+    let force = query_flag(&query, "force", false);
+    let killed = kill(&master, ids, scale, force).await?;
+    match killed.deployment {
+        Some((deployment_id, version)) => Ok(deployment_result(
+            axum::http::StatusCode::OK,
+            &deployment_id,
+            version,
+        )),
+        None => Ok(Json(json!({ "tasks": killed.tasks })).into_response()),
+    }
+}
+
+/// What killing tasks did.
+pub(super) struct Killed {
+    /// The killed tasks' JSON, as they were.
+    pub(super) tasks: Vec<Value>,
+    /// With `scale`: the deployment that lowered the instance counts, and its version.
+    pub(super) deployment: Option<(DeploymentId, Timestamp)>,
 }
 
 /// Kills tasks (unknown ids are skipped); with `scale`, their apps' instance counts drop by
-/// the number killed. Returns the killed tasks' JSON as they were.
-pub(crate) async fn kill(
+/// the number killed, in one write.
+pub(super) async fn kill(
     master: &Master,
     ids: Vec<TaskId>,
     scale: bool,
-) -> Result<Vec<Value>, ApiError> {
+    force: bool,
+) -> Result<Killed, ApiError> {
     let state = master.read_state().await?;
     let found: Vec<&Arc<Task>> = ids.iter().filter_map(|id| state.tasks.get(id)).collect();
+    let version = now();
+    let deployment_id = new_deployment_id();
     let mut commands = Vec::new();
     if scale {
-        let mut per_app: HashMap<_, u64> = HashMap::new();
+        let mut per_app: BTreeMap<_, i64> = BTreeMap::new();
         for task in &found {
             *per_app.entry(task.app_id.clone()).or_default() += 1;
         }
@@ -215,31 +210,41 @@ pub(crate) async fn kill(
             let Some(app) = state.apps.get(&app_id) else {
                 continue;
             };
-            let instances = app
-                .to_json()
-                .get("instances")
-                .and_then(Value::as_u64)
-                .unwrap_or(1);
             let mut patch = serde_json::Map::new();
-            patch.insert("instances".into(), json!(instances.saturating_sub(count)));
+            patch.insert(
+                "instances".into(),
+                json!((app.spec.instances - count).max(0)),
+            );
             commands.push(Command::UpdateApp {
                 id: app_id,
-                version: crate::model::Timestamp::from_system_time(std::time::SystemTime::now()),
+                version,
                 patch,
                 partial: true,
-                deployment_id: crate::model::DeploymentId(uuid::Uuid::new_v4().to_string()),
+                deployment_id: deployment_id.clone(),
+                force,
             });
         }
     }
     commands.push(Command::KillTasks {
         task_ids: found.iter().map(|task| task.id.clone()).collect(),
     });
-    let json = found
+    let tasks = found
         .iter()
         .map(|task| task_json(task, state.apps.get(&task.app_id).map(AsRef::as_ref)))
         .collect();
     match master.write(Command::Batch(commands)).await? {
-        Applied::Batch(_) => Ok(json),
-        other => Err(ApiError::Internal(format!("unexpected outcome {other:?}"))),
+        Applied::Batch(outcomes) => {
+            if let Some(rejected) = outcomes
+                .into_iter()
+                .find(|o| matches!(o, Applied::Rejected(_)))
+            {
+                return Err(unexpected(rejected));
+            }
+            Ok(Killed {
+                tasks,
+                deployment: scale.then_some((deployment_id, version)),
+            })
+        }
+        other => Err(unexpected(other)),
     }
 }

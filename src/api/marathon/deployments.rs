@@ -1,0 +1,56 @@
+//! `/v2/deployments`: running deployments; `DELETE` rolls one back (a new deployment) or,
+//! with `force=true`, just stops it.
+
+use super::{deployment_result, new_deployment_id, now, query_flag, unexpected};
+use crate::api::ApiError;
+use crate::master::Master;
+use crate::model::DeploymentId;
+use crate::state::{Applied, Command};
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get};
+use axum::{Json, Router};
+use serde_json::Value;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+pub(super) fn routes() -> Router<Arc<Master>> {
+    Router::new()
+        .route("/v2/deployments", get(list))
+        .route("/v2/deployments/{id}", delete(cancel))
+}
+
+async fn list(State(master): State<Arc<Master>>) -> Result<Json<Value>, ApiError> {
+    let state = master.read_state().await?;
+    let mut deployments: Vec<_> = state.deployments.values().collect();
+    deployments.sort_by_key(|deployment| deployment.version);
+    Ok(Json(Value::Array(
+        deployments
+            .iter()
+            .map(|deployment| deployment.to_json())
+            .collect(),
+    )))
+}
+
+async fn cancel(
+    State(master): State<Arc<Master>>,
+    Path(id): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Result<Response, ApiError> {
+    let force = query_flag(&query, "force", false);
+    let revert = (!force).then(|| (new_deployment_id(), now()));
+    let command = Command::CancelDeployment {
+        id: DeploymentId(id),
+        revert: revert.clone(),
+    };
+    match master.write(command).await? {
+        Applied::DeploymentCanceled { .. } => match revert {
+            Some((deployment_id, version)) => {
+                Ok(deployment_result(StatusCode::OK, &deployment_id, version))
+            }
+            None => Ok(StatusCode::ACCEPTED.into_response()),
+        },
+        other => Err(unexpected(other)),
+    }
+}
