@@ -462,24 +462,32 @@ async fn status_updates_survive_a_leader_change() {
             .any(|t| t["id"] == tasks[1]["id"] && t["state"] == json!("TASK_RUNNING")),
         "{after:#?}"
     );
-    // Every update the agent sent is stored exactly once: the master's count of applied
-    // sequence numbers matches what the agent issued.
-    let r = cluster
-        .http
-        .get(&format!("{}/v1/agents", cluster.url(new_leader)))
-        .await;
-    let applied = r.json()["agents"][0]["statusSeq"]
-        .as_u64()
-        .expect("statusSeq");
-    let r = cluster
-        .http
-        .get(&format!("{}/state", cluster.agents[0].url()))
-        .await;
-    let issued = r.json()["lastStatusSeq"]
-        .as_u64()
-        .expect("agent lastStatusSeq");
-    assert_eq!(
-        applied, issued,
-        "master applied through {applied}, agent issued {issued}"
-    );
+    // Every update the agent issued is stored, each once: the master's count of applied
+    // sequence numbers reaches what the agent issued, and the agent has no unacknowledged one.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let r = cluster
+            .http
+            .get(&format!("{}/v1/agents", cluster.url(new_leader)))
+            .await;
+        let applied = r.json()["agents"][0]["statusSeq"]
+            .as_u64()
+            .expect("statusSeq");
+        let r = cluster
+            .http
+            .get(&format!("{}/state", cluster.agents[0].url()))
+            .await;
+        let (issued, acked) = (
+            r.json()["last_seq"].as_u64(),
+            r.json()["acked_seq"].as_u64(),
+        );
+        if Some(applied) == issued && acked == issued {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "master applied through {applied}, agent issued {issued:?}, acknowledged {acked:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }

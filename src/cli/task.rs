@@ -109,10 +109,14 @@ async fn logs(client: &Client, task_id: &str, file: &str, follow: bool) -> anyho
         .json()
         .await
         .context("the agent's /state is not JSON")?;
-    let sandboxes = state["sandboxes"]
-        .as_str()
-        .context("the agent does not say where sandboxes are")?;
-    let path = format!("{sandboxes}/{task_id}/{file}");
+    let directory = state["tasks"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|task| task["id"] == json!(task_id))
+        .and_then(|task| task["directory"].as_str())
+        .with_context(|| format!("agent {address} does not know task {task_id}"))?;
+    let path = format!("{directory}/{file}");
     let mut offset = 0u64;
     let mut stdout = std::io::stdout();
     loop {

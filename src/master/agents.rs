@@ -83,6 +83,7 @@ impl Master {
         if registration.protocol != PROTOCOL_VERSION {
             return Err(AgentProtocolError::Protocol(registration.protocol));
         }
+        self.ensure_agent_leader()?;
         let id = registration.agent.id.clone();
         self.agent_contacts.touch(&id);
         let unchanged = self.state().agents.get(&id).is_some_and(|agent| {
@@ -103,6 +104,7 @@ impl Master {
 
     /// Notes a heartbeat; an agent that was unreachable becomes reachable again.
     pub async fn agent_heartbeat(&self, heartbeat: Heartbeat) -> Result<(), AgentProtocolError> {
+        self.ensure_agent_leader()?;
         let state = self.state();
         let agent = state
             .agents
@@ -178,6 +180,7 @@ impl Master {
 
     /// Stores an agent's status updates; the answer acknowledges them.
     pub async fn agent_status(&self, batch: StatusBatch) -> Result<StatusAck, AgentProtocolError> {
+        self.ensure_agent_leader()?;
         if !self.state().agents.contains_key(&batch.agent_id) {
             return Err(AgentProtocolError::UnknownAgent(batch.agent_id));
         }
@@ -191,6 +194,18 @@ impl Master {
         match applied {
             Applied::StatusApplied { through, .. } => Ok(StatusAck { through }),
             other => Err(AgentProtocolError::Unexpected(format!("{other:?}"))),
+        }
+    }
+
+    /// Agents talk to the leader only: a follower's answer would be stale or lost.
+    fn ensure_agent_leader(&self) -> Result<(), AgentProtocolError> {
+        if self.is_leader() {
+            Ok(())
+        } else {
+            Err(WriteError::NotLeader {
+                leader: self.leader(),
+            }
+            .into())
         }
     }
 
