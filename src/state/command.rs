@@ -201,7 +201,26 @@ pub enum Applied {
         through: u64,
         /// The tasks whose state changed, as they are now.
         changed: Vec<Arc<Task>>,
+        /// Health check results stored.
+        health: Vec<HealthChange>,
     },
+}
+
+/// A health check result stored on a task.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct HealthChange {
+    /// The task as it is now.
+    pub task: Arc<Task>,
+    /// The check's `alive` flipped (or this is its first result).
+    pub alive_changed: bool,
+    /// The task's overall health changed.
+    pub healthy_changed: bool,
+    /// The check failed.
+    pub failed: bool,
+    /// The check's definition, as the app has it.
+    pub check: serde_json::Value,
+    /// When the agent ran it.
+    pub at: Timestamp,
 }
 
 /// Why a command changed nothing.

@@ -2,7 +2,7 @@
 //! (`status_update_event`, `instance_changed_event`, ...). Pure: the timestamps come from the
 //! commands.
 
-use super::{Applied, DeploymentChange};
+use super::{Applied, DeploymentChange, HealthChange};
 use crate::model::{ActionKind, Deployment, Task, TaskState};
 use serde_json::{json, Value};
 
@@ -36,10 +36,18 @@ pub fn events(applied: &Applied, out: &mut Vec<Event>) {
                 events(one, out);
             }
         }
-        Applied::StatusApplied { changed, .. } => {
+        Applied::StatusApplied {
+            changed, health, ..
+        } => {
             for task in changed {
                 out.push(status_update_event(task));
                 out.push(instance_changed_event(task));
+                if task.reason.as_deref() == Some(UNHEALTHY_KILL_REASON) {
+                    out.push(unhealthy_instance_kill_event(task));
+                }
+            }
+            for change in health {
+                health_events(change, out);
             }
         }
         Applied::AppCreated { change, .. }
@@ -111,6 +119,52 @@ fn deployment_failed(deployment: &Deployment) -> Event {
         "deployment_failed",
         &deployment.version.to_rfc3339(),
         json!({"id": deployment.id, "plan": deployment.plan_json(false), "reason": "cancelled"}),
+    )
+}
+
+/// The reason of a task the agent killed because it failed its health checks.
+pub const UNHEALTHY_KILL_REASON: &str = "REASON_TASK_UNHEALTHY_CHECK_FAILED";
+
+fn health_events(change: &HealthChange, out: &mut Vec<Event>) {
+    let task = &change.task;
+    let at = change.at.to_rfc3339();
+    let version = task.version.to_rfc3339();
+    if change.failed {
+        out.push(Event::new(
+            "failed_health_check_event",
+            &at,
+            json!({"appId": task.app_id, "taskId": task.id.instance_id(), "instanceId": task.id.instance_id(), "healthCheck": change.check}),
+        ));
+    }
+    if change.alive_changed {
+        out.push(Event::new(
+            "health_status_changed_event",
+            &at,
+            json!({"appId": task.app_id, "instanceId": task.id.instance_id(), "taskId": task.id, "version": version, "alive": !change.failed}),
+        ));
+    }
+    if change.healthy_changed {
+        out.push(Event::new(
+            "instance_health_changed_event",
+            &at,
+            json!({"instanceId": task.id.instance_id(), "runSpecId": task.app_id, "runSpecVersion": version, "healthy": task.healthy()}),
+        ));
+    }
+}
+
+fn unhealthy_instance_kill_event(task: &Task) -> Event {
+    Event::new(
+        "unhealthy_instance_kill_event",
+        &task.updated_at.to_rfc3339(),
+        json!({
+            "appId": task.app_id,
+            "taskId": task.id,
+            "instanceId": task.id.instance_id(),
+            "version": task.version.to_rfc3339(),
+            "reason": task.message,
+            "host": task.host,
+            "slaveId": task.agent_id,
+        }),
     )
 }
 

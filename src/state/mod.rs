@@ -16,7 +16,7 @@ mod deployments;
 mod events;
 mod tasks;
 
-pub use command::{Applied, Command, Rejection};
+pub use command::{Applied, Command, HealthChange, Rejection};
 pub use deployments::DeploymentChange;
 pub use events::{events, Event};
 
@@ -244,3 +244,6 @@ impl ClusterState {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod lifecycle_tests;

@@ -1,11 +1,11 @@
 //! Applying agent and task commands: registration, reachability, launches, kills and status
 //! updates. Deterministic like the rest of `apply`.
 
-use super::{Applied, ClusterState};
+use super::{Applied, ClusterState, HealthChange};
 use crate::model::{
-    Agent, AgentId, AgentInfo, Goal, Reachability, Task, TaskId, TaskState, Timestamp,
+    Agent, AgentId, AgentInfo, Goal, HealthResult, Reachability, Task, TaskId, TaskState, Timestamp,
 };
-use crate::protocol::StatusUpdate;
+use crate::protocol::{HealthReport, StatusUpdate};
 use std::sync::Arc;
 
 impl ClusterState {
@@ -163,10 +163,12 @@ impl ClusterState {
             return Applied::StatusApplied {
                 through: updates.last().map_or(0, |u| u.seq),
                 changed: Vec::new(),
+                health: Vec::new(),
             };
         };
         let mut through = agent.last_update_seq;
         let mut changed = Vec::new();
+        let mut health = Vec::new();
         for update in updates {
             if update.seq <= through {
                 continue;
@@ -176,6 +178,12 @@ impl ClusterState {
                 continue;
             };
             if task.agent_id != *agent_id || task.state.is_terminal() {
+                continue;
+            }
+            if let Some(report) = &update.health {
+                if let Some(change) = self.apply_health(&task, report, update.timestamp) {
+                    health.push(change);
+                }
                 continue;
             }
             let task = Task {
@@ -210,7 +218,58 @@ impl ClusterState {
             ..Agent::clone(&agent)
         };
         self.agents.insert(agent_id.clone(), Arc::new(agent));
-        Applied::StatusApplied { through, changed }
+        Applied::StatusApplied {
+            through,
+            changed,
+            health,
+        }
+    }
+
+    /// Stores a health check result on its task; says what changed, for events.
+    fn apply_health(
+        &mut self,
+        task: &Task,
+        report: &HealthReport,
+        at: Timestamp,
+    ) -> Option<HealthChange> {
+        let app = self.apps.get(&task.app_id)?;
+        let check = app.spec.health_checks.get(report.index)?;
+        let mut updated = Task::clone(task);
+        let position = updated.health.iter().position(|r| r.index == report.index);
+        let before = position.map(|i| updated.health[i].clone());
+        let mut result = before.clone().unwrap_or(HealthResult {
+            index: report.index,
+            alive: false,
+            consecutive_failures: 0,
+            first_success: None,
+            last_success: None,
+            last_failure: None,
+            last_failure_cause: None,
+        });
+        result.alive = report.alive;
+        result.consecutive_failures = report.consecutive_failures;
+        if report.alive {
+            result.first_success = result.first_success.or(Some(at));
+            result.last_success = Some(at);
+        } else {
+            result.last_failure = Some(at);
+            result.last_failure_cause = report.cause.clone();
+        }
+        match position {
+            Some(i) => updated.health[i] = result,
+            None => updated.health.push(result),
+        }
+        let healthy_before = task.healthy();
+        let updated = Arc::new(updated);
+        self.tasks.insert(updated.id.clone(), Arc::clone(&updated));
+        Some(HealthChange {
+            alive_changed: before.is_none_or(|b| b.alive != report.alive),
+            healthy_changed: healthy_before != updated.healthy(),
+            failed: !report.alive,
+            check: serde_json::to_value(check).unwrap_or_default(),
+            at,
+            task: updated,
+        })
     }
 
     /// Records that the agent's desired set changed at `index`.
