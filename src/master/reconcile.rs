@@ -62,12 +62,34 @@ impl Scheduler {
             let (active, expunge) = active_tasks(app, &tasks, now_ms);
             kill.extend(expunge);
             let instances = u32::try_from(app.spec.instances.max(0)).unwrap_or(u32::MAX);
+            // An app waits for the deployment step it is in; old tasks are replaced only
+            // while a deployment rolls the app (a stopped deployment leaves them be).
+            let mut rolling = false;
+            let mut waiting = false;
+            for deployment in state.deployments_of(&app.id) {
+                match deployment.step_of(&app.id) {
+                    Some(step) if step > deployment.current_step => waiting = true,
+                    Some(_) => rolling = true,
+                    None => {}
+                }
+            }
+            if waiting {
+                continue;
+            }
             let config = app.version_info.last_config_change_at;
             let (old, new): (Vec<&Task>, Vec<&Task>) = active
                 .iter()
                 .copied()
-                .partition(|task| task.version < config);
-            let start = if old.is_empty() {
+                .partition(|task| rolling && task.version < config);
+            let dying_old = if rolling {
+                tasks
+                    .iter()
+                    .filter(|t| t.goal == Goal::Decommissioned && t.version < config)
+                    .count()
+            } else {
+                0
+            };
+            let start = if old.is_empty() && dying_old == 0 {
                 match scale_step(
                     instances,
                     &candidates(state, &new),
@@ -82,10 +104,6 @@ impl Scheduler {
                     }
                 }
             } else {
-                let dying_old = tasks
-                    .iter()
-                    .filter(|t| t.goal == Goal::Decommissioned && t.version < config)
-                    .count();
                 let counts = RestartCounts {
                     old_active: count(old.len() + dying_old),
                     old_killing: count(dying_old),
