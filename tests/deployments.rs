@@ -65,11 +65,19 @@ async fn wait_settled(
     }
 }
 
+/// The app's current version (retried: a busy master may briefly answer 503).
 async fn app_version(cluster: &Cluster, i: usize, app: &str) -> String {
-    get(cluster, i, &format!("/v2/apps/{app}"))
-        .await
-        .and_then(|v| v["app"]["version"].as_str().map(str::to_owned))
-        .expect("app version")
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let version = get(cluster, i, &format!("/v2/apps/{app}"))
+            .await
+            .and_then(|v| v["app"]["version"].as_str().map(str::to_owned));
+        if let Some(version) = version {
+            return version;
+        }
+        assert!(Instant::now() < deadline, "no version of {app}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 async fn start(masters: usize, agents: usize) -> (Cluster, usize) {
