@@ -578,4 +578,533 @@ pub(crate) fn start<S: HealthSink>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::{AppId, Timestamp};
+    use std::sync::Mutex;
+    use tokio::net::TcpListener;
+
+    const LIMIT: Duration = Duration::from_secs(30);
+
+    fn check(protocol: &str) -> HealthCheckSpec {
+        HealthCheckSpec {
+            protocol: protocol.to_owned(),
+            path: None,
+            port: None,
+            command: None,
+            grace_period_seconds: 0,
+            interval_seconds: 10,
+            timeout_seconds: 5,
+            max_consecutive_failures: 3,
+            delay_seconds: 0,
+            ignore_http1xx: false,
+        }
+    }
+
+    fn spec(checks: Vec<HealthCheckSpec>) -> TaskSpec {
+        TaskSpec {
+            task_id: TaskId("app.1".into()),
+            app_id: AppId::parse("/app").expect("valid"),
+            app_version: Timestamp::from_millis(0),
+            cmd: Some("sleep 100".into()),
+            args: vec![],
+            user: None,
+            env: [("GREETING".to_owned(), "hello".to_owned())].into(),
+            labels: Default::default(),
+            cpus: 0.1,
+            mem: 32.0,
+            disk: 0.0,
+            ports: vec![],
+            docker: None,
+            kill_grace_ms: 100,
+            health_checks: checks,
+        }
+    }
+
+    fn context(sandbox: PathBuf) -> TaskContext {
+        TaskContext {
+            mock: false,
+            agent_ip: "0.0.0.0".into(),
+            task_ip: None,
+            sandbox,
+            hostname: "node-1".into(),
+        }
+    }
+
+    fn failed(cause: &str) -> Outcome {
+        Outcome::Failed(cause.to_owned())
+    }
+
+    fn report(alive: bool, failures: u32, cause: Option<&str>) -> Option<HealthReport> {
+        Some(HealthReport {
+            index: 1,
+            alive,
+            consecutive_failures: failures,
+            cause: cause.map(str::to_owned),
+        })
+    }
+
+    #[test]
+    fn reports_the_first_result_flips_and_every_failure_but_not_repeated_successes() {
+        let mut tracker = Tracker::new(1, &check("HTTP"));
+        let t = Duration::from_secs(1);
+        assert_eq!(
+            tracker.observe(Outcome::Healthy, t).report,
+            report(true, 0, None)
+        );
+        assert_eq!(tracker.observe(Outcome::Healthy, t), Step::default());
+        assert_eq!(tracker.observe(Outcome::Ignored, t), Step::default());
+        let step = tracker.observe(failed("HTTP status 500"), t);
+        assert_eq!(step.report, report(false, 1, Some("HTTP status 500")));
+        assert_eq!(step.kill, None);
+        assert_eq!(
+            tracker.observe(failed("x"), t).report,
+            report(false, 2, Some("x"))
+        );
+        assert_eq!(
+            tracker.observe(Outcome::Healthy, t).report,
+            report(true, 0, None)
+        );
+        assert_eq!(
+            tracker.observe(failed("y"), t).report,
+            report(false, 1, Some("y"))
+        );
+    }
+
+    #[test]
+    fn kills_when_failures_reach_the_maximum_and_never_with_zero() {
+        let mut tracker = Tracker::new(0, &check("TCP"));
+        let t = Duration::ZERO;
+        assert_eq!(tracker.observe(failed("refused"), t).kill, None);
+        assert_eq!(tracker.observe(failed("refused"), t).kill, None);
+        let step = tracker.observe(failed("refused"), t);
+        assert_eq!(
+            step.kill.as_deref(),
+            Some("health check 0 (TCP) failed 3 times in a row: refused")
+        );
+        assert_eq!(step.report.map(|r| r.consecutive_failures), Some(3));
+
+        let mut never = Tracker::new(
+            0,
+            &HealthCheckSpec {
+                max_consecutive_failures: 0,
+                ..check("TCP")
+            },
+        );
+        for _ in 0..100 {
+            assert_eq!(never.observe(failed("refused"), t).kill, None);
+        }
+    }
+
+    #[test]
+    fn failures_in_the_grace_period_do_not_count_until_the_first_success() {
+        let grace = HealthCheckSpec {
+            grace_period_seconds: 60,
+            max_consecutive_failures: 1,
+            ..check("HTTP")
+        };
+        let mut tracker = Tracker::new(1, &grace);
+        assert_eq!(
+            tracker.observe(failed("starting"), Duration::from_secs(59)),
+            Step::default()
+        );
+        let step = tracker.observe(failed("still"), Duration::from_secs(60));
+        assert_eq!(step.report, report(false, 1, Some("still")));
+        assert!(step.kill.is_some());
+
+        let mut early = Tracker::new(1, &grace);
+        assert_eq!(
+            early
+                .observe(Outcome::Healthy, Duration::from_secs(5))
+                .report,
+            report(true, 0, None)
+        );
+        let step = early.observe(failed("down"), Duration::from_secs(6));
+        assert_eq!(step.report, report(false, 1, Some("down")));
+        assert!(step.kill.is_some(), "a success ends the grace period");
+    }
+
+    #[test]
+    fn probes_are_built_from_the_spec() {
+        let dir = PathBuf::from("/sandbox");
+        let mut task = context(dir.clone());
+        let http = HealthCheckSpec {
+            port: Some(8080),
+            path: Some("health".into()),
+            ..check("HTTP")
+        };
+        assert_eq!(
+            Probe::for_check(&spec(vec![]), &http, &task),
+            Probe::Http {
+                host: "127.0.0.1".into(),
+                port: 8080,
+                path: "/health".into(),
+                tls: false,
+                ignore_1xx: false,
+            }
+        );
+        task.agent_ip = "10.0.0.5".into();
+        task.task_ip = Some("172.17.0.2".into());
+        let mesos = HealthCheckSpec {
+            port: Some(80),
+            ..check("MESOS_HTTPS")
+        };
+        assert_eq!(
+            Probe::for_check(&spec(vec![]), &mesos, &task),
+            Probe::Http {
+                host: "172.17.0.2".into(),
+                port: 80,
+                path: "/".into(),
+                tls: true,
+                ignore_1xx: false,
+            }
+        );
+        let tcp = HealthCheckSpec {
+            port: Some(80),
+            ..check("TCP")
+        };
+        assert_eq!(
+            Probe::for_check(&spec(vec![]), &tcp, &task),
+            Probe::Tcp {
+                host: "10.0.0.5".into(),
+                port: 80
+            }
+        );
+        assert_eq!(
+            Probe::for_check(&spec(vec![]), &check("MESOS_TCP"), &task),
+            Probe::Invalid("MESOS_TCP health check without a port".into())
+        );
+        assert!(matches!(
+            Probe::for_check(&spec(vec![]), &check("GOPHER"), &task),
+            Probe::Invalid(_)
+        ));
+        let command = HealthCheckSpec {
+            command: Some("true".into()),
+            ..check("COMMAND")
+        };
+        match Probe::for_check(&spec(vec![]), &command, &task) {
+            Probe::Command { command, cwd, env } => {
+                assert_eq!((command.as_str(), cwd), ("true", dir));
+                assert_eq!(env.get("MESOS_TASK_ID").map(String::as_str), Some("app.1"));
+                assert_eq!(env.get("GREETING").map(String::as_str), Some("hello"));
+            }
+            other => panic!("not a command probe: {other:?}"),
+        }
+        task.mock = true;
+        assert_eq!(
+            Probe::for_check(&spec(vec![]), &tcp, &task),
+            Probe::Fixed(true)
+        );
+        let mut unhealthy = spec(vec![]);
+        unhealthy
+            .labels
+            .insert(crate::driver::mock::HEALTHY_LABEL.into(), "false".into());
+        assert_eq!(
+            Probe::for_check(&unhealthy, &tcp, &task),
+            Probe::Fixed(false)
+        );
+    }
+
+    /// Records what a check loop reports; refuses reports after `accept` of them.
+    #[derive(Debug, Default)]
+    struct Recorder {
+        reports: Mutex<Vec<(Duration, HealthReport)>>,
+        kills: Mutex<Vec<String>>,
+        accept: Option<usize>,
+        origin: Mutex<Option<Instant>>,
+    }
+
+    impl HealthSink for Recorder {
+        fn health(&self, _task: &TaskId, report: HealthReport) -> bool {
+            let origin = self.origin.lock().expect("lock").expect("origin set");
+            let mut reports = self.reports.lock().expect("lock");
+            if self.accept.is_some_and(|n| reports.len() >= n) {
+                return false;
+            }
+            reports.push((origin.elapsed(), report));
+            true
+        }
+
+        fn unhealthy(&self, _task: &TaskId, message: String) {
+            self.kills.lock().expect("lock").push(message);
+        }
+    }
+
+    /// Runs a check loop on paused time with scripted outcomes (`None` = hangs).
+    async fn scripted(
+        sink: Arc<Recorder>,
+        check: HealthCheckSpec,
+        outcomes: Vec<Option<Outcome>>,
+    ) -> Vec<Duration> {
+        let origin = Instant::now();
+        *sink.origin.lock().expect("lock") = Some(origin);
+        let script = Arc::new(Mutex::new(outcomes.into_iter()));
+        let calls = Arc::new(Mutex::new(Vec::new()));
+        let probe = {
+            let calls = Arc::clone(&calls);
+            move || {
+                calls.lock().expect("lock").push(origin.elapsed());
+                let next = script.lock().expect("lock").next();
+                async move {
+                    match next {
+                        Some(Some(outcome)) => outcome,
+                        Some(None) => std::future::pending().await,
+                        None => std::future::pending().await,
+                    }
+                }
+            }
+        };
+        let run = check_loop(sink, TaskId("t".into()), 1, check, origin, probe);
+        // The loop ends by itself (kill or refusal) or hangs on an exhausted script.
+        let _ = tokio::time::timeout(Duration::from_secs(3600), run).await;
+        let calls = calls.lock().expect("lock").clone();
+        calls
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn checks_every_interval_times_out_and_kills_at_the_maximum() {
+        let sink = Arc::new(Recorder::default());
+        let calls = scripted(
+            Arc::clone(&sink),
+            HealthCheckSpec {
+                delay_seconds: 15,
+                ..check("HTTP")
+            },
+            vec![
+                Some(Outcome::Healthy),
+                Some(Outcome::Healthy),
+                None,
+                Some(failed("HTTP status 503")),
+                Some(Outcome::Ignored),
+                Some(failed("HTTP status 503")),
+                Some(Outcome::Healthy),
+            ],
+        )
+        .await;
+        let secs = |s: u64| Duration::from_secs(s);
+        // Marathon-level checks ignore delaySeconds; a hanging probe times out after 5 s.
+        assert_eq!(
+            calls,
+            vec![secs(0), secs(10), secs(20), secs(30), secs(40), secs(50)]
+        );
+        let reports = sink.reports.lock().expect("lock").clone();
+        let seen: Vec<(Duration, u32, Option<String>)> = reports
+            .into_iter()
+            .map(|(at, r)| (at, r.consecutive_failures, r.cause))
+            .collect();
+        assert_eq!(
+            seen,
+            vec![
+                (secs(0), 0, None),
+                (secs(25), 1, Some("timed out after 5s".into())),
+                (secs(30), 2, Some("HTTP status 503".into())),
+                (secs(50), 3, Some("HTTP status 503".into())),
+            ]
+        );
+        assert_eq!(
+            *sink.kills.lock().expect("lock"),
+            vec!["health check 1 (HTTP) failed 3 times in a row: HTTP status 503".to_owned()]
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn mesos_checks_wait_the_delay_and_stop_when_the_task_stops_running() {
+        let sink = Arc::new(Recorder {
+            accept: Some(1),
+            ..Recorder::default()
+        });
+        let calls = scripted(
+            Arc::clone(&sink),
+            HealthCheckSpec {
+                delay_seconds: 15,
+                ..check("MESOS_TCP")
+            },
+            vec![
+                Some(Outcome::Healthy),
+                Some(failed("refused")),
+                Some(failed("refused")),
+            ],
+        )
+        .await;
+        assert_eq!(
+            calls,
+            vec![Duration::from_secs(15), Duration::from_secs(25)]
+        );
+        assert_eq!(sink.reports.lock().expect("lock").len(), 1);
+        assert!(sink.kills.lock().expect("lock").is_empty());
+    }
+
+    /// A server answering every connection with `answer` (raw bytes), then closing.
+    async fn raw_server(answer: &'static str) -> u16 {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let port = listener.local_addr().expect("address").port();
+        tokio::spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                tokio::spawn(async move {
+                    let mut buffer = [0_u8; 1024];
+                    let _ = stream.read(&mut buffer).await;
+                    let _ = stream.write_all(answer.as_bytes()).await;
+                    if answer.starts_with("HTTP/1.1 1") {
+                        // An interim answer only: keep the connection open.
+                        tokio::time::sleep(LIMIT).await;
+                    }
+                });
+            }
+        });
+        port
+    }
+
+    fn http(port: u16, ignore_1xx: bool, tls: bool) -> Probe {
+        Probe::Http {
+            host: "127.0.0.1".into(),
+            port,
+            path: "/health".into(),
+            tls,
+            ignore_1xx,
+        }
+    }
+
+    async fn run(probe: &Probe) -> Outcome {
+        tokio::time::timeout(LIMIT, probe.run())
+            .await
+            .expect("in time")
+    }
+
+    #[tokio::test]
+    async fn http_probes_judge_the_status_line() {
+        let ok = raw_server("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n").await;
+        let redirect = raw_server("HTTP/1.1 302 Found\r\nLocation: /x\r\n\r\n").await;
+        let broken = raw_server("HTTP/1.1 503 Service Unavailable\r\n\r\n").await;
+        let interim = raw_server("HTTP/1.1 100 Continue\r\n\r\n").await;
+        let garbage = raw_server("SSH-2.0-OpenSSH\r\n").await;
+        assert_eq!(run(&http(ok, false, false)).await, Outcome::Healthy);
+        assert_eq!(run(&http(redirect, false, false)).await, Outcome::Healthy);
+        assert_eq!(
+            run(&http(broken, false, false)).await,
+            failed("HTTP status 503")
+        );
+        assert_eq!(run(&http(interim, true, false)).await, Outcome::Ignored);
+        assert_eq!(
+            run(&http(interim, false, false)).await,
+            failed("HTTP status 100")
+        );
+        let Outcome::Failed(cause) = run(&http(garbage, false, false)).await else {
+            panic!("garbage is not healthy");
+        };
+        assert!(cause.contains("bad HTTP status line"), "{cause}");
+        let closed = closed_port().await;
+        let Outcome::Failed(cause) = run(&http(closed, false, false)).await else {
+            panic!("nothing listens");
+        };
+        assert!(cause.starts_with("cannot connect to 127.0.0.1:"), "{cause}");
+    }
+
+    #[tokio::test]
+    async fn the_http_probe_sends_the_path_and_host() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let port = listener.local_addr().expect("address").port();
+        let server = tokio::spawn(async move {
+            let (mut stream, _) = listener.accept().await.expect("accept");
+            let mut request = Vec::new();
+            let mut buffer = [0_u8; 1024];
+            while !request.ends_with(b"\r\n\r\n") {
+                let n = stream.read(&mut buffer).await.expect("read");
+                assert!(n > 0, "request ended early");
+                request.extend_from_slice(&buffer[..n]);
+            }
+            stream
+                .write_all(b"HTTP/1.0 204 No Content\r\n\r\n")
+                .await
+                .expect("write");
+            String::from_utf8(request).expect("utf-8")
+        });
+        assert_eq!(run(&http(port, false, false)).await, Outcome::Healthy);
+        let request = server.await.expect("server");
+        assert!(request.starts_with("GET /health HTTP/1.1\r\n"), "{request}");
+        assert!(
+            request.contains(&format!("Host: 127.0.0.1:{port}\r\n")),
+            "{request}"
+        );
+    }
+
+    async fn closed_port() -> u16 {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        listener.local_addr().expect("address").port()
+    }
+
+    #[tokio::test]
+    async fn tcp_probes_connect() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let open = listener.local_addr().expect("address").port();
+        let probe = Probe::Tcp {
+            host: "127.0.0.1".into(),
+            port: open,
+        };
+        assert_eq!(run(&probe).await, Outcome::Healthy);
+        let closed = Probe::Tcp {
+            host: "127.0.0.1".into(),
+            port: closed_port().await,
+        };
+        assert!(matches!(run(&closed).await, Outcome::Failed(_)));
+    }
+
+    #[tokio::test]
+    async fn https_probes_fail_against_a_plain_server() {
+        let plain = raw_server("HTTP/1.1 200 OK\r\n\r\n").await;
+        let Outcome::Failed(cause) = run(&http(plain, false, true)).await else {
+            panic!("a plain-text server is no HTTPS server");
+        };
+        assert!(cause.contains("https://127.0.0.1:"), "{cause}");
+    }
+
+    fn command(text: &str, cwd: &std::path::Path) -> Probe {
+        let sandbox = cwd.to_owned();
+        let check = HealthCheckSpec {
+            command: Some(text.into()),
+            ..check("COMMAND")
+        };
+        Probe::for_check(&spec(vec![]), &check, &context(sandbox))
+    }
+
+    #[tokio::test]
+    async fn command_probes_run_in_the_sandbox_with_the_task_env() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join("marker"), "x").expect("write");
+        let healthy = command(
+            r#"test -f marker && test "$GREETING" = hello && test "$MESOS_TASK_ID" = app.1"#,
+            dir.path(),
+        );
+        assert_eq!(run(&healthy).await, Outcome::Healthy);
+        assert_eq!(
+            run(&command("exit 3", dir.path())).await,
+            failed("Command exited with status 3")
+        );
+        assert_eq!(
+            run(&command("kill -9 $$", dir.path())).await,
+            failed("Command terminated with signal 9")
+        );
+    }
+
+    #[tokio::test]
+    async fn a_timed_out_command_is_killed_with_its_children() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let probe = command("sleep 60 & echo $! > child; wait", dir.path());
+        let outcome = tokio::time::timeout(Duration::from_millis(500), probe.run()).await;
+        assert!(outcome.is_err(), "the command should still run");
+        let pid: i32 = std::fs::read_to_string(dir.path().join("child"))
+            .expect("child pid")
+            .trim()
+            .parse()
+            .expect("pid");
+        let gone = tokio::time::timeout(LIMIT, async {
+            loop {
+                let state = std::fs::read_to_string(format!("/proc/{pid}/stat"));
+                // Gone, or a zombie waiting for its reaper.
+                if state.map_or(true, |s| s.split_whitespace().nth(2) == Some("Z")) {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+        .await;
+        assert!(gone.is_ok(), "the check's child {pid} survived the timeout");
+    }
 }
