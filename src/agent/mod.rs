@@ -14,12 +14,16 @@
 //!   terminal status is journaled. A record per task (`<work-dir>/tasks/<id>.json`) lets a
 //!   restarted agent recover: running tasks are watched again, tasks that ended meanwhile get
 //!   their real terminal status, tasks no driver knows become TASK_GONE.
+//! - health: the health checks of running tasks (HTTP, HTTPS, TCP, COMMAND and their MESOS_*
+//!   forms); results become status updates with a [`HealthReport`], and a task that fails
+//!   `max_consecutive_failures` in a row is killed (TASK_KILLED, [`UNHEALTHY_REASON`]).
 //! - [`Journal`]: every status update is numbered and fsynced before it is sent, and resent
 //!   in order until acknowledged, across leader changes and restarts.
 //! - files: `/files/browse|read|download` (Mesos-compatible, confined to the sandboxes),
 //!   `/state`, `/health`.
 //!
 //! [`NotLeader`]: crate::protocol::NotLeader
+//! [`HealthReport`]: crate::protocol::HealthReport
 //!
 //! May depend on: protocol, driver, model, config.
 
@@ -27,6 +31,7 @@ mod config;
 mod diff;
 mod disk;
 mod files;
+mod health;
 mod identity;
 mod journal;
 mod leader;
@@ -39,6 +44,7 @@ pub use config::{
 };
 pub use diff::{diff, forgettable, Action, ActualTask, ActualTasks};
 pub use files::{browse, read, resolve, router, FileInfo, FilesError, ReadChunk, MAX_READ};
+pub use health::UNHEALTHY_REASON;
 pub use identity::{load_or_create_agent_id, GenerationStore, IdentityError, Offer};
 pub use journal::{Journal, JournalError};
 pub use leader::{LeaderClient, LeaderError, Session};

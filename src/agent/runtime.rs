@@ -4,13 +4,14 @@
 
 use super::diff::{diff, forgettable, Action, ActualTask, ActualTasks};
 use super::disk::write_atomic;
+use super::health::{self, HealthSink, TaskContext, UNHEALTHY_REASON};
 use super::identity::{load_or_create_agent_id, GenerationStore, IdentityError, Offer};
 use super::journal::{Journal, JournalError};
 use super::leader::{LeaderClient, LeaderError};
 use crate::driver::{Driver, Exit, Launch};
 use crate::model::{AgentId, AgentInfo, TaskId, TaskState, Timestamp};
 use crate::protocol::{
-    DesiredSet, Generation, Registration, StatusUpdate, TaskSpec, PROTOCOL_VERSION,
+    DesiredSet, Generation, HealthReport, Registration, StatusUpdate, TaskSpec, PROTOCOL_VERSION,
 };
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
@@ -74,6 +75,8 @@ struct Entry {
     ip_addresses: Vec<String>,
     /// Set to the grace period once a kill is requested.
     kill: watch::Sender<Option<Duration>>,
+    /// Why the agent itself killed the task for failed health checks, if it did.
+    unhealthy: Option<String>,
 }
 
 impl Entry {
@@ -83,6 +86,7 @@ impl Entry {
             state,
             ip_addresses: Vec::new(),
             kill: watch::Sender::new(None),
+            unhealthy: None,
         }
     }
 
@@ -331,6 +335,9 @@ impl Agent {
             ip_addresses: ip_addresses.clone(),
             health: None,
         };
+        // Journaled and noted under the table's lock, so a health report (which checks the
+        // state under the same lock) never follows a terminal update.
+        let mut tasks = lock(&self.tasks);
         match lock(&self.journal).append(update) {
             Ok(update) => tracing::info!(
                 agent.id = %self.info.id,
@@ -348,13 +355,90 @@ impl Agent {
                 "cannot journal a status update; it will not be sent"
             ),
         }
-        if let Some(entry) = lock(&self.tasks).get_mut(task_id) {
+        if let Some(entry) = tasks.get_mut(task_id) {
             entry.state = state;
             if !ip_addresses.is_empty() {
                 entry.ip_addresses = ip_addresses;
             }
         }
+        drop(tasks);
         self.status_ready.notify_one();
+    }
+
+    /// Journals a health check result of a task that is RUNNING and not being killed, as an
+    /// update with its current state; false (nothing journaled) otherwise.
+    fn report_health(&self, task_id: &TaskId, report: HealthReport) -> bool {
+        let tasks = lock(&self.tasks);
+        let Some(entry) = tasks.get(task_id) else {
+            return false;
+        };
+        if entry.state != TaskState::Running || entry.kill.borrow().is_some() {
+            return false;
+        }
+        let update = StatusUpdate {
+            seq: 0,
+            task_id: task_id.clone(),
+            state: entry.state,
+            message: report.cause.clone().unwrap_or_default(),
+            reason: None,
+            timestamp: Timestamp::from_system_time(SystemTime::now()),
+            ip_addresses: entry.ip_addresses.clone(),
+            health: Some(report),
+        };
+        match lock(&self.journal).append(update) {
+            Ok(update) => tracing::info!(
+                agent.id = %self.info.id,
+                task.id = %task_id,
+                seq = update.seq,
+                health = ?update.health,
+                "task health"
+            ),
+            Err(error) => tracing::error!(
+                agent.id = %self.info.id,
+                task.id = %task_id,
+                error = &error as &dyn std::error::Error,
+                "cannot journal a health report; it will not be sent"
+            ),
+        }
+        drop(tasks);
+        self.status_ready.notify_one();
+        true
+    }
+
+    /// Kills a live task for failing a health check (unless a kill is already under way):
+    /// its terminal update will be TASK_KILLED with [`UNHEALTHY_REASON`] and `message`.
+    fn kill_unhealthy(&self, id: &TaskId, message: String) {
+        let mut tasks = lock(&self.tasks);
+        let Some(entry) = tasks.get_mut(id) else {
+            return;
+        };
+        if entry.state.is_terminal() || entry.kill.borrow().is_some() {
+            return;
+        }
+        let grace = entry.grace();
+        entry.unhealthy = Some(message);
+        entry.kill.send_replace(Some(grace));
+    }
+
+    /// Starts the health checks of a running task; `running_for` is how long it has run.
+    fn start_checks(
+        self: &Arc<Self>,
+        spec: Option<&TaskSpec>,
+        driver: &Arc<dyn Driver>,
+        task_ip: Option<String>,
+        running_for: Duration,
+    ) -> Option<health::Checks> {
+        let spec = spec.filter(|spec| !spec.health_checks.is_empty())?;
+        let context = TaskContext {
+            mock: driver.name() == "mock",
+            agent_ip: self.agent_ip.clone(),
+            task_ip,
+            sandbox: self.sandbox(&spec.task_id),
+            hostname: self.info.hostname.clone(),
+        };
+        let now = tokio::time::Instant::now();
+        let started = now.checked_sub(running_for).unwrap_or(now);
+        Some(health::start(self, spec, &context, started))
     }
 
     /// Waits until a status update may be pending.
@@ -551,8 +635,10 @@ impl Agent {
         };
         match driver.start(launch).await {
             Ok(started) => {
+                let task_ip = started.ip_addresses.first().cloned();
                 self.report(&id, TaskState::Running, "", None, started.ip_addresses);
-                self.supervise(id, driver, kill).await;
+                let checks = self.start_checks(Some(&spec), &driver, task_ip, Duration::ZERO);
+                self.supervise(id, driver, kill, checks).await;
             }
             Err(error) => {
                 self.report(
@@ -567,17 +653,25 @@ impl Agent {
         }
     }
 
-    /// Waits for a running task to end, or kills it when asked; reports the end.
+    /// Waits for a running task to end, or kills it when asked; reports the end. Its health
+    /// `checks` stop once it ends or a kill begins.
     async fn supervise(
         &self,
         id: TaskId,
         driver: Arc<dyn Driver>,
         mut kill: watch::Receiver<Option<Duration>>,
+        checks: Option<health::Checks>,
     ) {
         let exit = tokio::select! {
-            exit = driver.wait(&id) => exit,
+            exit = driver.wait(&id) => {
+                drop(checks);
+                exit
+            }
             grace = kill_requested(&mut kill) => {
-                self.report(&id, TaskState::Killing, "", None, vec![]);
+                drop(checks);
+                let unhealthy = lock(&self.tasks).get(&id).and_then(|e| e.unhealthy.clone());
+                let message = unhealthy.clone().unwrap_or_default();
+                self.report(&id, TaskState::Killing, message, None, vec![]);
                 if let Err(error) = driver.stop(&id, grace).await {
                     tracing::warn!(
                         task.id = %id,
@@ -586,7 +680,14 @@ impl Agent {
                     );
                 }
                 let exit = driver.wait(&id).await;
-                Exit { state: TaskState::Killed, ..exit }
+                match unhealthy {
+                    Some(message) => Exit {
+                        state: TaskState::Killed,
+                        message,
+                        reason: Some(UNHEALTHY_REASON.to_owned()),
+                    },
+                    None => Exit { state: TaskState::Killed, ..exit },
+                }
             }
         };
         self.report(
@@ -647,7 +748,7 @@ impl Agent {
                 self.finish(&id, &driver, state).await;
                 continue;
             }
-            let entry = Entry::new(spec, TaskState::Running);
+            let entry = Entry::new(spec.clone(), TaskState::Running);
             let kill = entry.kill.subscribe();
             lock(&self.tasks).insert(id.clone(), entry);
             match exit {
@@ -664,8 +765,15 @@ impl Agent {
                 }
                 None => {
                     tracing::info!(task.id = %id, driver = driver.name(), "re-attached to a running task");
+                    // The grace period counts from the start, about when its record was written.
+                    let running_for = std::fs::metadata(self.record_path(&id))
+                        .and_then(|m| m.modified())
+                        .ok()
+                        .and_then(|at| SystemTime::now().duration_since(at).ok())
+                        .unwrap_or_default();
+                    let checks = self.start_checks(spec.as_deref(), &driver, None, running_for);
                     let agent = Arc::clone(self);
-                    tokio::spawn(async move { agent.supervise(id, driver, kill).await });
+                    tokio::spawn(async move { agent.supervise(id, driver, kill, checks).await });
                 }
             }
         }
@@ -718,6 +826,16 @@ impl Agent {
             }
         }
         records
+    }
+}
+
+impl HealthSink for Agent {
+    fn health(&self, task: &TaskId, report: HealthReport) -> bool {
+        self.report_health(task, report)
+    }
+
+    fn unhealthy(&self, task: &TaskId, message: String) {
+        self.kill_unhealthy(task, message);
     }
 }
 

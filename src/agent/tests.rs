@@ -24,6 +24,7 @@ const LIMIT: Duration = Duration::from_secs(30);
 /// A driver whose tasks run until the test ends them; `cmd = "fail"` fails to start.
 #[derive(Debug)]
 struct ScriptedDriver {
+    name: &'static str,
     tasks: Mutex<HashMap<TaskId, Option<Exit>>>,
     changed: watch::Sender<u64>,
     recoverable: Mutex<Vec<Recovered>>,
@@ -33,11 +34,17 @@ struct ScriptedDriver {
 
 impl ScriptedDriver {
     fn new(recoverable: Vec<Recovered>) -> Arc<Self> {
+        Self::named("mock", recoverable)
+    }
+
+    /// Under another driver name (`mesos`: health checks probe for real).
+    fn named(name: &'static str, recoverable: Vec<Recovered>) -> Arc<Self> {
         let tasks = recoverable
             .iter()
             .map(|r| (r.task_id.clone(), r.exit.clone()))
             .collect();
         Arc::new(Self {
+            name,
             tasks: Mutex::new(tasks),
             changed: watch::Sender::new(0),
             recoverable: Mutex::new(recoverable),
@@ -61,7 +68,7 @@ impl ScriptedDriver {
 
 impl Driver for ScriptedDriver {
     fn name(&self) -> &'static str {
-        "mock"
+        self.name
     }
 
     fn start(&self, launch: Launch) -> BoxFuture<'_, Result<Started, DriverError>> {
@@ -670,4 +677,232 @@ async fn serves_files_state_and_health_on_a_real_socket() {
         .await
         .expect("health");
     assert_eq!(health.status().as_u16(), 200);
+}
+
+fn health_check(protocol: &str, port: Option<u16>, max: u32) -> crate::protocol::HealthCheckSpec {
+    crate::protocol::HealthCheckSpec {
+        protocol: protocol.into(),
+        path: Some("/ping".into()),
+        port,
+        command: None,
+        grace_period_seconds: 0,
+        interval_seconds: 1,
+        timeout_seconds: 1,
+        max_consecutive_failures: max,
+        delay_seconds: 0,
+        ignore_http1xx: false,
+    }
+}
+
+impl FakeMaster {
+    fn health_of(&self, task: &str) -> Vec<crate::protocol::HealthReport> {
+        self.updates
+            .lock()
+            .expect("lock")
+            .iter()
+            .filter(|u| u.task_id.0 == task)
+            .filter_map(|u| u.health.clone())
+            .collect()
+    }
+
+    fn last_of(&self, task: &str) -> Option<StatusUpdate> {
+        self.updates
+            .lock()
+            .expect("lock")
+            .iter()
+            .rev()
+            .find(|u| u.task_id.0 == task)
+            .cloned()
+    }
+}
+
+#[tokio::test]
+async fn health_checks_report_changes_and_kill_the_task_at_max_failures() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (master, leader) = FakeMaster::start().await;
+    let healthy = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let app = {
+        let healthy = Arc::clone(&healthy);
+        Router::new().route(
+            "/ping",
+            get(move || {
+                let up = healthy.load(std::sync::atomic::Ordering::SeqCst);
+                async move {
+                    if up {
+                        StatusCode::OK
+                    } else {
+                        StatusCode::INTERNAL_SERVER_ERROR
+                    }
+                }
+            }),
+        )
+    };
+    let app_address = serve_on_port_zero(app).await;
+    let port: u16 = app_address
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .expect("port");
+    let driver = ScriptedDriver::named("mesos", vec![]);
+    let agent = Agent::open(instance(dir.path(), vec![leader]), vec![driver.clone()])
+        .await
+        .expect("open");
+    let loops = tokio::spawn(run(Arc::clone(&agent)));
+    let mut task = spec("web", "serve");
+    task.health_checks = vec![health_check("HTTP", Some(port), 2)];
+    master.desired.send_replace(set(1, vec![task]));
+    tokio::time::timeout(LIMIT, async {
+        while master.health_of("web").is_empty() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("a first health report");
+    // Repeated successes are not reported.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert_eq!(
+        master.health_of("web"),
+        vec![crate::protocol::HealthReport {
+            index: 0,
+            alive: true,
+            consecutive_failures: 0,
+            cause: None
+        }]
+    );
+    healthy.store(false, std::sync::atomic::Ordering::SeqCst);
+    master.wait_for_state("web", TaskState::Killed).await;
+
+    let reports: Vec<(bool, u32, Option<String>)> = master
+        .health_of("web")
+        .into_iter()
+        .map(|r| (r.alive, r.consecutive_failures, r.cause))
+        .collect();
+    let cause = Some("HTTP status 500".to_owned());
+    assert_eq!(
+        reports,
+        vec![
+            (true, 0, None),
+            (false, 1, cause.clone()),
+            (false, 2, cause)
+        ]
+    );
+    assert_eq!(
+        master.states_of("web"),
+        vec![
+            TaskState::Starting,
+            TaskState::Running,
+            TaskState::Running,
+            TaskState::Running,
+            TaskState::Running,
+            TaskState::Killing,
+            TaskState::Killed
+        ]
+    );
+    let killed = master.last_of("web").expect("terminal update");
+    assert_eq!(killed.reason.as_deref(), Some(UNHEALTHY_REASON));
+    assert_eq!(
+        killed.message,
+        "health check 0 (HTTP) failed 2 times in a row: HTTP status 500"
+    );
+    assert_eq!(killed.health, None);
+    assert_eq!(
+        *driver.graces.lock().expect("lock"),
+        vec![Duration::from_millis(100)]
+    );
+    // Checks stopped with the task: nothing more is reported.
+    let count = master.updates.lock().expect("lock").len();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(master.updates.lock().expect("lock").len(), count);
+    loops.abort();
+}
+
+#[tokio::test]
+async fn mock_tasks_take_their_health_from_the_label() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (master, leader) = FakeMaster::start().await;
+    let drivers: Vec<Arc<dyn Driver>> = vec![Arc::new(crate::driver::mock::MockDriver::new())];
+    let agent = Agent::open(instance(dir.path(), vec![leader]), drivers)
+        .await
+        .expect("open");
+    let loops = tokio::spawn(run(Arc::clone(&agent)));
+    // Nothing listens on port 1: a real probe would fail.
+    let mut good = spec("good", "serve");
+    good.health_checks = vec![health_check("TCP", Some(1), 1)];
+    let mut bad = good.clone();
+    bad.task_id = TaskId("bad".into());
+    bad.labels
+        .insert(crate::driver::mock::HEALTHY_LABEL.into(), "false".into());
+    master.desired.send_replace(set(1, vec![good, bad]));
+    master.wait_for_state("bad", TaskState::Killed).await;
+    let killed = master.last_of("bad").expect("terminal update");
+    assert_eq!(killed.reason.as_deref(), Some(UNHEALTHY_REASON));
+    assert!(
+        killed.message.contains("ORCH_MOCK_HEALTHY=false"),
+        "{}",
+        killed.message
+    );
+    assert_eq!(master.health_of("good").len(), 1);
+    assert!(master.health_of("good")[0].alive);
+    assert_eq!(
+        master.last_of("good").map(|u| u.state),
+        Some(TaskState::Running)
+    );
+    loops.abort();
+}
+
+#[tokio::test]
+async fn recovered_tasks_get_their_checks_again() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let unreachable = vec!["127.0.0.1:9".to_owned()];
+    let mut task = spec("x", "sleep");
+    task.health_checks = vec![crate::protocol::HealthCheckSpec {
+        command: Some("test -n \"$MESOS_TASK_ID\"".into()),
+        ..health_check("COMMAND", None, 3)
+    }];
+    let health_reports = |agent: &Agent| {
+        agent
+            .pending_updates(100)
+            .into_iter()
+            .filter(|u| u.health.is_some())
+            .count()
+    };
+    {
+        let driver = ScriptedDriver::named("mesos", vec![]);
+        let agent = Agent::open(instance(dir.path(), unreachable.clone()), vec![driver])
+            .await
+            .expect("open");
+        assert!(agent.apply_desired(set(1, vec![task])));
+        tokio::time::timeout(LIMIT, async {
+            while health_reports(&agent) == 0 {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+        .await
+        .expect("checked before the restart");
+    }
+    let driver = ScriptedDriver::named(
+        "mesos",
+        vec![Recovered {
+            task_id: TaskId("x".into()),
+            exit: None,
+        }],
+    );
+    let agent = Agent::open(instance(dir.path(), unreachable), vec![driver])
+        .await
+        .expect("reopen");
+    tokio::time::timeout(LIMIT, async {
+        while health_reports(&agent) < 2 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("checked again after the restart");
+    let last = agent
+        .pending_updates(100)
+        .into_iter()
+        .rev()
+        .find(|u| u.health.is_some())
+        .expect("a report");
+    assert_eq!(last.state, TaskState::Running);
+    assert_eq!(last.health.map(|h| h.alive), Some(true));
 }
