@@ -129,7 +129,9 @@ def exercise_info(client):
     check(info.version, "/v2/info without a version")
     check(client.get_leader(), "no leader in /v2/leader")
     check(client.ping(), "empty /ping")
-    step(f"get_info (version {info.version}), get_leader, ping")
+    metrics = client.get_metrics()
+    check("gauges" in metrics, f"/metrics as JSON has no gauges: {metrics}")
+    step(f"get_info (version {info.version}), get_leader, ping, get_metrics")
 
 
 def exercise_apps(client):

@@ -78,9 +78,35 @@ pub async fn serve(
     .await
 }
 
+/// Prometheus text by default; Marathon's JSON shape (Dropwizard's `gauges`, `counters`, ...)
+/// for clients that ask for JSON, as marathon-python's `get_metrics()` does.
 async fn metrics(
     axum::extract::State(master): axum::extract::State<Arc<Master>>,
-) -> impl axum::response::IntoResponse {
+    headers: axum::http::HeaderMap,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let wants_json = headers
+        .get(axum::http::header::ACCEPT)
+        .and_then(|accept| accept.to_str().ok())
+        .is_some_and(|accept| accept.contains("application/json"));
+    if wants_json {
+        let status = master.cluster_status();
+        let gauge = |value: u64| serde_json::json!({ "value": value });
+        let body = serde_json::json!({
+            "version": "4.0.0",
+            "gauges": {
+                "orch.raft.term": gauge(status.term),
+                "orch.raft.commit_index": gauge(status.commit_index),
+                "orch.raft.applied_index": gauge(status.applied_index),
+                "orch.raft.is_leader": gauge(u64::from(status.leader == Some(master.id()))),
+            },
+            "counters": {},
+            "histograms": {},
+            "meters": {},
+            "timers": {},
+        });
+        return axum::Json(body).into_response();
+    }
     (
         [(
             axum::http::header::CONTENT_TYPE,
@@ -88,4 +114,5 @@ async fn metrics(
         )],
         master.render_metrics(),
     )
+        .into_response()
 }
