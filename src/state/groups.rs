@@ -601,11 +601,13 @@ mod tests {
             put(&mut state, 1, cyclic, false, false),
             Applied::Rejected(Rejection::CyclicDependencies)
         );
-        assert_eq!(state, {
-            let mut empty = ClusterState::default();
-            empty.applied_index = 1;
-            empty
-        });
+        assert_eq!(
+            state,
+            ClusterState {
+                applied_index: 1,
+                ..ClusterState::default()
+            }
+        );
         put(&mut state, 2, product(), true, false);
         // An app where a group is, and a group where an app is.
         let pg = json!({"cmd": "sleep 1"})
