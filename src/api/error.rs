@@ -87,6 +87,23 @@ pub enum ApiError {
     /// A bug: something that should not happen did.
     #[error("{0}")]
     Internal(String),
+    /// No group has this id.
+    #[error("Group '{0}' does not exist")]
+    GroupNotFound(String),
+    /// The group exists but not in this version.
+    #[error("Group '{id}' does not exist in version {version}")]
+    GroupVersionNotFound {
+        /// The group.
+        id: String,
+        /// The version asked for.
+        version: String,
+    },
+    /// A group with this id exists (a create).
+    #[error("Group {0} is already created. Use PUT to change this group.")]
+    GroupExists(String),
+    /// An app and a group would have the same id.
+    #[error("An app or group with id [{0}] already exists.")]
+    IdConflict(String),
     /// A consistent read could not be served.
     #[error(transparent)]
     Read(#[from] ReadError),
@@ -124,8 +141,13 @@ impl ApiError {
             | Self::NotQueued(_)
             | Self::UnknownRoute
             | Self::NotLeader
-            | Self::NoLeaderKnown => StatusCode::NOT_FOUND,
-            Self::AppExists(_) | Self::AppLocked(_) => StatusCode::CONFLICT,
+            | Self::NoLeaderKnown
+            | Self::GroupNotFound(_)
+            | Self::GroupVersionNotFound { .. } => StatusCode::NOT_FOUND,
+            Self::AppExists(_)
+            | Self::AppLocked(_)
+            | Self::GroupExists(_)
+            | Self::IdConflict(_) => StatusCode::CONFLICT,
             Self::ProxyLoop | Self::ProxyFailed(_) => StatusCode::BAD_GATEWAY,
             Self::NoLeader | Self::LeaderUnreachable(_) | Self::Write(_) | Self::Read(_) => {
                 StatusCode::SERVICE_UNAVAILABLE

@@ -1,5 +1,5 @@
 //! Pure domain types: ids, timestamps, Marathon app definitions (typed, normalised,
-//! validated, with service ports), agents, resources, tasks and constraints.
+//! validated, with service ports), groups, agents, resources, tasks and constraints.
 //!
 //! Everything here is plain data with serde: no I/O, no clock, no tokio. Values that need the
 //! clock (timestamps) or randomness (ids) are created by the shells and passed in.
@@ -14,6 +14,7 @@ mod app_spec;
 mod app_validation;
 mod constraint;
 mod deployment;
+mod group;
 mod health;
 mod ports;
 mod resources;
@@ -31,6 +32,7 @@ pub use app_spec::{
 pub use app_validation::{Violation, PORT_NAME_PATTERN};
 pub use constraint::{Constraint, Operator};
 pub use deployment::{ActionKind, Deployment, DeploymentAction};
+pub use group::{Group, GroupId, GroupUpdate};
 pub use health::{
     CommandCheck, HealthCheck, HealthProtocol, HealthTarget, ReadinessCheck, ReadinessProtocol,
 };

@@ -2,7 +2,8 @@
 
 use crate::model::Deployment;
 use crate::model::{
-    AgentId, AgentInfo, App, AppError, AppId, DeploymentId, Task, TaskId, Timestamp,
+    AgentId, AgentInfo, App, AppError, AppId, DeploymentId, GroupId, GroupUpdate, Task, TaskId,
+    Timestamp,
 };
 use crate::protocol::StatusUpdate;
 use crate::state::DeploymentChange;
@@ -120,6 +121,31 @@ pub enum Command {
         /// The revert deployment's id and version, for a rollback.
         revert: Option<(DeploymentId, Timestamp)>,
     },
+    /// Create (`create`: refused if it exists) or update a group and everything in it, as
+    /// one deployment. Validated on apply.
+    UpdateGroup {
+        /// The update, ids resolved.
+        update: GroupUpdate,
+        /// The version of the change.
+        version: Timestamp,
+        /// Refuse if the group exists (`POST`).
+        create: bool,
+        /// The deployment that rolls the change out.
+        deployment_id: DeploymentId,
+        /// Cancel deployments that hold its apps instead of refusing.
+        force: bool,
+    },
+    /// Delete a group: every app and group below it (the root: everything).
+    DeleteGroup {
+        /// Which group.
+        id: GroupId,
+        /// The version of the change.
+        version: Timestamp,
+        /// The deployment that stops its apps.
+        deployment_id: DeploymentId,
+        /// Cancel deployments that hold its apps instead of refusing.
+        force: bool,
+    },
 }
 
 /// The outcome of applying one log entry, returned to the client that wrote it.
@@ -204,6 +230,17 @@ pub enum Applied {
         /// Health check results stored.
         health: Vec<HealthChange>,
     },
+    /// A group was created, updated or deleted.
+    GroupChanged {
+        /// Which group.
+        id: GroupId,
+        /// The version of the change.
+        version: Timestamp,
+        /// Its deployment.
+        deployment_id: DeploymentId,
+        /// The deployment started and those superseded.
+        change: DeploymentChange,
+    },
 }
 
 /// A health check result stored on a task.
@@ -236,4 +273,15 @@ pub enum Rejection {
     AppLocked(Vec<DeploymentId>),
     /// No deployment has this id.
     DeploymentUnknown(DeploymentId),
+    /// A group with this id exists already (a create).
+    GroupExists(GroupId),
+    /// No group has this id.
+    GroupUnknown(GroupId),
+    /// The change would make an app id equal a group id.
+    IdConflict {
+        /// The id both would have.
+        id: String,
+    },
+    /// The dependencies of the apps and groups would form a cycle.
+    CyclicDependencies,
 }

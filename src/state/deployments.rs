@@ -1,11 +1,13 @@
 //! App changes as deployments: locking (409 unless forced), plans ordered by dependencies,
 //! step progress, rollback and cancellation. Deterministic like the rest of `apply`.
 
+use super::groups::{covers, dependencies_of};
 use super::{Applied, ClusterState, Rejection};
 use crate::model::{
-    ActionKind, App, AppId, Deployment, DeploymentAction, DeploymentId, Goal, TaskId, TaskState,
-    Timestamp,
+    ActionKind, App, AppId, Deployment, DeploymentAction, DeploymentId, Goal, Group, GroupId,
+    TaskId, TaskState, Timestamp,
 };
+use imbl::OrdMap;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -37,6 +39,7 @@ impl ClusterState {
         deployment_id: DeploymentId,
         force: bool,
     ) -> Result<DeploymentChange, Rejection> {
+        self.check_tree(&changes)?;
         let mut holding: Vec<DeploymentId> = Vec::new();
         for (id, _) in &changes {
             for deployment in self.deployments_of(id) {
@@ -65,7 +68,7 @@ impl ClusterState {
             };
             target.push((id, after));
         }
-        let steps = plan_steps(&original, &target);
+        let steps = plan_steps(&original, &target, &self.groups);
         let started = (!steps.is_empty()).then(|| {
             let deployment = Arc::new(Deployment {
                 id: deployment_id.clone(),
@@ -204,6 +207,7 @@ impl ClusterState {
 fn plan_steps(
     original: &[(AppId, Option<Arc<App>>)],
     target: &[(AppId, Option<Arc<App>>)],
+    groups: &OrdMap<GroupId, Arc<Group>>,
 ) -> Vec<Vec<DeploymentAction>> {
     let mut stops = Vec::new();
     let mut others: Vec<(DeploymentAction, &Arc<App>)> = Vec::new();
@@ -246,7 +250,7 @@ fn plan_steps(
         for (action, app) in &others {
             let deepest = others
                 .iter()
-                .filter(|(other, _)| other.app != action.app && depends_on(app, &other.app))
+                .filter(|(other, _)| other.app != action.app && depends_on(app, &other.app, groups))
                 .map(|(other, _)| depth.get(&other.app).copied().unwrap_or(0) + 1)
                 .max()
                 .unwrap_or(0);
@@ -271,12 +275,9 @@ fn plan_steps(
     steps
 }
 
-/// True if `app` depends on `other` directly, or on a group that contains it.
-fn depends_on(app: &App, other: &AppId) -> bool {
-    app.spec.dependencies.iter().any(|dependency| {
-        dependency == other
-            || other
-                .as_str()
-                .starts_with(&format!("{}/", dependency.as_str()))
-    })
+/// True if `app` depends on `other` directly, or on a group that contains it, or if a group
+/// holding `app` does.
+fn depends_on(app: &App, other: &AppId, groups: &OrdMap<GroupId, Arc<Group>>) -> bool {
+    dependencies_of(&app.id, &app.spec.dependencies, groups)
+        .any(|dependency| covers(dependency, other))
 }

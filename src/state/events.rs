@@ -85,6 +85,19 @@ pub fn events(applied: &Applied, out: &mut Vec<Event>) {
                 out.push(deployment_info(deployment, &at));
             }
         }
+        Applied::GroupChanged {
+            id,
+            version,
+            change,
+            ..
+        } => {
+            out.push(Event::new(
+                "group_change_success",
+                &version.to_rfc3339(),
+                json!({"groupId": id, "version": version.to_rfc3339()}),
+            ));
+            deployment_change(change, out);
+        }
         Applied::DeploymentCanceled { canceled, change } => {
             out.push(deployment_failed(canceled));
             deployment_change(change, out);

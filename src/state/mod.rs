@@ -14,14 +14,17 @@
 mod command;
 mod deployments;
 mod events;
+mod groups;
 mod tasks;
 
 pub use command::{Applied, Command, HealthChange, Rejection};
 pub use deployments::DeploymentChange;
 pub use events::{events, Event};
+pub use groups::GroupChanges;
 
 use crate::model::{
-    Agent, AgentId, App, AppError, AppId, Deployment, DeploymentId, Task, TaskId, Timestamp,
+    Agent, AgentId, App, AppError, AppId, Deployment, DeploymentId, Group, GroupId, Task, TaskId,
+    Timestamp,
 };
 use imbl::{OrdMap, Vector};
 use serde_json::{Map, Value};
@@ -50,6 +53,9 @@ pub struct ClusterState {
     pub app_versions: OrdMap<AppId, Vector<Arc<App>>>,
     /// Running deployments.
     pub deployments: OrdMap<DeploymentId, Arc<Deployment>>,
+    /// Explicit groups (created through `/v2/groups`); the others exist through app ids.
+    #[serde(default)]
+    pub groups: OrdMap<GroupId, Arc<Group>>,
 }
 
 impl ClusterState {
@@ -179,6 +185,19 @@ impl ClusterState {
             Command::StatusUpdates { agent_id, updates } => {
                 self.status_updates(index, &agent_id, updates)
             }
+            Command::UpdateGroup {
+                update,
+                version,
+                create,
+                deployment_id,
+                force,
+            } => self.update_group(index, &update, version, create, deployment_id, force),
+            Command::DeleteGroup {
+                id,
+                version,
+                deployment_id,
+                force,
+            } => self.delete_group(index, &id, version, deployment_id, force),
             Command::Batch(commands) => Applied::Batch(
                 commands
                     .into_iter()

@@ -4,6 +4,7 @@ mod app_info;
 mod apps;
 mod deployments;
 mod events;
+mod groups;
 mod info;
 mod queue;
 mod tasks;
@@ -24,6 +25,7 @@ pub(super) fn routes() -> Router<Arc<Master>> {
         .merge(apps::routes())
         .merge(deployments::routes())
         .merge(events::routes())
+        .merge(groups::routes())
         .merge(info::routes())
         .merge(queue::routes())
         .merge(tasks::routes())
@@ -77,6 +79,12 @@ fn unexpected(applied: Applied) -> ApiError {
         Applied::Rejected(Rejection::InvalidApp(error)) => error.into(),
         Applied::Rejected(Rejection::AppLocked(deployments)) => ApiError::AppLocked(deployments),
         Applied::Rejected(Rejection::DeploymentUnknown(id)) => ApiError::DeploymentNotFound(id.0),
+        Applied::Rejected(Rejection::GroupExists(id)) => ApiError::GroupExists(id.to_string()),
+        Applied::Rejected(Rejection::GroupUnknown(id)) => ApiError::GroupNotFound(id.to_string()),
+        Applied::Rejected(Rejection::IdConflict { id }) => ApiError::IdConflict(id),
+        Applied::Rejected(Rejection::CyclicDependencies) => {
+            ApiError::invalid("/", "Dependency graph has cyclic dependencies.")
+        }
         other => {
             tracing::error!(applied = ?other, "a write produced an outcome its handler does not expect");
             ApiError::Internal("the write had an unexpected outcome".into())
