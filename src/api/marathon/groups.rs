@@ -171,16 +171,21 @@ impl<'a> Tree<'a> {
         let dependencies = record
             .map(|group| group.dependencies.clone())
             .unwrap_or_default();
-        let enforce_role = record.and_then(|group| group.enforce_role).unwrap_or(false);
-        json!({
+        let mut json = json!({
             "id": id,
             "apps": apps,
             "groups": groups,
             "pods": [],
             "dependencies": dependencies,
             "version": self.version(id),
-            "enforceRole": enforce_role,
-        })
+        });
+        // Written only when set: marathon-python's MarathonGroup rejects keys it does not know.
+        if let (Some(enforce_role), Some(object)) =
+            (record.and_then(|g| g.enforce_role), json.as_object_mut())
+        {
+            object.insert("enforceRole".into(), json!(enforce_role));
+        }
+        json
     }
 }
 
