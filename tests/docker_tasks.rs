@@ -8,7 +8,7 @@
 mod support;
 
 use serde_json::{json, Value};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
@@ -42,31 +42,7 @@ fn docker_ready() -> Option<()> {
                 return Ok(false);
             }
         }
-        let busybox = Path::new("/bin/busybox");
-        if !busybox.exists() {
-            return Err("/bin/busybox missing (apt-get install busybox-static)".to_owned());
-        }
-        let context = tempfile::tempdir().map_err(|e| e.to_string())?;
-        std::fs::copy(busybox, context.path().join("busybox")).map_err(|e| e.to_string())?;
-        std::fs::write(
-            context.path().join("Dockerfile"),
-            "FROM scratch\nCOPY busybox /bin/busybox\n\
-             RUN [\"/bin/busybox\", \"--install\", \"-s\", \"/bin\"]\nCMD [\"/bin/sh\"]\n",
-        )
-        .map_err(|e| e.to_string())?;
-        let out = Command::new("docker")
-            .args(["build", "-q", "-t", IMAGE])
-            .arg(context.path())
-            .output()
-            .map_err(|e| format!("running docker build: {e}"))?;
-        if out.status.success() {
-            Ok(true)
-        } else {
-            Err(format!(
-                "docker build failed: {}",
-                String::from_utf8_lossy(&out.stderr)
-            ))
-        }
+        support::build_busybox_image(IMAGE).map(|()| true)
     });
     match ready {
         Ok(true) => Some(()),

@@ -1,13 +1,14 @@
 //! The Docker driver against the local engine, with a tiny busybox image built here
 //! (`FROM scratch` + Debian's busybox-static). Skipped, with a note, when no engine answers.
 
+mod support;
+
 use orch::driver::docker::DockerDriver;
 use orch::driver::{Driver, DriverError, Launch};
 use orch::model::{AppId, TaskId, TaskState, Timestamp};
 use orch::protocol::{DockerNetwork, DockerSpec, PortAssignment, TaskSpec, VolumeSpec};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
@@ -18,33 +19,7 @@ const TIMEOUT: Duration = Duration::from_secs(120);
 fn image() -> Result<(), String> {
     static BUILT: OnceLock<Result<(), String>> = OnceLock::new();
     BUILT
-        .get_or_init(|| {
-            let busybox = Path::new("/bin/busybox");
-            if !busybox.exists() {
-                return Err("/bin/busybox missing (apt-get install busybox-static)".to_owned());
-            }
-            let context = tempfile::tempdir().map_err(|e| e.to_string())?;
-            std::fs::copy(busybox, context.path().join("busybox")).map_err(|e| e.to_string())?;
-            std::fs::write(
-                context.path().join("Dockerfile"),
-                "FROM scratch\nCOPY busybox /bin/busybox\n\
-                 RUN [\"/bin/busybox\", \"--install\", \"-s\", \"/bin\"]\nCMD [\"/bin/sh\"]\n",
-            )
-            .map_err(|e| e.to_string())?;
-            let output = Command::new("docker")
-                .args(["build", "-q", "-t", IMAGE])
-                .arg(context.path())
-                .output()
-                .map_err(|e| format!("running docker build: {e}"))?;
-            if output.status.success() {
-                Ok(())
-            } else {
-                Err(format!(
-                    "docker build failed: {}",
-                    String::from_utf8_lossy(&output.stderr)
-                ))
-            }
-        })
+        .get_or_init(|| support::build_busybox_image(IMAGE))
         .clone()
 }
 
