@@ -51,6 +51,13 @@ pub struct AgentArgs {
     simulate: Option<usize>,
 }
 
+impl AgentArgs {
+    /// True with `--simulate`.
+    pub fn simulates(&self) -> bool {
+        self.simulate.is_some()
+    }
+}
+
 /// Runs `orch agent` until SIGTERM/SIGINT.
 pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
     let settings = AgentSettings {

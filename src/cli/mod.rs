@@ -84,7 +84,16 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     if let Command::Executor(args) = cli.command {
         return executor::run(args);
     }
-    let runtime = tokio::runtime::Runtime::new()?;
+    let runtime = match &cli.command {
+        // An agent waits on sockets and child processes: one worker thread serves it and
+        // keeps its idle footprint small (each worker costs ~2 MiB). Simulated agents and
+        // the master use one worker per core.
+        Command::Agent(args) if !args.simulates() => tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()?,
+        _ => tokio::runtime::Runtime::new()?,
+    };
     let (master, output) = (cli.master.clone(), cli.output);
     let client = move || client::Client::new(&master, output);
     runtime.block_on(async move {

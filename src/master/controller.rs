@@ -12,6 +12,11 @@ use tokio::time::Instant;
 /// The loop's tick: liveness checks and launch-delay expiries are noticed this often.
 const TICK: Duration = Duration::from_millis(200);
 
+/// The least pause between two passes. Under a stream of changes (thousands of status
+/// updates) passes are spaced by at least twice the last pass's duration, so the loop takes
+/// at most a third of a core and heartbeats, long polls and writes keep being served.
+const MIN_GAP: Duration = Duration::from_millis(10);
+
 /// Runs until the process ends; does work only while this master leads.
 pub(super) async fn run(master: Arc<Master>) {
     let mut states = master.states.clone();
@@ -38,6 +43,7 @@ pub(super) async fn run(master: Arc<Master>) {
                 since
             }
         };
+        let started = Instant::now();
         if let Err(error) = pass(&master, since).await {
             tracing::warn!(
                 error = &error as &dyn std::error::Error,
@@ -45,6 +51,7 @@ pub(super) async fn run(master: Arc<Master>) {
             );
             tokio::time::sleep(TICK).await;
         }
+        tokio::time::sleep((started.elapsed() * 2).max(MIN_GAP)).await;
     }
 }
 

@@ -90,17 +90,23 @@ impl Scheduler {
                 0
             };
             let start = if old.is_empty() && dying_old == 0 {
-                match scale_step(
-                    instances,
-                    &candidates(state, &new),
-                    selection(app),
-                    &app.spec.constraints,
-                ) {
-                    ScaleStep::Nothing => 0,
-                    ScaleStep::Start(n) => n,
-                    ScaleStep::Kill(victims) => {
-                        kill.extend(victims.into_iter().map(|i| new[i].id.clone()));
-                        0
+                let current = count(new.len());
+                if current < instances {
+                    instances - current
+                } else if current == instances {
+                    0
+                } else {
+                    match scale_step(
+                        instances,
+                        &candidates(state, &new),
+                        selection(app),
+                        &app.spec.constraints,
+                    ) {
+                        ScaleStep::Kill(victims) => {
+                            kill.extend(victims.into_iter().map(|i| new[i].id.clone()));
+                            0
+                        }
+                        ScaleStep::Nothing | ScaleStep::Start(_) => 0,
                     }
                 }
             } else {
