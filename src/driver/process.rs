@@ -199,7 +199,8 @@ impl ProcessDriver {
                     message: format!("The task did not start within {START_TIMEOUT:?}"),
                 });
             }
-            sleep(Duration::from_millis(10)).await;
+            // The supervisor writes the pid within a few milliseconds: poll finely.
+            sleep(Duration::from_millis(2)).await;
         }
     }
 

@@ -15,7 +15,7 @@ const TICK: Duration = Duration::from_millis(200);
 /// The least pause between two passes. Under a stream of changes (thousands of status
 /// updates) passes are spaced by at least twice the last pass's duration, so the loop takes
 /// at most a third of a core and heartbeats, long polls and writes keep being served.
-const MIN_GAP: Duration = Duration::from_millis(10);
+const MIN_GAP: Duration = Duration::from_millis(2);
 
 /// Runs until the process ends; does work only while this master leads.
 pub(super) async fn run(master: Arc<Master>) {
