@@ -17,6 +17,9 @@ use std::sync::Mutex;
 use std::time::{Duration, SystemTime};
 use tokio::time::Instant;
 
+/// How often a held desired-set poll checks that this master still leads.
+const LEADERSHIP_RECHECK: Duration = Duration::from_millis(250);
+
 /// How often agents send heartbeats.
 pub const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(1);
 
@@ -161,19 +164,20 @@ impl Master {
                     tasks,
                 });
             }
-            // A lost leadership shows in the metrics, not in the state: wake for both.
-            let mut metrics = self.raft.metrics();
+            // A lost leadership does not show in the state: look again at least every
+            // LEADERSHIP_RECHECK (Raft's metrics change on every heartbeat, far too often to
+            // wake every agent's poll for).
+            let wake = deadline.min(Instant::now() + LEADERSHIP_RECHECK);
             tokio::select! {
                 () = self.stopping() => {
                     return Err(WriteError::NotLeader { leader: None }.into());
                 }
-                _ = tokio::time::sleep_until(deadline) => {}
+                _ = tokio::time::sleep_until(wake) => {}
                 changed = states.changed() => {
                     if changed.is_err() {
                         return Err(WriteError::NotLeader { leader: None }.into());
                     }
                 }
-                _ = metrics.changed() => {}
             }
         }
     }

@@ -28,6 +28,41 @@ impl Timestamp {
 
     /// The RFC 3339 form Marathon emits, always with milliseconds: `2015-09-25T15:13:48.343Z`.
     pub fn to_rfc3339(self) -> String {
+        self.rfc3339_bytes().map_or_else(
+            || self.to_rfc3339_slow(),
+            |bytes| String::from_utf8_lossy(&bytes).into_owned(),
+        )
+    }
+
+    /// The RFC 3339 form written into a stack buffer (no allocation: task lists serialise
+    /// tens of thousands of timestamps); `None` past the year 9999.
+    fn rfc3339_bytes(self) -> Option<[u8; 24]> {
+        let millis = self.0 % 1000;
+        let seconds = self.0 / 1000;
+        let days = seconds / 86_400;
+        let in_day = seconds % 86_400;
+        let (year, month, day) = civil_from_days(days);
+        if year > 9999 {
+            return None;
+        }
+        let mut out = *b"0000-00-00T00:00:00.000Z";
+        let mut put = |at: usize, width: usize, mut value: u64| {
+            for i in (0..width).rev() {
+                out[at + i] = b'0' + (value % 10) as u8;
+                value /= 10;
+            }
+        };
+        put(0, 4, year);
+        put(5, 2, month);
+        put(8, 2, day);
+        put(11, 2, in_day / 3600);
+        put(14, 2, in_day % 3600 / 60);
+        put(17, 2, in_day % 60);
+        put(20, 3, millis);
+        Some(out)
+    }
+
+    fn to_rfc3339_slow(self) -> String {
         let time = UNIX_EPOCH + Duration::from_millis(self.0);
         humantime::format_rfc3339_millis(time).to_string()
     }
@@ -55,15 +90,37 @@ impl Timestamp {
     }
 }
 
+/// (year, month, day) of `days` since 1970-01-01 (Howard Hinnant's `civil_from_days`).
+fn civil_from_days(days: u64) -> (u64, u64, u64) {
+    let z = days + 719_468;
+    let era = z / 146_097;
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + u64::from(month <= 2);
+    (year, month, day)
+}
+
 impl std::fmt::Display for Timestamp {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.to_rfc3339())
+        match self.rfc3339_bytes() {
+            Some(bytes) => f.write_str(std::str::from_utf8(&bytes).unwrap_or_default()),
+            None => f.write_str(&self.to_rfc3339_slow()),
+        }
     }
 }
 
 impl serde::Serialize for Timestamp {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(&self.to_rfc3339())
+        match self.rfc3339_bytes() {
+            Some(bytes) => {
+                serializer.serialize_str(std::str::from_utf8(&bytes).unwrap_or_default())
+            }
+            None => serializer.serialize_str(&self.to_rfc3339_slow()),
+        }
     }
 }
 
@@ -77,6 +134,25 @@ impl<'de> serde::Deserialize<'de> for Timestamp {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_fast_format_matches_humantime() {
+        let mut millis = 0u64;
+        // Every few days across 1970..2400, at odd times of day, and the leap-day edges.
+        while millis < 13_600_000_000_000 {
+            let t = Timestamp::from_millis(millis);
+            assert_eq!(t.to_rfc3339(), t.to_rfc3339_slow(), "{millis}");
+            millis += 259_199_987;
+        }
+        for text in [
+            "2000-02-29T23:59:59.999Z",
+            "2100-03-01T00:00:00.000Z",
+            "1972-12-31T12:00:00.001Z",
+        ] {
+            let t = Timestamp::parse(text).expect("valid");
+            assert_eq!(t.to_rfc3339(), text);
+        }
+    }
 
     #[test]
     fn formats_with_millis_and_parses_back() {

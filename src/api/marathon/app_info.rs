@@ -1,10 +1,10 @@
 //! Marathon's AppInfo: an app's definition plus what `embed` asks for (tasks, counts,
 //! deployments, lastTaskFailure, readiness, task stats), and the app list filters.
 
-use super::tasks::task_json;
+use super::tasks::{task_json, TaskJson};
 use crate::model::{App, TaskState};
 use crate::state::ClusterState;
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
 
 /// What to add to each app's JSON.
 #[derive(Debug, Clone, Copy, Default)]
@@ -50,10 +50,48 @@ impl Embed {
     }
 }
 
+/// Marathon's AppInfo: the definition plus the embedded parts, serialised without an
+/// intermediate JSON tree for the tasks.
+#[derive(Debug, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct AppInfo<'a> {
+    #[serde(flatten)]
+    definition: Map<String, Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tasks_staged: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tasks_running: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tasks_healthy: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tasks_unhealthy: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    task_stats: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    deployments: Option<Vec<Value>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tasks: Option<Vec<TaskJson<'a>>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    last_task_failure: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    readiness_check_results: Option<Value>,
+}
+
 /// The app's JSON with the embedded parts.
-pub(super) fn app_info(app: &App, state: &ClusterState, embed: Embed) -> Value {
-    let mut json = app.to_json();
-    if embed.counts || embed.task_stats {
+pub(super) fn app_info<'a>(app: &'a App, state: &'a ClusterState, embed: Embed) -> AppInfo<'a> {
+    let mut info = AppInfo {
+        definition: app.to_json(),
+        tasks_staged: None,
+        tasks_running: None,
+        tasks_healthy: None,
+        tasks_unhealthy: None,
+        task_stats: None,
+        deployments: None,
+        tasks: None,
+        last_task_failure: None,
+        readiness_check_results: None,
+    };
+    if embed.counts {
         let (mut staged, mut running, mut healthy, mut unhealthy) = (0, 0, 0, 0);
         for task in state.app_tasks(&app.id) {
             match task.state {
@@ -67,51 +105,49 @@ pub(super) fn app_info(app: &App, state: &ClusterState, embed: Embed) -> Value {
                 None => {}
             }
         }
-        if embed.counts {
-            json.insert("tasksStaged".into(), json!(staged));
-            json.insert("tasksRunning".into(), json!(running));
-            json.insert("tasksHealthy".into(), json!(healthy));
-            json.insert("tasksUnhealthy".into(), json!(unhealthy));
-        }
-        if embed.task_stats {
-            json.insert("taskStats".into(), json!({}));
-        }
+        info.tasks_staged = Some(staged);
+        info.tasks_running = Some(running);
+        info.tasks_healthy = Some(healthy);
+        info.tasks_unhealthy = Some(unhealthy);
+    }
+    if embed.task_stats {
+        info.task_stats = Some(json!({}));
     }
     if embed.deployments {
-        let deployments: Vec<Value> = state
-            .deployments_of(&app.id)
-            .map(|deployment| json!({"id": deployment.id}))
-            .collect();
-        json.insert("deployments".into(), Value::Array(deployments));
+        info.deployments = Some(
+            state
+                .deployments_of(&app.id)
+                .map(|deployment| json!({"id": deployment.id}))
+                .collect(),
+        );
     }
     if embed.tasks {
-        let tasks: Vec<Value> = state
-            .app_tasks(&app.id)
-            .map(|task| task_json(task, Some(app)))
-            .collect();
-        json.insert("tasks".into(), Value::Array(tasks));
+        let service_ports = app.spec.service_ports();
+        info.tasks = Some(
+            state
+                .app_tasks(&app.id)
+                .map(|task| task_json(task, &service_ports))
+                .collect(),
+        );
     }
     if embed.last_task_failure {
-        if let Some(failed) = state.last_task_failure.get(&app.id) {
-            json.insert(
-                "lastTaskFailure".into(),
-                json!({
-                    "appId": failed.app_id,
-                    "host": failed.host,
-                    "message": failed.message,
-                    "state": failed.state,
-                    "taskId": failed.id,
-                    "timestamp": failed.updated_at.to_rfc3339(),
-                    "version": failed.version.to_rfc3339(),
-                    "slaveId": failed.agent_id,
-                }),
-            );
-        }
+        info.last_task_failure = state.last_task_failure.get(&app.id).map(|failed| {
+            json!({
+                "appId": failed.app_id,
+                "host": failed.host,
+                "message": failed.message,
+                "state": failed.state,
+                "taskId": failed.id,
+                "timestamp": failed.updated_at.to_rfc3339(),
+                "version": failed.version.to_rfc3339(),
+                "slaveId": failed.agent_id,
+            })
+        });
     }
     if embed.readiness {
-        json.insert("readinessCheckResults".into(), json!([]));
+        info.readiness_check_results = Some(json!([]));
     }
-    Value::Object(json)
+    info
 }
 
 /// `GET /v2/apps` filters: `id` and `cmd` (case-insensitive substrings) and `label`.

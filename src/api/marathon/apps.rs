@@ -6,7 +6,7 @@
 //! that a running deployment holds (409 unless `force`).
 
 use super::app_info::{app_info, matches, Embed};
-use super::tasks::{kill, task_json};
+use super::tasks::{kill, task_json, TaskList};
 use super::{
     deployment_result, insert_header, new_deployment_id, now, query_flag, unexpected, DEPLOYMENT_ID,
 };
@@ -23,6 +23,7 @@ use axum::{Json, Router};
 use serde_json::{json, Map, Value};
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 pub(super) fn routes() -> Router<Arc<Master>> {
@@ -80,6 +81,34 @@ impl AppPath {
     }
 }
 
+/// The size of the last app list, to size the next one's buffer (lists of thousands of
+/// tasks run to megabytes; growing the buffer step by step copies them several times).
+static LIST_SIZE: AtomicUsize = AtomicUsize::new(0);
+
+/// `value` as a JSON response, serialised into a buffer sized from the last one.
+fn sized_json(value: &impl serde::Serialize, last_size: &AtomicUsize) -> Response {
+    let mut buffer = Vec::with_capacity(last_size.load(Ordering::Relaxed) + 1024);
+    match serde_json::to_writer(&mut buffer, value) {
+        Ok(()) => {
+            last_size.store(buffer.len(), Ordering::Relaxed);
+            (
+                [(axum::http::header::CONTENT_TYPE, "application/json")],
+                buffer,
+            )
+                .into_response()
+        }
+        Err(error) => {
+            ApiError::Internal(format!("cannot serialise the answer: {error}")).into_response()
+        }
+    }
+}
+
+/// `{"apps": [...]}`, written straight from the state.
+#[derive(Debug, serde::Serialize)]
+struct AppList<'a> {
+    apps: Vec<super::app_info::AppInfo<'a>>,
+}
+
 /// `GET /v2/apps` always embeds counts and deployments.
 const LIST_EMBED: Embed = Embed {
     tasks: false,
@@ -103,16 +132,16 @@ const SHOW_EMBED: Embed = Embed {
 async fn list(
     State(master): State<Arc<Master>>,
     Query(query): Query<Vec<(String, String)>>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Response, ApiError> {
     let state = master.read_state().await?;
     let embed = Embed::parse(&query, LIST_EMBED);
-    let apps: Vec<Value> = state
+    let apps: Vec<_> = state
         .apps
         .values()
         .filter(|app| matches(app, &query))
         .map(|app| app_info(app, &state, embed))
         .collect();
-    Ok(Json(json!({ "apps": apps })))
+    Ok(sized_json(&AppList { apps }, &LIST_SIZE))
 }
 
 async fn show(
@@ -144,11 +173,14 @@ async fn show(
         }
         AppPath::Tasks(id) => {
             let app = existing_app(&state, &id)?;
-            let tasks: Vec<Value> = state
+            let service_ports = app.spec.service_ports();
+            let tasks = state
                 .app_tasks(&app.id)
-                .map(|task| task_json(task, Some(app)))
+                .map(|task| task_json(task, &service_ports))
                 .collect();
-            Ok(Json(json!({ "tasks": tasks })))
+            Ok(Json(
+                serde_json::to_value(TaskList { tasks }).unwrap_or_default(),
+            ))
         }
         AppPath::Task(..) | AppPath::Restart(_) => Err(ApiError::UnknownRoute),
     }

@@ -158,7 +158,9 @@ impl<'a> Tree<'a> {
             .get(id)
             .into_iter()
             .flatten()
-            .map(|app| app_info(app, self.state, self.embed))
+            .map(|app| {
+                serde_json::to_value(app_info(app, self.state, self.embed)).unwrap_or_default()
+            })
             .collect();
         let groups: Vec<Value> = self
             .children

@@ -3,7 +3,7 @@
 use super::{deployment_result, new_deployment_id, now, query_flag, unexpected};
 use crate::api::ApiError;
 use crate::master::Master;
-use crate::model::{App, DeploymentId, Task, TaskId, TaskState, Timestamp};
+use crate::model::{AgentId, AppId, DeploymentId, Task, TaskId, TaskState, Timestamp};
 use crate::state::{Applied, ClusterState, Command};
 use axum::extract::{Query, State};
 use axum::http::{header, HeaderMap};
@@ -20,55 +20,105 @@ pub(super) fn routes() -> Router<Arc<Master>> {
         .route("/v2/tasks/delete", post(delete))
 }
 
-/// Marathon's task JSON (`TaskConversion.enrichedTaskRamlWrite`).
-pub(super) fn task_json(task: &Task, app: Option<&App>) -> Value {
-    let health: Vec<Value> = task
-        .health
-        .iter()
-        .map(|result| {
-            json!({
-                "alive": result.alive,
-                "consecutiveFailures": result.consecutive_failures,
-                "firstSuccess": result.first_success.map(|t| t.to_rfc3339()),
-                "lastSuccess": result.last_success.map(|t| t.to_rfc3339()),
-                "lastFailure": result.last_failure.map(|t| t.to_rfc3339()),
-                "lastFailureCause": result.last_failure_cause,
-                "instanceId": task.id.instance_id(),
+/// Marathon's task JSON (`TaskConversion.enrichedTaskRamlWrite`), serialised straight from
+/// the task (large task lists are written without an intermediate JSON tree).
+#[derive(Debug, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct TaskJson<'a> {
+    id: &'a TaskId,
+    app_id: &'a AppId,
+    host: &'a str,
+    slave_id: &'a AgentId,
+    state: TaskState,
+    ip_addresses: Vec<IpJson<'a>>,
+    service_ports: Vec<u16>,
+    health_check_results: Vec<HealthJson<'a>>,
+    local_volumes: [(); 0],
+    role: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    staged_at: Option<Timestamp>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    started_at: Option<Option<Timestamp>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ports: Option<&'a [u16]>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    version: Option<Timestamp>,
+}
+
+#[derive(Debug, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct IpJson<'a> {
+    ip_address: &'a str,
+    protocol: &'static str,
+}
+
+#[derive(Debug, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct HealthJson<'a> {
+    alive: bool,
+    consecutive_failures: u32,
+    first_success: Option<Timestamp>,
+    last_success: Option<Timestamp>,
+    last_failure: Option<Timestamp>,
+    last_failure_cause: &'a Option<String>,
+    instance_id: &'a str,
+}
+
+/// The JSON of `task`; `service_ports` are its app's (for many tasks of one app, compute
+/// them once).
+pub(super) fn task_json<'a>(task: &'a Task, service_ports: &[u16]) -> TaskJson<'a> {
+    let live = !task.state.is_terminal();
+    TaskJson {
+        id: &task.id,
+        app_id: &task.app_id,
+        host: &task.host,
+        slave_id: &task.agent_id,
+        state: task.state,
+        ip_addresses: task
+            .ip_addresses
+            .iter()
+            .map(|ip| IpJson {
+                ip_address: ip,
+                protocol: if ip.contains(':') { "IPv6" } else { "IPv4" },
             })
-        })
-        .collect();
-    let ip_addresses: Vec<Value> = task
-        .ip_addresses
-        .iter()
-        .map(|ip| {
-            let protocol = if ip.contains(':') { "IPv6" } else { "IPv4" };
-            json!({"ipAddress": ip, "protocol": protocol})
-        })
-        .collect();
-    let mut json = json!({
-        "id": task.id,
-        "appId": task.app_id,
-        "host": task.host,
-        "slaveId": task.agent_id,
-        "state": task.state,
-        "ipAddresses": ip_addresses,
-        "servicePorts": app.map(|app| app.spec.service_ports()).unwrap_or_default(),
-        "healthCheckResults": health,
-        "localVolumes": [],
-        "role": "*",
-    });
-    if !task.state.is_terminal() {
-        if let Some(object) = json.as_object_mut() {
-            object.insert("stagedAt".into(), json!(task.staged_at.to_rfc3339()));
-            object.insert(
-                "startedAt".into(),
-                json!(task.started_at.map(|t| t.to_rfc3339())),
-            );
-            object.insert("ports".into(), json!(task.ports));
-            object.insert("version".into(), json!(task.version.to_rfc3339()));
-        }
+            .collect(),
+        service_ports: service_ports.to_vec(),
+        health_check_results: task
+            .health
+            .iter()
+            .map(|result| HealthJson {
+                alive: result.alive,
+                consecutive_failures: result.consecutive_failures,
+                first_success: result.first_success,
+                last_success: result.last_success,
+                last_failure: result.last_failure,
+                last_failure_cause: &result.last_failure_cause,
+                instance_id: task.id.instance_id(),
+            })
+            .collect(),
+        local_volumes: [],
+        role: "*",
+        staged_at: live.then_some(task.staged_at),
+        started_at: live.then_some(task.started_at),
+        ports: live.then_some(task.ports.as_slice()),
+        version: live.then_some(task.version),
     }
-    json
+}
+
+/// `{"tasks": [...]}`.
+#[derive(Debug, serde::Serialize)]
+pub(super) struct TaskList<'a> {
+    /// The tasks.
+    pub(super) tasks: Vec<TaskJson<'a>>,
+}
+
+/// The service ports of the task's app (none if the app is gone).
+pub(super) fn service_ports_of(state: &ClusterState, task: &Task) -> Vec<u16> {
+    state
+        .apps
+        .get(&task.app_id)
+        .map(|app| app.spec.service_ports())
+        .unwrap_or_default()
 }
 
 /// The tasks of `state` that match Marathon's `status` filter (`running`, `staging`).
@@ -109,11 +159,11 @@ async fn list(
     if plain {
         return Ok(plain_text(&state).into_response());
     }
-    let tasks: Vec<Value> = tasks
+    let tasks = tasks
         .into_iter()
-        .map(|task| task_json(task, state.apps.get(&task.app_id).map(AsRef::as_ref)))
+        .map(|task| task_json(task, &service_ports_of(&state, task)))
         .collect();
-    Ok(Json(json!({ "tasks": tasks })).into_response())
+    Ok(Json(TaskList { tasks }).into_response())
 }
 
 /// The legacy text list: per app and service port, `app\tport\thost:port\t...`.
@@ -230,7 +280,10 @@ pub(super) async fn kill(
     });
     let tasks = found
         .iter()
-        .map(|task| task_json(task, state.apps.get(&task.app_id).map(AsRef::as_ref)))
+        .map(|task| {
+            let ports = service_ports_of(&state, task);
+            serde_json::to_value(task_json(task, &ports)).unwrap_or_default()
+        })
         .collect();
     match master.write(Command::Batch(commands)).await? {
         Applied::Batch(outcomes) => {
