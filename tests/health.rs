@@ -224,3 +224,169 @@ async fn a_never_healthy_version_leaves_the_old_one_serving() {
         "{deployments}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deployments_wait_for_readiness_checks() {
+    let cluster = start().await;
+    let master = cluster.url(0);
+    let app = json!({
+        "id": "/ready", "cpus": 0.1, "mem": 64, "instances": 2,
+        "cmd": "exec python3 -m http.server $PORT0 --bind 127.0.0.1",
+        "portDefinitions": [{"port": 0, "name": "http"}],
+        "readinessChecks": [{"name": "ready", "protocol": "HTTP", "path": "/ready", "portName": "http",
+                             "intervalSeconds": 2, "timeoutSeconds": 1, "httpStatusCodesForReady": [200]}]
+    });
+    let r = cluster.http.post(&format!("{master}/v2/apps"), &app).await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let running = wait_for(
+        &cluster,
+        "ready",
+        "2 running tasks",
+        Duration::from_secs(20),
+        |t| t.len() == 2 && t.iter().all(|t| t["state"] == json!("TASK_RUNNING")),
+    )
+    .await;
+    // Running but not ready (404 on /ready): the deployment waits and says why.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let deployments = cluster
+            .http
+            .get(&format!("{master}/v2/deployments"))
+            .await
+            .json();
+        assert_eq!(
+            deployments.as_array().map(Vec::len),
+            Some(1),
+            "{deployments}"
+        );
+        let results = deployments[0]["currentActions"][0]["readinessCheckResults"].clone();
+        let seen = results.as_array().is_some_and(|r| {
+            r.len() == 2
+                && r.iter().all(|r| {
+                    r["ready"] == json!(false) && r["lastResponse"]["status"] == json!(404)
+                })
+        });
+        if seen {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no readiness results: {deployments}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // The tasks turn ready: the deployment finishes.
+    for task in &running {
+        let sandbox = cluster.agents[0]
+            .data_dir
+            .join("sandboxes")
+            .join(task["id"].as_str().expect("id"));
+        std::fs::write(sandbox.join("ready"), "yes").expect("write ready file");
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let deployments = cluster
+            .http
+            .get(&format!("{master}/v2/deployments"))
+            .await
+            .json();
+        if deployments == json!([]) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "deployment did not finish once ready: {deployments}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let app = cluster
+        .http
+        .get(&format!("{master}/v2/apps/ready?embed=app.readiness"))
+        .await
+        .json();
+    let results = app["app"]["readinessCheckResults"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(results.len(), 2, "{app}");
+    assert!(
+        results
+            .iter()
+            .all(|r| r["ready"] == json!(true) && r["name"] == json!("ready")),
+        "{app}"
+    );
+
+    // A restart keeps the old tasks until the new ones are ready.
+    let old: Vec<Value> = tasks(&cluster, "ready").await;
+    let r = cluster
+        .http
+        .put(
+            &format!("{master}/v2/apps/ready"),
+            &json!({"cmd": "exec python3 -m http.server $PORT0 --bind 127.0.0.1 --directory ."}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let both = wait_for(
+        &cluster,
+        "ready",
+        "new tasks running beside the old",
+        Duration::from_secs(20),
+        |t| {
+            t.iter()
+                .filter(|t| t["state"] == json!("TASK_RUNNING"))
+                .count()
+                >= 3
+        },
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let now = tasks(&cluster, "ready").await;
+    for task in &old {
+        assert!(
+            now.iter().any(|t| t["id"] == task["id"]),
+            "an old task went before a new one was ready: {now:#?}"
+        );
+    }
+    let old_ids: Vec<&Value> = old.iter().map(|t| &t["id"]).collect();
+    for task in both
+        .iter()
+        .chain(now.iter())
+        .filter(|t| !old_ids.contains(&&t["id"]))
+    {
+        let sandbox = cluster.agents[0]
+            .data_dir
+            .join("sandboxes")
+            .join(task["id"].as_str().expect("id"));
+        let _ = std::fs::write(sandbox.join("ready"), "yes");
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let now = tasks(&cluster, "ready").await;
+        let deployments = cluster
+            .http
+            .get(&format!("{master}/v2/deployments"))
+            .await
+            .json();
+        if deployments == json!([])
+            && now.len() == 2
+            && now.iter().all(|t| !old_ids.contains(&&t["id"]))
+        {
+            break;
+        }
+        // New tasks launched meanwhile get their ready file too.
+        for task in now.iter().filter(|t| !old_ids.contains(&&t["id"])) {
+            let sandbox = cluster.agents[0]
+                .data_dir
+                .join("sandboxes")
+                .join(task["id"].as_str().expect("id"));
+            if sandbox.exists() {
+                let _ = std::fs::write(sandbox.join("ready"), "yes");
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "restart did not finish: {now:#?} {deployments}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}

@@ -75,16 +75,23 @@ async fn pass(master: &Master, led_since: Instant) -> Result<(), super::WriteErr
             .await?;
     }
     let state = master.state();
-    let commands = master.scheduler().decide(&state, now());
+    master.readiness.probe(&master.http, &state, &master.states);
+    let ready =
+        |app: &crate::model::App, task: &crate::model::Task| master.readiness.ready(app, task);
+    let commands = master.scheduler().decide(&state, now(), &ready);
     for command in commands {
         master.write(command).await?;
     }
     let state = master.state();
     for deployment in state.deployments.values() {
-        let done = deployment
-            .current_actions()
-            .iter()
-            .all(|action| state.action_done(action));
+        let done = deployment.current_actions().iter().all(|action| {
+            state.action_done(action)
+                && state.apps.get(&action.app).is_none_or(|app| {
+                    state
+                        .app_tasks(&app.id)
+                        .all(|task| master.readiness.ready(app, task))
+                })
+        });
         if done {
             tracing::info!(deployment.id = %deployment.id, step = deployment.current_step + 1, "deployment step done");
             master

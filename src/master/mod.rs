@@ -13,11 +13,13 @@ mod controller;
 mod membership;
 mod metrics;
 mod placement;
+mod readiness;
 mod reconcile;
 mod task_spec;
 
 pub use agents::{AgentProtocolError, HEARTBEAT_INTERVAL};
 pub use membership::{MembershipError, NodeIdentity};
+pub use readiness::{LastResponse, ReadinessResult};
 pub use reconcile::QueueEntry;
 
 use crate::config::MasterConfig;
@@ -173,6 +175,8 @@ pub struct Master {
     stopping: watch::Sender<bool>,
     /// The leader's scheduling memory: launch backoffs and the launch queue.
     scheduler: Mutex<reconcile::Scheduler>,
+    /// Readiness results of tasks being deployed (leader memory).
+    readiness: Arc<readiness::Readiness>,
 }
 
 impl std::fmt::Debug for Master {
@@ -256,6 +260,7 @@ impl Master {
             events,
             stopping: watch::Sender::new(false),
             scheduler: Mutex::new(reconcile::Scheduler::default()),
+            readiness: Arc::default(),
         });
         tokio::spawn(controller::run(Arc::clone(&master)));
         Ok(master)
@@ -513,6 +518,13 @@ impl Master {
     /// Apps with instances waiting to launch, and why (`/v2/queue`); empty on a follower.
     pub fn launch_queue(&self) -> std::collections::BTreeMap<crate::model::AppId, QueueEntry> {
         self.scheduler().queue.clone()
+    }
+
+    /// The readiness check results of an app's tasks (`readinessCheckResults`).
+    pub fn readiness_of(&self, app: &crate::model::AppId) -> Vec<ReadinessResult> {
+        let state = self.state();
+        self.readiness
+            .results_of(state.app_tasks(app).map(|task| &task.id))
     }
 
     /// Resets an app's launch delay; false if it has none and nothing waits.

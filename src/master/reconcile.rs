@@ -51,7 +51,13 @@ struct Wanted<'a> {
 
 impl Scheduler {
     /// The commands that bring every app closer to its definition.
-    pub(super) fn decide(&mut self, state: &ClusterState, now: Timestamp) -> Vec<Command> {
+    /// `ready` says whether a task passed its app's readiness check (true without one).
+    pub(super) fn decide(
+        &mut self,
+        state: &ClusterState,
+        now: Timestamp,
+        ready: &dyn Fn(&App, &Task) -> bool,
+    ) -> Vec<Command> {
         self.seed = self.seed.wrapping_add(1);
         let now_ms = now.as_millis();
         let mut kill: Vec<TaskId> = Vec::new();
@@ -115,7 +121,11 @@ impl Scheduler {
                     old_killing: count(dying_old),
                     old_healthy: count(old.iter().filter(|t| healthy(app, t)).count()),
                     new_active: count(new.len()),
-                    new_healthy_ready: count(new.iter().filter(|t| healthy(app, t)).count()),
+                    new_healthy_ready: count(
+                        new.iter()
+                            .filter(|t| healthy(app, t) && ready(app, t))
+                            .count(),
+                    ),
                 };
                 let strategy = scheduler::UpgradeStrategy {
                     minimum_health_capacity: app.spec.upgrade_strategy.minimum_health_capacity,

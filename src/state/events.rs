@@ -99,7 +99,7 @@ pub fn events(applied: &Applied, out: &mut Vec<Event>) {
             deployment_change(change, out);
         }
         Applied::DeploymentCanceled { canceled, change } => {
-            out.push(deployment_failed(canceled));
+            deployment_failed(canceled, out);
             deployment_change(change, out);
         }
         _ => {}
@@ -109,7 +109,7 @@ pub fn events(applied: &Applied, out: &mut Vec<Event>) {
 /// `deployment_failed` for superseded deployments, `deployment_info` for the new one.
 fn deployment_change(change: &DeploymentChange, out: &mut Vec<Event>) {
     for superseded in &change.superseded {
-        out.push(deployment_failed(superseded));
+        deployment_failed(superseded, out);
     }
     if let Some(started) = &change.started {
         out.push(deployment_info(started, &started.version.to_rfc3339()));
@@ -127,12 +127,20 @@ fn deployment_info(deployment: &Deployment, at: &str) -> Event {
     )
 }
 
-fn deployment_failed(deployment: &Deployment) -> Event {
-    Event::new(
+/// A cancelled (or superseded) deployment: its step in progress failed, then the plan.
+fn deployment_failed(deployment: &Deployment, out: &mut Vec<Event>) {
+    let at = deployment.version.to_rfc3339();
+    let plan = deployment.plan_json(false);
+    out.push(Event::new(
+        "deployment_step_failure",
+        &at,
+        json!({"plan": plan, "currentStep": deployment.step_json(deployment.current_step)}),
+    ));
+    out.push(Event::new(
         "deployment_failed",
-        &deployment.version.to_rfc3339(),
-        json!({"id": deployment.id, "plan": deployment.plan_json(false), "reason": "cancelled"}),
-    )
+        &at,
+        json!({"id": deployment.id, "plan": plan, "reason": "cancelled"}),
+    ));
 }
 
 /// The reason of a task the agent killed because it failed its health checks.

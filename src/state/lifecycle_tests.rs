@@ -93,6 +93,13 @@ fn a_running_deployment_locks_its_app_unless_forced() {
     );
     assert_eq!(state.apps[&id("/web")].spec.instances, 1);
     let forced = state.apply(3, put("/web", 3, json!({"instances": 3}), true));
+    let mut events = Vec::new();
+    crate::state::events(&forced, &mut events);
+    let kinds: Vec<&str> = events.iter().map(|e| e.event_type).collect();
+    assert_eq!(
+        kinds,
+        vec!["deployment_step_failure", "deployment_failed", "deployment_info"]
+    );
     let Applied::AppUpdated { change, .. } = forced else {
         panic!("{forced:?}")
     };

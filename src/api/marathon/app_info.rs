@@ -2,6 +2,7 @@
 //! deployments, lastTaskFailure, readiness, task stats), and the app list filters.
 
 use super::tasks::{task_json, TaskJson};
+use crate::master::ReadinessResult;
 use crate::model::{App, TaskState};
 use crate::state::ClusterState;
 use serde_json::{json, Map, Value};
@@ -75,6 +76,16 @@ pub(super) struct AppInfo<'a> {
     last_task_failure: Option<Value>,
     #[serde(skip_serializing_if = "Option::is_none")]
     readiness_check_results: Option<Value>,
+}
+
+impl AppInfo<'_> {
+    /// Adds the readiness check results (`embed=apps.readiness`), which the leader keeps.
+    pub(super) fn with_readiness(mut self, embed: Embed, results: Vec<ReadinessResult>) -> Self {
+        if embed.readiness {
+            self.readiness_check_results = Some(serde_json::to_value(results).unwrap_or_default());
+        }
+        self
+    }
 }
 
 /// The app's JSON with the embedded parts.

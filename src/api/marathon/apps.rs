@@ -139,7 +139,7 @@ async fn list(
         .apps
         .values()
         .filter(|app| matches(app, &query))
-        .map(|app| app_info(app, &state, embed))
+        .map(|app| app_info(app, &state, embed).with_readiness(embed, master.readiness_of(&app.id)))
         .collect();
     Ok(sized_json(&AppList { apps }, &LIST_SIZE))
 }
@@ -154,7 +154,9 @@ async fn show(
         AppPath::App(id) => {
             let app = existing_app(&state, &id)?;
             let embed = Embed::parse(&query, SHOW_EMBED);
-            Ok(Json(json!({ "app": app_info(app, &state, embed) })))
+            let info =
+                app_info(app, &state, embed).with_readiness(embed, master.readiness_of(&app.id));
+            Ok(Json(json!({ "app": info })))
         }
         AppPath::Versions(id) => {
             let app = existing_app(&state, &id)?;

@@ -4,7 +4,7 @@
 use super::{deployment_result, new_deployment_id, now, query_flag, unexpected};
 use crate::api::ApiError;
 use crate::master::Master;
-use crate::model::DeploymentId;
+use crate::model::{AppId, DeploymentId};
 use crate::state::{Applied, Command};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
@@ -25,12 +25,21 @@ async fn list(State(master): State<Arc<Master>>) -> Result<Json<Value>, ApiError
     let state = master.read_state().await?;
     let mut deployments: Vec<_> = state.deployments.values().collect();
     deployments.sort_by_key(|deployment| deployment.version);
-    Ok(Json(Value::Array(
-        deployments
-            .iter()
-            .map(|deployment| deployment.to_json())
-            .collect(),
-    )))
+    let json = deployments
+        .iter()
+        .map(|deployment| {
+            let mut json = deployment.to_json();
+            let actions = json.get_mut("currentActions").and_then(Value::as_array_mut);
+            for action in actions.into_iter().flatten() {
+                let results = AppId::parse(action["app"].as_str().unwrap_or_default())
+                    .map(|app| master.readiness_of(&app))
+                    .unwrap_or_default();
+                action["readinessCheckResults"] = serde_json::to_value(results).unwrap_or_default();
+            }
+            json
+        })
+        .collect();
+    Ok(Json(Value::Array(json)))
 }
 
 async fn cancel(
