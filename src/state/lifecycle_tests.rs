@@ -98,7 +98,11 @@ fn a_running_deployment_locks_its_app_unless_forced() {
     let kinds: Vec<&str> = events.iter().map(|e| e.event_type).collect();
     assert_eq!(
         kinds,
-        vec!["deployment_step_failure", "deployment_failed", "deployment_info"]
+        vec![
+            "deployment_step_failure",
+            "deployment_failed",
+            "deployment_info"
+        ]
     );
     let Applied::AppUpdated { change, .. } = forced else {
         panic!("{forced:?}")
