@@ -18,6 +18,10 @@ pub struct DeploymentChange {
     pub started: Option<Arc<Deployment>>,
     /// Running deployments cancelled by a forced change.
     pub superseded: Vec<Arc<Deployment>>,
+    /// The new deployment had nothing left to wait for (e.g. an app with no instances), so
+    /// it finished as it started.
+    #[serde(default)]
+    pub finished: bool,
 }
 
 impl ClusterState {
@@ -69,22 +73,32 @@ impl ClusterState {
             target.push((id, after));
         }
         let steps = plan_steps(&original, &target, &self.groups);
-        let started = (!steps.is_empty()).then(|| {
-            let deployment = Arc::new(Deployment {
-                id: deployment_id.clone(),
-                version,
-                steps,
-                current_step: 0,
-                original,
-                target,
-            });
+        let mut deployment = Deployment {
+            id: deployment_id.clone(),
+            version,
+            steps,
+            current_step: 0,
+            original,
+            target,
+        };
+        // Steps that already took effect (nothing to launch or kill) are done at once.
+        while deployment.current_step < deployment.steps.len()
+            && deployment.current_actions().iter().all(|action| {
+                self.app_tasks(&action.app).next().is_none() && self.action_done(action)
+            })
+        {
+            deployment.current_step += 1;
+        }
+        let finished = deployment.current_step >= deployment.steps.len();
+        let started = (!deployment.steps.is_empty()).then(|| Arc::new(deployment));
+        if let (Some(deployment), false) = (&started, finished) {
             self.deployments
-                .insert(deployment_id, Arc::clone(&deployment));
-            deployment
-        });
+                .insert(deployment_id, Arc::clone(deployment));
+        }
         Ok(DeploymentChange {
             started,
             superseded,
+            finished,
         })
     }
 

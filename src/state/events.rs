@@ -112,7 +112,15 @@ fn deployment_change(change: &DeploymentChange, out: &mut Vec<Event>) {
         deployment_failed(superseded, out);
     }
     if let Some(started) = &change.started {
-        out.push(deployment_info(started, &started.version.to_rfc3339()));
+        let at = started.version.to_rfc3339();
+        out.push(deployment_info(started, &at));
+        if change.finished {
+            out.push(Event::new(
+                "deployment_success",
+                &at,
+                json!({"id": started.id, "plan": started.plan_json(false)}),
+            ));
+        }
     }
 }
 

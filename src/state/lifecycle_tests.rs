@@ -498,3 +498,20 @@ fn deleting_an_app_kills_its_tasks_and_the_stop_step_waits_for_them() {
     );
     assert!(state.action_done(&stop));
 }
+
+#[test]
+fn a_change_with_nothing_to_wait_for_finishes_at_once() {
+    let mut state = ClusterState::default();
+    let applied = state.apply(
+        1,
+        put("/idle", 1, json!({"cmd": "sleep 1", "instances": 0}), false),
+    );
+    assert!(state.deployments.is_empty(), "{:?}", state.deployments);
+    let mut events = Vec::new();
+    crate::state::events(&applied, &mut events);
+    let kinds: Vec<&str> = events.iter().map(|e| e.event_type).collect();
+    assert_eq!(kinds, vec!["deployment_info", "deployment_success"]);
+    // A second change is not locked out.
+    let again = state.apply(2, put("/idle", 2, json!({"cmd": "sleep 2"}), false));
+    assert!(matches!(again, Applied::AppUpdated { .. }), "{again:?}");
+}
