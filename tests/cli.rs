@@ -93,6 +93,32 @@ async fn client_commands_manage_apps_tasks_and_show_nodes() {
     let versions = orch(&master, &["app", "versions", "/cli-app"]).await;
     assert_eq!(versions.lines().count(), 2, "{versions}");
 
+    // Groups from a file; an unknown embed is ignored, as Marathon does.
+    let group = cluster.dir().join("group.json");
+    std::fs::write(
+        &group,
+        r#"{"id": "/team", "apps": [{"id": "/team/worker", "cmd": "sleep 1000", "cpus": 0.1, "mem": 16, "instances": 0}]}"#,
+    )
+    .expect("write group file");
+    let added = orch(
+        &master,
+        &["group", "add", group.to_str().unwrap_or_default()],
+    )
+    .await;
+    assert!(added.contains("/team: deployment"), "{added}");
+    let groups = orch(&master, &["group", "list"]).await;
+    assert!(
+        groups.contains("/team") && groups.contains("/team/worker"),
+        "{groups}"
+    );
+    let r = cluster
+        .http
+        .get(&format!("{master}/v2/apps?embed=apps.nonsense"))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let removed = orch(&master, &["group", "remove", "/team"]).await;
+    assert!(removed.contains("deployment"), "{removed}");
+
     let killed = orch(&master, &["task", "kill", &task_id]).await;
     assert!(killed.contains("killing"), "{killed}");
     let removed = orch(&master, &["app", "remove", "/cli-app"]).await;
