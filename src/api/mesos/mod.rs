@@ -55,13 +55,7 @@ fn task_resources(state: &ClusterState, task: &Task) -> (f64, f64, f64) {
     let Some(app) = state.apps.get(&task.app_id) else {
         return (0.0, 0.0, 0.0);
     };
-    let json = app.to_json();
-    let number = |key: &str, default| json.get(key).and_then(Value::as_f64).unwrap_or(default);
-    (
-        number("cpus", 1.0),
-        number("mem", 128.0),
-        number("disk", 0.0),
-    )
+    (app.spec.cpus, app.spec.mem, app.spec.disk)
 }
 
 /// Mesos renders resources flat: numbers for scalars, `"[b-e,...]"` for ranges.
