@@ -30,6 +30,7 @@ pub mod api;
 pub mod cli;
 pub mod config;
 pub mod driver;
+pub mod gitops;
 pub mod master;
 pub mod model;
 pub mod protocol;

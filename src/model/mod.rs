@@ -14,6 +14,7 @@ mod app_spec;
 mod app_validation;
 mod constraint;
 mod deployment;
+mod gitops;
 mod group;
 mod health;
 mod ports;
@@ -32,6 +33,9 @@ pub use app_spec::{
 pub use app_validation::{Violation, PORT_NAME_PATTERN};
 pub use constraint::{Constraint, Operator};
 pub use deployment::{ActionKind, Deployment, DeploymentAction};
+pub use gitops::{
+    RepoConfig, RepoRecord, SyncRecord, SyncResult, COMMIT_LABEL, REPO_LABEL, SYNC_HISTORY,
+};
 pub use group::{Group, GroupId, GroupUpdate};
 pub use health::{
     CommandCheck, HealthCheck, HealthProtocol, HealthTarget, ReadinessCheck, ReadinessProtocol,
