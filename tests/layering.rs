@@ -32,7 +32,16 @@ const RULES: &[(&str, &[&str], bool)] = &[
         &["crate::master", "crate::api", "crate::cli", "axum"],
         false,
     ),
-    ("master", &["crate::api", "crate::cli", "axum"], false),
+    (
+        "master",
+        &["crate::api", "crate::cli", "crate::gitops", "axum"],
+        false,
+    ),
+    (
+        "gitops",
+        &["crate::api", "crate::cli", "crate::raft", "crate::agent"],
+        false,
+    ),
     (
         "scheduler",
         &["crate::state", "crate::raft", "crate::master", "crate::api"],

@@ -1,5 +1,6 @@
 //! API errors and their HTTP form: Marathon's status codes and `{"message", "details"}` bodies.
 
+use crate::gitops::GitopsError;
 use crate::master::{MembershipError, ReadError, WriteError};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -110,6 +111,12 @@ pub enum ApiError {
     /// A membership change failed.
     #[error(transparent)]
     Membership(#[from] MembershipError),
+    /// A gitops request failed.
+    #[error(transparent)]
+    Gitops(#[from] GitopsError),
+    /// A webhook call without valid credentials.
+    #[error("invalid webhook signature or token")]
+    Unauthorized,
 }
 
 impl From<AppError> for ApiError {
@@ -153,6 +160,14 @@ impl ApiError {
                 StatusCode::SERVICE_UNAVAILABLE
             }
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::Unauthorized => StatusCode::UNAUTHORIZED,
+            Self::Gitops(error) => match error {
+                GitopsError::UnknownRepo(_) => StatusCode::NOT_FOUND,
+                GitopsError::Ambiguous(_) => StatusCode::BAD_REQUEST,
+                GitopsError::NotLeader => StatusCode::SERVICE_UNAVAILABLE,
+                GitopsError::Timeout => StatusCode::GATEWAY_TIMEOUT,
+                GitopsError::Failed(_) => StatusCode::CONFLICT,
+            },
             Self::Membership(error) => match error {
                 MembershipError::NotLeader { .. } | MembershipError::Raft(_) => {
                     StatusCode::SERVICE_UNAVAILABLE

@@ -4,7 +4,7 @@
 //! Requests for `/v1` and `/v2` that reach a follower are forwarded to the leader
 //! ([`proxy`]); every response says who leads (`X-Marathon-Leader`).
 //!
-//! May depend on: master (its `Master` handle), state, model, and raft's wire types
+//! May depend on: master (its `Master` handle), gitops (its `Gitops` handle), state, model, and raft's wire types
 //! (`TypeConfig`, `TARGET_HEADER`, `codec`) for the Raft RPC endpoints. Never raft storage.
 
 mod agent_rpc;
@@ -18,6 +18,7 @@ mod raft_rpc;
 
 pub use error::ApiError;
 
+use crate::gitops::Gitops;
 use crate::master::Master;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::get;
@@ -34,7 +35,7 @@ pub const MAX_BODY_BYTES: usize = 1 << 20;
 const MAX_RAFT_BODY_BYTES: usize = 64 << 20;
 
 /// The router of a master.
-pub fn router(master: Arc<Master>) -> Router {
+pub fn router(master: Arc<Master>, gitops: Arc<Gitops>) -> Router {
     let public = Router::new()
         .merge(marathon::routes())
         .merge(orch::routes())
@@ -52,6 +53,7 @@ pub fn router(master: Arc<Master>) -> Router {
             Arc::clone(&master),
             proxy::leader_only,
         ))
+        .layer(axum::Extension(gitops))
         .with_state(master)
 }
 

@@ -2,6 +2,7 @@
 
 use crate::api;
 use crate::config::{MasterConfig, MasterSettings};
+use crate::gitops::Gitops;
 use crate::master::Master;
 use anyhow::Context;
 use std::net::SocketAddr;
@@ -34,6 +35,9 @@ pub struct MasterArgs {
     /// [default: 5s].
     #[arg(long)]
     agent_timeout: Option<String>,
+    /// The secret that authenticates `/v1/gitops/webhook` calls for repos without their own.
+    #[arg(long, env = "ORCH_WEBHOOK_SECRET", hide_env_values = true)]
+    webhook_secret: Option<String>,
     /// A YAML file with the same settings (snake_case keys); unknown keys are errors.
     #[arg(long)]
     config: Option<PathBuf>,
@@ -68,10 +72,15 @@ pub async fn run(args: MasterArgs) -> anyhow::Result<()> {
         joining = config.joining,
         "master started"
     );
+    let gitops = Gitops::start(
+        std::sync::Arc::clone(&master),
+        config.data_dir.join("gitops"),
+        args.webhook_secret.clone(),
+    );
     let stopping = std::sync::Arc::clone(&master);
     api::serve(
         listener,
-        api::router(std::sync::Arc::clone(&master)),
+        api::router(std::sync::Arc::clone(&master), gitops),
         async move {
             shutdown_signal().await;
             stopping.begin_shutdown();

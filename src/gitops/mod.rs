@@ -5,3 +5,13 @@
 //!
 //! May depend on: model, state, master (its `Master` handle, to read state and write
 //! commands). The parsing, rendering, planning and webhook checks are pure.
+
+pub mod parse;
+pub mod plan;
+mod reconciler;
+pub mod render;
+pub mod source;
+pub mod status;
+pub mod webhook;
+
+pub use reconciler::{short, Gitops, GitopsError, Live};

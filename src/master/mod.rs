@@ -351,6 +351,11 @@ impl Master {
         let _ = self.events.send(Arc::new(event));
     }
 
+    /// Every state this master applies, newest first (a watch: late readers see the newest).
+    pub fn watch_state(&self) -> watch::Receiver<Arc<ClusterState>> {
+        self.states.clone()
+    }
+
     /// The latest applied state, without waiting (may lag the leader's commits).
     pub fn state(&self) -> Arc<ClusterState> {
         Arc::clone(&self.states.borrow())

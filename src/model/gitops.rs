@@ -202,7 +202,10 @@ mod tests {
 
     #[test]
     fn names_come_from_the_repo_and_secrets_are_hidden() {
-        assert_eq!(RepoConfig::new("/srv/git/shop.git").effective_name(), "shop");
+        assert_eq!(
+            RepoConfig::new("/srv/git/shop.git").effective_name(),
+            "shop"
+        );
         assert_eq!(
             RepoConfig::new("git@github.com:acme/site.git").effective_name(),
             "site"
@@ -216,8 +219,8 @@ mod tests {
 
     #[test]
     fn json_fills_defaults_and_refuses_unknown_keys() {
-        let config: RepoConfig = serde_json::from_str(r#"{"repo": "/r", "selfHeal": true}"#)
-            .expect("a minimal config");
+        let config: RepoConfig =
+            serde_json::from_str(r#"{"repo": "/r", "selfHeal": true}"#).expect("a minimal config");
         assert_eq!(config.path, "apps");
         assert_eq!(config.group, "/");
         assert_eq!(config.interval, "30s");

@@ -2,8 +2,8 @@
 
 use crate::model::Deployment;
 use crate::model::{
-    AgentId, AgentInfo, App, AppError, AppId, DeploymentId, GroupId, GroupUpdate, Task, TaskId,
-    Timestamp,
+    AgentId, AgentInfo, App, AppError, AppId, DeploymentId, GroupId, GroupUpdate, RepoConfig,
+    SyncRecord, Task, TaskId, Timestamp,
 };
 use crate::protocol::StatusUpdate;
 use crate::state::DeploymentChange;
@@ -146,6 +146,38 @@ pub enum Command {
         /// Cancel deployments that hold its apps instead of refusing.
         force: bool,
     },
+    /// Watch a repo (or change how one is watched, keeping its history), by name.
+    SetRepo {
+        /// The repo, its name resolved.
+        config: RepoConfig,
+    },
+    /// Stop watching a repo (its apps stay).
+    RemoveRepo {
+        /// Which repo.
+        name: String,
+    },
+    /// What a repo's reconciler did: a sync, a healthy or failed commit, a pause.
+    RecordRepo {
+        /// Which repo.
+        name: String,
+        /// The change.
+        change: RepoChange,
+    },
+}
+
+/// A change to a watched repo's record; fields left `None` stay as they are.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct RepoChange {
+    /// A sync to append to the history.
+    pub sync: Option<SyncRecord>,
+    /// The commit whose definitions were written.
+    pub applied: Option<String>,
+    /// A commit whose apps all became healthy.
+    pub healthy: Option<String>,
+    /// A commit given up on.
+    pub failed: Option<String>,
+    /// Pause (true) or resume (false) auto-sync.
+    pub paused: Option<bool>,
 }
 
 /// The outcome of applying one log entry, returned to the client that wrote it.
@@ -230,6 +262,11 @@ pub enum Applied {
         /// Health check results stored.
         health: Vec<HealthChange>,
     },
+    /// A watched repo was added, changed or removed.
+    RepoChanged {
+        /// Which repo.
+        name: String,
+    },
     /// A group was created, updated or deleted.
     GroupChanged {
         /// Which group.
@@ -284,4 +321,6 @@ pub enum Rejection {
     },
     /// The dependencies of the apps and groups would form a cycle.
     CyclicDependencies,
+    /// No watched repo has this name.
+    RepoUnknown(String),
 }

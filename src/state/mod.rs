@@ -14,17 +14,18 @@
 mod command;
 mod deployments;
 mod events;
+mod gitops;
 mod groups;
 mod tasks;
 
-pub use command::{Applied, Command, HealthChange, Rejection};
+pub use command::{Applied, Command, HealthChange, Rejection, RepoChange};
 pub use deployments::DeploymentChange;
 pub use events::{events, Event};
 pub use groups::GroupChanges;
 
 use crate::model::{
-    Agent, AgentId, App, AppError, AppId, Deployment, DeploymentId, Group, GroupId, Task, TaskId,
-    Timestamp,
+    Agent, AgentId, App, AppError, AppId, Deployment, DeploymentId, Group, GroupId, RepoRecord,
+    Task, TaskId, Timestamp,
 };
 use imbl::{OrdMap, Vector};
 use serde_json::{Map, Value};
@@ -56,6 +57,9 @@ pub struct ClusterState {
     /// Explicit groups (created through `/v2/groups`); the others exist through app ids.
     #[serde(default)]
     pub groups: OrdMap<GroupId, Arc<Group>>,
+    /// Watched git repos by name.
+    #[serde(default)]
+    pub repos: OrdMap<String, Arc<RepoRecord>>,
 }
 
 impl ClusterState {
@@ -198,6 +202,9 @@ impl ClusterState {
                 deployment_id,
                 force,
             } => self.delete_group(index, &id, version, deployment_id, force),
+            Command::SetRepo { config } => self.set_repo(config),
+            Command::RemoveRepo { name } => self.remove_repo(&name),
+            Command::RecordRepo { name, change } => self.record_repo(&name, change),
             Command::Batch(commands) => Applied::Batch(
                 commands
                     .into_iter()

@@ -2,11 +2,14 @@
 
 mod agents;
 mod cluster;
+mod gitops;
 
 use crate::master::Master;
 use axum::Router;
 use std::sync::Arc;
 
 pub(super) fn routes() -> Router<Arc<Master>> {
-    cluster::routes().merge(agents::routes())
+    cluster::routes()
+        .merge(agents::routes())
+        .merge(gitops::routes())
 }
