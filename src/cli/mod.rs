@@ -9,6 +9,7 @@ mod client;
 mod cluster;
 mod deployment;
 mod executor;
+mod gitops;
 mod group;
 mod master;
 mod node;
@@ -73,6 +74,9 @@ enum Command {
     /// Agents: list.
     #[command(subcommand)]
     Node(node::NodeCommand),
+    /// Watched git repos: add, remove, status, sync, rollback, resume.
+    #[command(subcommand)]
+    Gitops(gitops::GitopsCommand),
     /// The per-task supervisor the process driver spawns (internal).
     #[command(hide = true)]
     Executor(executor::ExecutorArgs),
@@ -105,6 +109,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             Command::Task(command) => task::run(command, &client()?).await,
             Command::Group(command) => group::run(command, &client()?).await,
             Command::Node(command) => node::run(command, &client()?).await,
+            Command::Gitops(command) => gitops::run(command, &client()?).await,
             Command::Executor(args) => executor::run(args),
             Command::Agent(args) => agent::run(args).await,
         }

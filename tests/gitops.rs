@@ -1,0 +1,447 @@
+//! GitOps end to end with real git repos, a real master and agent running process tasks:
+//! webhooks (GitHub, GitLab, generic CI; bad signatures refused), a remote (file://) repo,
+//! templates, prune, drift and self-heal, manual rollback and resume, and auto-rollback of
+//! a commit that never becomes healthy.
+
+mod support;
+
+use hmac::{KeyInit, Mac};
+use serde_json::{json, Value};
+use std::time::{Duration, Instant};
+use support::{Cluster, GitRepo};
+
+const RESOURCES: &str = "cpus:8;mem:8192;disk:1000;ports:[31000-31200]";
+
+async fn start() -> (Cluster, usize) {
+    let mut cluster = Cluster::start(1, &[]);
+    let leader = cluster.wait_for_leader(Duration::from_secs(15)).await;
+    cluster.add_agent(&["--resources", RESOURCES, "--containerizers", "mesos"]);
+    cluster
+        .wait_for_agents(leader, 1, Duration::from_secs(15))
+        .await;
+    (cluster, leader)
+}
+
+fn app(id: &str, instances: u32, cmd: &str) -> String {
+    json!({"id": id, "cmd": cmd, "cpus": 0.1, "mem": 16, "instances": instances}).to_string()
+}
+
+/// The status of the only watched repo.
+async fn status(cluster: &Cluster) -> Value {
+    let r = cluster
+        .http
+        .get(&format!("{}/v1/gitops", cluster.url(0)))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    r.json()["repos"][0].clone()
+}
+
+/// Waits until the repo's status satisfies `ok`.
+async fn wait_status(cluster: &Cluster, what: &str, ok: impl Fn(&Value) -> bool) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let status = status(cluster).await;
+        if ok(&status) {
+            return status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "gitops status never showed {what}: {status:#}\n{}",
+            cluster.all_logs(30)
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn synced_at(status: &Value, commit: &str) -> bool {
+    status["lastApplied"] == commit && status["sync"] == "Synced" && status["health"] == "Healthy"
+}
+
+/// The app's definition, or Null when it does not exist.
+async fn app_json(cluster: &Cluster, id: &str) -> Value {
+    let r = cluster
+        .http
+        .get(&format!("{}/v2/apps{id}", cluster.url(0)))
+        .await;
+    if r.status == 404 {
+        return Value::Null;
+    }
+    r.json()["app"].clone()
+}
+
+async fn running(cluster: &Cluster, id: &str) -> usize {
+    let r = cluster
+        .http
+        .get(&format!("{}/v2/apps{id}/tasks", cluster.url(0)))
+        .await;
+    r.json()["tasks"].as_array().map_or(0, |tasks| {
+        tasks
+            .iter()
+            .filter(|t| t["state"] == "TASK_RUNNING")
+            .count()
+    })
+}
+
+async fn watch(cluster: &Cluster, config: Value) -> Value {
+    let r = cluster
+        .http
+        .post(&format!("{}/v1/gitops", cluster.url(0)), &config)
+        .await;
+    assert!(
+        r.status == 201 || r.status == 200,
+        "{} {}",
+        r.status,
+        r.body
+    );
+    r.json()
+}
+
+async fn hook(cluster: &Cluster, headers: &[(&str, String)], body: &str) -> support::Resp {
+    let mut request = cluster
+        .http
+        .client
+        .post(format!("{}/v1/gitops/webhook", cluster.url(0)))
+        .body(body.to_owned());
+    for (name, value) in headers {
+        request = request.header(*name, value);
+    }
+    let response = request.send().await.expect("webhook call");
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    let body = response.text().await.expect("webhook answer");
+    support::Resp {
+        status,
+        headers,
+        body,
+    }
+}
+
+fn github_signature(secret: &str, body: &str) -> String {
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).expect("any key");
+    mac.update(body.as_bytes());
+    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+}
+
+fn github_push(branch: &str, commit: &str) -> String {
+    json!({"ref": format!("refs/heads/{branch}"), "after": commit, "repository": {"full_name": "acme/site"}}).to_string()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn webhooks_trigger_syncs_and_bad_signatures_do_not() {
+    let (cluster, _) = start().await;
+    let repo = GitRepo::new();
+    repo.write("apps/web.json", &app("/web", 1, "sleep 1000"));
+    let first = repo.commit("web");
+    // A URL, so there is no file watch, and a poll that never comes: only webhooks fetch.
+    let url = format!("file://{}", repo.path().display());
+    watch(
+        &cluster,
+        json!({"repo": url, "name": "site", "interval": "1h", "webhookSecret": "s3cret"}),
+    )
+    .await;
+    wait_status(&cluster, "the first commit synced", |s| {
+        synced_at(s, &first)
+    })
+    .await;
+
+    repo.write("apps/web.json", &app("/web", 2, "sleep 1000"));
+    let second = repo.commit("two instances");
+    let body = github_push("main", &second);
+    let wrong = hook(
+        &cluster,
+        &[
+            ("X-GitHub-Event", "push".into()),
+            ("X-Hub-Signature-256", github_signature("guess", &body)),
+        ],
+        &body,
+    )
+    .await;
+    assert_eq!(wrong.status, 401, "{}", wrong.body);
+    let unsigned = hook(&cluster, &[("X-GitHub-Event", "push".into())], &body).await;
+    assert_eq!(unsigned.status, 401, "{}", unsigned.body);
+    let other_branch = github_push("feature", &second);
+    let ignored = hook(
+        &cluster,
+        &[
+            ("X-GitHub-Event", "push".into()),
+            (
+                "X-Hub-Signature-256",
+                github_signature("s3cret", &other_branch),
+            ),
+        ],
+        &other_branch,
+    )
+    .await;
+    assert_eq!(ignored.status, 200, "{}", ignored.body);
+    assert_eq!(ignored.json()["triggered"], json!([]));
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let unchanged = status(&cluster).await;
+    assert_eq!(
+        unchanged["lastFetched"],
+        first.as_str(),
+        "no fetch without a valid push"
+    );
+    assert_eq!(app_json(&cluster, "/web").await["instances"], 1);
+
+    let ping = hook(
+        &cluster,
+        &[
+            ("X-GitHub-Event", "ping".into()),
+            ("X-Hub-Signature-256", github_signature("s3cret", "{}")),
+        ],
+        "{}",
+    )
+    .await;
+    assert_eq!(ping.status, 200, "{}", ping.body);
+    let pushed = hook(
+        &cluster,
+        &[
+            ("X-GitHub-Event", "push".into()),
+            ("X-Hub-Signature-256", github_signature("s3cret", &body)),
+        ],
+        &body,
+    )
+    .await;
+    assert_eq!(pushed.status, 202, "{}", pushed.body);
+    assert_eq!(pushed.json()["triggered"], json!(["site"]));
+    let synced = wait_status(&cluster, "the pushed commit synced", |s| {
+        synced_at(s, &second)
+    })
+    .await;
+    assert_eq!(running(&cluster, "/web").await, 2);
+    let sync = &synced["history"][0];
+    assert_eq!(sync["commit"], second.as_str());
+    assert_eq!(sync["result"], "Applied");
+    assert!(sync["deploymentId"].is_string(), "{sync}");
+    let labels = &app_json(&cluster, "/web").await["labels"];
+    assert_eq!(labels["orch.gitops/commit"], second.as_str());
+    assert_eq!(labels["orch.gitops/repo"], "site");
+
+    // GitLab's token and a generic CI bearer call.
+    repo.write("apps/web.json", &app("/web", 1, "sleep 1000"));
+    let third = repo.commit("back to one");
+    let gitlab_body = json!({"ref": "refs/heads/main", "checkout_sha": third}).to_string();
+    let bad_token = hook(
+        &cluster,
+        &[
+            ("X-Gitlab-Event", "Push Hook".into()),
+            ("X-Gitlab-Token", "nope".into()),
+        ],
+        &gitlab_body,
+    )
+    .await;
+    assert_eq!(bad_token.status, 401, "{}", bad_token.body);
+    let gitlab = hook(
+        &cluster,
+        &[
+            ("X-Gitlab-Event", "Push Hook".into()),
+            ("X-Gitlab-Token", "s3cret".into()),
+        ],
+        &gitlab_body,
+    )
+    .await;
+    assert_eq!(gitlab.status, 202, "{}", gitlab.body);
+    wait_status(&cluster, "the GitLab push synced", |s| synced_at(s, &third)).await;
+    repo.write("apps/web.json", &app("/web", 2, "sleep 1000"));
+    let fourth = repo.commit("two again");
+    let ci = hook(
+        &cluster,
+        &[("Authorization", "Bearer s3cret".into())],
+        &json!({"ref": "main", "commit": fourth}).to_string(),
+    )
+    .await;
+    assert_eq!(ci.status, 202, "{}", ci.body);
+    wait_status(&cluster, "the CI call synced", |s| synced_at(s, &fourth)).await;
+    let malformed = hook(
+        &cluster,
+        &[("Authorization", "Bearer s3cret".into())],
+        "{not json",
+    )
+    .await;
+    assert_eq!(malformed.status, 400, "{}", malformed.body);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn prune_drift_self_heal_and_templates() {
+    let (cluster, _) = start().await;
+    let repo = GitRepo::new();
+    repo.write("apps/a.json", &app("/a", 1, "sleep 1000"));
+    let b = json!({"id": "/b", "cmd": "sleep 1000", "cpus": 0.1, "mem": 16,
+        "env": {"COMMIT": "{{ git.sha }}", "BRANCH": "{{ git.branch }}", "TIER": "{{ vars.tier }}"}});
+    repo.write("apps/b.json", &b.to_string());
+    let first = repo.commit("a and b");
+    let path = repo.path().display().to_string();
+    watch(
+        &cluster,
+        json!({"repo": path, "name": "apps", "vars": {"tier": "gold"}}),
+    )
+    .await;
+    wait_status(&cluster, "the first commit synced", |s| {
+        synced_at(s, &first)
+    })
+    .await;
+    let env = &app_json(&cluster, "/b").await["env"];
+    assert_eq!(
+        env,
+        &json!({"COMMIT": first, "BRANCH": "main", "TIER": "gold"})
+    );
+
+    // Prune off: b's file goes, b stays. A local repo is watched: no sync call is needed.
+    repo.remove("apps/b.json");
+    let second = repo.commit("drop b");
+    wait_status(&cluster, "the second commit applied", |s| {
+        s["lastApplied"] == second.as_str() && s["sync"] == "Synced"
+    })
+    .await;
+    assert!(app_json(&cluster, "/b").await.is_object(), "prune is off");
+    // Prune on: b goes; an app created through the API stays.
+    let manual = cluster
+        .http
+        .post(
+            &format!("{}/v2/apps", cluster.url(0)),
+            &json!({"id": "/manual", "cmd": "sleep 1000", "cpus": 0.1, "mem": 16}),
+        )
+        .await;
+    assert_eq!(manual.status, 201, "{}", manual.body);
+    watch(
+        &cluster,
+        json!({"repo": path, "name": "apps", "vars": {"tier": "gold"}, "prune": true}),
+    )
+    .await;
+    let sync = cluster
+        .http
+        .post(&format!("{}/v1/gitops/sync", cluster.url(0)), &json!({}))
+        .await;
+    assert_eq!(sync.status, 200, "{}", sync.body);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while app_json(&cluster, "/b").await.is_object() {
+        assert!(Instant::now() < deadline, "prune did not delete /b");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        app_json(&cluster, "/manual").await.is_object(),
+        "not ours to prune"
+    );
+
+    // Drift: a manual scale shows as OutOfSync and stays without self-heal.
+    let scaled = cluster
+        .http
+        .put(
+            &format!("{}/v2/apps/a?force=true", cluster.url(0)),
+            &json!({"instances": 3}),
+        )
+        .await;
+    assert_eq!(scaled.status, 200, "{}", scaled.body);
+    let drifted = wait_status(&cluster, "drift", |s| s["sync"] == "OutOfSync").await;
+    let a = drifted["apps"]
+        .as_array()
+        .and_then(|apps| apps.iter().find(|app| app["id"] == "/a"))
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(a["sync"], "OutOfSync", "{drifted:#}");
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    assert_eq!(app_json(&cluster, "/a").await["instances"], 3);
+    // Self-heal reverts it.
+    watch(
+        &cluster,
+        json!({"repo": path, "name": "apps", "vars": {"tier": "gold"}, "prune": true, "selfHeal": true}),
+    )
+    .await;
+    wait_status(&cluster, "self-heal", |s| synced_at(s, &second)).await;
+    assert_eq!(app_json(&cluster, "/a").await["instances"], 1);
+
+    // Manual rollback pauses auto-sync; resume syncs the tip again.
+    let rollback = support::run_orch(
+        &[
+            "--master",
+            &cluster.url(0),
+            "gitops",
+            "rollback",
+            "--to",
+            &first[..7],
+        ],
+        Duration::from_secs(30),
+    )
+    .await;
+    assert!(
+        rollback.status.success(),
+        "{}",
+        support::describe_output(&rollback)
+    );
+    let rolled = status(&cluster).await;
+    assert_eq!(rolled["lastApplied"], first.as_str());
+    assert_eq!(rolled["paused"], true);
+    assert_eq!(rolled["history"][0]["result"], "RolledBack");
+    assert!(app_json(&cluster, "/b").await.is_object(), "b is back");
+    repo.write("apps/c.json", &app("/c", 1, "sleep 1000"));
+    let third = repo.commit("c");
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert_eq!(
+        status(&cluster).await["lastApplied"],
+        first.as_str(),
+        "paused"
+    );
+    let resume = support::run_orch(
+        &["--master", &cluster.url(0), "gitops", "resume"],
+        Duration::from_secs(30),
+    )
+    .await;
+    assert!(
+        resume.status.success(),
+        "{}",
+        support::describe_output(&resume)
+    );
+    wait_status(&cluster, "the tip after resume", |s| synced_at(s, &third)).await;
+    let text = support::run_orch(
+        &["--master", &cluster.url(0), "gitops", "status"],
+        Duration::from_secs(30),
+    )
+    .await;
+    let printed = String::from_utf8_lossy(&text.stdout);
+    assert!(
+        printed.contains("sync: Synced") && printed.contains(&third[..7]),
+        "{printed}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_commit_that_never_gets_healthy_is_rolled_back() {
+    let (cluster, _) = start().await;
+    let repo = GitRepo::new();
+    repo.write("apps/web.json", &app("/web", 1, "sleep 1000"));
+    let good = repo.commit("good");
+    let path = repo.path().display().to_string();
+    watch(
+        &cluster,
+        json!({"repo": path, "autoRollback": true, "rollbackDeadline": "3s"}),
+    )
+    .await;
+    let healthy = wait_status(&cluster, "the good commit healthy", |s| synced_at(s, &good)).await;
+    assert_eq!(healthy["lastHealthy"], good.as_str());
+    // A command that exits at once: the deployment never completes.
+    repo.write("apps/web.json", &app("/web", 1, "exit 1"));
+    let bad = repo.commit("bad");
+    let rolled = wait_status(&cluster, "the rollback", |s| {
+        s["lastApplied"] == good.as_str() && s["failedCommits"] == json!([bad])
+    })
+    .await;
+    let results: Vec<&str> = rolled["history"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|sync| sync["result"].as_str())
+        .collect();
+    assert_eq!(
+        results[..3],
+        ["RolledBack", "Failed", "Applied"],
+        "{rolled:#}"
+    );
+    assert_eq!(app_json(&cluster, "/web").await["cmd"], "sleep 1000");
+    wait_status(&cluster, "healthy again", |s| s["health"] == "Healthy").await;
+    // The failed commit is not synced again, though it is the branch tip.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let after = status(&cluster).await;
+    assert_eq!(after["lastApplied"], good.as_str());
+    assert_eq!(after["lastFetched"], bad.as_str());
+    assert_eq!(after["sync"], "OutOfSync");
+}
