@@ -60,7 +60,9 @@ fn confirm(question: &str) -> anyhow::Result<bool> {
         anyhow::bail!("pass --yes to destroy without asking");
     }
     print!("{question} [y/N] ");
-    std::io::stdout().flush().context("cannot write to stdout")?;
+    std::io::stdout()
+        .flush()
+        .context("cannot write to stdout")?;
     let mut answer = String::new();
     stdin
         .lock()

@@ -80,7 +80,10 @@ pub async fn run(args: InfraArgs) -> anyhow::Result<()> {
                 view.members,
                 record.layout.masters.len()
             ),
-            None => println!("leader  none (term {}); an election is under way or a majority is missing", view.term),
+            None => println!(
+                "leader  none (term {}); an election is under way or a majority is missing",
+                view.term
+            ),
         }
         match api.agents().await {
             Ok(count) => println!(
@@ -106,7 +109,10 @@ pub async fn run(args: InfraArgs) -> anyhow::Result<()> {
         break;
     }
     if !answered {
-        println!("the API does not answer (yet); see the logs in {}", loaded.shown_dir());
+        println!(
+            "the API does not answer (yet); see the logs in {}",
+            loaded.shown_dir()
+        );
     }
     Ok(())
 }

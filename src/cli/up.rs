@@ -115,13 +115,8 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         loaded.shown_dir()
     );
     let program = std::env::current_exe().context("cannot find the orch binary")?;
-    let mut started = local::start(
-        record,
-        &missing,
-        &program,
-        infra.agent_resources.as_deref(),
-    )
-    .await?;
+    let mut started =
+        local::start(record, &missing, &program, infra.agent_resources.as_deref()).await?;
     let startup = tokio::select! {
         result = started.wait_ready(READY_TIMEOUT) => match result {
             Ok(()) => Startup::Ready,
@@ -167,9 +162,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         println!("{line}");
     }
     if args.detach {
-        println!(
-            "running in the background: `orch status` shows it, `orch destroy` removes it"
-        );
+        println!("running in the background: `orch status` shows it, `orch destroy` removes it");
         return Ok(());
     }
     println!("running in the foreground: Ctrl-C stops the cluster (`orch up --detach` leaves it running)");
@@ -198,7 +191,11 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     println!("stopping cluster '{}' ...", infra.cluster);
     let dir = started.record.layout.dir.clone();
     let stopped = local::stop_cluster(Some(&started.record), &dir).await;
-    println!("cluster '{}' stopped: {}", infra.cluster, describe(&stopped));
+    println!(
+        "cluster '{}' stopped: {}",
+        infra.cluster,
+        describe(&stopped)
+    );
     println!(
         "its data stays in {}; `orch up` starts it again, `orch destroy` deletes it",
         loaded.shown_dir()
@@ -231,10 +228,7 @@ pub(super) fn print_cluster(record: &ClusterRecord) {
         let pid = status
             .pid
             .map_or_else(|| "-".to_owned(), |p| p.pid.to_string());
-        let mut line = format!(
-            "{:<9} http://{:<21} pid {pid:<8}",
-            node.name, node.listen
-        );
+        let mut line = format!("{:<9} http://{:<21} pid {pid:<8}", node.name, node.listen);
         if let Some(ports) = node.task_ports {
             line.push_str(&format!(
                 " task ports {}-{}, {}",
@@ -258,7 +252,8 @@ pub(super) fn service_lines() -> [&'static str; 2] {
 
 /// "1 agent, 2 task processes, 0 containers, 1 master".
 pub(super) fn describe(stopped: &Stopped) -> String {
-    let count = |n: usize, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
+    let count =
+        |n: usize, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
     let mut text = format!(
         "{}, {}, {}, {}",
         count(stopped.agents, "agent", "agents"),

@@ -351,7 +351,9 @@ impl Infra {
         if !(1..=MAX_AGENTS).contains(&self.agents) {
             return Err(invalid(
                 "agents",
-                format!("must be 1 to {MAX_AGENTS} (each agent takes 1000 task ports from 31000 up)"),
+                format!(
+                    "must be 1 to {MAX_AGENTS} (each agent takes 1000 task ports from 31000 up)"
+                ),
             ));
         }
         if self.api.ip().is_unspecified() {
@@ -381,7 +383,10 @@ impl Infra {
         if let Some(list) = &self.containerizers {
             let names = containerizer_list(list);
             if names.is_empty() {
-                return Err(invalid("containerizers", "names none (mesos, docker, mock)"));
+                return Err(invalid(
+                    "containerizers",
+                    "names none (mesos, docker, mock)",
+                ));
             }
             if let Some(unknown) = names.iter().find(|n| !CONTAINERIZERS.contains(&n.as_str())) {
                 return Err(invalid(
@@ -428,9 +433,7 @@ impl Infra {
             .map(|(k, v)| (k.clone(), v.0.clone()))
             .collect();
         let from_env = |key: String, var: &str| {
-            env(var).ok_or_else(|| {
-                invalid(key, format!("environment variable {var} is not set"))
-            })
+            env(var).ok_or_else(|| invalid(key, format!("environment variable {var} is not set")))
         };
         let mut configs = Vec::new();
         for (i, entry) in self.gitops.iter().enumerate() {
@@ -713,7 +716,10 @@ gitops:
         assert_eq!(configs[0].interval, "30s");
         assert_eq!(configs[0].rollback_deadline, "10m");
         assert_eq!(configs[0].webhook_secret, None);
-        assert!(Infra::from_yaml("gitops:\n", "f").expect("null").gitops.is_empty());
+        assert!(Infra::from_yaml("gitops:\n", "f")
+            .expect("null")
+            .gitops
+            .is_empty());
     }
 
     #[test]
@@ -732,14 +738,29 @@ gitops:
     #[test]
     fn errors_name_the_file_and_the_key() {
         let cases = [
-            ("masters: 2\n", "infra/local.yaml: masters: must be 1, 3 or 5"),
+            (
+                "masters: 2\n",
+                "infra/local.yaml: masters: must be 1, 3 or 5",
+            ),
             ("agents: 0\n", "infra/local.yaml: agents: must be 1 to 34"),
-            ("cluster: a/b\n", "infra/local.yaml: cluster: 'a/b' is not a name"),
-            ("api: 0.0.0.0:8080\n", "infra/local.yaml: api: 0.0.0.0:8080 is not"),
+            (
+                "cluster: a/b\n",
+                "infra/local.yaml: cluster: 'a/b' is not a name",
+            ),
+            (
+                "api: 0.0.0.0:8080\n",
+                "infra/local.yaml: api: 0.0.0.0:8080 is not",
+            ),
             ("api: nonsense\n", "infra/local.yaml: api: invalid"),
             ("mastres: 3\n", "infra/local.yaml: unknown field `mastres`"),
-            ("masters: three\n", "infra/local.yaml: masters: invalid type"),
-            ("provider: aws\n", "infra/local.yaml: provider: unknown variant `aws`"),
+            (
+                "masters: three\n",
+                "infra/local.yaml: masters: invalid type",
+            ),
+            (
+                "provider: aws\n",
+                "infra/local.yaml: provider: unknown variant `aws`",
+            ),
             (
                 "agent_resources: gpus:1\n",
                 "infra/local.yaml: agent_resources: invalid resource 'gpus:1'",
@@ -779,13 +800,19 @@ gitops:
         ];
         for (text, want) in cases {
             let got = error_text(Infra::from_yaml(text, "infra/local.yaml"));
-            assert!(got.starts_with(want), "for {text:?}:\n got {got}\nwant {want}...");
+            assert!(
+                got.starts_with(want),
+                "for {text:?}:\n got {got}\nwant {want}..."
+            );
         }
     }
 
     #[test]
     fn providers_parse_and_only_local_is_built() {
-        assert_eq!(ProviderKind::parse("local").expect("local"), ProviderKind::Local);
+        assert_eq!(
+            ProviderKind::parse("local").expect("local"),
+            ProviderKind::Local
+        );
         let docker = ProviderKind::parse("docker").expect("docker");
         assert_eq!(
             docker.ensure_built().expect_err("not built").to_string(),

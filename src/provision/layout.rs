@@ -185,7 +185,9 @@ impl Layout {
         Ok(Self {
             cluster: cluster.to_owned(),
             dir: dir.to_owned(),
-            masters: (0..masters).map(|n| node(Role::Master, n, ports[n])).collect(),
+            masters: (0..masters)
+                .map(|n| node(Role::Master, n, ports[n]))
+                .collect(),
             agents: (0..agents)
                 .map(|n| node(Role::Agent, n, ports[masters + n]))
                 .collect(),
@@ -306,15 +308,31 @@ mod tests {
         );
         assert!(matches!(
             plan_ports(LOCALHOST, 65534, 4, |_| true),
-            Err(LayoutError::NoFreePorts { found: 1, wanted: 3, .. })
+            Err(LayoutError::NoFreePorts {
+                found: 1,
+                wanted: 3,
+                ..
+            })
         ));
     }
 
     #[test]
     fn agents_get_disjoint_task_port_ranges() {
         let ranges: Vec<PortRange> = (0..34).map(|i| task_ports(i).expect("in range")).collect();
-        assert_eq!(ranges[0], PortRange { begin: 31000, end: 31999 });
-        assert_eq!(ranges[1], PortRange { begin: 32000, end: 32999 });
+        assert_eq!(
+            ranges[0],
+            PortRange {
+                begin: 31000,
+                end: 31999
+            }
+        );
+        assert_eq!(
+            ranges[1],
+            PortRange {
+                begin: 32000,
+                end: 32999
+            }
+        );
         for pair in ranges.windows(2) {
             assert!(pair[0].end < pair[1].begin);
         }
@@ -390,9 +408,6 @@ mod tests {
             ]
         );
         let json = serde_json::to_string(&layout).expect("json");
-        assert_eq!(
-            serde_json::from_str::<Layout>(&json).expect("back"),
-            layout
-        );
+        assert_eq!(serde_json::from_str::<Layout>(&json).expect("back"), layout);
     }
 }

@@ -191,11 +191,7 @@ pub fn prepare(request: &UpRequest) -> Result<Prepared, LocalError> {
             return Err(LocalError::ShapeChanged {
                 cluster: infra.cluster.clone(),
                 was: layout.shape(),
-                now: super::layout::shape(
-                    infra.masters as usize,
-                    infra.agents as usize,
-                    infra.api,
-                ),
+                now: super::layout::shape(infra.masters as usize, infra.agents as usize, infra.api),
                 file: request.infra_shown.clone(),
                 dir: shown_dir(&request.workdir, &dir),
             });
@@ -398,10 +394,7 @@ impl Started {
         let deadline = Instant::now() + timeout;
         loop {
             if let Ok(exit) = self.exits.try_recv() {
-                let node = layout
-                    .nodes()
-                    .find(|n| n.name == exit.name)
-                    .cloned();
+                let node = layout.nodes().find(|n| n.name == exit.name).cloned();
                 let log = node.map(|n| layout.log_file(&n)).unwrap_or_default();
                 return Err(LocalError::Exited {
                     name: exit.name,
@@ -516,7 +509,10 @@ pub async fn terminate(pids: &[ProcId], grace: Duration) {
         return;
     }
     for id in alive.iter().filter(|id| id.alive()) {
-        tracing::warn!(pid = id.pid, "still running {grace:?} after SIGTERM; sending SIGKILL");
+        tracing::warn!(
+            pid = id.pid,
+            "still running {grace:?} after SIGTERM; sending SIGKILL"
+        );
         procs::signal(id.pid, Signal::SIGKILL);
     }
     wait_gone(&alive, Duration::from_secs(5)).await;
@@ -703,7 +699,11 @@ mod tests {
             probe.local_addr().expect("addr")
         };
         let request = request(dir.path(), api);
-        let Prepared::ToStart { record, missing, fresh } = prepare(&request).expect("plan")
+        let Prepared::ToStart {
+            record,
+            missing,
+            fresh,
+        } = prepare(&request).expect("plan")
         else {
             panic!("nothing runs yet");
         };
@@ -712,7 +712,11 @@ mod tests {
         assert_eq!(record.layout.api(), Some(api));
         assert_eq!(record.layout.dir, dir.path().join(".orch/local"));
         record.save().expect("save");
-        let Prepared::ToStart { record: again, fresh, .. } = prepare(&request).expect("plan")
+        let Prepared::ToStart {
+            record: again,
+            fresh,
+            ..
+        } = prepare(&request).expect("plan")
         else {
             panic!("nothing runs yet");
         };
@@ -722,9 +726,9 @@ mod tests {
         bigger.infra.masters = 3;
         let error = prepare(&bigger).expect_err("shape changed");
         assert!(
-            error.to_string().starts_with(
-                "cluster 'local' was created with 1 master and 1 agent"
-            ),
+            error
+                .to_string()
+                .starts_with("cluster 'local' was created with 1 master and 1 agent"),
             "{error}"
         );
     }

@@ -193,18 +193,68 @@ mod tests {
     fn tasks_are_found_by_their_executors_session() {
         let dir = Path::new("/w/.orch/local");
         let procs = vec![
-            proc(10, 10, &["/bin/orch", "executor", "--sandbox", "/w/.orch/local/agent-1/sandboxes/t1"], "/w"),
+            proc(
+                10,
+                10,
+                &[
+                    "/bin/orch",
+                    "executor",
+                    "--sandbox",
+                    "/w/.orch/local/agent-1/sandboxes/t1",
+                ],
+                "/w",
+            ),
             // The task, in the executor's session, even after a chdir elsewhere.
             proc(11, 10, &["sleep", "1000"], "/tmp"),
             // A shell sitting in a sandbox: not in an executor's session.
             proc(20, 20, &["bash"], "/w/.orch/local/agent-1/sandboxes/t1"),
             // An executor of another cluster.
-            proc(30, 30, &["/bin/orch", "executor", "--sandbox", "/w/.orch/other/agent-1/sandboxes/t"], "/w"),
-            proc(31, 30, &["sleep", "5"], "/w/.orch/other/agent-1/sandboxes/t"),
+            proc(
+                30,
+                30,
+                &[
+                    "/bin/orch",
+                    "executor",
+                    "--sandbox",
+                    "/w/.orch/other/agent-1/sandboxes/t",
+                ],
+                "/w",
+            ),
+            proc(
+                31,
+                30,
+                &["sleep", "5"],
+                "/w/.orch/other/agent-1/sandboxes/t",
+            ),
             // The agent (excluded) and a master.
-            proc(40, 5, &["/bin/orch", "agent", "--work-dir", "/w/.orch/local/agent-1"], "/w"),
-            proc(41, 5, &["/bin/orch", "master", "--data-dir", "/w/.orch/local/master-1"], "/w"),
-            proc(42, 5, &["/bin/orch", "master", "--data-dir", "/w/.orch/local/master-10"], "/w"),
+            proc(
+                40,
+                5,
+                &["/bin/orch", "agent", "--work-dir", "/w/.orch/local/agent-1"],
+                "/w",
+            ),
+            proc(
+                41,
+                5,
+                &[
+                    "/bin/orch",
+                    "master",
+                    "--data-dir",
+                    "/w/.orch/local/master-1",
+                ],
+                "/w",
+            ),
+            proc(
+                42,
+                5,
+                &[
+                    "/bin/orch",
+                    "master",
+                    "--data-dir",
+                    "/w/.orch/local/master-10",
+                ],
+                "/w",
+            ),
         ];
         let except: BTreeSet<i32> = [40].into();
         let tasks: Vec<i32> = task_processes(dir, &procs, &except)
