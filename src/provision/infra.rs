@@ -260,7 +260,8 @@ pub struct GitopsEntry {
     /// The name of an environment variable holding a token for https remotes.
     #[serde(default)]
     pub token_env: Option<String>,
-    /// A private key file for ssh remotes (relative to the infra file's directory).
+    /// A private key file for ssh remotes (relative to the infra file's directory; `~/` is
+    /// the home directory).
     #[serde(default)]
     pub ssh_key: Option<String>,
 }
@@ -473,10 +474,15 @@ impl Infra {
                 Some(var) => Some(from_env(format!("gitops[{i}].token_env"), var)?),
                 None => None,
             };
-            config.ssh_key = entry
-                .ssh_key
-                .as_ref()
-                .map(|key| absolute(base_dir, key).display().to_string());
+            config.ssh_key = entry.ssh_key.as_ref().map(|key| {
+                let home = key.strip_prefix("~/").zip(env("HOME"));
+                match home {
+                    Some((rest, home)) => absolute(Path::new(&home), rest),
+                    None => absolute(base_dir, key),
+                }
+                .display()
+                .to_string()
+            });
             configs.push(config);
         }
         Ok(configs)
@@ -720,6 +726,31 @@ gitops:
             .expect("null")
             .gitops
             .is_empty());
+    }
+
+    #[test]
+    fn the_repos_infra_file_is_valid() {
+        let infra = Infra::from_yaml(include_str!("../../infra/local.yaml"), "infra/local.yaml")
+            .expect("infra/local.yaml is valid");
+        assert_eq!(infra.api, default_api());
+        assert_eq!((infra.masters, infra.agents), (1, 1));
+        let configs = infra
+            .repo_configs(Path::new("/src/orch/infra"), |_| None)
+            .expect("configs");
+        assert_eq!(configs.len(), 1);
+        assert_eq!(configs[0].repo, "/src/orch");
+        assert_eq!(configs[0].path, "apps");
+        assert_eq!(
+            configs[0].exclude,
+            ["nginx.json", "bridged-webapp.json", "rsvp.json"]
+        );
+        let with_key = Infra::from_yaml("gitops:\n  - repo: /r\n    ssh_key: ~/.ssh/id\n", "f")
+            .expect("valid")
+            .repo_configs(Path::new("/base"), |name| {
+                (name == "HOME").then(|| "/home/me".to_owned())
+            })
+            .expect("configs");
+        assert_eq!(with_key[0].ssh_key.as_deref(), Some("/home/me/.ssh/id"));
     }
 
     #[test]
