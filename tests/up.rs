@@ -424,12 +424,20 @@ async fn foreground_up_stops_everything_on_sigint_and_restarts_on_the_same_ports
             },
         )
         .await;
-        let running = wd.processes_under();
-        assert!(
-            running.iter().any(|p| p.contains("sleep 1000")),
-            "the task's process is not under the cluster dir: {running:?}"
-        );
-        assert!(running.iter().any(|p| p.contains(" executor ")), "{running:?}");
+        // TASK_RUNNING comes once the task's pid is known; the exec into `sleep` follows.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let running = wd.processes_under();
+            if running.iter().any(|p| p.contains("sleep 1000")) {
+                assert!(running.iter().any(|p| p.contains(" executor ")), "{running:?}");
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the task's process is not under the cluster dir: {running:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
         // The foreground `orch up` is waiting (its banner is out).
         let deadline = Instant::now() + Duration::from_secs(10);
         while !tail(&stdout, 40).contains("Ctrl-C stops the cluster") {

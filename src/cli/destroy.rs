@@ -3,7 +3,7 @@
 //! `--yes`.
 
 use super::infra_file::{self, InfraArgs};
-use super::up::describe;
+use super::up::{describe, say};
 use crate::provision::local;
 use crate::provision::record::ClusterRecord;
 use anyhow::Context;
@@ -27,11 +27,11 @@ pub async fn run(args: DestroyArgs) -> anyhow::Result<()> {
     let dir = loaded.cluster_dir();
     let shown = loaded.shown_dir();
     if !dir.exists() {
-        println!("cluster '{cluster}' does not exist (no {shown}); nothing to destroy");
+        say!("cluster '{cluster}' does not exist (no {shown}); nothing to destroy");
         return Ok(());
     }
     if !args.yes && !confirm(&format!("Destroy cluster '{cluster}' and delete {shown}?"))? {
-        println!("nothing destroyed");
+        say!("nothing destroyed");
         return Ok(());
     }
     let record = match ClusterRecord::load(&dir) {
@@ -41,12 +41,12 @@ pub async fn run(args: DestroyArgs) -> anyhow::Result<()> {
             None
         }
     };
-    println!("stopping cluster '{cluster}' ...");
+    say!("stopping cluster '{cluster}' ...");
     let stopped = local::stop_cluster(record.as_ref(), &dir).await;
     std::fs::remove_dir_all(&dir).with_context(|| format!("cannot delete {shown}"))?;
     // Leave no empty .orch/ behind.
     let _ = std::fs::remove_dir(loaded.workdir.join(".orch"));
-    println!(
+    say!(
         "cluster '{cluster}' destroyed: stopped {}; deleted {shown}",
         describe(&stopped)
     );

@@ -9,8 +9,19 @@ use crate::provision::infra::ProviderKind;
 use crate::provision::local::{self, Prepared, Stopped, UpRequest};
 use crate::provision::record::ClusterRecord;
 use anyhow::Context;
+use std::io::Write as _;
 use std::time::Duration;
 use tokio::signal::unix::{signal, Signal, SignalKind};
+
+/// Prints a line on stdout, ignoring a closed stdout: `orch up` must still stop its cluster
+/// when its terminal is gone.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+pub(super) use say;
 
 /// How long `orch up` waits for a leader and every agent.
 const READY_TIMEOUT: Duration = Duration::from_secs(60);
@@ -29,12 +40,13 @@ pub struct UpArgs {
     provider: Option<String>,
 }
 
-/// SIGINT and SIGTERM, registered when created (so a signal arriving while the cluster
-/// starts is not lost).
+/// SIGINT, SIGTERM and SIGHUP (the terminal is gone), registered when created (so a signal
+/// arriving while the cluster starts is not lost).
 #[derive(Debug)]
 pub(super) struct Signals {
     terminate: Signal,
     interrupt: Signal,
+    hangup: Signal,
 }
 
 impl Signals {
@@ -42,14 +54,16 @@ impl Signals {
         Ok(Self {
             terminate: signal(SignalKind::terminate()).context("cannot handle SIGTERM")?,
             interrupt: signal(SignalKind::interrupt()).context("cannot handle SIGINT")?,
+            hangup: signal(SignalKind::hangup()).context("cannot handle SIGHUP")?,
         })
     }
 
-    /// Completes on the next SIGTERM or SIGINT.
+    /// Completes on the next SIGTERM, SIGINT or SIGHUP.
     pub(super) async fn recv(&mut self) {
         tokio::select! {
             _ = self.terminate.recv() => {}
             _ = self.interrupt.recv() => {}
+            _ = self.hangup.recv() => {}
         }
     }
 }
@@ -92,7 +106,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     };
     let (record, missing, fresh) = match local::prepare(&request)? {
         Prepared::AlreadyRunning(record) => {
-            println!(
+            say!(
                 "cluster '{}' is already running: API {}",
                 infra.cluster,
                 api_url(&record)
@@ -106,7 +120,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
             fresh,
         } => (record, missing, fresh),
     };
-    println!(
+    say!(
         "{} cluster '{}' ({}) from {}; data and logs in {}",
         if fresh { "starting" } else { "restarting" },
         infra.cluster,
@@ -156,16 +170,16 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
             ));
         }
     }
-    println!("cluster '{}' is up", infra.cluster);
+    say!("cluster '{}' is up", infra.cluster);
     print_cluster(&started.record);
     for line in &gitops {
-        println!("{line}");
+        say!("{line}");
     }
     if args.detach {
-        println!("running in the background: `orch status` shows it, `orch destroy` removes it");
+        say!("running in the background: `orch status` shows it, `orch destroy` removes it");
         return Ok(());
     }
-    println!("running in the foreground: Ctrl-C stops the cluster (`orch up --detach` leaves it running)");
+    say!("running in the foreground: Ctrl-C stops the cluster (`orch up --detach` leaves it running)");
     let mut watching = true;
     loop {
         tokio::select! {
@@ -175,8 +189,8 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
                     let status = exit
                         .status
                         .map_or_else(|| "unknown status".to_owned(), |s| s.to_string());
-                    tracing::warn!(node = %exit.name, %status, "exited unexpectedly");
-                    eprintln!(
+                    let _ = writeln!(
+                        std::io::stderr(),
                         "{} exited unexpectedly ({status}); see {}/{}.log",
                         exit.name,
                         loaded.shown_dir(),
@@ -188,15 +202,15 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         }
     }
     started.begin_stop();
-    println!("stopping cluster '{}' ...", infra.cluster);
+    say!("stopping cluster '{}' ...", infra.cluster);
     let dir = started.record.layout.dir.clone();
     let stopped = local::stop_cluster(Some(&started.record), &dir).await;
-    println!(
+    say!(
         "cluster '{}' stopped: {}",
         infra.cluster,
         describe(&stopped)
     );
-    println!(
+    say!(
         "its data stays in {}; `orch up` starts it again, `orch destroy` deletes it",
         loaded.shown_dir()
     );
@@ -222,7 +236,7 @@ pub(super) fn api_url(record: &ClusterRecord) -> String {
 
 /// Where the cluster's services listen, one line each.
 pub(super) fn print_cluster(record: &ClusterRecord) {
-    println!("API     {} (Marathon /v2, orch /v1)", api_url(record));
+    say!("API     {} (Marathon /v2, orch /v1)", api_url(record));
     for status in local::node_status(record) {
         let node = &status.node;
         let pid = status
@@ -237,10 +251,10 @@ pub(super) fn print_cluster(record: &ClusterRecord) {
                 record.containerizers.join(",")
             ));
         }
-        println!("{}", line.trim_end());
+        say!("{}", line.trim_end());
     }
     for line in service_lines() {
-        println!("{line}");
+        say!("{line}");
     }
 }
 
