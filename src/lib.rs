@@ -18,6 +18,8 @@
 //!   over [`driver`]s, durable status journal, recovery, sandbox file API.
 //! - [`api`]: axum routers: Marathon `/v2`, orch `/v1`, Raft RPC `/internal/raft`, leader proxy.
 //! - [`config`]: typed, validated configuration of each process.
+//! - [`provision`]: `orch up`/`status`/`destroy`: infra files, the local provider (every
+//!   process on this machine, state in `.orch/<cluster>/`).
 //! - [`cli`]: the `orch` commands.
 //! - [`telemetry`]: logging setup.
 //!
@@ -34,6 +36,7 @@ pub mod gitops;
 pub mod master;
 pub mod model;
 pub mod protocol;
+pub mod provision;
 pub mod raft;
 pub mod scheduler;
 pub mod state;

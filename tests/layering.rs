@@ -75,6 +75,18 @@ const RULES: &[(&str, &[&str], bool)] = &[
         false,
     ),
     (
+        "provision",
+        &[
+            "crate::master",
+            "crate::api",
+            "crate::state",
+            "crate::raft",
+            "crate::agent",
+            "crate::cli",
+        ],
+        false,
+    ),
+    (
         "api",
         &[
             "LogStore",

@@ -8,12 +8,16 @@ mod app;
 mod client;
 mod cluster;
 mod deployment;
+mod destroy;
 mod executor;
 mod gitops;
 mod group;
+mod infra_file;
 mod master;
 mod node;
+mod status;
 mod task;
+mod up;
 
 use crate::telemetry::{self, LogFormat};
 use clap::{Parser, Subcommand};
@@ -52,6 +56,13 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Start the cluster an infra file describes (default: infra/local.yaml, else 1 master
+    /// and 1 agent on this machine) and stay until Ctrl-C, or return with --detach.
+    Up(up::UpArgs),
+    /// Show whether the cluster runs: its processes, leader, agents and gitops repos.
+    Status(infra_file::InfraArgs),
+    /// Stop everything of the cluster and delete its data (.orch/<cluster>).
+    Destroy(destroy::DestroyArgs),
     /// Run a master: Raft node, Marathon API and orch API on one port.
     Master(master::MasterArgs),
     /// Run an agent: registers with the leading master and runs its tasks.
@@ -103,6 +114,9 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     runtime.block_on(async move {
         match cli.command {
             Command::Master(args) => master::run(args).await,
+            Command::Up(args) => up::run(args).await,
+            Command::Status(args) => status::run(args).await,
+            Command::Destroy(args) => destroy::run(args).await,
             Command::Cluster(command) => cluster::run(command, &client()?).await,
             Command::App(command) => app::run(command, &client()?).await,
             Command::Deployment(command) => deployment::run(command, &client()?).await,

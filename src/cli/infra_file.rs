@@ -1,0 +1,80 @@
+//! The `-f FILE` option `orch up`, `orch status` and `orch destroy` share, and loading the
+//! infra file it names: `infra/local.yaml` when no `-f` is given and it exists, else the
+//! built-in defaults (1 master, 1 agent, API 127.0.0.1:8080, no gitops).
+
+use crate::provision::infra::{absolute, Infra, DEFAULT_FILE};
+use crate::provision::local::cluster_dir;
+use anyhow::Context;
+use std::path::{Path, PathBuf};
+
+/// Which infra file to use.
+#[derive(Debug, Clone, clap::Args)]
+pub struct InfraArgs {
+    /// The infra file [default: infra/local.yaml if it exists, else built-in defaults:
+    /// 1 master and 1 agent, API 127.0.0.1:8080].
+    #[arg(short = 'f', long = "file")]
+    pub file: Option<PathBuf>,
+}
+
+/// An infra file, loaded and validated.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    /// The definition.
+    pub infra: Infra,
+    /// The file (absolute), None for the built-in defaults.
+    pub path: Option<PathBuf>,
+    /// How messages name it.
+    pub shown: String,
+    /// The current directory, where `.orch/` lives.
+    pub workdir: PathBuf,
+}
+
+impl Loaded {
+    /// `.orch/<cluster>` (absolute).
+    pub fn cluster_dir(&self) -> PathBuf {
+        cluster_dir(&self.workdir, &self.infra.cluster)
+    }
+
+    /// `.orch/<cluster>`, as messages show it.
+    pub fn shown_dir(&self) -> String {
+        Path::new(".orch")
+            .join(&self.infra.cluster)
+            .display()
+            .to_string()
+    }
+
+    /// The directory relative repo paths are resolved against: the infra file's.
+    pub fn base_dir(&self) -> PathBuf {
+        self.path
+            .as_deref()
+            .and_then(Path::parent)
+            .map_or_else(|| self.workdir.clone(), Path::to_owned)
+    }
+}
+
+/// Loads the infra file `-f` names, or the default one, or the built-in defaults.
+pub fn load(args: &InfraArgs) -> anyhow::Result<Loaded> {
+    let workdir = std::env::current_dir().context("cannot read the current directory")?;
+    let (path, shown) = match &args.file {
+        Some(file) => (file.clone(), file.display().to_string()),
+        None => {
+            let default = PathBuf::from(DEFAULT_FILE);
+            if !default.exists() {
+                return Ok(Loaded {
+                    infra: Infra::default(),
+                    path: None,
+                    shown: "built-in defaults".to_owned(),
+                    workdir,
+                });
+            }
+            (default, DEFAULT_FILE.to_owned())
+        }
+    };
+    let infra = Infra::load(&path, &shown)?;
+    Ok(Loaded {
+        infra,
+        path: Some(absolute(&workdir, &path)),
+        shown,
+        workdir,
+    })
+}

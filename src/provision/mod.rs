@@ -1,0 +1,28 @@
+//! Provisioning: `orch up`, `orch status` and `orch destroy` create, inspect and remove a
+//! whole cluster from an infra file (`infra/*.yaml`).
+//!
+//! Only the local provider is built: every master and agent runs as a process of this
+//! machine, with data, logs, pid files and a state file in `.orch/<cluster>/`. The docker,
+//! ssh and digital_ocean providers are named in the infra file's `provider:` key and refused
+//! with "not built yet".
+//!
+//! - [`infra`]: the typed, validated infra file and its gitops entries as
+//!   [`RepoConfig`](crate::model::RepoConfig)s;
+//! - [`layout`]: pure port planning and each process's dirs, files and command line;
+//! - [`record`]: the state file;
+//! - [`procs`]: `/proc`: is a recorded process still ours, which processes are a cluster's
+//!   tasks, signals;
+//! - [`containers`]: the Docker engine: is one there, remove a cluster's containers;
+//! - [`cluster_api`]: the API calls made to the cluster (leader, agents, gitops);
+//! - [`local`]: the local provider's steps: prepare, start, wait until ready, stop.
+//!
+//! May depend on: model, driver (executor pid files, Docker labels). Never master, api,
+//! state, raft, agent or cli: provisioning talks to a cluster only through its HTTP API.
+
+pub mod cluster_api;
+pub mod containers;
+pub mod infra;
+pub mod layout;
+pub mod local;
+pub mod procs;
+pub mod record;

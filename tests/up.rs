@@ -1,0 +1,534 @@
+//! `orch up`, `orch status` and `orch destroy` with the local provider, as a user runs them:
+//! real processes, each test in its own temp dir as the current directory, with an infra
+//! file whose `api:` is a port picked at run time (never 8080).
+//!
+//! The tests run one at a time (a lock): each cluster takes the ports after its API port,
+//! which a parallel test could otherwise have picked.
+
+mod support;
+
+use serde_json::{json, Value};
+use std::path::{Path, PathBuf};
+use std::process::{Output, Stdio};
+use std::time::{Duration, Instant};
+use support::{describe_output, free_port, send_signal, tail, Http, BIN};
+
+/// One test at a time.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// Bound for one `orch` command.
+const COMMAND_TIMEOUT: Duration = Duration::from_secs(90);
+/// Bound for a whole test.
+const TEST_TIMEOUT: Duration = Duration::from_secs(240);
+
+/// A temp dir used as the current directory of `orch`, holding `infra.yaml`. Whatever runs
+/// under it is killed on drop; on a panic the cluster's logs are printed.
+struct Workdir {
+    dir: tempfile::TempDir,
+    api: u16,
+}
+
+impl Workdir {
+    /// `infra.yaml` with `api: 127.0.0.1:<free port>` and `extra` lines.
+    fn new(extra: &str) -> Self {
+        let dir = tempfile::Builder::new()
+            .prefix("orch-up-")
+            .tempdir()
+            .expect("create temp dir");
+        let api = free_port();
+        let text = format!("api: 127.0.0.1:{api}\n{extra}");
+        std::fs::write(dir.path().join("infra.yaml"), text).expect("write infra.yaml");
+        Self { dir, api }
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    fn cluster_dir(&self) -> PathBuf {
+        self.path().join(".orch/local")
+    }
+
+    fn api_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.api)
+    }
+
+    /// Runs `orch ARGS` here with stdin closed; bounded.
+    async fn orch(&self, args: &[&str]) -> Output {
+        let child = tokio::process::Command::new(BIN)
+            .args(args)
+            .current_dir(self.path())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn orch {}: {e}", args.join(" ")));
+        match tokio::time::timeout(COMMAND_TIMEOUT, child.wait_with_output()).await {
+            Ok(out) => out.unwrap_or_else(|e| panic!("wait for orch {}: {e}", args.join(" "))),
+            Err(_) => panic!(
+                "`orch {}` did not exit within {COMMAND_TIMEOUT:?}",
+                args.join(" ")
+            ),
+        }
+    }
+
+    /// Runs `orch ARGS` and asserts exit 0; returns stdout.
+    async fn orch_ok(&self, args: &[&str]) -> String {
+        let out = self.orch(args).await;
+        assert!(
+            out.status.success(),
+            "orch {} failed:\n{}\n{}",
+            args.join(" "),
+            describe_output(&out),
+            self.logs()
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// `(name, pid)` from the pid files in `.orch/local/`.
+    fn pids(&self) -> Vec<(String, i32)> {
+        let Ok(entries) = std::fs::read_dir(self.cluster_dir()) else {
+            return Vec::new();
+        };
+        let mut pids: Vec<(String, i32)> = entries
+            .flatten()
+            .filter_map(|e| {
+                let name = e.file_name().to_str()?.strip_suffix(".pid")?.to_owned();
+                let pid = std::fs::read_to_string(e.path())
+                    .ok()?
+                    .trim()
+                    .parse()
+                    .ok()?;
+                Some((name, pid))
+            })
+            .collect();
+        pids.sort();
+        pids
+    }
+
+    /// Live processes whose cwd or an argument lies under this dir.
+    fn processes_under(&self) -> Vec<String> {
+        let dir = self.path().canonicalize().expect("canonical temp dir");
+        let mut found = Vec::new();
+        for entry in std::fs::read_dir("/proc").expect("read /proc").flatten() {
+            let Some(pid) = entry
+                .file_name()
+                .to_str()
+                .and_then(|s| s.parse::<i32>().ok())
+            else {
+                continue;
+            };
+            if pid == std::process::id() as i32 || !alive(pid) {
+                continue;
+            }
+            let cwd = std::fs::read_link(entry.path().join("cwd")).unwrap_or_default();
+            let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+            let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+            if cwd.starts_with(&dir) || cmdline.contains(&dir.display().to_string()) {
+                found.push(format!("{pid} {cmdline}"));
+            }
+        }
+        found
+    }
+
+    /// Waits (bounded) until no process runs under this dir.
+    async fn assert_no_processes(&self, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = self.processes_under();
+            if left.is_empty() {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "processes still running under {}:\n{}",
+                self.path().display(),
+                left.join("\n")
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// The tail of every log in `.orch/local/`.
+    fn logs(&self) -> String {
+        let Ok(entries) = std::fs::read_dir(self.cluster_dir()) else {
+            return String::from("(no .orch/local)");
+        };
+        entries
+            .flatten()
+            .filter(|e| e.path().extension().is_some_and(|x| x == "log"))
+            .map(|e| {
+                format!(
+                    "----- {} -----\n{}",
+                    e.path().display(),
+                    tail(&e.path(), 40)
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+}
+
+impl Drop for Workdir {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("{}", self.logs());
+        }
+        support::kill_processes_under(self.path());
+    }
+}
+
+/// True while `pid` exists and is not a zombie.
+fn alive(pid: i32) -> bool {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return false;
+    };
+    let state = stat
+        .rfind(')')
+        .and_then(|i| stat[i + 1..].split_whitespace().next())
+        .unwrap_or("X");
+    state != "Z" && state != "X"
+}
+
+/// Polls `GET url` until `done(json)` holds; panics with the last answer after `timeout`.
+async fn wait_json(http: &Http, url: &str, timeout: Duration, done: impl Fn(&Value) -> bool) {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let last = match http.send(reqwest::Method::GET, url, None, None).await {
+            Ok(r) if r.ok() => {
+                if done(&r.json()) {
+                    return;
+                }
+                r.body
+            }
+            Ok(r) => format!("{} {}", r.status, r.body),
+            Err(e) => format!("{e:#}"),
+        };
+        assert!(
+            Instant::now() < deadline,
+            "{url}: not there within {timeout:?}; last answer: {last}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn reachable_agents(json: &Value) -> usize {
+    json["agents"].as_array().map_or(0, |a| {
+        a.iter().filter(|a| a["reachable"] == json!(true)).count()
+    })
+}
+
+#[tokio::test]
+async fn up_status_up_again_destroy() {
+    let _serial = SERIAL.lock().await;
+    tokio::time::timeout(TEST_TIMEOUT, async {
+        // Containerizers left to detection: mesos, plus docker when an engine answers.
+        let wd = Workdir::new("");
+        let out = wd.orch_ok(&["up", "-f", "infra.yaml", "--detach"]).await;
+        assert!(out.contains("cluster 'local' is up"), "{out}");
+        assert!(
+            out.contains(&format!(
+                "API     {} (Marathon /v2, orch /v1)",
+                wd.api_url()
+            )),
+            "{out}"
+        );
+        assert!(out.contains("DNS     not built yet") && out.contains("LB      not built yet"));
+        let pids = wd.pids();
+        let names: Vec<&str> = pids.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, ["agent-1", "master-1"]);
+        assert!(pids.iter().all(|(_, pid)| alive(*pid)), "{pids:?}");
+        assert!(wd.cluster_dir().join("cluster.json").exists());
+        assert!(wd.cluster_dir().join("master-1.log").exists());
+
+        let status = wd.orch_ok(&["status", "-f", "infra.yaml"]).await;
+        assert!(status.contains("cluster 'local': running"), "{status}");
+        assert!(
+            status.contains(&format!("leader  127.0.0.1:{}", wd.api)),
+            "{status}"
+        );
+        assert!(
+            status.contains("agents  1 registered, 1 reachable"),
+            "{status}"
+        );
+        assert!(status.contains("master-1  master"), "{status}");
+
+        // Already running: reported, nothing changes, also without --detach.
+        for args in [
+            &["up", "-f", "infra.yaml"][..],
+            &["up", "-f", "infra.yaml", "--detach"],
+        ] {
+            let again = wd.orch_ok(args).await;
+            assert!(
+                again.contains(&format!(
+                    "cluster 'local' is already running: API {}",
+                    wd.api_url()
+                )),
+                "{again}"
+            );
+            assert_eq!(wd.pids(), pids);
+            assert!(pids.iter().all(|(_, pid)| alive(*pid)));
+        }
+
+        // Not on a terminal and no --yes: refused, nothing stopped.
+        let refused = wd.orch(&["destroy", "-f", "infra.yaml"]).await;
+        assert!(!refused.status.success());
+        assert!(
+            String::from_utf8_lossy(&refused.stderr)
+                .contains("pass --yes to destroy without asking"),
+            "{}",
+            describe_output(&refused)
+        );
+        assert!(pids.iter().all(|(_, pid)| alive(*pid)));
+
+        let destroyed = wd.orch_ok(&["destroy", "-f", "infra.yaml", "--yes"]).await;
+        assert!(
+            destroyed.contains("cluster 'local' destroyed"),
+            "{destroyed}"
+        );
+        assert!(
+            pids.iter().all(|(_, pid)| !alive(*pid)),
+            "{pids:?} still alive"
+        );
+        assert!(!wd.path().join(".orch").exists(), ".orch/ is left");
+        wd.assert_no_processes(Duration::from_secs(5)).await;
+
+        let again = wd.orch_ok(&["destroy", "-f", "infra.yaml", "--yes"]).await;
+        assert!(again.contains("does not exist"), "{again}");
+        let status = wd.orch_ok(&["status", "-f", "infra.yaml"]).await;
+        assert!(
+            status.contains("cluster 'local' does not exist here"),
+            "{status}"
+        );
+    })
+    .await
+    .expect("test timed out");
+}
+
+#[tokio::test]
+async fn three_masters_and_two_agents_with_disjoint_task_ports() {
+    let _serial = SERIAL.lock().await;
+    tokio::time::timeout(TEST_TIMEOUT, async {
+        let wd = Workdir::new("masters: 3\nagents: 2\ncontainerizers: mesos\n");
+        let out = wd.orch_ok(&["up", "-f", "infra.yaml", "--detach"]).await;
+        assert!(out.contains("3 masters and 2 agents"), "{out}");
+        let names: Vec<String> = wd.pids().into_iter().map(|(n, _)| n).collect();
+        assert_eq!(
+            names,
+            ["agent-1", "agent-2", "master-1", "master-2", "master-3"]
+        );
+
+        let status = wd.orch_ok(&["status", "-f", "infra.yaml"]).await;
+        assert!(status.contains("cluster 'local': running"), "{status}");
+        assert!(status.contains("3 of 3 masters members"), "{status}");
+        assert!(
+            status.contains("agents  2 registered, 2 reachable"),
+            "{status}"
+        );
+
+        let http = Http::new();
+        let agents = http
+            .get(&format!("{}/v1/agents", wd.api_url()))
+            .await
+            .json();
+        assert_eq!(reachable_agents(&agents), 2, "{agents}");
+        let mut ranges: Vec<String> = agents["agents"]
+            .as_array()
+            .expect("agents")
+            .iter()
+            .map(|a| a["resources"]["ports"].to_string())
+            .collect();
+        ranges.sort();
+        assert_eq!(ranges.len(), 2);
+        assert!(ranges[0].contains("31000-31999"), "{ranges:?}");
+        assert!(ranges[1].contains("32000-32999"), "{ranges:?}");
+
+        wd.orch_ok(&["destroy", "-f", "infra.yaml", "--yes"]).await;
+        wd.assert_no_processes(Duration::from_secs(5)).await;
+        assert!(!wd.cluster_dir().exists());
+    })
+    .await
+    .expect("test timed out");
+}
+
+#[tokio::test]
+async fn a_taken_port_is_named_and_nothing_starts() {
+    let _serial = SERIAL.lock().await;
+    tokio::time::timeout(TEST_TIMEOUT, async {
+        let wd = Workdir::new("");
+        let _taken = std::net::TcpListener::bind(("127.0.0.1", wd.api)).expect("take the API port");
+        let out = wd.orch(&["up", "-f", "infra.yaml", "--detach"]).await;
+        assert!(!out.status.success(), "{}", describe_output(&out));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains(&format!(
+                "port {} on 127.0.0.1 is already in use; set api: in infra.yaml",
+                wd.api
+            )),
+            "{}",
+            describe_output(&out)
+        );
+        assert!(!wd.cluster_dir().join("cluster.json").exists());
+        wd.assert_no_processes(Duration::from_secs(1)).await;
+    })
+    .await
+    .expect("test timed out");
+}
+
+#[tokio::test]
+async fn foreground_up_stops_everything_on_sigint_and_restarts_on_the_same_ports() {
+    let _serial = SERIAL.lock().await;
+    tokio::time::timeout(TEST_TIMEOUT, async {
+        let wd = Workdir::new("containerizers: mesos\n");
+        let stdout = wd.path().join("up.stdout");
+        let stderr = wd.path().join("up.stderr");
+        let mut up = std::process::Command::new(BIN)
+            .args(["up", "-f", "infra.yaml"])
+            .current_dir(wd.path())
+            .stdin(Stdio::null())
+            .stdout(std::fs::File::create(&stdout).expect("create up.stdout"))
+            .stderr(std::fs::File::create(&stderr).expect("create up.stderr"))
+            .spawn()
+            .expect("spawn orch up");
+        let up_output = || {
+            format!(
+                "--- orch up stdout ---\n{}\n--- stderr ---\n{}",
+                tail(&stdout, 40),
+                tail(&stderr, 40)
+            )
+        };
+        let http = Http::new();
+        wait_json(
+            &http,
+            &format!("{}/v1/agents", wd.api_url()),
+            Duration::from_secs(60),
+            |json| reachable_agents(json) == 1,
+        )
+        .await;
+        let created = http
+            .post(
+                &format!("{}/v2/apps", wd.api_url()),
+                &json!({"id": "/sleeper", "cmd": "sleep 1000", "cpus": 0.1, "mem": 16, "instances": 1}),
+            )
+            .await;
+        assert_eq!(created.status, 201, "{}", created.body);
+        wait_json(
+            &http,
+            &format!("{}/v2/apps/sleeper/tasks", wd.api_url()),
+            Duration::from_secs(30),
+            |json| {
+                json["tasks"]
+                    .as_array()
+                    .is_some_and(|t| t.len() == 1 && t[0]["state"] == json!("TASK_RUNNING"))
+            },
+        )
+        .await;
+        // TASK_RUNNING comes once the task's pid is known; the exec into `sleep` follows.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let running = wd.processes_under();
+            if running.iter().any(|p| p.contains("sleep 1000")) {
+                assert!(running.iter().any(|p| p.contains(" executor ")), "{running:?}");
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the task's process is not under the cluster dir: {running:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        // The foreground `orch up` is waiting (its banner is out).
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !tail(&stdout, 40).contains("Ctrl-C stops the cluster") {
+            assert!(Instant::now() < deadline, "no foreground banner\n{}", up_output());
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+
+        send_signal(up.id(), "INT");
+        let status = support::wait_exit(&mut up, Duration::from_secs(60))
+            .unwrap_or_else(|| panic!("orch up did not exit after SIGINT\n{}", up_output()));
+        assert!(status.success(), "orch up exited with {status}\n{}", up_output());
+        assert!(
+            tail(&stdout, 40).contains("cluster 'local' stopped"),
+            "{}",
+            up_output()
+        );
+        wd.assert_no_processes(Duration::from_secs(5)).await;
+        assert!(wd.cluster_dir().join("cluster.json").exists(), "the data stays");
+
+        // A restart reuses the recorded ports and data: the app is still there.
+        let out = wd.orch_ok(&["up", "-f", "infra.yaml", "--detach"]).await;
+        assert!(out.contains("restarting cluster 'local'"), "{out}");
+        assert!(out.contains(&format!("API     {}", wd.api_url())), "{out}");
+        let app = http.get(&format!("{}/v2/apps/sleeper", wd.api_url())).await;
+        assert_eq!(app.status, 200, "{}", app.body);
+        wd.orch_ok(&["destroy", "-f", "infra.yaml", "--yes"]).await;
+        wd.assert_no_processes(Duration::from_secs(5)).await;
+    })
+    .await
+    .expect("test timed out");
+}
+
+#[tokio::test]
+async fn invalid_infra_files_are_refused_with_the_key_named() {
+    let _serial = SERIAL.lock().await;
+    tokio::time::timeout(TEST_TIMEOUT, async {
+        let wd = Workdir::new("");
+        let cases = [
+            (
+                "masters: 2\n",
+                "error: bad.yaml: masters: must be 1, 3 or 5",
+            ),
+            ("mastres: 3\n", "error: bad.yaml: unknown field `mastres`"),
+            ("agents: many\n", "error: bad.yaml: agents: invalid type"),
+            (
+                "provider: docker\n",
+                "error: provider 'docker' is not built yet",
+            ),
+            (
+                "gitops:\n  - repo: ..\n    interval: often\n",
+                "error: bad.yaml: gitops[0].interval: 'often' is not a duration",
+            ),
+            (
+                "gitops:\n  - repo: ..\n    webhook_secret_env: ORCH_TEST_UNSET_SECRET\n",
+                "error: bad.yaml: gitops[0].webhook_secret_env: environment variable \
+                 ORCH_TEST_UNSET_SECRET is not set",
+            ),
+        ];
+        for (text, want) in cases {
+            std::fs::write(wd.path().join("bad.yaml"), text).expect("write bad.yaml");
+            let out = wd.orch(&["up", "-f", "bad.yaml", "--detach"]).await;
+            assert!(!out.status.success(), "{text:?} was accepted");
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert!(
+                stderr.contains(want),
+                "for {text:?}:\n{}",
+                describe_output(&out)
+            );
+        }
+        let out = wd
+            .orch(&["up", "--provider", "ssh", "-f", "infra.yaml"])
+            .await;
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("provider 'ssh' is not built yet"),
+            "{}",
+            describe_output(&out)
+        );
+        let missing = wd.orch(&["up", "-f", "nope.yaml"]).await;
+        assert!(
+            String::from_utf8_lossy(&missing.stderr).contains("cannot read nope.yaml"),
+            "{}",
+            describe_output(&missing)
+        );
+        assert!(!wd.path().join(".orch").exists(), "nothing may be created");
+        // Without -f and without infra/local.yaml: the built-in defaults (cluster 'local').
+        let status = wd.orch_ok(&["status"]).await;
+        assert!(
+            status.contains("cluster 'local' does not exist here"),
+            "{status}"
+        );
+    })
+    .await
+    .expect("test timed out");
+}
