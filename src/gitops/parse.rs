@@ -360,7 +360,7 @@ impl Reader<'_> {
         let id = self
             .managed
             .resolve(id)
-            .map_err(|error| document.error(base, &id_steps, error.to_string()))?;
+            .map_err(|error| document.error(base, &id_steps, format!("bad id {id:?}: {error}")))?;
         if !self.managed.contains(id.as_str()) {
             return Err(document.error(
                 base,
@@ -390,7 +390,7 @@ impl Reader<'_> {
         } else {
             self.managed.resolve(id).map(GroupId::from)
         }
-        .map_err(|error| document.error(&[], &id_steps, error.to_string()))?;
+        .map_err(|error| document.error(&[], &id_steps, format!("bad id {id:?}: {error}")))?;
         if id != *self.managed && !self.managed.contains(id.as_str()) {
             return Err(document.error(
                 &[],
@@ -860,6 +860,29 @@ apps:
         assert!(excluded("any/thing.json", &patterns(&["*"])));
         assert!(glob("a*b*c", "aXbYbZc"));
         assert!(!glob("a*b", "aXbY"));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn never_panics_on_any_text(
+            text in r#"[-a-z0-9 :{}\[\],"'\n#/()]{0,200}"#,
+            yaml in proptest::bool::ANY,
+        ) {
+            let path = if yaml { "apps/x.yaml" } else { "apps/x.json" };
+            // Any outcome is fine; an error must name the file.
+            if let Err(error) = read(&[file(path, &text)]) {
+                proptest::prop_assert_eq!(error.file, path);
+            }
+        }
+
+        #[test]
+        fn lines_point_inside_the_file(field in "[a-z]{1,6}", value in "[a-z0-9 ]{0,12}") {
+            let text = format!("id: /a\ncmd: run a\n{field}: {value}\nmem: -1\n");
+            if let Err(error) = read(&[file("apps/a.yaml", &text)]) {
+                let line = error.line.unwrap_or(0);
+                proptest::prop_assert!((1..=4).contains(&line), "{}", error);
+            }
+        }
     }
 
     #[test]
