@@ -6,6 +6,7 @@
 //! May depend on: model, state, master (its `Master` handle, to read state and write
 //! commands). The parsing, rendering, planning and webhook checks are pure.
 
+mod locate;
 pub mod parse;
 pub mod plan;
 mod reconciler;
