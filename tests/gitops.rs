@@ -416,8 +416,11 @@ async fn a_commit_that_never_gets_healthy_is_rolled_back() {
         json!({"repo": path, "autoRollback": true, "rollbackDeadline": "3s"}),
     )
     .await;
-    let healthy = wait_status(&cluster, "the good commit healthy", |s| synced_at(s, &good)).await;
-    assert_eq!(healthy["lastHealthy"], good.as_str());
+    // Healthy for a while (not just RUNNING once) before it counts as the last healthy one.
+    wait_status(&cluster, "the good commit healthy", |s| {
+        synced_at(s, &good) && s["lastHealthy"] == good.as_str()
+    })
+    .await;
     // A command that exits at once: the deployment never completes.
     repo.write("apps/web.json", &app("/web", 1, "exit 1"));
     let bad = repo.commit("bad");

@@ -532,3 +532,164 @@ async fn invalid_infra_files_are_refused_with_the_key_named() {
     .await
     .expect("test timed out");
 }
+
+/// Runs git in `dir`; panics if it fails; returns trimmed stdout.
+fn git(dir: &Path, args: &[&str]) -> String {
+    let out = std::process::Command::new("git")
+        .args(["-c", "user.name=orch-test", "-c", "user.email=test@orch"])
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("git runs");
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+fn web(instances: u32, cmd: &str) -> String {
+    serde_json::to_string_pretty(&json!({
+        "id": "/web", "cmd": cmd, "cpus": 0.1, "mem": 16, "instances": instances,
+        "upgradeStrategy": {"minimumHealthCapacity": 1, "maximumOverCapacity": 1}
+    }))
+    .expect("json")
+}
+
+/// The README's promise: `orch up` in a fresh clone runs what the repo says, and follows
+/// its commits (a rolling deployment per change; a bad commit applies nothing and is named
+/// by file and line; a fixing commit syncs again).
+#[tokio::test]
+async fn up_in_a_fresh_clone_runs_the_repo_and_follows_its_commits() {
+    let _serial = SERIAL.lock().await;
+    tokio::time::timeout(TEST_TIMEOUT, async {
+        let wd = Workdir::new("");
+        let origin = support::GitRepo::new();
+        origin.write(
+            "infra/local.yaml",
+            &format!(
+                "api: 127.0.0.1:{}\ncontainerizers: mesos\nagent_resources: \"cpus:4;mem:4096\"\n\
+                 gitops:\n  - repo: ..\n    name: site\n    path: apps\n    interval: 1h\n",
+                wd.api
+            ),
+        );
+        origin.write("apps/web.json", &web(1, "sleep 1000"));
+        origin.write(
+            "apps/worker.yaml",
+            "id: /jobs/worker\ncmd: sleep 1001\ncpus: 0.1\nmem: 16\n",
+        );
+        origin.commit("cluster and apps");
+        let clone = wd.path().join("site");
+        let origin_path = origin.path().display().to_string();
+        git(wd.path(), &["clone", "-q", &origin_path, "site"]);
+        let first = git(&clone, &["rev-parse", "HEAD"]);
+
+        let out = wd
+            .orch_ok(&["up", "-f", "site/infra/local.yaml", "--detach"])
+            .await;
+        assert!(out.contains("cluster 'local' is up"), "{out}");
+        let http = Http::new();
+        let gitops = format!("{}/v1/gitops/site", wd.api_url());
+        let synced = |commit: String| {
+            move |s: &Value| {
+                s["lastApplied"] == commit.as_str()
+                    && s["sync"] == "Synced"
+                    && s["health"] == "Healthy"
+            }
+        };
+        wait_json(
+            &http,
+            &gitops,
+            Duration::from_secs(30),
+            synced(first.clone()),
+        )
+        .await;
+        let tasks = format!("{}/v2/tasks", wd.api_url());
+        let running = |n: usize| {
+            move |t: &Value| {
+                t["tasks"].as_array().is_some_and(|tasks| {
+                    tasks
+                        .iter()
+                        .filter(|t| t["appId"] == "/web" && t["state"] == "TASK_RUNNING")
+                        .count()
+                        == n
+                })
+            }
+        };
+        wait_json(&http, &tasks, Duration::from_secs(30), running(1)).await;
+
+        // A change of instances and cmd: one rolling deployment, then Synced/Healthy there.
+        std::fs::write(clone.join("apps/web.json"), web(2, "sleep 1002")).expect("write");
+        git(&clone, &["commit", "-qam", "two instances, new cmd"]);
+        let second = git(&clone, &["rev-parse", "HEAD"]);
+        wait_json(
+            &http,
+            &gitops,
+            Duration::from_secs(30),
+            synced(second.clone()),
+        )
+        .await;
+        let app = http
+            .get(&format!("{}/v2/apps/web?embed=app.tasks", wd.api_url()))
+            .await
+            .json();
+        assert_eq!(app["app"]["cmd"], "sleep 1002");
+        assert_eq!(app["app"]["labels"]["orch.gitops/commit"], second.as_str());
+        let version = app["app"]["version"].clone();
+        let tasks_now = app["app"]["tasks"].as_array().cloned().unwrap_or_default();
+        assert_eq!(tasks_now.len(), 2, "{app:#}");
+        assert!(tasks_now
+            .iter()
+            .all(|t| t["version"] == version && t["state"] == "TASK_RUNNING"));
+        let status = http.get(&gitops).await.json();
+        assert_eq!(status["history"][0]["commit"], second.as_str());
+        assert!(
+            status["history"][0]["deploymentId"].is_string(),
+            "{status:#}"
+        );
+
+        // Invalid JSON on line 3: nothing applied, the status names file and line.
+        std::fs::write(
+            clone.join("apps/web.json"),
+            "{\n  \"id\": \"/web\",\n  \"instances\": 3,,\n  \"cmd\": \"sleep 1\"\n}\n",
+        )
+        .expect("write");
+        git(&clone, &["commit", "-qam", "broken"]);
+        wait_json(&http, &gitops, Duration::from_secs(30), |s| {
+            s["sync"] == "Error"
+                && s["error"]
+                    .as_str()
+                    .is_some_and(|e| e.contains("apps/web.json:3"))
+        })
+        .await;
+        let status = http.get(&gitops).await.json();
+        assert_eq!(status["lastApplied"], second.as_str(), "{status:#}");
+        assert_eq!(status["history"][0]["result"], "Error");
+        let app = http
+            .get(&format!("{}/v2/apps/web", wd.api_url()))
+            .await
+            .json();
+        assert_eq!(app["app"]["instances"], 2);
+        assert_eq!(app["app"]["version"], version);
+        let printed = wd.orch_ok(&["status", "-f", "site/infra/local.yaml"]).await;
+        assert!(printed.contains("site"), "{printed}");
+
+        // A fixing commit syncs again.
+        std::fs::write(clone.join("apps/web.json"), web(3, "sleep 1002")).expect("write");
+        git(&clone, &["commit", "-qam", "fixed"]);
+        let fixed = git(&clone, &["rev-parse", "HEAD"]);
+        wait_json(&http, &gitops, Duration::from_secs(30), synced(fixed)).await;
+        wait_json(&http, &tasks, Duration::from_secs(30), running(3)).await;
+        let worker = http
+            .get(&format!("{}/v2/apps/jobs/worker", wd.api_url()))
+            .await;
+        assert_eq!(worker.status, 200, "the YAML app runs too: {}", worker.body);
+
+        wd.orch_ok(&["destroy", "-f", "site/infra/local.yaml", "--yes"])
+            .await;
+        wd.assert_no_processes(Duration::from_secs(30)).await;
+    })
+    .await
+    .expect("test timed out");
+}

@@ -11,53 +11,7 @@ use serde_json::{json, Value};
 #[derive(Debug, Subcommand)]
 pub enum GitopsCommand {
     /// Watch a repo: its app files become the desired state of the managed group.
-    Add {
-        /// A local path or a URL (https, ssh, file).
-        #[arg(long)]
-        repo: String,
-        /// Its name [default: the repo's last path segment].
-        #[arg(long)]
-        name: Option<String>,
-        /// The branch to follow [default: the repo's HEAD branch].
-        #[arg(long)]
-        branch: Option<String>,
-        /// The folder with app files.
-        #[arg(long, default_value = "apps")]
-        path: String,
-        /// Poll interval.
-        #[arg(long, default_value = "30s")]
-        interval: String,
-        /// Delete apps whose files are gone.
-        #[arg(long)]
-        prune: bool,
-        /// Revert manual changes to managed apps.
-        #[arg(long)]
-        self_heal: bool,
-        /// Redeploy the last healthy commit when a commit is not healthy in time.
-        #[arg(long)]
-        auto_rollback: bool,
-        /// How long a commit may take to become healthy.
-        #[arg(long, default_value = "10m")]
-        rollback_deadline: String,
-        /// The group the repo manages.
-        #[arg(long, default_value = "/")]
-        group: String,
-        /// Files under the folder to skip (repeatable; `*` matches within a path segment).
-        #[arg(long)]
-        exclude: Vec<String>,
-        /// A template variable NAME=VALUE for `{{ vars.NAME }}` (repeatable).
-        #[arg(long = "var", value_parser = parse_var)]
-        vars: Vec<(String, String)>,
-        /// The webhook secret.
-        #[arg(long, env = "ORCH_WEBHOOK_SECRET", hide_env_values = true)]
-        webhook_secret: Option<String>,
-        /// A token for https remotes.
-        #[arg(long, env = "ORCH_GIT_TOKEN", hide_env_values = true)]
-        token: Option<String>,
-        /// A private key file for ssh remotes.
-        #[arg(long)]
-        ssh_key: Option<String>,
-    },
+    Add(Box<AddArgs>),
     /// Stop watching a repo (its apps stay).
     Remove {
         /// The repo's name [default: the only one].
@@ -88,6 +42,56 @@ pub enum GitopsCommand {
     },
 }
 
+/// The flags of `orch gitops add`.
+#[derive(Debug, clap::Args)]
+pub struct AddArgs {
+    /// A local path or a URL (https, ssh, file).
+    #[arg(long)]
+    repo: String,
+    /// Its name [default: the repo's last path segment].
+    #[arg(long)]
+    name: Option<String>,
+    /// The branch to follow [default: the repo's HEAD branch].
+    #[arg(long)]
+    branch: Option<String>,
+    /// The folder with app files.
+    #[arg(long, default_value = "apps")]
+    path: String,
+    /// Poll interval.
+    #[arg(long, default_value = "30s")]
+    interval: String,
+    /// Delete apps whose files are gone.
+    #[arg(long)]
+    prune: bool,
+    /// Revert manual changes to managed apps.
+    #[arg(long)]
+    self_heal: bool,
+    /// Redeploy the last healthy commit when a commit is not healthy in time.
+    #[arg(long)]
+    auto_rollback: bool,
+    /// How long a commit may take to become healthy.
+    #[arg(long, default_value = "10m")]
+    rollback_deadline: String,
+    /// The group the repo manages.
+    #[arg(long, default_value = "/")]
+    group: String,
+    /// Files under the folder to skip (repeatable; `*` matches within a path segment).
+    #[arg(long)]
+    exclude: Vec<String>,
+    /// A template variable NAME=VALUE for `{{ vars.NAME }}` (repeatable).
+    #[arg(long = "var", value_parser = parse_var)]
+    vars: Vec<(String, String)>,
+    /// The webhook secret.
+    #[arg(long, env = "ORCH_WEBHOOK_SECRET", hide_env_values = true)]
+    webhook_secret: Option<String>,
+    /// A token for https remotes.
+    #[arg(long, env = "ORCH_GIT_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// A private key file for ssh remotes.
+    #[arg(long)]
+    ssh_key: Option<String>,
+}
+
 fn parse_var(text: &str) -> Result<(String, String), String> {
     text.split_once('=')
         .map(|(name, value)| (name.to_owned(), value.to_owned()))
@@ -96,23 +100,24 @@ fn parse_var(text: &str) -> Result<(String, String), String> {
 
 pub async fn run(command: GitopsCommand, client: &Client) -> anyhow::Result<()> {
     match command {
-        GitopsCommand::Add {
-            repo,
-            name,
-            branch,
-            path,
-            interval,
-            prune,
-            self_heal,
-            auto_rollback,
-            rollback_deadline,
-            group,
-            exclude,
-            vars,
-            webhook_secret,
-            token,
-            ssh_key,
-        } => {
+        GitopsCommand::Add(add) => {
+            let AddArgs {
+                repo,
+                name,
+                branch,
+                path,
+                interval,
+                prune,
+                self_heal,
+                auto_rollback,
+                rollback_deadline,
+                group,
+                exclude,
+                vars,
+                webhook_secret,
+                token,
+                ssh_key,
+            } = *add;
             let mut config = RepoConfig::new(local_or_url(&repo)?);
             config.name = name.unwrap_or_default();
             config.branch = branch;

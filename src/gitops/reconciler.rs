@@ -24,6 +24,9 @@ use tokio::sync::{mpsc, oneshot};
 /// How often a worker checks drift, health and the rollback deadline.
 const CHECK: Duration = Duration::from_millis(500);
 
+/// How long health must hold before a commit counts as healthy.
+const HEALTHY_FOR: Duration = Duration::from_secs(2);
+
 /// How often the supervisor looks for added, changed or removed repos without a state change.
 const SUPERVISE: Duration = Duration::from_secs(1);
 
@@ -62,6 +65,8 @@ pub struct Live {
     pub drift: Vec<String>,
     /// Health of each app the applied commit defines.
     pub apps: BTreeMap<String, Health>,
+    /// Drift and health have been computed since the worker started.
+    pub observed: bool,
 }
 
 enum Request {
@@ -278,6 +283,7 @@ fn spawn_worker(gitops: &Arc<Gitops>, name: &str, record: &RepoRecord) -> Worker
             .filter(|applied| record.last_healthy.as_ref() != Some(applied))
             .map(|applied| (applied, Instant::now())),
         last_heal: None,
+        healthy_since: None,
     };
     let task = tokio::spawn(run.run(inbox, woken, wake.clone()));
     Worker {
@@ -303,6 +309,16 @@ struct Run {
     pending: Option<(String, Instant)>,
     /// When self-heal last re-applied.
     last_heal: Option<Instant>,
+    /// Since when the applied commit has been healthy without a break.
+    healthy_since: Option<(String, Instant)>,
+}
+
+/// What `observe` saw.
+struct Observed {
+    record: Arc<RepoRecord>,
+    applied: String,
+    drift: Vec<crate::model::AppId>,
+    overall: Health,
 }
 
 impl Run {
@@ -519,6 +535,7 @@ impl Run {
                     ..RepoChange::default()
                 })
                 .await;
+                self.observe().await;
                 Ok(())
             }
             Ok(other) => {
@@ -564,15 +581,11 @@ impl Run {
         Ok(desired)
     }
 
-    /// Drift, health, self-heal and the rollback deadline.
-    async fn check(&mut self) {
-        let Some(record) = self.record() else { return };
-        let Some(applied) = record.last_applied.clone() else {
-            return;
-        };
-        let Ok(desired) = self.load(&applied).await else {
-            return;
-        };
+    /// Compares the cluster with the applied commit: drift and health into `live`.
+    async fn observe(&mut self) -> Option<Observed> {
+        let record = self.record()?;
+        let applied = record.last_applied.clone()?;
+        let desired = self.load(&applied).await.ok()?;
         let state = self.master.state();
         let planned = plan::plan(
             &state,
@@ -589,25 +602,51 @@ impl Run {
             .map(|id| (id.to_string(), plan::app_health(&state, id)))
             .collect();
         let overall = health.values().copied().max().unwrap_or(Health::Healthy);
-        {
-            let mut live = self.live();
-            live.drift = planned.drift.iter().map(ToString::to_string).collect();
-            live.apps = health;
-        }
-        if !planned.drift.is_empty() && self.config.self_heal && !record.paused {
+        let mut live = self.live();
+        live.drift = planned.drift.iter().map(ToString::to_string).collect();
+        live.apps = health;
+        live.observed = true;
+        Some(Observed {
+            record,
+            applied,
+            drift: planned.drift,
+            overall,
+        })
+    }
+
+    /// Drift, health, self-heal and the rollback deadline.
+    async fn check(&mut self) {
+        let Some(Observed {
+            record,
+            applied,
+            drift,
+            overall,
+        }) = self.observe().await
+        else {
+            return;
+        };
+        if !drift.is_empty() && self.config.self_heal && !record.paused {
             let recently = self
                 .last_heal
                 .is_some_and(|at| at.elapsed() < Duration::from_secs(1));
             if !recently {
                 self.last_heal = Some(Instant::now());
-                tracing::info!(gitops.repo = %self.name, drift = ?planned.drift, "self-heal: reverting manual changes");
+                tracing::info!(gitops.repo = %self.name, drift = ?drift, "self-heal: reverting manual changes");
                 let _ = self
                     .sync(&applied, SyncResult::Applied, "self-heal".into())
                     .await;
             }
             return;
         }
-        if overall == Health::Healthy && planned.drift.is_empty() {
+        let healthy = overall == Health::Healthy && drift.is_empty();
+        let since = match (&self.healthy_since, healthy) {
+            (Some((commit, since)), true) if *commit == applied => Some(*since),
+            (_, true) => Some(Instant::now()),
+            (_, false) => None,
+        };
+        self.healthy_since = since.map(|since| (applied.clone(), since));
+        // A crash-looping task is RUNNING now and then: health must hold for a while.
+        if since.is_some_and(|since| since.elapsed() >= HEALTHY_FOR) {
             self.pending = None;
             if record.last_healthy.as_ref() != Some(&applied) {
                 self.record_change(RepoChange {

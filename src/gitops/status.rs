@@ -20,6 +20,8 @@ pub enum SyncState {
     Syncing,
     /// The last fetch or sync failed; `error` says why.
     Error,
+    /// The leader's reconciler has not compared the cluster with git yet (it just started).
+    Unknown,
 }
 
 /// One app from git.
@@ -77,6 +79,8 @@ pub fn repo_status(name: &str, record: &RepoRecord, live: &Live) -> RepoStatus {
         SyncState::Error
     } else if live.syncing {
         SyncState::Syncing
+    } else if !live.observed && record.last_applied.is_some() {
+        SyncState::Unknown
     } else if tip_pending || !live.drift.is_empty() || record.last_applied.is_none() {
         SyncState::OutOfSync
     } else {
@@ -141,6 +145,7 @@ mod tests {
     fn live(tip: &str) -> Live {
         Live {
             fetched: Some((tip.to_owned(), Timestamp::from_millis(2))),
+            observed: true,
             ..Live::default()
         }
     }
@@ -168,6 +173,11 @@ mod tests {
         assert_eq!(status.health, Health::Degraded);
         assert_eq!(status.apps[1].sync, SyncState::OutOfSync);
         assert_eq!(status.history[0].commit, "b", "newest first");
+        let fresh = Live::default();
+        assert_eq!(
+            repo_status("r", &record(Some("b")), &fresh).sync,
+            SyncState::Unknown
+        );
         let mut failing = live("b");
         failing.error = Some("apps/web.json:3: /cmd: bad".into());
         assert_eq!(
