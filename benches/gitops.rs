@@ -203,7 +203,7 @@ fn report(what: &str, samples: &mut [Duration]) {
     samples.sort();
     println!(
         "  {what}: median {}, min {}, max {} (n = {})",
-        common::ms(common::percentile(samples, 0.5)),
+        common::ms(common::percentile(samples, 50.0)),
         common::ms(samples[0]),
         common::ms(samples[samples.len() - 1]),
         samples.len()
