@@ -14,5 +14,7 @@ pub mod render;
 pub mod source;
 pub mod status;
 pub mod webhook;
+mod worker;
 
-pub use reconciler::{short, Gitops, GitopsError, Live};
+pub use reconciler::{Gitops, GitopsError};
+pub use worker::{short, Live};

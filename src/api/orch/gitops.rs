@@ -165,35 +165,51 @@ async fn remove(
 
 /// Fetches now and syncs the branch tip; answers the repo's status afterwards.
 async fn sync(
-    Extension(gitops): Extension<Arc<Gitops>>,
-    Query(query): Query<HashMap<String, String>>,
+    gitops: Extension<Arc<Gitops>>,
+    query: Query<HashMap<String, String>>,
     body: Bytes,
 ) -> Result<Json<RepoStatus>, ApiError> {
-    let target = target(&query, &body)?;
-    let name = gitops.resolve(target.name.as_deref())?;
-    gitops.sync(&name).await?;
-    Ok(Json(status_of(&gitops, &name)?))
+    act(gitops, query, body, Action::Sync).await
 }
 
 async fn rollback(
-    Extension(gitops): Extension<Arc<Gitops>>,
-    Query(query): Query<HashMap<String, String>>,
+    gitops: Extension<Arc<Gitops>>,
+    query: Query<HashMap<String, String>>,
     body: Bytes,
 ) -> Result<Json<RepoStatus>, ApiError> {
-    let target = target(&query, &body)?;
-    let name = gitops.resolve(target.name.as_deref())?;
-    gitops.rollback(&name, target.to).await?;
-    Ok(Json(status_of(&gitops, &name)?))
+    act(gitops, query, body, Action::Rollback).await
 }
 
 async fn resume(
+    gitops: Extension<Arc<Gitops>>,
+    query: Query<HashMap<String, String>>,
+    body: Bytes,
+) -> Result<Json<RepoStatus>, ApiError> {
+    act(gitops, query, body, Action::Resume).await
+}
+
+/// What a `POST /v1/gitops/{action}` asks of a repo's reconciler.
+#[derive(Clone, Copy, Debug)]
+enum Action {
+    Sync,
+    Rollback,
+    Resume,
+}
+
+/// Runs `action` on the repo the request names (or the only one); answers its status.
+async fn act(
     Extension(gitops): Extension<Arc<Gitops>>,
     Query(query): Query<HashMap<String, String>>,
     body: Bytes,
+    action: Action,
 ) -> Result<Json<RepoStatus>, ApiError> {
     let target = target(&query, &body)?;
     let name = gitops.resolve(target.name.as_deref())?;
-    gitops.resume(&name).await?;
+    match action {
+        Action::Sync => gitops.sync(&name).await?,
+        Action::Rollback => gitops.rollback(&name, target.to).await?,
+        Action::Resume => gitops.resume(&name).await?,
+    }
     Ok(Json(status_of(&gitops, &name)?))
 }
 
