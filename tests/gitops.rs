@@ -448,3 +448,138 @@ async fn a_commit_that_never_gets_healthy_is_rolled_back() {
     assert_eq!(after["lastFetched"], bad.as_str());
     assert_eq!(after["sync"], "OutOfSync");
 }
+
+/// A real sshd (Debian's openssh-server) on a loopback port, with its own host key and one
+/// authorised client key; killed on drop.
+struct Sshd {
+    dir: tempfile::TempDir,
+    port: u16,
+    child: std::process::Child,
+}
+
+impl Sshd {
+    fn start() -> Option<Sshd> {
+        let sshd = std::path::Path::new("/usr/sbin/sshd");
+        if !sshd.exists() {
+            eprintln!(
+                "note: /usr/sbin/sshd missing (apt-get install openssh-server); ssh test skipped"
+            );
+            return None;
+        }
+        let dir = tempfile::tempdir().expect("temp dir");
+        for key in ["host_key", "client_key"] {
+            let path = dir.path().join(key);
+            let out = std::process::Command::new("ssh-keygen")
+                .args(["-q", "-t", "ecdsa", "-m", "PEM", "-N", "", "-f"])
+                .arg(&path)
+                .output()
+                .expect("ssh-keygen runs");
+            assert!(out.status.success(), "ssh-keygen: {out:?}");
+        }
+        std::fs::copy(
+            dir.path().join("client_key.pub"),
+            dir.path().join("authorized_keys"),
+        )
+        .expect("authorized_keys");
+        std::fs::create_dir_all("/run/sshd").expect("privilege separation dir");
+        let port = support::free_port();
+        let config = format!(
+            "Port {port}\nListenAddress 127.0.0.1\nHostKey {d}/host_key\n\
+             AuthorizedKeysFile {d}/authorized_keys\nPasswordAuthentication no\n\
+             KbdInteractiveAuthentication no\nPubkeyAuthentication yes\n\
+             PermitRootLogin prohibit-password\nStrictModes no\nUsePAM no\nPidFile {d}/sshd.pid\n",
+            d = dir.path().display()
+        );
+        std::fs::write(dir.path().join("sshd_config"), config).expect("sshd_config");
+        let log = std::fs::File::create(dir.path().join("sshd.log")).expect("sshd log");
+        let child = std::process::Command::new(sshd)
+            .args(["-D", "-e", "-f"])
+            .arg(dir.path().join("sshd_config"))
+            .stderr(log)
+            .spawn()
+            .expect("sshd starts");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "sshd did not listen on {port}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Some(Sshd { dir, port, child })
+    }
+
+    /// A home dir whose `.ssh/known_hosts` trusts this server's host key.
+    fn home_trusting_it(&self) -> tempfile::TempDir {
+        let home = tempfile::tempdir().expect("temp dir");
+        let key = std::fs::read_to_string(self.dir.path().join("host_key.pub")).expect("host key");
+        let mut fields = key.split_whitespace();
+        let (kind, blob) = (fields.next().unwrap_or(""), fields.next().unwrap_or(""));
+        std::fs::create_dir_all(home.path().join(".ssh")).expect(".ssh");
+        std::fs::write(
+            home.path().join(".ssh/known_hosts"),
+            format!("[127.0.0.1]:{} {kind} {blob}\n", self.port),
+        )
+        .expect("known_hosts");
+        home
+    }
+}
+
+impl Drop for Sshd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if std::thread::panicking() {
+            eprintln!("{}", support::tail(&self.dir.path().join("sshd.log"), 30));
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_ssh_remote_is_fetched_with_a_key_and_a_known_host() {
+    let Some(sshd) = Sshd::start() else { return };
+    let home = sshd.home_trusting_it();
+    let mut cluster = Cluster::empty();
+    cluster.master_env = vec![("HOME".into(), home.path().display().to_string())];
+    let addr = support::free_addr();
+    cluster.add(&addr, vec!["--listen".into(), addr.clone()]);
+    let leader = cluster.wait_for_leader(Duration::from_secs(15)).await;
+    cluster.add_agent(&["--resources", RESOURCES, "--containerizers", "mesos"]);
+    cluster
+        .wait_for_agents(leader, 1, Duration::from_secs(15))
+        .await;
+    let repo = GitRepo::new();
+    repo.write("apps/web.json", &app("/web", 1, "sleep 1000"));
+    let head = repo.commit("web");
+    let url = format!(
+        "ssh://root@127.0.0.1:{}{}",
+        sshd.port,
+        repo.path().display()
+    );
+    let key = sshd.dir.path().join("client_key").display().to_string();
+    watch(
+        &cluster,
+        json!({"repo": url, "name": "over-ssh", "sshKey": key, "interval": "1h"}),
+    )
+    .await;
+    let synced = wait_status(&cluster, "the ssh remote synced", |s| synced_at(s, &head)).await;
+    assert_eq!(synced["config"]["sshKey"], key.as_str());
+    assert_eq!(running(&cluster, "/web").await, 1);
+
+    // A key the server does not know: the fetch fails, the status says so, nothing changes.
+    let stranger = tempfile::tempdir().expect("temp dir");
+    let stranger_key = stranger.path().join("key");
+    let out = std::process::Command::new("ssh-keygen")
+        .args(["-q", "-t", "ecdsa", "-m", "PEM", "-N", "", "-f"])
+        .arg(&stranger_key)
+        .output()
+        .expect("ssh-keygen runs");
+    assert!(out.status.success());
+    let other = json!({"repo": url, "name": "over-ssh", "sshKey": stranger_key.display().to_string(), "interval": "1h"});
+    watch(&cluster, other).await;
+    let refused = wait_status(&cluster, "the refused key", |s| s["sync"] == "Error").await;
+    assert!(
+        refused["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("fetch") || e.contains("reach")),
+        "{refused:#}"
+    );
+    assert_eq!(refused["lastApplied"], head.as_str());
+}

@@ -140,6 +140,8 @@ pub struct Master {
     pub data_dir: PathBuf,
     /// Arguments after the binary name (`master ...`).
     pub args: Vec<String>,
+    /// Environment variables set for the process.
+    pub env: Vec<(String, String)>,
     stdout_path: PathBuf,
     stderr_path: PathBuf,
     child: Option<Child>,
@@ -155,6 +157,7 @@ impl Master {
             addr: addr.to_string(),
             data_dir,
             args,
+            env: Vec::new(),
             stdout_path: dir.join(format!("{name}.stdout.log")),
             stderr_path: dir.join(format!("{name}.stderr.log")),
             child: None,
@@ -209,6 +212,7 @@ impl Master {
             .stdout(out)
             .stderr(err)
             .env("RUST_BACKTRACE", "1")
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .spawn()
             .unwrap_or_else(|e| panic!("spawn {BIN} {}: {e}", argv.join(" ")));
         self.child = Some(child);
@@ -600,6 +604,8 @@ pub struct Cluster {
     pub agents: Vec<Master>,
     /// HTTP client.
     pub http: Http,
+    /// Environment variables for masters added from now on.
+    pub master_env: Vec<(String, String)>,
     dir: Option<tempfile::TempDir>,
 }
 
@@ -620,6 +626,7 @@ impl Cluster {
             masters: Vec::new(),
             agents: Vec::new(),
             http: Http::new(),
+            master_env: Vec::new(),
             dir: Some(dir),
         }
     }
@@ -662,6 +669,7 @@ impl Cluster {
             args.push(data_dir.display().to_string());
         }
         let mut m = Master::new(self.dir(), &name, addr, data_dir, args);
+        m.env = self.master_env.clone();
         m.start();
         self.masters.push(m);
         i
