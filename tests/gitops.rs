@@ -26,21 +26,33 @@ fn app(id: &str, instances: u32, cmd: &str) -> String {
     json!({"id": id, "cmd": cmd, "cpus": 0.1, "mem": 16, "instances": instances}).to_string()
 }
 
-/// The status of the only watched repo.
+/// The status of the only watched repo, asked of master 0.
 async fn status(cluster: &Cluster) -> Value {
-    let r = cluster
-        .http
-        .get(&format!("{}/v1/gitops", cluster.url(0)))
-        .await;
+    status_via(cluster, &cluster.url(0)).await
+}
+
+/// The status of the only watched repo, asked of the master at `base`.
+async fn status_via(cluster: &Cluster, base: &str) -> Value {
+    let r = cluster.http.get(&format!("{base}/v1/gitops")).await;
     assert_eq!(r.status, 200, "{}", r.body);
     r.json()["repos"][0].clone()
 }
 
-/// Waits until the repo's status satisfies `ok`.
+/// Waits until the repo's status (asked of master 0) satisfies `ok`.
 async fn wait_status(cluster: &Cluster, what: &str, ok: impl Fn(&Value) -> bool) -> Value {
+    wait_status_via(cluster, &cluster.url(0), what, ok).await
+}
+
+/// Waits until the repo's status, asked of the master at `base`, satisfies `ok`.
+async fn wait_status_via(
+    cluster: &Cluster,
+    base: &str,
+    what: &str,
+    ok: impl Fn(&Value) -> bool,
+) -> Value {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let status = status(cluster).await;
+        let status = status_via(cluster, base).await;
         if ok(&status) {
             return status;
         }
@@ -582,4 +594,54 @@ async fn an_ssh_remote_is_fetched_with_a_key_and_a_known_host() {
         "{refused:#}"
     );
     assert_eq!(refused["lastApplied"], head.as_str());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_new_leader_carries_on_with_the_repo_and_its_history() {
+    let mut cluster = Cluster::start(3, &[]);
+    let leader = cluster.wait_for_leader(Duration::from_secs(20)).await;
+    cluster.add_agent(&["--resources", RESOURCES, "--containerizers", "mesos"]);
+    cluster
+        .wait_for_agents(leader, 1, Duration::from_secs(15))
+        .await;
+    let repo = GitRepo::new();
+    repo.write("apps/web.json", &app("/web", 1, "sleep 1000"));
+    let first = repo.commit("web");
+    let follower = (leader + 1) % 3;
+    // Added through a follower, which forwards to the leader.
+    let config = json!({"repo": repo.path().display().to_string(), "interval": "1h"});
+    let r = cluster
+        .http
+        .post(&format!("{}/v1/gitops", cluster.url(follower)), &config)
+        .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let base = cluster.url(follower);
+    wait_status_via(&cluster, &base, "the first commit", |s| {
+        synced_at(s, &first)
+    })
+    .await;
+
+    cluster.masters[leader].kill9();
+    let survivors: Vec<usize> = (0..3).filter(|i| *i != leader).collect();
+    let new_leader = cluster
+        .wait_for_leader_among(&survivors, None, Duration::from_secs(20))
+        .await;
+    let base = cluster.url(new_leader);
+    let carried = wait_status_via(&cluster, &base, "the record on the new leader", |s| {
+        s["sync"] == "Synced"
+    })
+    .await;
+    assert_eq!(carried["lastApplied"], first.as_str());
+    assert_eq!(
+        carried["history"].as_array().map(Vec::len),
+        Some(1),
+        "{carried:#}"
+    );
+    // The new leader's worker watches the repo: a commit is synced without a call.
+    repo.write("apps/web.json", &app("/web", 2, "sleep 1000"));
+    let second = repo.commit("two");
+    wait_status_via(&cluster, &base, "the commit after the failover", |s| {
+        synced_at(s, &second)
+    })
+    .await;
 }
