@@ -17,4 +17,4 @@ pub mod webhook;
 mod worker;
 
 pub use reconciler::{Gitops, GitopsError};
-pub use worker::{short, Live};
+pub use worker::Live;

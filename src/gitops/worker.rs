@@ -512,7 +512,7 @@ fn now() -> Timestamp {
 }
 
 /// The first seven digits of a commit id.
-pub fn short(commit: &str) -> &str {
+fn short(commit: &str) -> &str {
     commit.get(..7).unwrap_or(commit)
 }
 
