@@ -215,9 +215,8 @@ impl Run {
         let desired = match self.load(commit).await {
             Ok(desired) => desired,
             Err(error) => {
-                let first = self.live().error.as_ref() != Some(&error);
-                self.live().error = Some(error.clone());
-                if first {
+                // Recorded in the history before the status shows the error.
+                if self.live().error.as_ref() != Some(&error) {
                     tracing::warn!(gitops.repo = %self.name, commit, %error, "commit not applied");
                     self.record_change(RepoChange {
                         sync: Some(sync_record(commit, None, SyncResult::Error, error.clone())),
@@ -225,6 +224,7 @@ impl Run {
                     })
                     .await;
                 }
+                self.live().error = Some(error.clone());
                 return Err(error);
             }
         };
