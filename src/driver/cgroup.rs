@@ -274,62 +274,69 @@ mod tests {
 
     #[test]
     fn v2_plan_sets_limits_and_reads_oom_kills() {
-        let root = tempfile::tempdir().unwrap();
+        let root = tempfile::tempdir().expect("temp dir");
         let cgroups = Cgroups {
             version: CgroupVersion::V2,
             memory_parent: root.path().join("orch"),
             cpu_parent: None,
         };
-        fs::create_dir(root.path().join("orch")).unwrap();
+        fs::create_dir(root.path().join("orch")).expect("cgroup files in a temp dir");
         let plan = cgroups.plan("t1", 64.0, 0.5);
         assert_eq!(plan.memory_dir, root.path().join("orch/t1"));
         assert_eq!(plan.memory_bytes, 64 * 1024 * 1024);
-        plan.create().unwrap();
+        plan.create().expect("cgroup files in a temp dir");
         assert_eq!(
-            fs::read_to_string(plan.memory_dir.join("memory.max")).unwrap(),
+            fs::read_to_string(plan.memory_dir.join("memory.max"))
+                .expect("cgroup files in a temp dir"),
             "67108864"
         );
-        fs::write(plan.memory_dir.join("memory.events"), "oom 1\noom_kill 2\n").unwrap();
+        fs::write(plan.memory_dir.join("memory.events"), "oom 1\noom_kill 2\n")
+            .expect("cgroup files in a temp dir");
         assert_eq!(plan.oom_kills(), 2);
     }
 
     #[test]
     fn v2_without_memory_is_refused() {
-        let root = tempfile::tempdir().unwrap();
-        fs::write(root.path().join("cgroup.controllers"), "cpu pids\n").unwrap();
+        let root = tempfile::tempdir().expect("temp dir");
+        fs::write(root.path().join("cgroup.controllers"), "cpu pids\n")
+            .expect("cgroup files in a temp dir");
         let error = Cgroups::detect_at(root.path()).unwrap_err();
         assert!(error.contains("no memory controller"), "{error}");
     }
 
     #[test]
     fn detects_v1_from_a_fake_tree() {
-        let root = tempfile::tempdir().unwrap();
-        fs::create_dir_all(root.path().join("memory")).unwrap();
-        fs::write(root.path().join("memory/memory.limit_in_bytes"), "max").unwrap();
-        fs::create_dir_all(root.path().join("cpu")).unwrap();
-        fs::write(root.path().join("cpu/cpu.shares"), "1024").unwrap();
-        let cgroups = Cgroups::detect_at(root.path()).unwrap();
+        let root = tempfile::tempdir().expect("temp dir");
+        fs::create_dir_all(root.path().join("memory")).expect("cgroup files in a temp dir");
+        fs::write(root.path().join("memory/memory.limit_in_bytes"), "max")
+            .expect("cgroup files in a temp dir");
+        fs::create_dir_all(root.path().join("cpu")).expect("cgroup files in a temp dir");
+        fs::write(root.path().join("cpu/cpu.shares"), "1024").expect("cgroup files in a temp dir");
+        let cgroups = Cgroups::detect_at(root.path()).expect("a v1 hierarchy is detected");
         assert_eq!(cgroups.version(), CgroupVersion::V1);
         let plan = cgroups.plan("t1", 32.0, 0.25);
         assert_eq!(plan.cpu_dir, Some(root.path().join("cpu/orch/t1")));
-        plan.create().unwrap();
-        let cpu = plan.cpu_dir.clone().unwrap();
-        assert_eq!(fs::read_to_string(cpu.join("cpu.shares")).unwrap(), "256");
+        plan.create().expect("cgroup files in a temp dir");
+        let cpu = plan.cpu_dir.clone().expect("cgroup files in a temp dir");
         assert_eq!(
-            fs::read_to_string(cpu.join("cpu.cfs_quota_us")).unwrap(),
+            fs::read_to_string(cpu.join("cpu.shares")).expect("cgroup files in a temp dir"),
+            "256"
+        );
+        assert_eq!(
+            fs::read_to_string(cpu.join("cpu.cfs_quota_us")).expect("cgroup files in a temp dir"),
             "25000"
         );
         fs::write(
             plan.memory_dir.join("memory.oom_control"),
             "oom_kill_disable 0\nunder_oom 0\noom_kill 1\n",
         )
-        .unwrap();
+        .expect("cgroup files in a temp dir");
         assert_eq!(plan.oom_kills(), 1);
     }
 
     #[test]
     fn nothing_usable_is_an_error() {
-        let root = tempfile::tempdir().unwrap();
+        let root = tempfile::tempdir().expect("temp dir");
         assert!(Cgroups::detect_at(root.path()).is_err());
     }
 }

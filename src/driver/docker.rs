@@ -902,7 +902,7 @@ mod tests {
         Launch {
             spec: TaskSpec {
                 task_id: TaskId("web.instance-1._app.1".to_owned()),
-                app_id: AppId::parse("/web").unwrap(),
+                app_id: AppId::parse("/web").expect("valid app id"),
                 app_version: Timestamp::from_millis(0),
                 cmd: Some("httpd -f".to_owned()),
                 args: vec![],
@@ -963,28 +963,33 @@ mod tests {
 
     #[test]
     fn bridge_config_maps_ports_volumes_labels_and_limits() {
-        let config = container_config(&launch(DockerNetwork::Bridge, &[]), "agent-1").unwrap();
+        let config = container_config(&launch(DockerNetwork::Bridge, &[]), "agent-1")
+            .expect("a valid launch");
         assert_eq!(
             config.entrypoint,
             Some(vec!["/bin/sh".to_owned(), "-c".to_owned()])
         );
         assert_eq!(config.cmd, Some(vec!["httpd -f".to_owned()]));
-        let labels = config.labels.clone().unwrap();
+        let labels = config.labels.clone().expect("set by container_config");
         assert_eq!(labels[TASK_LABEL], "web.instance-1._app.1");
         assert_eq!(labels[AGENT_LABEL], "agent-1");
         assert_eq!(labels["HAPROXY_GROUP"], "external");
-        let env = config.env.clone().unwrap();
+        let env = config.env.clone().expect("set by container_config");
         assert!(env.contains(&"MESOS_SANDBOX=/mnt/mesos/sandbox".to_owned()));
         assert!(env.contains(&"PORT0=31000".to_owned()));
-        let host = config.host_config.unwrap();
+        let host = config.host_config.expect("set by container_config");
         assert_eq!(host.network_mode.as_deref(), Some("bridge"));
-        let bindings = host.port_bindings.unwrap();
-        let binding = |key: &str| bindings[key].clone().unwrap()[0].host_port.clone();
+        let bindings = host.port_bindings.expect("set by container_config");
+        let binding = |key: &str| {
+            bindings[key].clone().expect("set by container_config")[0]
+                .host_port
+                .clone()
+        };
         assert_eq!(binding("8080/tcp").as_deref(), Some("31000"));
         assert_eq!(binding("31001/udp").as_deref(), Some("31001"));
         assert_eq!(binding("31001/tcp").as_deref(), Some("31001"));
         assert_eq!(
-            host.binds.unwrap(),
+            host.binds.expect("set by container_config"),
             vec![
                 "/work/sandboxes/web.instance-1._app.1:/mnt/mesos/sandbox".to_owned(),
                 "/srv/data:/data:ro".to_owned()
@@ -996,8 +1001,9 @@ mod tests {
 
     #[test]
     fn host_network_has_no_bindings() {
-        let config = container_config(&launch(DockerNetwork::Host, &[]), "a").unwrap();
-        let host = config.host_config.unwrap();
+        let config =
+            container_config(&launch(DockerNetwork::Host, &[]), "a").expect("a valid launch");
+        let host = config.host_config.expect("set by container_config");
         assert_eq!(host.network_mode.as_deref(), Some("host"));
         assert!(host.port_bindings.is_none());
         assert!(config.exposed_ports.is_none());
@@ -1024,23 +1030,41 @@ mod tests {
             ),
             "a",
         )
-        .unwrap();
-        assert_eq!(config.labels.unwrap()["team"], "core");
-        assert!(config.env.unwrap().contains(&"EXTRA=1".to_owned()));
+        .expect("a valid launch");
+        assert_eq!(
+            config.labels.expect("set by container_config")["team"],
+            "core"
+        );
+        assert!(config
+            .env
+            .expect("set by container_config")
+            .contains(&"EXTRA=1".to_owned()));
         assert_eq!(config.hostname.as_deref(), Some("box"));
         assert_eq!(config.user.as_deref(), Some("nobody"));
         assert_eq!(config.working_dir.as_deref(), Some("/tmp"));
-        let host = config.host_config.unwrap();
+        let host = config.host_config.expect("set by container_config");
         assert_eq!(host.memory_swap, Some(1 << 30));
-        let ulimit = &host.ulimits.unwrap()[0];
+        let ulimit = &host.ulimits.expect("set by container_config")[0];
         assert_eq!(
             (ulimit.name.as_deref(), ulimit.soft, ulimit.hard),
             (Some("nofile"), Some(1024), Some(2048))
         );
-        assert_eq!(host.cap_add.unwrap(), vec!["NET_ADMIN".to_owned()]);
-        assert_eq!(host.cap_drop.unwrap(), vec!["MKNOD".to_owned()]);
-        assert_eq!(host.extra_hosts.unwrap(), vec!["db:10.0.0.2".to_owned()]);
-        assert_eq!(host.dns.unwrap(), vec!["10.0.0.53".to_owned()]);
+        assert_eq!(
+            host.cap_add.expect("set by container_config"),
+            vec!["NET_ADMIN".to_owned()]
+        );
+        assert_eq!(
+            host.cap_drop.expect("set by container_config"),
+            vec!["MKNOD".to_owned()]
+        );
+        assert_eq!(
+            host.extra_hosts.expect("set by container_config"),
+            vec!["db:10.0.0.2".to_owned()]
+        );
+        assert_eq!(
+            host.dns.expect("set by container_config"),
+            vec!["10.0.0.53".to_owned()]
+        );
     }
 
     #[test]

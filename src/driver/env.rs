@@ -166,7 +166,7 @@ mod tests {
     fn spec() -> TaskSpec {
         TaskSpec {
             task_id: TaskId("prod_web.instance-1._app.1".to_owned()),
-            app_id: AppId::parse("/prod/web").unwrap(),
+            app_id: AppId::parse("/prod/web").expect("valid app id"),
             app_version: Timestamp::from_millis(1_443_194_028_343),
             cmd: Some("sleep 1".to_owned()),
             args: vec![],

@@ -455,11 +455,11 @@ mod tests {
 
     #[test]
     fn own_process_identity_is_alive_and_survives_a_round_trip() {
-        let me = ProcId::of(std::process::id() as i32).unwrap();
+        let me = ProcId::of(std::process::id() as i32).expect("files in a temp dir");
         assert!(me.alive());
-        let dir = tempfile::tempdir().unwrap();
+        let dir = tempfile::tempdir().expect("temp dir");
         let path = dir.path().join("pid");
-        me.write(&path).unwrap();
+        me.write(&path).expect("files in a temp dir");
         assert_eq!(ProcId::read(&path), Some(me));
         let reused = ProcId {
             start_time: me.start_time + 1,
@@ -470,7 +470,7 @@ mod tests {
 
     #[test]
     fn programs_resolve_like_execvp() {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = tempfile::tempdir().expect("temp dir");
         assert_eq!(
             resolve_program("sh", "/nonexistent:/bin", dir.path()),
             Some(PathBuf::from("/bin/sh"))
@@ -483,22 +483,24 @@ mod tests {
             resolve_program("/bin/sh", "", dir.path()),
             Some(PathBuf::from("/bin/sh"))
         );
-        fs::write(dir.path().join("script"), "#!/bin/sh\n").unwrap();
+        fs::write(dir.path().join("script"), "#!/bin/sh\n").expect("files in a temp dir");
         assert_eq!(resolve_program("./script", "", dir.path()), None);
-        fs::set_permissions(dir.path().join("script"), fs::Permissions::from_mode(0o755)).unwrap();
+        fs::set_permissions(dir.path().join("script"), fs::Permissions::from_mode(0o755))
+            .expect("files in a temp dir");
         assert!(resolve_program("./script", "", dir.path()).is_some());
     }
 
     #[test]
     fn exit_records_round_trip() {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = tempfile::tempdir().expect("temp dir");
         let record = ExitRecord {
             started: true,
             code: Some(3),
             ..ExitRecord::default()
         };
-        write_json(&dir.path().join("exit.json"), &record).unwrap();
-        let back: ExitRecord = read_json(&dir.path().join("exit.json")).unwrap();
+        write_json(&dir.path().join("exit.json"), &record).expect("files in a temp dir");
+        let back: ExitRecord =
+            read_json(&dir.path().join("exit.json")).expect("files in a temp dir");
         assert_eq!(back, record);
     }
 }

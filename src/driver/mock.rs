@@ -287,7 +287,7 @@ mod tests {
         Launch {
             spec: TaskSpec {
                 task_id: TaskId(id.to_owned()),
-                app_id: AppId::parse("/mock").unwrap(),
+                app_id: AppId::parse("/mock").expect("valid app id"),
                 app_version: Timestamp::from_millis(0),
                 cmd: None,
                 args: vec![],
@@ -320,16 +320,22 @@ mod tests {
                 &[(RUN_FOR_LABEL, "2s"), (EXIT_CODE_LABEL, "3")],
             ))
             .await
-            .unwrap();
+            .expect("the mock driver answers");
         assert_eq!(started.ip_addresses, vec!["10.0.0.1".to_owned()]);
         let id = TaskId("a".to_owned());
-        assert_eq!(driver.inspect(&id).await.unwrap(), None);
+        assert_eq!(
+            driver.inspect(&id).await.expect("the mock driver answers"),
+            None
+        );
         let begin = Instant::now();
         let exit = driver.wait(&id).await;
         assert_eq!(begin.elapsed(), Duration::from_secs(2));
         assert_eq!(exit.state, TaskState::Failed);
         assert_eq!(exit.message, "Command exited with status 3");
-        assert_eq!(driver.inspect(&id).await.unwrap(), Some(exit));
+        assert_eq!(
+            driver.inspect(&id).await.expect("the mock driver answers"),
+            Some(exit)
+        );
     }
 
     #[tokio::test(start_paused = true)]
@@ -338,7 +344,7 @@ mod tests {
         driver
             .start(launch("a", &[(RUN_FOR_LABEL, "500ms")]))
             .await
-            .unwrap();
+            .expect("the mock driver answers");
         let exit = driver.wait(&TaskId("a".to_owned())).await;
         assert_eq!(exit.state, TaskState::Finished);
     }
@@ -346,7 +352,10 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn stop_kills_a_forever_task() {
         let driver = MockDriver::new();
-        driver.start(launch("a", &[])).await.unwrap();
+        driver
+            .start(launch("a", &[]))
+            .await
+            .expect("the mock driver answers");
         let id = TaskId("a".to_owned());
         let waiter = {
             let driver = driver.clone();
@@ -354,11 +363,17 @@ mod tests {
             tokio::spawn(async move { driver.wait(&id).await })
         };
         tokio::time::sleep(Duration::from_secs(3600)).await;
-        assert_eq!(driver.inspect(&id).await.unwrap(), None);
-        driver.stop(&id, Duration::from_secs(3)).await.unwrap();
-        let exit = waiter.await.unwrap();
+        assert_eq!(
+            driver.inspect(&id).await.expect("the mock driver answers"),
+            None
+        );
+        driver
+            .stop(&id, Duration::from_secs(3))
+            .await
+            .expect("the mock driver answers");
+        let exit = waiter.await.expect("the mock driver answers");
         assert_eq!(exit.state, TaskState::Killed);
-        driver.destroy(&id).await.unwrap();
+        driver.destroy(&id).await.expect("the mock driver answers");
         assert!(driver.is_empty());
         assert!(matches!(
             driver.inspect(&id).await,
@@ -388,16 +403,23 @@ mod tests {
         driver
             .start(launch("a", &[(HEALTHY_LABEL, "false")]))
             .await
-            .unwrap();
+            .expect("the mock driver answers");
         driver
             .start(launch("b", &[(HEALTHY_LABEL, "true")]))
             .await
-            .unwrap();
-        driver.start(launch("c", &[])).await.unwrap();
+            .expect("the mock driver answers");
+        driver
+            .start(launch("c", &[]))
+            .await
+            .expect("the mock driver answers");
         assert_eq!(driver.healthy(&TaskId("a".to_owned())), Some(false));
         assert_eq!(driver.healthy(&TaskId("b".to_owned())), Some(true));
         assert_eq!(driver.healthy(&TaskId("c".to_owned())), None);
-        assert!(driver.recover().await.unwrap().is_empty());
+        assert!(driver
+            .recover()
+            .await
+            .expect("the mock driver answers")
+            .is_empty());
     }
 
     #[tokio::test(start_paused = true)]
@@ -407,7 +429,7 @@ mod tests {
             driver
                 .start(launch(&format!("t{i}"), &[(RUN_FOR_LABEL, "1s")]))
                 .await
-                .unwrap();
+                .expect("the mock driver answers");
         }
         let waits = (0..5000).map(|i| {
             let driver = driver.clone();
