@@ -18,6 +18,7 @@
 //!   over [`driver`]s, durable status journal, recovery, sandbox file API.
 //! - [`api`]: axum routers: Marathon `/v2`, orch `/v1`, Raft RPC `/internal/raft`, leader proxy.
 //! - [`config`]: typed, validated configuration of each process.
+//! - [`errors`]: error text with its causes, for API answers and status fields.
 //! - [`provision`]: `orch up`/`status`/`destroy`: infra files, the local provider (every
 //!   process on this machine, state in `.orch/<cluster>/`).
 //! - [`cli`]: the `orch` commands.
@@ -32,6 +33,7 @@ pub mod api;
 pub mod cli;
 pub mod config;
 pub mod driver;
+pub mod errors;
 pub mod gitops;
 pub mod master;
 pub mod model;

@@ -128,6 +128,15 @@ async fn hook(cluster: &Cluster, headers: &[(&str, String)], body: &str) -> supp
     }
 }
 
+/// A GitHub webhook call: event `event`, the body signed with `secret`.
+async fn github_hook(cluster: &Cluster, event: &str, secret: &str, body: &str) -> support::Resp {
+    let headers = [
+        ("X-GitHub-Event", event.to_owned()),
+        ("X-Hub-Signature-256", github_signature(secret, body)),
+    ];
+    hook(cluster, &headers, body).await
+}
+
 fn github_signature(secret: &str, body: &str) -> String {
     let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).expect("any key");
     mac.update(body.as_bytes());
@@ -159,31 +168,12 @@ async fn webhooks_trigger_syncs_and_bad_signatures_do_not() {
     repo.write("apps/web.json", &app("/web", 2, "sleep 1000"));
     let second = repo.commit("two instances");
     let body = github_push("main", &second);
-    let wrong = hook(
-        &cluster,
-        &[
-            ("X-GitHub-Event", "push".into()),
-            ("X-Hub-Signature-256", github_signature("guess", &body)),
-        ],
-        &body,
-    )
-    .await;
+    let wrong = github_hook(&cluster, "push", "guess", &body).await;
     assert_eq!(wrong.status, 401, "{}", wrong.body);
     let unsigned = hook(&cluster, &[("X-GitHub-Event", "push".into())], &body).await;
     assert_eq!(unsigned.status, 401, "{}", unsigned.body);
     let other_branch = github_push("feature", &second);
-    let ignored = hook(
-        &cluster,
-        &[
-            ("X-GitHub-Event", "push".into()),
-            (
-                "X-Hub-Signature-256",
-                github_signature("s3cret", &other_branch),
-            ),
-        ],
-        &other_branch,
-    )
-    .await;
+    let ignored = github_hook(&cluster, "push", "s3cret", &other_branch).await;
     assert_eq!(ignored.status, 200, "{}", ignored.body);
     assert_eq!(ignored.json()["triggered"], json!([]));
     tokio::time::sleep(Duration::from_millis(700)).await;
@@ -195,25 +185,9 @@ async fn webhooks_trigger_syncs_and_bad_signatures_do_not() {
     );
     assert_eq!(app_json(&cluster, "/web").await["instances"], 1);
 
-    let ping = hook(
-        &cluster,
-        &[
-            ("X-GitHub-Event", "ping".into()),
-            ("X-Hub-Signature-256", github_signature("s3cret", "{}")),
-        ],
-        "{}",
-    )
-    .await;
+    let ping = github_hook(&cluster, "ping", "s3cret", "{}").await;
     assert_eq!(ping.status, 200, "{}", ping.body);
-    let pushed = hook(
-        &cluster,
-        &[
-            ("X-GitHub-Event", "push".into()),
-            ("X-Hub-Signature-256", github_signature("s3cret", &body)),
-        ],
-        &body,
-    )
-    .await;
+    let pushed = github_hook(&cluster, "push", "s3cret", &body).await;
     assert_eq!(pushed.status, 202, "{}", pushed.body);
     assert_eq!(pushed.json()["triggered"], json!(["site"]));
     let synced = wait_status(&cluster, "the pushed commit synced", |s| {

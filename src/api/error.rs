@@ -195,21 +195,9 @@ impl ApiError {
                 let ids: Vec<_> = deployments.iter().map(|id| json!({"id": id})).collect();
                 json!({"message": self.to_string(), "deployments": ids})
             }
-            _ => json!({"message": error_chain(self)}),
+            _ => json!({"message": crate::errors::chain(self)}),
         }
     }
-}
-
-/// `error: cause: cause ...`, for messages that should say why.
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut message = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        message.push_str(": ");
-        message.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    message
 }
 
 impl IntoResponse for ApiError {

@@ -1,7 +1,7 @@
 //! `orch gitops add|remove|status|sync|rollback|resume`: orch's `/v1/gitops`.
 
 use super::client::{cell, columns, Client};
-use crate::model::RepoConfig;
+use crate::model::{is_url, RepoConfig};
 use anyhow::Context;
 use clap::Subcommand;
 use reqwest::Method;
@@ -199,8 +199,7 @@ pub async fn run(command: GitopsCommand, client: &Client) -> anyhow::Result<()> 
 
 /// A local path made absolute (the master may run elsewhere in the file tree); URLs as given.
 fn local_or_url(repo: &str) -> anyhow::Result<String> {
-    let url = repo.contains("://") || (repo.contains('@') && repo.contains(':'));
-    if url {
+    if is_url(repo) {
         return Ok(repo.to_owned());
     }
     let path = std::fs::canonicalize(repo).with_context(|| format!("no repo at {repo}"))?;

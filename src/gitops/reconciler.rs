@@ -246,6 +246,7 @@ fn spawn_worker(gitops: &Arc<Gitops>, name: &str, record: &RepoRecord) -> Worker
             .map(|applied| (applied, Instant::now())),
         last_heal: None,
         healthy_since: None,
+        seen: None,
     };
     let task = tokio::spawn(run.run(inbox, woken, wake.clone()));
     Worker {

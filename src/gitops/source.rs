@@ -5,7 +5,7 @@
 //! May depend on: model (the config), gitops::parse (the files it hands out).
 
 use super::parse::{excluded, is_app_file, SourceFile};
-use crate::model::RepoConfig;
+use crate::model::{is_url, RepoConfig};
 use git2::{Cred, FetchOptions, RemoteCallbacks, Repository, TreeWalkMode, TreeWalkResult};
 use std::path::{Path, PathBuf};
 
@@ -60,8 +60,7 @@ impl Source {
     /// The local repo path, when the repo is not a URL.
     pub fn local_path(&self) -> Option<PathBuf> {
         let repo = self.config.repo.as_str();
-        let remote = repo.contains("://") || (repo.contains('@') && repo.contains(':'));
-        (!remote).then(|| PathBuf::from(repo))
+        (!is_url(repo)).then(|| PathBuf::from(repo))
     }
 
     /// What to watch for new commits in a local repo: its git dir (HEAD, packed-refs) and

@@ -2,7 +2,7 @@
 //! last applied and healthy commits, pause) joined with what the leader's reconciler knows
 //! (last fetched commit, error, drift, health per app). Pure.
 //!
-//! May depend on: model, gitops::plan (health words), gitops::reconciler (its `Live`).
+//! May depend on: model, gitops::plan (health words), gitops::worker (its `Live`).
 
 use super::plan::Health;
 use super::Live;

@@ -10,9 +10,10 @@ use super::parse::{self, Desired};
 use super::plan::{self, Health};
 use super::render::TemplateContext;
 use super::source::Source;
+use crate::errors::chain;
 use crate::master::Master;
 use crate::model::{
-    DeploymentId, GroupId, RepoConfig, RepoRecord, SyncRecord, SyncResult, Timestamp,
+    AppId, DeploymentId, GroupId, RepoConfig, RepoRecord, SyncRecord, SyncResult, Timestamp,
 };
 use crate::state::{Applied, Command, RepoChange};
 use std::collections::BTreeMap;
@@ -68,13 +69,15 @@ pub(super) struct Run {
     pub(super) last_heal: Option<Instant>,
     /// Since when the applied commit has been healthy without a break.
     pub(super) healthy_since: Option<(String, Instant)>,
+    /// The last drift and health seen, and the state index they were computed at.
+    pub(super) seen: Option<(u64, Vec<AppId>, Health)>,
 }
 
 /// What `observe` saw.
 struct Observed {
     record: Arc<RepoRecord>,
     applied: String,
-    drift: Vec<crate::model::AppId>,
+    drift: Vec<AppId>,
     overall: Health,
 }
 
@@ -344,6 +347,17 @@ impl Run {
         let applied = record.last_applied.clone()?;
         let desired = self.load(&applied).await.ok()?;
         let state = self.master.state();
+        // Drift and health are functions of the state: unchanged state, unchanged answer.
+        if let Some((index, drift, overall)) = &self.seen {
+            if *index == state.applied_index {
+                return Some(Observed {
+                    record,
+                    applied,
+                    drift: drift.clone(),
+                    overall: *overall,
+                });
+            }
+        }
         let planned = plan::plan(
             &state,
             &desired,
@@ -359,10 +373,13 @@ impl Run {
             .map(|id| (id.to_string(), plan::app_health(&state, id)))
             .collect();
         let overall = health.values().copied().max().unwrap_or(Health::Healthy);
-        let mut live = self.live();
-        live.drift = planned.drift.iter().map(ToString::to_string).collect();
-        live.apps = health;
-        live.observed = true;
+        {
+            let mut live = self.live();
+            live.drift = planned.drift.iter().map(ToString::to_string).collect();
+            live.apps = health;
+            live.observed = true;
+        }
+        self.seen = Some((state.applied_index, planned.drift.clone(), overall));
         Some(Observed {
             record,
             applied,
@@ -514,18 +531,6 @@ fn now() -> Timestamp {
 /// The first seven digits of a commit id.
 fn short(commit: &str) -> &str {
     commit.get(..7).unwrap_or(commit)
-}
-
-/// An error with its sources, for status texts.
-fn chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 /// A refused write, in words.

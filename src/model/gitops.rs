@@ -68,6 +68,19 @@ pub struct RepoConfig {
     pub ssh_key: Option<String>,
 }
 
+/// True for what git takes as a URL: `scheme://...` or scp-like `host:path` (a colon before
+/// the first slash).
+pub fn is_url(repo: &str) -> bool {
+    if repo.contains("://") {
+        return true;
+    }
+    match (repo.find(':'), repo.find('/')) {
+        (Some(colon), Some(slash)) => colon < slash,
+        (Some(_), None) => true,
+        _ => false,
+    }
+}
+
 fn default_path() -> String {
     "apps".to_owned()
 }
@@ -215,6 +228,16 @@ mod tests {
         config.webhook_secret = Some("s3cret".into());
         assert_eq!(config.redacted().webhook_secret.as_deref(), Some("***"));
         assert_eq!(config.redacted().token, None);
+    }
+
+    #[test]
+    fn urls_and_paths_are_told_apart() {
+        assert!(is_url("https://x/y"));
+        assert!(is_url("file:///srv/repo"));
+        assert!(is_url("git@github.com:acme/site.git"));
+        assert!(!is_url(".."));
+        assert!(!is_url("/srv/repo"));
+        assert!(!is_url("./a:b"));
     }
 
     #[test]

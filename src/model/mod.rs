@@ -34,7 +34,7 @@ pub use app_validation::{Violation, PORT_NAME_PATTERN};
 pub use constraint::{Constraint, Operator};
 pub use deployment::{ActionKind, Deployment, DeploymentAction};
 pub use gitops::{
-    RepoConfig, RepoRecord, SyncRecord, SyncResult, COMMIT_LABEL, REPO_LABEL, SYNC_HISTORY,
+    is_url, RepoConfig, RepoRecord, SyncRecord, SyncResult, COMMIT_LABEL, REPO_LABEL, SYNC_HISTORY,
 };
 pub use group::{Group, GroupId, GroupUpdate};
 pub use health::{

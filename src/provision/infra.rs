@@ -11,8 +11,8 @@
 //!
 //! May depend on: model (RepoConfig, Resources). No network, no processes.
 
-use crate::model::RepoConfig;
 use crate::model::Resources;
+use crate::model::{is_url, RepoConfig};
 use serde::de::{self, Deserializer, Visitor};
 use serde::Deserialize as _;
 use std::collections::{BTreeMap, BTreeSet};
@@ -583,19 +583,6 @@ fn containerizer_list(text: &str) -> Vec<String> {
         .collect()
 }
 
-/// True for what git takes as a URL: `scheme://...` or scp-like `host:path` (a colon before
-/// the first slash).
-pub fn is_url(repo: &str) -> bool {
-    if repo.contains("://") {
-        return true;
-    }
-    match (repo.find(':'), repo.find('/')) {
-        (Some(colon), Some(slash)) => colon < slash,
-        (Some(_), None) => true,
-        _ => false,
-    }
-}
-
 /// `path` made absolute against `base` with `.` and `..` resolved textually (the path need
 /// not exist yet).
 pub fn absolute(base: &Path, path: impl AsRef<Path>) -> PathBuf {
@@ -618,15 +605,7 @@ mod tests {
     use super::*;
 
     fn error_text(result: Result<Infra, InfraError>) -> String {
-        let error = result.expect_err("the file is invalid");
-        let mut text = error.to_string();
-        let mut source = std::error::Error::source(&error);
-        while let Some(s) = source {
-            text.push_str(": ");
-            text.push_str(&s.to_string());
-            source = s.source();
-        }
-        text
+        crate::errors::chain(&result.expect_err("the file is invalid"))
     }
 
     #[test]
@@ -855,13 +834,7 @@ gitops:
     }
 
     #[test]
-    fn urls_and_paths_are_told_apart() {
-        assert!(is_url("https://x/y"));
-        assert!(is_url("file:///srv/repo"));
-        assert!(is_url("git@github.com:acme/site.git"));
-        assert!(!is_url(".."));
-        assert!(!is_url("/srv/repo"));
-        assert!(!is_url("./a:b"));
+    fn paths_are_made_absolute_and_ports_found() {
         assert_eq!(absolute(Path::new("/a/b"), "../c/./d"), Path::new("/a/c/d"));
         assert_eq!(absolute(Path::new("/a/b"), "/x"), Path::new("/x"));
         assert!(names_ports("cpus:1; ports(*):[1-2]"));

@@ -609,24 +609,12 @@ pub async fn stop_cluster(record: Option<&ClusterRecord>, dir: &Path) -> Stopped
                 error = &error as &dyn std::error::Error,
                 "cannot remove the cluster's containers"
             );
-            stopped.containers_error = Some(error_chain(&error));
+            stopped.containers_error = Some(crate::errors::chain(&error));
         }
     }
     stopped.masters = masters.len();
     terminate(&masters, NODE_GRACE).await;
     stopped
-}
-
-/// An error and its sources joined by ": ".
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
 }
 
 /// Stops the task processes of the cluster in `dir` (never `except`): SIGTERM, then SIGKILL
