@@ -225,51 +225,17 @@ async fn hostname_unique_places_one_per_agent_and_the_queue_says_why() {
 async fn group_by_max_per_like_and_unlike_on_attributes() {
     tokio::time::timeout(TEST_TIMEOUT, async {
         let cluster = cluster_with(&RACKS).await;
-        post_app(
-            &cluster,
-            &sleeper(
-                "/grouped",
-                4,
-                json!({"constraints": [["rack", "GROUP_BY", "2"]]}),
-            ),
-        )
-        .await;
-        post_app(
-            &cluster,
-            &sleeper(
-                "/maxper",
-                3,
-                json!({"constraints": [["rack", "MAX_PER", "1"]]}),
-            ),
-        )
-        .await;
-        post_app(
-            &cluster,
-            &sleeper(
-                "/like",
-                2,
-                json!({"constraints": [["zone", "LIKE", "z[12]"]]}),
-            ),
-        )
-        .await;
-        post_app(
-            &cluster,
-            &sleeper(
-                "/unlike",
-                2,
-                json!({"constraints": [["rack", "UNLIKE", "r1"]]}),
-            ),
-        )
-        .await;
-        post_app(
-            &cluster,
-            &sleeper(
-                "/nozone",
-                1,
-                json!({"constraints": [["zone", "UNLIKE", "z.*"]]}),
-            ),
-        )
-        .await;
+        let apps = [
+            ("/grouped", 4, json!([["rack", "GROUP_BY", "2"]])),
+            ("/maxper", 3, json!([["rack", "MAX_PER", "1"]])),
+            ("/like", 2, json!([["zone", "LIKE", "z[12]"]])),
+            ("/unlike", 2, json!([["rack", "UNLIKE", "r1"]])),
+            ("/nozone", 1, json!([["zone", "UNLIKE", "z.*"]])),
+        ];
+        for (id, instances, constraints) in apps {
+            let app = sleeper(id, instances, json!({ "constraints": constraints }));
+            post_app(&cluster, &app).await;
+        }
 
         // GROUP_BY rack with 2 groups: 2 instances on rack r1 (agents 1 and 2), 2 on r2.
         let placed = wait_running(&cluster, "/grouped", 4).await;
