@@ -16,12 +16,14 @@ mod deployments;
 mod events;
 mod gitops;
 mod groups;
+mod snapshot;
 mod tasks;
 
 pub use command::{Applied, Command, HealthChange, Rejection, RepoChange};
 pub use deployments::DeploymentChange;
 pub use events::{events, Event};
 pub use groups::GroupChanges;
+pub use snapshot::Snapshot;
 
 use crate::model::{
     Agent, AgentId, App, AppError, AppId, Deployment, DeploymentId, Group, GroupId, RepoRecord,
