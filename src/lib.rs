@@ -32,6 +32,7 @@ pub mod agent;
 pub mod api;
 pub mod cli;
 pub mod config;
+pub mod discovery;
 pub mod dns;
 pub mod driver;
 pub mod errors;

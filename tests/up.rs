@@ -36,7 +36,7 @@ impl Workdir {
             .tempdir()
             .expect("create temp dir");
         let api = free_port();
-        let text = format!("api: 127.0.0.1:{api}\n{extra}");
+        let text = format!("api: 127.0.0.1:{api}\n{}{extra}", dns_lines());
         std::fs::write(dir.path().join("infra.yaml"), text).expect("write infra.yaml");
         Self { dir, api }
     }
@@ -533,6 +533,15 @@ async fn invalid_infra_files_are_refused_with_the_key_named() {
     .expect("test timed out");
 }
 
+/// A `dns:` section on free ports (never the default 8053 and 8123).
+fn dns_lines() -> String {
+    format!(
+        "dns:\n  listen: 127.0.0.1:{}\n  http_listen: 127.0.0.1:{}\n",
+        free_port(),
+        free_port()
+    )
+}
+
 /// Runs git in `dir`; panics if it fails; returns trimmed stdout.
 fn git(dir: &Path, args: &[&str]) -> String {
     let out = std::process::Command::new("git")
@@ -566,12 +575,15 @@ async fn up_in_a_fresh_clone_runs_the_repo_and_follows_its_commits() {
     tokio::time::timeout(TEST_TIMEOUT, async {
         let wd = Workdir::new("");
         let origin = support::GitRepo::new();
+        let dns = std::net::SocketAddr::from(([127, 0, 0, 1], free_port()));
         origin.write(
             "infra/local.yaml",
             &format!(
                 "api: 127.0.0.1:{}\ncontainerizers: mesos\nagent_resources: \"cpus:4;mem:4096\"\n\
-                 gitops:\n  - repo: ..\n    name: site\n    path: apps\n    interval: 1h\n",
-                wd.api
+                 gitops:\n  - repo: ..\n    name: site\n    path: apps\n    interval: 1h\n\
+                 dns:\n  listen: {dns}\n  http_listen: 127.0.0.1:{}\n",
+                wd.api,
+                free_port()
             ),
         );
         origin.write("apps/web.json", &web(1, "sleep 1000"));
@@ -618,6 +630,11 @@ async fn up_in_a_fresh_clone_runs_the_repo_and_follows_its_commits() {
             }
         };
         wait_json(&http, &tasks, Duration::from_secs(30), running(1)).await;
+        assert!(out.contains(&format!("DNS     {dns} (udp+tcp, *.mesos)")), "{out}");
+        support::wait_dig(dns, &["web.marathon.mesos"], Duration::from_secs(10), |answer| {
+            answer == "127.0.0.1"
+        })
+        .await;
 
         // A change of instances and cmd: one rolling deployment, then Synced/Healthy there.
         std::fs::write(clone.join("apps/web.json"), web(2, "sleep 1002")).expect("write");

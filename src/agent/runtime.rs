@@ -672,6 +672,9 @@ impl Agent {
                 let unhealthy = lock(&self.tasks).get(&id).and_then(|e| e.unhealthy.clone());
                 let message = unhealthy.clone().unwrap_or_default();
                 self.report(&id, TaskState::Killing, message, None, vec![]);
+                // DNS and load balancers dropped the task when the kill was decided; give
+                // them a moment to stop sending it work before it is signalled.
+                tokio::time::sleep(KILL_DRAIN).await;
                 if let Err(error) = driver.stop(&id, grace).await {
                     tracing::warn!(
                         task.id = %id,
@@ -840,6 +843,11 @@ impl HealthSink for Agent {
 }
 
 /// Completes with the grace period once a kill is requested; never if the entry is dropped.
+/// How long a running task keeps running after its kill was decided, before SIGTERM (or
+/// `docker stop`): the snapshot stream takes milliseconds to reach DNS servers and load
+/// balancers, so they stop routing to it before it stops.
+pub const KILL_DRAIN: Duration = Duration::from_millis(100);
+
 async fn kill_requested(kill: &mut watch::Receiver<Option<Duration>>) -> Duration {
     loop {
         let requested = *kill.borrow_and_update();

@@ -2,7 +2,8 @@
 //! leader as Marathon's `LeaderProxyFilter` does, and every response carries
 //! `X-Marathon-Leader` and Marathon's no-cache headers.
 //!
-//! Answered locally on any master: `/ping`, `/metrics`, `/internal/*`, `GET /v1/cluster`
+//! Answered locally on any master: `/ping`, `/metrics`, `/internal/*`, `GET /v1/cluster`,
+//! `GET /v1/snapshots`
 //! and `GET /v2/leader`.
 
 use super::{ApiError, MAX_BODY_BYTES};
@@ -60,7 +61,9 @@ pub(super) async fn leader_only(
 fn answered_locally(method: &Method, path: &str) -> bool {
     let is_get = method == Method::GET;
     !(path.starts_with("/v1/") || path.starts_with("/v2/") || path.starts_with("/master/"))
-        || (is_get && (path == "/v1/cluster" || path == "/v2/leader" || path == "/v2/events"))
+        || (is_get && (path == "/v1/cluster"
+                || path == "/v1/snapshots"
+                || path == "/v2/leader" || path == "/v2/events"))
 }
 
 fn add_marathon_headers(headers: &mut HeaderMap, leader: Option<&Leader>) {

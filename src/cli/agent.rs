@@ -49,6 +49,8 @@ pub struct AgentArgs {
     /// Run N simulated agents (mock tasks) in this process, sharing one HTTP listener.
     #[arg(long)]
     simulate: Option<usize>,
+    #[command(flatten)]
+    dns: super::dns::EmbeddedDnsArgs,
 }
 
 impl AgentArgs {
@@ -61,7 +63,7 @@ impl AgentArgs {
 /// Runs `orch agent` until SIGTERM/SIGINT.
 pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
     let settings = AgentSettings {
-        masters: args.masters,
+        masters: args.masters.clone(),
         listen: args.listen,
         work_dir: args.work_dir,
         hostname: args.hostname,
@@ -95,6 +97,10 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
             "agent started"
         );
         agents.push(agent);
+    }
+    if let Some(dns) = args.dns.config(config.masters.clone())? {
+        let snapshots = crate::discovery::from_masters(config.masters.clone());
+        super::dns::start_embedded(dns, snapshots, super::shutdown_signal()).await?;
     }
     let loops: Vec<_> = agents
         .iter()

@@ -38,6 +38,8 @@ pub struct MasterArgs {
     /// The secret that authenticates `/v1/gitops/webhook` calls for repos without their own.
     #[arg(long, env = "ORCH_WEBHOOK_SECRET", hide_env_values = true)]
     webhook_secret: Option<String>,
+    #[command(flatten)]
+    dns: super::dns::EmbeddedDnsArgs,
     /// A YAML file with the same settings (snake_case keys); unknown keys are errors.
     #[arg(long)]
     config: Option<PathBuf>,
@@ -77,6 +79,13 @@ pub async fn run(args: MasterArgs) -> anyhow::Result<()> {
         config.data_dir.join("gitops"),
         args.webhook_secret.clone(),
     );
+    if let Some(dns) = args.dns.config(config.masters.clone())? {
+        let stopping = std::sync::Arc::clone(&master);
+        super::dns::start_embedded(dns, master.snapshots(), async move {
+            stopping.stopping().await;
+        })
+        .await?;
+    }
     let stopping = std::sync::Arc::clone(&master);
     api::serve(
         listener,

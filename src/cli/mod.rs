@@ -9,6 +9,7 @@ mod client;
 mod cluster;
 mod deployment;
 mod destroy;
+mod dns;
 mod executor;
 mod gitops;
 mod group;
@@ -67,6 +68,8 @@ enum Command {
     Master(master::MasterArgs),
     /// Run an agent: registers with the leading master and runs its tasks.
     Agent(agent::AgentArgs),
+    /// Serve Mesos-DNS-compatible DNS (and its HTTP API) for the cluster.
+    Dns(dns::DnsArgs),
     /// Inspect and change the master set.
     #[command(subcommand)]
     Cluster(cluster::ClusterCommand),
@@ -126,6 +129,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             Command::Gitops(command) => gitops::run(command, &client()?).await,
             Command::Executor(args) => executor::run(args),
             Command::Agent(args) => agent::run(args).await,
+            Command::Dns(args) => dns::run(args).await,
         }
     })
 }

@@ -55,7 +55,7 @@ pub async fn run(args: InfraArgs) -> anyhow::Result<()> {
             if status.alive { "alive" } else { "dead" }
         );
     }
-    for line in service_lines() {
+    for line in service_lines(&record) {
         println!("{line}");
     }
     if alive == 0 {

@@ -253,15 +253,25 @@ pub(super) fn print_cluster(record: &ClusterRecord) {
         }
         say!("{}", line.trim_end());
     }
-    for line in service_lines() {
+    for line in service_lines(record) {
         say!("{line}");
     }
 }
 
-/// The cluster-wide services besides the API. Service discovery and load balancing come
-/// with later issues: their addresses go here.
-pub(super) fn service_lines() -> [&'static str; 2] {
-    ["DNS     not built yet", "LB      not built yet"]
+/// The cluster-wide services besides the API. Load balancing comes with a later issue: its
+/// address goes here.
+pub(super) fn service_lines(record: &ClusterRecord) -> Vec<String> {
+    let dns = match &record.layout.dns {
+        Some(dns) => format!(
+            "DNS     {} (udp+tcp, *.{}), HTTP API http://{} (in {})",
+            dns.listen,
+            dns.domain,
+            dns.http_listen,
+            record.layout.masters.first().map_or("-", |m| m.name.as_str())
+        ),
+        None => "DNS     off (dns: enabled: false)".to_owned(),
+    };
+    vec![dns, "LB      not built yet".to_owned()]
 }
 
 /// "1 agent, 2 task processes, 0 containers, 1 master".

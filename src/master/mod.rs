@@ -14,6 +14,7 @@ mod membership;
 mod metrics;
 mod placement;
 mod readiness;
+mod snapshots;
 mod reconcile;
 mod task_spec;
 
@@ -158,6 +159,7 @@ pub struct Master {
     raft: Raft,
     writes: WriteBatcher,
     states: watch::Receiver<Arc<ClusterState>>,
+    snapshots: watch::Receiver<Arc<crate::state::Snapshot>>,
     contacts: PeerContacts,
     committed_index: Arc<AtomicU64>,
     metrics: Metrics,
@@ -247,6 +249,7 @@ impl Master {
             id: config.id,
             address: config.advertise.clone(),
             writes: WriteBatcher::start(raft.clone()),
+            snapshots: snapshots::publish(&raft, states.clone()),
             raft,
             states,
             contacts,
@@ -354,6 +357,11 @@ impl Master {
     /// Every state this master applies, newest first (a watch: late readers see the newest).
     pub fn watch_state(&self) -> watch::Receiver<Arc<ClusterState>> {
         self.states.clone()
+    }
+
+    /// The discovery view (state, leader, masters), renewed on every change of any of them.
+    pub fn snapshots(&self) -> watch::Receiver<Arc<crate::state::Snapshot>> {
+        self.snapshots.clone()
     }
 
     /// The latest applied state, without waiting (may lag the leader's commits).

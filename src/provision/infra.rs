@@ -211,6 +211,86 @@ pub struct Infra {
     /// Repos whose app files the cluster follows [default: none].
     #[serde(default, deserialize_with = "null_as_default")]
     pub gitops: Vec<GitopsEntry>,
+    /// The Mesos-DNS-compatible DNS server the first master runs [default: on, 127.0.0.1:8053
+    /// and HTTP 127.0.0.1:8123, domain `mesos`].
+    #[serde(default)]
+    pub dns: DnsEntry,
+}
+
+/// The cluster's DNS server (`dns:`), run inside the first master (`--with-dns`).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DnsEntry {
+    /// Run it [default: true].
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// DNS address, UDP and TCP [default: `127.0.0.1:8053`].
+    #[serde(default = "default_dns_listen")]
+    pub listen: SocketAddr,
+    /// Mesos-DNS HTTP API address [default: `127.0.0.1:8123`].
+    #[serde(default = "default_dns_http_listen")]
+    pub http_listen: SocketAddr,
+    /// The domain served [default: `mesos`].
+    #[serde(default = "default_dns_domain")]
+    pub domain: String,
+    /// Upstream resolvers (`IP` or `IP:PORT`) for other names [default: the nameservers of
+    /// /etc/resolv.conf].
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub resolvers: Vec<String>,
+}
+
+impl Default for DnsEntry {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            listen: default_dns_listen(),
+            http_listen: default_dns_http_listen(),
+            domain: default_dns_domain(),
+            resolvers: Vec::new(),
+        }
+    }
+}
+
+impl DnsEntry {
+    fn validate(&self) -> Result<(), InfraError> {
+        for (key, address) in [("dns.listen", self.listen), ("dns.http_listen", self.http_listen)] {
+            if address.port() == 0 {
+                return Err(invalid(key, "needs a port other than 0"));
+            }
+        }
+        if self.listen == self.http_listen {
+            return Err(invalid("dns.http_listen", "must differ from dns.listen"));
+        }
+        let domain_ok = !self.domain.is_empty()
+            && self.domain.split('.').all(|label| {
+                !label.is_empty()
+                    && label.len() <= 63
+                    && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+            });
+        if !domain_ok {
+            return Err(invalid(
+                "dns.domain",
+                format!("'{}' is not a domain name", self.domain),
+            ));
+        }
+        Ok(())
+    }
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn default_dns_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 8053))
+}
+
+fn default_dns_http_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 8123))
+}
+
+fn default_dns_domain() -> String {
+    "mesos".to_owned()
 }
 
 /// One repo to watch (`gitops:` item). Defaults are those of [`RepoConfig`].
@@ -291,6 +371,7 @@ impl Default for Infra {
             containerizers: None,
             vars: BTreeMap::new(),
             gitops: Vec::new(),
+            dns: DnsEntry::default(),
         }
     }
 }
@@ -369,6 +450,9 @@ impl Infra {
         }
         if self.api.port() == 0 {
             return Err(invalid("api", "needs a port other than 0"));
+        }
+        if self.dns.enabled {
+            self.dns.validate()?;
         }
         if let Some(text) = &self.agent_resources {
             Resources::parse_mesos(text, Resources::default())

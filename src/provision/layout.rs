@@ -10,6 +10,7 @@
 //!
 //! May depend on: model (PortRange). No I/O.
 
+use super::infra::DnsEntry;
 use crate::model::PortRange;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -91,6 +92,9 @@ pub struct Layout {
     pub masters: Vec<Node>,
     /// The agents.
     pub agents: Vec<Node>,
+    /// The DNS server the first master runs (`--with-dns`), if any.
+    #[serde(default)]
+    pub dns: Option<DnsEntry>,
 }
 
 /// The first `count` ports: `first` itself (which must be free), then the next free ports
@@ -191,6 +195,7 @@ impl Layout {
             agents: (0..agents)
                 .map(|n| node(Role::Agent, n, ports[masters + n]))
                 .collect(),
+            dns: None,
         })
     }
 
@@ -259,6 +264,20 @@ impl Layout {
                 }
                 if !containerizers.is_empty() {
                     flag("containerizers", containerizers.join(","));
+                }
+            }
+        }
+        let first_master = self.masters.first().is_some_and(|m| m.name == node.name);
+        if let Some(dns) = self.dns.as_ref().filter(|_| first_master) {
+            args.push("--with-dns".to_owned());
+            for (name, value) in [
+                ("--dns-listen", dns.listen.to_string()),
+                ("--dns-http-listen", dns.http_listen.to_string()),
+                ("--dns-domain", dns.domain.clone()),
+                ("--dns-resolvers", dns.resolvers.join(",")),
+            ] {
+                if !value.is_empty() {
+                    args.extend([name.to_owned(), value]);
                 }
             }
         }

@@ -19,7 +19,7 @@
 
 use super::cluster_api::{ClusterApi, ClusterApiError};
 use super::containers;
-use super::infra::Infra;
+use super::infra::{DnsEntry, Infra};
 use super::layout::{Layout, LayoutError, Node, Role};
 use super::procs::{self, ProcInfo};
 use super::record::{ClusterRecord, Pid, RecordError};
@@ -137,6 +137,25 @@ pub fn port_free(ip: IpAddr, port: u16) -> bool {
     TcpListener::bind(SocketAddr::new(ip, port)).is_ok()
 }
 
+/// The DNS server's ports (UDP and TCP, and the HTTP API) must be free; `hint` says what to
+/// change when one is not.
+fn check_dns_ports(dns: &DnsEntry, hint: &str) -> Result<(), LocalError> {
+    let udp_free = std::net::UdpSocket::bind(dns.listen).is_ok();
+    for (address, free) in [
+        (dns.listen, udp_free && port_free(dns.listen.ip(), dns.listen.port())),
+        (dns.http_listen, port_free(dns.http_listen.ip(), dns.http_listen.port())),
+    ] {
+        if !free {
+            return Err(LocalError::PortInUse {
+                ip: address.ip(),
+                port: address.port(),
+                hint: hint.to_owned(),
+            });
+        }
+    }
+    Ok(())
+}
+
 /// What `orch up` asked for.
 #[derive(Debug, Clone)]
 pub struct UpRequest {
@@ -209,6 +228,17 @@ pub fn prepare(request: &UpRequest) -> Result<Prepared, LocalError> {
                 });
             }
         }
+        let first_master_missing = layout.masters.first().is_some_and(|m| missing.contains(&m.name));
+        if let Some(dns) = layout.dns.as_ref().filter(|_| first_master_missing) {
+            check_dns_ports(
+                dns,
+                &format!(
+                    "the DNS server of cluster '{}' keeps it from its first start; stop what \
+                     uses it, or `orch destroy` the cluster",
+                    infra.cluster
+                ),
+            )?;
+        }
         record.infra_file.clone_from(&request.infra_file);
         record.containerizers.clone_from(&request.containerizers);
         return Ok(Prepared::ToStart {
@@ -217,7 +247,7 @@ pub fn prepare(request: &UpRequest) -> Result<Prepared, LocalError> {
             fresh: false,
         });
     }
-    let layout = Layout::plan(
+    let mut layout = Layout::plan(
         &infra.cluster,
         &dir,
         infra.api,
@@ -239,6 +269,10 @@ pub fn prepare(request: &UpRequest) -> Result<Prepared, LocalError> {
         },
         other => LocalError::Layout(other),
     })?;
+    if infra.dns.enabled {
+        check_dns_ports(&infra.dns, &format!("set dns: in {}", request.infra_shown))?;
+        layout.dns = Some(infra.dns.clone());
+    }
     let missing = layout.nodes().map(|n| n.name.clone()).collect();
     Ok(Prepared::ToStart {
         record: ClusterRecord {

@@ -1211,3 +1211,46 @@ impl GitRepo {
         self.git(&["rev-parse", "HEAD"])
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// DNS
+// ---------------------------------------------------------------------------------------------
+
+/// Runs Debian's `dig @server -p port +tries=1 +time=2 <args>` and returns its stdout.
+pub async fn dig(server: std::net::SocketAddr, args: &[&str]) -> String {
+    let out = tokio::process::Command::new("dig")
+        .arg(format!("@{}", server.ip()))
+        .args(["-p", &server.port().to_string(), "+tries=1", "+time=2"])
+        .args(args)
+        .output()
+        .await
+        .expect("run dig (Debian's dnsutils)");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Polls `dig +short <args>` until `done` holds for its answer (lines sorted, joined by
+/// spaces); panics with the last answer after `timeout`. Returns the answer.
+pub async fn wait_dig(
+    server: std::net::SocketAddr,
+    args: &[&str],
+    timeout: Duration,
+    done: impl Fn(&str) -> bool,
+) -> String {
+    let deadline = Instant::now() + timeout;
+    let mut all = vec!["+short"];
+    all.extend_from_slice(args);
+    loop {
+        let out = dig(server, &all).await;
+        let mut lines: Vec<&str> = out.lines().map(str::trim).collect();
+        lines.sort_unstable();
+        let answer = lines.join(" ");
+        if done(&answer) {
+            return answer;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "dig {args:?} @{server}: still '{answer}' after {timeout:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

@@ -3,6 +3,7 @@
 mod agents;
 mod cluster;
 mod gitops;
+mod snapshots;
 
 use crate::master::Master;
 use axum::Router;
@@ -12,4 +13,5 @@ pub(super) fn routes() -> Router<Arc<Master>> {
     cluster::routes()
         .merge(agents::routes())
         .merge(gitops::routes())
+        .merge(snapshots::routes())
 }

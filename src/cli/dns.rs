@@ -1,0 +1,169 @@
+//! `orch dns`: Mesos-DNS-compatible DNS and HTTP API fed by the masters' snapshot stream; and
+//! the same server inside a master or agent (`--with-dns` and the `--dns-*` flags).
+
+use crate::dns::{self, DnsConfig};
+use anyhow::Context;
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+/// Flags of `orch dns`.
+#[derive(Debug, clap::Args)]
+pub struct DnsArgs {
+    /// Every master's host:port, comma-separated; records follow whichever answers.
+    #[arg(long, value_delimiter = ',', required = true)]
+    masters: Vec<String>,
+    /// DNS address, UDP and TCP.
+    #[arg(long, default_value = "0.0.0.0:53")]
+    listen: SocketAddr,
+    /// Address of the Mesos-DNS HTTP API (`/v1/hosts`, `/v1/services`, ...).
+    #[arg(long, default_value = "0.0.0.0:8123")]
+    http_listen: SocketAddr,
+    #[command(flatten)]
+    zone: ZoneArgs,
+}
+
+/// The settings `orch dns` and the embedded server share, named as in `orch dns`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ZoneArgs {
+    /// The domain served (Mesos-DNS's `domain`).
+    #[arg(long, default_value = "mesos")]
+    domain: String,
+    /// TTL of every record, seconds.
+    #[arg(long, default_value_t = 5)]
+    ttl: u32,
+    /// Upstream resolvers (IP or IP:PORT, comma-separated) for names outside the domain
+    /// [default: the nameservers of /etc/resolv.conf].
+    #[arg(long, value_delimiter = ',')]
+    resolvers: Vec<String>,
+    /// Forward names outside the domain (false: answer REFUSED).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    external_on: bool,
+    /// Only tasks whose health checks pass get records (apps without checks: all running).
+    #[arg(long)]
+    healthy_only: bool,
+    /// How long to wait for the upstream resolvers before answering SERVFAIL.
+    #[arg(long, default_value = "2s")]
+    forward_timeout: humantime::Duration,
+    /// Where VIP names (`<name>.marathon.l4lb.thisdcos.directory`) point: the load
+    /// balancer's IPs [default: this server's own addresses].
+    #[arg(long, value_delimiter = ',')]
+    vip_address: Vec<IpAddr>,
+}
+
+/// `--with-dns` and its settings, for `orch master` and `orch agent`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct EmbeddedDnsArgs {
+    /// Also serve DNS from this process (see `orch dns`).
+    #[arg(long)]
+    with_dns: bool,
+    /// DNS address, UDP and TCP, with --with-dns.
+    #[arg(long, default_value = "0.0.0.0:53")]
+    dns_listen: SocketAddr,
+    /// Mesos-DNS HTTP API address, with --with-dns.
+    #[arg(long, default_value = "0.0.0.0:8123")]
+    dns_http_listen: SocketAddr,
+    /// The domain served, with --with-dns.
+    #[arg(long, default_value = "mesos")]
+    dns_domain: String,
+    /// TTL of every record, seconds, with --with-dns.
+    #[arg(long, default_value_t = 5)]
+    dns_ttl: u32,
+    /// Upstream resolvers for names outside the domain, with --with-dns.
+    #[arg(long, value_delimiter = ',')]
+    dns_resolvers: Vec<String>,
+    /// Forward names outside the domain, with --with-dns.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    dns_external_on: bool,
+    /// Only healthy tasks get records, with --with-dns.
+    #[arg(long)]
+    dns_healthy_only: bool,
+    /// VIP names' addresses, with --with-dns.
+    #[arg(long, value_delimiter = ',')]
+    dns_vip_address: Vec<IpAddr>,
+}
+
+impl EmbeddedDnsArgs {
+    /// The server's config with `masters`, or `None` without `--with-dns`.
+    pub fn config(&self, masters: Vec<String>) -> anyhow::Result<Option<DnsConfig>> {
+        if !self.with_dns {
+            return Ok(None);
+        }
+        let zone = ZoneArgs {
+            domain: self.dns_domain.clone(),
+            ttl: self.dns_ttl,
+            resolvers: self.dns_resolvers.clone(),
+            external_on: self.dns_external_on,
+            healthy_only: self.dns_healthy_only,
+            forward_timeout: Duration::from_secs(2).into(),
+            vip_address: self.dns_vip_address.clone(),
+        };
+        config(masters, self.dns_listen, self.dns_http_listen, &zone).map(Some)
+    }
+}
+
+fn config(
+    masters: Vec<String>,
+    listen: SocketAddr,
+    http_listen: SocketAddr,
+    zone: &ZoneArgs,
+) -> anyhow::Result<DnsConfig> {
+    let mut resolvers = zone
+        .resolvers
+        .iter()
+        .map(|text| dns::parse_resolver(text))
+        .collect::<Result<Vec<_>, _>>()?;
+    if resolvers.is_empty() && zone.external_on {
+        resolvers = system_resolvers();
+        resolvers.retain(|resolver| *resolver != listen);
+    }
+    Ok(DnsConfig {
+        masters,
+        listen,
+        http_listen: Some(http_listen),
+        domain: zone.domain.clone(),
+        ttl: zone.ttl,
+        resolvers,
+        external_on: zone.external_on,
+        healthy_only: zone.healthy_only,
+        forward_timeout: zone.forward_timeout.into(),
+        vip_addresses: zone.vip_address.clone(),
+    })
+}
+
+/// The nameservers of /etc/resolv.conf (Mesos-DNS's fallback when `resolvers` is empty).
+fn system_resolvers() -> Vec<SocketAddr> {
+    let text = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+    text.lines()
+        .filter_map(|line| line.trim().strip_prefix("nameserver"))
+        .filter_map(|rest| dns::parse_resolver(rest.trim()).ok())
+        .collect()
+}
+
+/// Runs `orch dns` until SIGTERM/SIGINT.
+pub async fn run(args: DnsArgs) -> anyhow::Result<()> {
+    let config = config(args.masters, args.listen, args.http_listen, &args.zone)?;
+    let listeners = dns::Listeners::bind(&config)
+        .await
+        .context("cannot start the DNS server")?;
+    let snapshots = crate::discovery::from_masters(config.masters.clone());
+    dns::run(config, listeners, snapshots, super::shutdown_signal())
+        .await
+        .context("the DNS server failed")
+}
+
+/// Starts the embedded server of `--with-dns` on `snapshots`; it stops with `shutdown`.
+pub async fn start_embedded(
+    config: DnsConfig,
+    snapshots: tokio::sync::watch::Receiver<std::sync::Arc<crate::state::Snapshot>>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let listeners = dns::Listeners::bind(&config)
+        .await
+        .context("cannot start the DNS server (--with-dns)")?;
+    tokio::spawn(async move {
+        if let Err(error) = dns::run(config, listeners, snapshots, shutdown).await {
+            tracing::error!(error = &error as &dyn std::error::Error, "the DNS server failed");
+        }
+    });
+    Ok(())
+}
