@@ -5,15 +5,14 @@
 
 mod support;
 
-use hickory_proto::op::{Message, MessageType, OpCode, Query, ResponseCode};
-use hickory_proto::rr::{Name, RData, RecordType};
+use hickory_proto::op::ResponseCode;
+use hickory_proto::rr::RecordType;
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::{SocketAddr, UdpSocket};
+use std::net::SocketAddr;
 use std::path::Path;
-use std::str::FromStr;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-use support::{dig, free_port, wait_dig, Cluster, Master};
+use support::{dig, free_port, query, srv_ports, wait_dig, Cluster, Master};
 
 const TEST_TIMEOUT: Duration = Duration::from_secs(150);
 
@@ -52,48 +51,6 @@ impl DnsProcess {
             http: format!("http://{http}"),
         }
     }
-}
-
-/// One query over UDP, answered within a second.
-fn query(server: SocketAddr, name: &str, rtype: RecordType) -> Message {
-    let socket = UdpSocket::bind("127.0.0.1:0").expect("bind a client socket");
-    socket
-        .set_read_timeout(Some(Duration::from_secs(1)))
-        .expect("set a read timeout");
-    let mut message = Message::new();
-    message
-        .set_id(rand_id())
-        .set_message_type(MessageType::Query)
-        .set_op_code(OpCode::Query)
-        .set_recursion_desired(true)
-        .add_query(Query::query(
-            Name::from_str(name).expect("a valid name"),
-            rtype,
-        ));
-    let bytes = message.to_vec().expect("encode the query");
-    socket.send_to(&bytes, server).expect("send the query");
-    let mut buffer = [0u8; 4096];
-    let (n, _) = socket.recv_from(&mut buffer).expect("an answer within 1 s");
-    Message::from_vec(&buffer[..n]).expect("a well-formed answer")
-}
-
-fn rand_id() -> u16 {
-    (SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos())
-        & 0xffff) as u16
-}
-
-/// The ports of the SRV answer for `name`.
-fn srv_ports(server: SocketAddr, name: &str) -> BTreeSet<u16> {
-    query(server, name, RecordType::SRV)
-        .answers()
-        .iter()
-        .filter_map(|record| match record.data() {
-            RData::SRV(srv) => Some(srv.port()),
-            _ => None,
-        })
-        .collect()
 }
 
 /// `orch` writes `<port> <unix ns>` lines into the stop file when its task gets SIGTERM.

@@ -12,10 +12,13 @@
 //! by every crate.
 #![allow(dead_code)]
 
-use std::collections::{BTreeMap, HashSet};
+use hickory_proto::op::{Message, MessageType, OpCode, Query};
+use hickory_proto::rr::{Name, RData, RecordType};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::fs::{File, OpenOptions};
 use std::io::Write as _;
-use std::net::TcpListener;
+use std::net::{SocketAddr, TcpListener};
+use std::str::FromStr as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::Mutex;
@@ -1217,7 +1220,7 @@ impl GitRepo {
 // ---------------------------------------------------------------------------------------------
 
 /// Runs Debian's `dig @server -p port +tries=1 +time=2 <args>` and returns its stdout.
-pub async fn dig(server: std::net::SocketAddr, args: &[&str]) -> String {
+pub async fn dig(server: SocketAddr, args: &[&str]) -> String {
     let out = tokio::process::Command::new("dig")
         .arg(format!("@{}", server.ip()))
         .args(["-p", &server.port().to_string(), "+tries=1", "+time=2"])
@@ -1231,7 +1234,7 @@ pub async fn dig(server: std::net::SocketAddr, args: &[&str]) -> String {
 /// Polls `dig +short <args>` until `done` holds for its answer (lines sorted, joined by
 /// spaces); panics with the last answer after `timeout`. Returns the answer.
 pub async fn wait_dig(
-    server: std::net::SocketAddr,
+    server: SocketAddr,
     args: &[&str],
     timeout: Duration,
     done: impl Fn(&str) -> bool,
@@ -1253,4 +1256,45 @@ pub async fn wait_dig(
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// One query over UDP, answered within a second.
+pub fn query(server: SocketAddr, name: &str, rtype: RecordType) -> Message {
+    let socket = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind a client socket");
+    socket
+        .set_read_timeout(Some(Duration::from_secs(1)))
+        .expect("set a read timeout");
+    let mut message = Message::new();
+    message
+        .set_id(query_id())
+        .set_message_type(MessageType::Query)
+        .set_op_code(OpCode::Query)
+        .set_recursion_desired(true)
+        .add_query(Query::query(
+            Name::from_str(name).expect("a valid name"),
+            rtype,
+        ));
+    let bytes = message.to_vec().expect("encode the query");
+    socket.send_to(&bytes, server).expect("send the query");
+    let mut buffer = [0u8; 4096];
+    let (n, _) = socket.recv_from(&mut buffer).expect("an answer within 1 s");
+    Message::from_vec(&buffer[..n]).expect("a well-formed answer")
+}
+
+/// A query id that differs from one call to the next.
+fn query_id() -> u16 {
+    static NEXT: std::sync::atomic::AtomicU16 = std::sync::atomic::AtomicU16::new(1);
+    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+}
+
+/// The ports of the SRV answer for `name`.
+pub fn srv_ports(server: SocketAddr, name: &str) -> BTreeSet<u16> {
+    query(server, name, RecordType::SRV)
+        .answers()
+        .iter()
+        .filter_map(|record| match record.data() {
+            RData::SRV(srv) => Some(srv.port()),
+            _ => None,
+        })
+        .collect()
 }

@@ -1,0 +1,310 @@
+//! DNS: propagation and throughput.
+//!
+//! 1. Propagation: one master, one agent running process tasks, `orch dns` as its own
+//!    process. An app is scaled up one instance at a time, 50 times; each round is timed
+//!    from the task's TASK_RUNNING on `/v2/events` to the first UDP answer whose SRV set
+//!    holds its port (queried every millisecond). Mesos-DNS: up to 60 s refresh + 60 s TTL.
+//! 2. Throughput: 1,000 tasks (10 apps × 100 instances on 10 simulated agents), `orch dns`
+//!    following the master, and in the same run NSD serving the same records from a zone
+//!    file (written from the same zone: `orch::dns::records` of the master's snapshot). Both
+//!    on loopback, queried by `dnsperf` with every A and SRV name of the zone.
+//!
+//! Needs Debian's `dnsperf` and `nsd`. Run: `cargo bench --bench dns`
+//! (`ORCH_BENCH_ROUNDS`, default 50; `ORCH_BENCH_SECONDS` per dnsperf run, default 10).
+
+#[path = "../tests/support/mod.rs"]
+mod support;
+
+mod common;
+
+use orch::dns::{records, Zone, ZoneConfig};
+use orch::state::Snapshot;
+use serde_json::json;
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+use support::{free_port, srv_ports, Cluster, Master};
+
+fn main() {
+    if !common::invoked_as_bench("dns") {
+        return;
+    }
+    let rounds = common::env_or("ORCH_BENCH_ROUNDS", 50) as usize;
+    let seconds = common::env_or("ORCH_BENCH_SECONDS", 10);
+    common::runtime().block_on(async {
+        propagation(rounds).await;
+        throughput(seconds).await;
+    });
+}
+
+/// Starts `orch dns` following `cluster`'s masters; returns it and its DNS address.
+fn start_dns(cluster: &Cluster) -> (Master, SocketAddr) {
+    let dns = SocketAddr::from(([127, 0, 0, 1], free_port()));
+    let masters: Vec<String> = cluster.masters.iter().map(|m| m.addr.clone()).collect();
+    let args = vec![
+        "--masters".to_owned(),
+        masters.join(","),
+        "--listen".to_owned(),
+        dns.to_string(),
+        "--http-listen".to_owned(),
+        format!("127.0.0.1:{}", free_port()),
+        "--external-on".to_owned(),
+        "false".to_owned(),
+    ];
+    let mut process = Master::new(
+        cluster.dir(),
+        "dns",
+        &dns.to_string(),
+        cluster.dir().join("dns"),
+        args,
+    );
+    process.subcommand = "dns".into();
+    process.start();
+    (process, dns)
+}
+
+async fn propagation(rounds: usize) {
+    let mut cluster = Cluster::start(1, &[]);
+    cluster.wait_for_leader(Duration::from_secs(30)).await;
+    cluster.add_agent(&[
+        "--resources",
+        "cpus:64;mem:65536;disk:10000;ports:[31000-31200]",
+        "--containerizers",
+        "mesos",
+    ]);
+    cluster.wait_for_agents(0, 1, Duration::from_secs(30)).await;
+    let (_dns, server) = start_dns(&cluster);
+    let master = cluster.url(0);
+    let mut events = common::follow_events(&master, &["status_update_event"]).await;
+    let app = json!({"id": "/bench/web", "cmd": "sleep 100000", "cpus": 0.01, "mem": 8,
+        "instances": 0, "portDefinitions": [{"port": 0}]});
+    let created = cluster.http.post(&format!("{master}/v2/apps"), &app).await;
+    assert_eq!(created.status, 201, "{}", created.body);
+    let mut delays = Vec::with_capacity(rounds);
+    for round in 1..=rounds {
+        let scaled = cluster
+            .http
+            .put(
+                &format!("{master}/v2/apps/bench/web"),
+                &json!({ "instances": round }),
+            )
+            .await;
+        assert!(scaled.ok(), "{}", scaled.body);
+        let running = common::wait_status(&mut events, "TASK_RUNNING", Duration::from_secs(30), |_| true).await;
+        let port = running.data["ports"][0].as_u64().expect("a port") as u16;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if srv_ports(server, "_web-bench._tcp.marathon.mesos").contains(&port) {
+                delays.push(running.at.elapsed());
+                break;
+            }
+            assert!(Instant::now() < deadline, "round {round}: port {port} never resolved");
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    }
+    delays.sort();
+    println!(
+        "propagation, TASK_RUNNING -> resolvable (n={}): median {}, p90 {}, max {}",
+        delays.len(),
+        common::ms(common::percentile(&delays, 50.0)),
+        common::ms(common::percentile(&delays, 90.0)),
+        common::ms(*delays.last().unwrap_or(&Duration::ZERO)),
+    );
+}
+
+async fn throughput(seconds: u64) {
+    let mut cluster = Cluster::start(1, &[]);
+    cluster.wait_for_leader(Duration::from_secs(30)).await;
+    cluster.add_agent(&[
+        "--simulate",
+        "10",
+        "--containerizers",
+        "mock",
+        "--resources",
+        "cpus:64;mem:65536;disk:10000;ports:[31000-31999]",
+    ]);
+    cluster.wait_for_agents(0, 10, Duration::from_secs(30)).await;
+    let master = cluster.url(0);
+    for n in 0..10 {
+        let app = json!({"id": format!("/bench/app{n}"), "cmd": "sleep 100000", "cpus": 0.01,
+            "mem": 8, "instances": 100, "portDefinitions": [{"port": 0, "name": "http"}]});
+        let created = cluster.http.post(&format!("{master}/v2/apps"), &app).await;
+        assert_eq!(created.status, 201, "{}", created.body);
+    }
+    let snapshot = wait_running_snapshot(&master, 1000).await;
+    let zone = records(&snapshot, &ZoneConfig::new("mesos", 5));
+    let (_dns, orch_server) = start_dns(&cluster);
+    let probe = "_app0-bench._tcp.marathon.mesos";
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while srv_ports(orch_server, probe).len() < 100 {
+        assert!(Instant::now() < deadline, "orch dns never served the 1,000 tasks");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let dir = cluster.dir().to_owned();
+    let queries = dir.join("queries.txt");
+    std::fs::write(&queries, query_file(&zone)).expect("write the query file");
+    let (mut nsd, nsd_server) = start_nsd(&dir, &zone);
+    let rounds = [("orch dns", orch_server), ("NSD", nsd_server)];
+    let mut results = Vec::new();
+    for (name, server) in rounds {
+        let result = dnsperf(server, &queries, seconds);
+        println!("{name:<9} {result}");
+        results.push((name, result));
+    }
+    let _ = nsd.kill();
+    let _ = nsd.wait();
+    println!(
+        "{} names ({} A, {} SRV queries in the file), {} tasks",
+        zone.names.len(),
+        zone.names.values().filter(|set| !set.a.is_empty()).count(),
+        zone.names.values().filter(|set| !set.srv.is_empty()).count(),
+        snapshot.tasks.len()
+    );
+}
+
+/// Reads the master's snapshot stream until `n` tasks run; returns that snapshot.
+async fn wait_running_snapshot(master: &str, n: usize) -> Snapshot {
+    let client = reqwest::Client::new();
+    let mut response = client
+        .get(format!("{master}/v1/snapshots"))
+        .send()
+        .await
+        .expect("GET /v1/snapshots");
+    let mut pending: Vec<u8> = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        assert!(Instant::now() < deadline, "{n} tasks never ran");
+        let chunk = tokio::time::timeout(Duration::from_secs(30), response.chunk())
+            .await
+            .expect("a snapshot within 30 s")
+            .expect("the snapshot stream")
+            .expect("the stream stays open");
+        pending.extend_from_slice(&chunk);
+        while let Some(end) = pending.iter().position(|b| *b == b'\n') {
+            let line: Vec<u8> = pending.drain(..=end).collect();
+            if line.len() < 2 {
+                continue;
+            }
+            let snapshot: Snapshot = serde_json::from_slice(&line).expect("a snapshot");
+            let running = snapshot
+                .tasks
+                .values()
+                .filter(|t| t.state == orch::model::TaskState::Running)
+                .count();
+            if running >= n {
+                return snapshot;
+            }
+        }
+    }
+}
+
+/// dnsperf's input: every name with A records as an A query, every SRV name as SRV.
+fn query_file(zone: &Zone) -> String {
+    let mut text = String::new();
+    let mut names: Vec<_> = zone.names.iter().collect();
+    names.sort_by(|a, b| a.0.cmp(b.0));
+    for (name, set) in names {
+        if !set.a.is_empty() {
+            let _ = writeln!(text, "{name} A");
+        }
+        if !set.srv.is_empty() {
+            let _ = writeln!(text, "{name} SRV");
+        }
+    }
+    text
+}
+
+/// NSD on a free loopback port serving `zone` from a zone file in `dir`.
+fn start_nsd(dir: &Path, zone: &Zone) -> (std::process::Child, SocketAddr) {
+    let port = free_port();
+    let mut text = format!(
+        "$ORIGIN {apex}\n$TTL {ttl}\n@ IN SOA {} {} {} {} {} {} {}\n@ IN NS {}\n",
+        zone.soa.mname,
+        zone.soa.rname,
+        zone.soa.serial,
+        zone.soa.refresh,
+        zone.soa.retry,
+        zone.soa.expire,
+        zone.soa.minimum,
+        zone.soa.mname,
+        apex = zone.apex,
+        ttl = zone.ttl,
+    );
+    for (name, set) in &zone.names {
+        if !name.ends_with(&zone.apex) {
+            continue;
+        }
+        for ip in &set.a {
+            let _ = writeln!(text, "{name} IN A {ip}");
+        }
+        for ip in &set.aaaa {
+            let _ = writeln!(text, "{name} IN AAAA {ip}");
+        }
+        for srv in &set.srv {
+            let _ = writeln!(
+                text,
+                "{name} IN SRV {} {} {} {}",
+                srv.priority, srv.weight, srv.port, srv.target
+            );
+        }
+    }
+    std::fs::write(dir.join("mesos.zone"), text).expect("write the zone file");
+    let config = format!(
+        "server:\n  ip-address: 127.0.0.1@{port}\n  port: {port}\n  zonesdir: \"{dir}\"\n  \
+         database: \"\"\n  pidfile: \"{dir}/nsd.pid\"\n  username: \"\"\n  chroot: \"\"\n  \
+         xfrdfile: \"{dir}/xfrd.state\"\n  zonelistfile: \"{dir}/zone.list\"\n  verbosity: 0\n\
+         remote-control:\n  control-enable: no\nzone:\n  name: \"{apex}\"\n  zonefile: \"mesos.zone\"\n",
+        dir = dir.display(),
+        apex = zone.apex.trim_end_matches('.'),
+    );
+    let config_path = dir.join("nsd.conf");
+    std::fs::write(&config_path, config).expect("write nsd.conf");
+    let child = Command::new("nsd")
+        .args(["-d", "-c"])
+        .arg(&config_path)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start nsd (Debian's nsd)");
+    let server = SocketAddr::from(([127, 0, 0, 1], port));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while silent(server) {
+        assert!(Instant::now() < deadline, "nsd did not answer");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    (child, server)
+}
+
+/// True while `server` does not answer the SOA of `mesos.`.
+fn silent(server: SocketAddr) -> bool {
+    std::panic::catch_unwind(|| support::query(server, "mesos.", hickory_proto::rr::RecordType::SOA))
+        .is_err()
+}
+
+/// `dnsperf` for `seconds` against `server`: "N queries/s, avg latency X ms, lost L".
+fn dnsperf(server: SocketAddr, queries: &Path, seconds: u64) -> String {
+    let out = Command::new("dnsperf")
+        .args(["-s", &server.ip().to_string(), "-p", &server.port().to_string()])
+        .arg("-d")
+        .arg(queries)
+        .args(["-l", &seconds.to_string(), "-c", "4", "-q", "200"])
+        .output()
+        .expect("run dnsperf (Debian's dnsperf)");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let field = |label: &str| {
+        text.lines()
+            .find_map(|line| line.trim().strip_prefix(label))
+            .map(|rest| rest.trim().split_whitespace().next().unwrap_or("?").to_owned())
+            .unwrap_or_else(|| "?".to_owned())
+    };
+    let latency_ms = field("Average Latency (s):")
+        .parse::<f64>()
+        .map_or_else(|_| "?".to_owned(), |s| format!("{:.3}", s * 1000.0));
+    format!(
+        "{} queries/s, average latency {latency_ms} ms, lost {}",
+        field("Queries per second:"),
+        field("Queries lost:")
+    )
+}
