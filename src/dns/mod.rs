@@ -12,7 +12,11 @@
 //! hickory, axum, reqwest and [`crate::master`] (an embedded DNS reads its master directly).
 //! Not on api, cli, agent, gitops.
 
+mod names;
+mod records;
 mod zone;
+
+pub use records::records;
 
 pub use zone::{
     EnumeratedFramework, EnumeratedRecord, EnumeratedTask, RecordSet, Soa, Srv, Zone, ZoneConfig,
