@@ -1,4 +1,5 @@
-//! Logging setup: `tracing` to stderr, filtered by `RUST_LOG` (default `info`), as text or JSON.
+//! Logging setup: `tracing` to stderr, filtered by `RUST_LOG` (default `info`, with openraft
+//! at `error` and hickory-server, which logs every DNS request, at `warn`), as text or JSON.
 //!
 //! May depend on: nothing internal.
 
@@ -17,7 +18,7 @@ pub enum LogFormat {
 /// Installs the global subscriber. Call once, first thing.
 pub fn init(format: LogFormat) {
     let filter =
-        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,openraft=error"));
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,openraft=error,hickory_server=warn"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(std::io::stderr().is_terminal())
