@@ -12,12 +12,23 @@
 //! hickory, axum, reqwest and [`crate::master`] (an embedded DNS reads its master directly).
 //! Not on api, cli, agent, gitops.
 
+mod answer;
+mod config;
+mod forward;
+mod http;
 mod names;
 mod records;
+mod server;
+mod service;
 mod zone;
 
+pub use answer::{answer, error_reply, max_size, Outcome, Question, Transport};
+pub use config::{parse_resolver, DnsConfig, DnsError};
+pub use forward::{forward, ForwardConfig};
+pub use http::router;
 pub use records::records;
-
+pub use server::{bind_udp_reuseport, serve, serve_sockets, TCP_IDLE_TIMEOUT};
+pub use service::{run, Listeners};
 pub use zone::{
     EnumeratedFramework, EnumeratedRecord, EnumeratedTask, RecordSet, Soa, Srv, Zone, ZoneConfig,
     VIP_APEX,

@@ -1,0 +1,201 @@
+//! The DNS server: hickory-server's `ServerFuture` over bound UDP sockets and a TCP
+//! listener, answering from the newest [`Zone`] of a watch channel ([`super::answer`]) and
+//! forwarding other names ([`super::forward`]).
+//!
+//! Guarantees: the zone is read once per request (an `Arc` clone), so a new zone is served
+//! from the next request on. Malformed packets are handled by hickory (FORMERR when the
+//! header is readable, dropped otherwise); a panic while answering becomes SERVFAIL (as in
+//! Mesos-DNS) and never stops the server. TCP connections idle for
+//! [`TCP_IDLE_TIMEOUT`] are closed.
+//!
+//! Caveat: hickory-server logs every request at `info` (target `hickory_server`); a
+//! process that serves real load should filter that target to `warn`.
+//!
+//! May depend on: tokio, hickory-server, hickory-proto, rand, socket2,
+//! [`super::answer`], [`super::forward`], [`super::zone`].
+
+use super::answer::{answer, error_reply, Outcome, Question, Transport};
+use super::config::DnsError;
+use super::forward::{forward, ForwardConfig};
+use super::zone::Zone;
+use hickory_proto::op::{Message, ResponseCode};
+use hickory_proto::serialize::binary::BinEncodable;
+use hickory_proto::xfer::Protocol;
+use hickory_server::authority::MessageResponseBuilder;
+use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
+use hickory_server::ServerFuture;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::{TcpListener, UdpSocket};
+use tokio::sync::watch;
+
+/// How long a TCP connection may stay idle between requests.
+pub const TCP_IDLE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Serves DNS on `udp` and `tcp` until `shutdown` completes.
+pub async fn serve(
+    udp: UdpSocket,
+    tcp: TcpListener,
+    zones: watch::Receiver<Arc<Zone>>,
+    config: ForwardConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), DnsError> {
+    serve_sockets(vec![udp], vec![tcp], zones, config, shutdown).await
+}
+
+/// Like [`serve`], with any number of UDP sockets (e.g. from [`bind_udp_reuseport`], one
+/// receive loop each) and TCP listeners.
+pub async fn serve_sockets(
+    udp: Vec<UdpSocket>,
+    tcp: Vec<TcpListener>,
+    zones: watch::Receiver<Arc<Zone>>,
+    config: ForwardConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), DnsError> {
+    let handler = Handler {
+        zones,
+        forward: Arc::new(config),
+    };
+    let mut server = ServerFuture::new(handler);
+    for socket in udp {
+        server.register_socket(socket);
+    }
+    for listener in tcp {
+        server.register_listener(listener, TCP_IDLE_TIMEOUT);
+    }
+    let token = server.shutdown_token().clone();
+    let done = server.block_until_done();
+    tokio::pin!(done);
+    tokio::pin!(shutdown);
+    tokio::select! {
+        result = &mut done => return result.map_err(|source| DnsError::Serve { source }),
+        () = &mut shutdown => token.cancel(),
+    }
+    done.await.map_err(|source| DnsError::Serve { source })
+}
+
+/// `count` UDP sockets bound to the same `address` with `SO_REUSEPORT`, so that the
+/// kernel spreads datagrams over `count` receive loops (Linux; elsewhere the option may
+/// not balance).
+pub fn bind_udp_reuseport(address: SocketAddr, count: usize) -> Result<Vec<UdpSocket>, DnsError> {
+    let listen = |source| DnsError::Listen { address, source };
+    let mut sockets = Vec::with_capacity(count);
+    let mut bound = address;
+    for _ in 0..count.max(1) {
+        let socket = socket2::Socket::new(
+            socket2::Domain::for_address(bound),
+            socket2::Type::DGRAM,
+            Some(socket2::Protocol::UDP),
+        )
+        .map_err(listen)?;
+        socket.set_reuse_port(true).map_err(listen)?;
+        socket.set_nonblocking(true).map_err(listen)?;
+        socket.bind(&bound.into()).map_err(listen)?;
+        // Port 0: the first socket picks the port, the others join it.
+        bound = socket
+            .local_addr()
+            .map_err(listen)?
+            .as_socket()
+            .unwrap_or(bound);
+        let socket = UdpSocket::from_std(socket.into()).map_err(listen)?;
+        sockets.push(socket);
+    }
+    Ok(sockets)
+}
+
+/// Answers each request from the newest zone, or forwards it.
+#[derive(Debug)]
+struct Handler {
+    /// The newest zone.
+    zones: watch::Receiver<Arc<Zone>>,
+    /// Where other names go.
+    forward: Arc<ForwardConfig>,
+}
+
+impl Handler {
+    /// The response to `request`.
+    async fn respond(&self, request: &Request, transport: Transport) -> Message {
+        let question = Question {
+            header: request.header(),
+            queries: request.queries(),
+            edns: request.edns(),
+        };
+        let zone = Arc::clone(&self.zones.borrow());
+        let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| {
+            answer(&question, &zone, &mut rand::rng(), transport)
+        }));
+        match outcome {
+            Ok(Outcome::Answer(message)) => message,
+            Ok(Outcome::Forward) => self.forwarded(request, &question, transport).await,
+            Err(_) => {
+                tracing::error!("answering a DNS request panicked");
+                error_reply(&question, ResponseCode::ServFail, transport)
+            }
+        }
+    }
+
+    /// The resolvers' reply to `request`, or REFUSED / SERVFAIL.
+    async fn forwarded(
+        &self,
+        request: &Request,
+        question: &Question<'_>,
+        transport: Transport,
+    ) -> Message {
+        let result = match (**request).to_bytes() {
+            Ok(bytes) => forward(&bytes, transport, &self.forward).await,
+            Err(source) => Err(DnsError::EncodeRequest { source }),
+        };
+        match result {
+            Ok(reply) => reply,
+            Err(DnsError::NoResolvers) => error_reply(question, ResponseCode::Refused, transport),
+            Err(error) => {
+                tracing::debug!(
+                    error = &error as &dyn std::error::Error,
+                    "forwarding failed"
+                );
+                error_reply(question, ResponseCode::ServFail, transport)
+            }
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl RequestHandler for Handler {
+    async fn handle_request<R: ResponseHandler>(
+        &self,
+        request: &Request,
+        mut response_handle: R,
+    ) -> ResponseInfo {
+        let transport = match request.protocol() {
+            Protocol::Udp => Transport::Udp,
+            _ => Transport::Tcp,
+        };
+        let message = self.respond(request, transport).await;
+        let mut builder = MessageResponseBuilder::from_message_request(request);
+        if let Some(edns) = message.extensions() {
+            builder.edns(edns.clone());
+        }
+        let response = builder.build(
+            *message.header(),
+            message.answers(),
+            message.name_servers(),
+            std::iter::empty(),
+            message.additionals(),
+        );
+        match response_handle.send_response(response).await {
+            Ok(info) => info,
+            Err(error) => {
+                tracing::debug!(
+                    error = &error as &dyn std::error::Error,
+                    "cannot send a DNS response"
+                );
+                let mut header = *message.header();
+                header.set_response_code(ResponseCode::ServFail);
+                header.into()
+            }
+        }
+    }
+}
