@@ -92,7 +92,11 @@ async fn propagation(rounds: usize) {
             )
             .await;
         assert!(scaled.ok(), "{}", scaled.body);
-        let running = common::wait_status(&mut events, "TASK_RUNNING", Duration::from_secs(30), |_| true).await;
+        let running =
+            common::wait_status(&mut events, "TASK_RUNNING", Duration::from_secs(30), |_| {
+                true
+            })
+            .await;
         let port = running.data["ports"][0].as_u64().expect("a port") as u16;
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
@@ -100,7 +104,10 @@ async fn propagation(rounds: usize) {
                 delays.push(running.at.elapsed());
                 break;
             }
-            assert!(Instant::now() < deadline, "round {round}: port {port} never resolved");
+            assert!(
+                Instant::now() < deadline,
+                "round {round}: port {port} never resolved"
+            );
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
     }
@@ -125,7 +132,9 @@ async fn throughput(seconds: u64) {
         "--resources",
         "cpus:64;mem:65536;disk:10000;ports:[31000-31999]",
     ]);
-    cluster.wait_for_agents(0, 10, Duration::from_secs(30)).await;
+    cluster
+        .wait_for_agents(0, 10, Duration::from_secs(30))
+        .await;
     let master = cluster.url(0);
     for n in 0..10 {
         let app = json!({"id": format!("/bench/app{n}"), "cmd": "sleep 100000", "cpus": 0.01,
@@ -139,7 +148,10 @@ async fn throughput(seconds: u64) {
     let probe = "_app0-bench._tcp.marathon.mesos";
     let deadline = Instant::now() + Duration::from_secs(20);
     while srv_ports(orch_server, probe).len() < 100 {
-        assert!(Instant::now() < deadline, "orch dns never served the 1,000 tasks");
+        assert!(
+            Instant::now() < deadline,
+            "orch dns never served the 1,000 tasks"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let dir = cluster.dir().to_owned();
@@ -159,7 +171,10 @@ async fn throughput(seconds: u64) {
         "{} names ({} A, {} SRV queries in the file), {} tasks",
         zone.names.len(),
         zone.names.values().filter(|set| !set.a.is_empty()).count(),
-        zone.names.values().filter(|set| !set.srv.is_empty()).count(),
+        zone.names
+            .values()
+            .filter(|set| !set.srv.is_empty())
+            .count(),
         snapshot.tasks.len()
     );
 }
@@ -279,14 +294,21 @@ fn start_nsd(dir: &Path, zone: &Zone) -> (std::process::Child, SocketAddr) {
 
 /// True while `server` does not answer the SOA of `mesos.`.
 fn silent(server: SocketAddr) -> bool {
-    std::panic::catch_unwind(|| support::query(server, "mesos.", hickory_proto::rr::RecordType::SOA))
-        .is_err()
+    std::panic::catch_unwind(|| {
+        support::query(server, "mesos.", hickory_proto::rr::RecordType::SOA)
+    })
+    .is_err()
 }
 
 /// `dnsperf` for `seconds` against `server`: "N queries/s, avg latency X ms, lost L".
 fn dnsperf(server: SocketAddr, queries: &Path, seconds: u64) -> String {
     let out = Command::new("dnsperf")
-        .args(["-s", &server.ip().to_string(), "-p", &server.port().to_string()])
+        .args([
+            "-s",
+            &server.ip().to_string(),
+            "-p",
+            &server.port().to_string(),
+        ])
         .arg("-d")
         .arg(queries)
         .args(["-l", &seconds.to_string(), "-c", "4", "-q", "200"])
@@ -296,7 +318,13 @@ fn dnsperf(server: SocketAddr, queries: &Path, seconds: u64) -> String {
     let field = |label: &str| {
         text.lines()
             .find_map(|line| line.trim().strip_prefix(label))
-            .map(|rest| rest.trim().split_whitespace().next().unwrap_or("?").to_owned())
+            .map(|rest| {
+                rest.trim()
+                    .split_whitespace()
+                    .next()
+                    .unwrap_or("?")
+                    .to_owned()
+            })
             .unwrap_or_else(|| "?".to_owned())
     };
     let latency_ms = field("Average Latency (s):")

@@ -18,7 +18,7 @@ const TEST_TIMEOUT: Duration = Duration::from_secs(150);
 
 /// An `orch dns` process.
 struct DnsProcess {
-    process: Master,
+    _process: Master,
     dns: SocketAddr,
     http: String,
 }
@@ -46,7 +46,7 @@ impl DnsProcess {
         process.subcommand = "dns".into();
         process.start();
         Self {
-            process,
+            _process: process,
             dns,
             http: format!("http://{http}"),
         }
@@ -71,13 +71,15 @@ fn unix_ns() -> u128 {
         .map_or(0, |d| d.as_nanos())
 }
 
-/// An app whose task notes the moment it receives SIGTERM in `stop_file`.
+/// An app whose task notes in `stop_file` the moment it receives SIGTERM, after noting in
+/// `<stop_file>.ready` that its trap is set.
 fn web_app(stop_file: &Path, instances: u32) -> Value {
     json!({
         "id": "/prod/web",
         "cmd": format!(
-            "trap 'echo $PORT0 $(date +%s%N) >> {}; exit 0' TERM; while :; do sleep 1 & wait $!; done",
-            stop_file.display()
+            "trap 'echo $PORT0 $(date +%s%N) >> {stops}; exit 0' TERM; echo $PORT0 >> {stops}.ready; \
+             while :; do sleep 1 & wait $!; done",
+            stops = stop_file.display()
         ),
         "cpus": 0.01, "mem": 16, "instances": instances,
         "portDefinitions": [{"port": 0, "name": "http", "labels": {"VIP_0": "/prod/web:8080"}}],
@@ -240,7 +242,7 @@ async fn names_follow_the_tasks_of_a_running_cluster() {
             .json();
         assert_eq!(services[0]["port"], port.to_string());
         assert_eq!(services[0]["ip"], "127.0.0.1");
-        assert_eq!(services[0]["service"], "_web-prod._tcp.marathon.mesos.");
+        assert_eq!(services[0]["service"], "_web-prod._tcp.marathon.mesos");
         let unknown = http.get(&format!("{}/v1/hosts/nope.marathon.mesos", dns.http)).await.json();
         assert_eq!(unknown, json!([{"host": "", "ip": ""}]));
         let enumerate = http.get(&format!("{}/v1/enumerate", dns.http)).await.json();
@@ -279,7 +281,14 @@ async fn names_follow_the_tasks_of_a_running_cluster() {
         assert!(median <= Duration::from_millis(100), "RUNNING → resolvable: median {median:?}");
         assert!(slowest <= Duration::from_secs(1), "RUNNING → resolvable: max {slowest:?}");
 
-        // Scale down: the killed tasks vanish before they get SIGTERM.
+        // Scale down: the killed tasks vanish before they get SIGTERM (once every task has
+        // set its SIGTERM trap).
+        let ready = stop_file.with_extension("ready");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::fs::read_to_string(&ready).unwrap_or_default().lines().count() < 4 {
+            assert!(Instant::now() < deadline, "the tasks never set their SIGTERM trap");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
         let scaled = http
             .put(&format!("{}/v2/apps/prod/web", cluster.url(0)), &json!({"instances": 1}))
             .await;
@@ -308,9 +317,14 @@ async fn names_follow_the_tasks_of_a_running_cluster() {
         // Replace: a killed task leaves DNS before it stops; its replacement appears.
         let left = srv_ports(server, "_web-prod._tcp.marathon.mesos");
         assert_eq!(left.len(), 1, "{left:?}");
-        let tasks = http.get(&format!("{}/v2/apps/prod/web/tasks", cluster.url(0))).await.json();
-        let victim = tasks["tasks"][0]["id"].as_str().expect("task id").to_owned();
         let victim_port = *left.iter().next().expect("a port");
+        let tasks = http.get(&format!("{}/v2/apps/prod/web/tasks", cluster.url(0))).await.json();
+        let victim = tasks["tasks"]
+            .as_array()
+            .and_then(|tasks| tasks.iter().find(|t| t["ports"][0] == victim_port))
+            .and_then(|t| t["id"].as_str())
+            .expect("the surviving task")
+            .to_owned();
         let killed = http
             .delete(&format!("{}/v2/apps/prod/web/tasks/{victim}", cluster.url(0)))
             .await;
@@ -318,7 +332,7 @@ async fn names_follow_the_tasks_of_a_running_cluster() {
         let mut gone_at = None;
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
-            assert!(Instant::now() < deadline, "no replacement");
+            assert!(Instant::now() < deadline, "no replacement: gone at {gone_at:?}, now {:?}", srv_ports(server, "_web-prod._tcp.marathon.mesos"));
             let now = unix_ns();
             let current = srv_ports(server, "_web-prod._tcp.marathon.mesos");
             if !current.contains(&victim_port) {
@@ -370,7 +384,9 @@ async fn names_follow_a_new_leader_and_agents_serve_them_too() {
             "--dns-http-listen",
             &agent_dns_http.to_string(),
         ]);
-        cluster.wait_for_agents(leader, 1, Duration::from_secs(20)).await;
+        cluster
+            .wait_for_agents(leader, 1, Duration::from_secs(20))
+            .await;
         // The leader first in the list: the DNS process follows it, and must move on.
         let mut masters: Vec<String> = cluster.masters.iter().map(|m| m.addr.clone()).collect();
         masters.swap(0, leader);
@@ -382,11 +398,17 @@ async fn names_follow_a_new_leader_and_agents_serve_them_too() {
             .collect();
         let first_port = &ports[leader];
         for server in [dns.dns, agent_dns] {
-            wait_dig(server, &["_leader._tcp.mesos", "SRV"], Duration::from_secs(10), |a| {
-                a == format!("0 1 {first_port} leader.mesos.")
+            wait_dig(
+                server,
+                &["_leader._tcp.mesos", "SRV"],
+                Duration::from_secs(10),
+                |a| a == format!("0 1 {first_port} leader.mesos."),
+            )
+            .await;
+            let masters = wait_dig(server, &["master2.mesos"], Duration::from_secs(5), |a| {
+                !a.is_empty()
             })
             .await;
-            let masters = wait_dig(server, &["master2.mesos"], Duration::from_secs(5), |a| !a.is_empty()).await;
             assert_eq!(masters, "127.0.0.1");
         }
 
@@ -397,9 +419,12 @@ async fn names_follow_a_new_leader_and_agents_serve_them_too() {
             .await;
         let new_port = &ports[new_leader];
         for server in [dns.dns, agent_dns] {
-            wait_dig(server, &["_leader._tcp.mesos", "SRV"], Duration::from_secs(10), |a| {
-                a == format!("0 1 {new_port} leader.mesos.")
-            })
+            wait_dig(
+                server,
+                &["_leader._tcp.mesos", "SRV"],
+                Duration::from_secs(10),
+                |a| a == format!("0 1 {new_port} leader.mesos."),
+            )
             .await;
         }
         let created = cluster
@@ -412,7 +437,13 @@ async fn names_follow_a_new_leader_and_agents_serve_them_too() {
             .await;
         assert_eq!(created.status, 201, "{}", created.body);
         for server in [dns.dns, agent_dns] {
-            wait_dig(server, &["after.marathon.mesos"], Duration::from_secs(20), |a| a == "127.0.0.1").await;
+            wait_dig(
+                server,
+                &["after.marathon.mesos"],
+                Duration::from_secs(20),
+                |a| a == "127.0.0.1",
+            )
+            .await;
         }
         drop(dns);
     })

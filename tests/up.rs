@@ -234,7 +234,7 @@ async fn up_status_up_again_destroy() {
             )),
             "{out}"
         );
-        assert!(out.contains("DNS     not built yet") && out.contains("LB      not built yet"));
+        assert!(out.contains("DNS     127.0.0.1:") && out.contains("LB      not built yet"));
         let pids = wd.pids();
         let names: Vec<&str> = pids.iter().map(|(n, _)| n.as_str()).collect();
         assert_eq!(names, ["agent-1", "master-1"]);
@@ -630,10 +630,16 @@ async fn up_in_a_fresh_clone_runs_the_repo_and_follows_its_commits() {
             }
         };
         wait_json(&http, &tasks, Duration::from_secs(30), running(1)).await;
-        assert!(out.contains(&format!("DNS     {dns} (udp+tcp, *.mesos)")), "{out}");
-        support::wait_dig(dns, &["web.marathon.mesos"], Duration::from_secs(10), |answer| {
-            answer == "127.0.0.1"
-        })
+        assert!(
+            out.contains(&format!("DNS     {dns} (udp+tcp, *.mesos)")),
+            "{out}"
+        );
+        support::wait_dig(
+            dns,
+            &["web.marathon.mesos"],
+            Duration::from_secs(10),
+            |answer| answer == "127.0.0.1",
+        )
         .await;
 
         // A change of instances and cmd: one rolling deployment, then Synced/Healthy there.

@@ -61,9 +61,11 @@ pub(super) async fn leader_only(
 fn answered_locally(method: &Method, path: &str) -> bool {
     let is_get = method == Method::GET;
     !(path.starts_with("/v1/") || path.starts_with("/v2/") || path.starts_with("/master/"))
-        || (is_get && (path == "/v1/cluster"
+        || (is_get
+            && (path == "/v1/cluster"
                 || path == "/v1/snapshots"
-                || path == "/v2/leader" || path == "/v2/events"))
+                || path == "/v2/leader"
+                || path == "/v2/events"))
 }
 
 fn add_marathon_headers(headers: &mut HeaderMap, leader: Option<&Leader>) {

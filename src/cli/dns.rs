@@ -162,7 +162,10 @@ pub async fn start_embedded(
         .context("cannot start the DNS server (--with-dns)")?;
     tokio::spawn(async move {
         if let Err(error) = dns::run(config, listeners, snapshots, shutdown).await {
-            tracing::error!(error = &error as &dyn std::error::Error, "the DNS server failed");
+            tracing::error!(
+                error = &error as &dyn std::error::Error,
+                "the DNS server failed"
+            );
         }
     });
     Ok(())

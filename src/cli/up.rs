@@ -267,7 +267,11 @@ pub(super) fn service_lines(record: &ClusterRecord) -> Vec<String> {
             dns.listen,
             dns.domain,
             dns.http_listen,
-            record.layout.masters.first().map_or("-", |m| m.name.as_str())
+            record
+                .layout
+                .masters
+                .first()
+                .map_or("-", |m| m.name.as_str())
         ),
         None => "DNS     off (dns: enabled: false)".to_owned(),
     };

@@ -1,7 +1,7 @@
 //! One DNS service: rebuilds the zone from every snapshot and serves it over DNS (UDP and TCP)
 //! and Mesos-DNS's HTTP API until shutdown.
 
-use super::{records, DnsConfig, DnsError};
+use super::{records, DnsConfig, DnsError, ForwardConfig};
 use crate::state::Snapshot;
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
@@ -12,8 +12,8 @@ use tokio::sync::watch;
 /// The bound sockets of one DNS service.
 #[derive(Debug)]
 pub struct Listeners {
-    /// DNS over UDP.
-    pub udp: UdpSocket,
+    /// DNS over UDP: one socket per core, all bound to the same address (`SO_REUSEPORT`).
+    pub udp: Vec<UdpSocket>,
     /// DNS over TCP (same address).
     pub tcp: TcpListener,
     /// The HTTP API, if enabled.
@@ -24,11 +24,10 @@ impl Listeners {
     /// Binds the addresses of `config`.
     pub async fn bind(config: &DnsConfig) -> Result<Self, DnsError> {
         let bind_error = |address: SocketAddr| {
-            move |source: std::io::Error| DnsError::Bind { address, source }
+            move |source: std::io::Error| DnsError::Listen { address, source }
         };
-        let udp = UdpSocket::bind(config.listen)
-            .await
-            .map_err(bind_error(config.listen))?;
+        let cores = std::thread::available_parallelism().map_or(1, usize::from);
+        let udp = super::bind_udp_reuseport(config.listen, cores)?;
         let tcp = TcpListener::bind(config.listen)
             .await
             .map_err(bind_error(config.listen))?;
@@ -78,15 +77,18 @@ pub async fn run(
                 .with_graceful_shutdown(shutdown)
                 .await
             {
-                tracing::error!(error = &error as &dyn std::error::Error, "the DNS HTTP API failed");
+                tracing::error!(
+                    error = &error as &dyn std::error::Error,
+                    "the DNS HTTP API failed"
+                );
             }
         });
     }
-    let result = super::server::serve(
+    let result = super::server::serve_sockets(
         listeners.udp,
-        listeners.tcp,
+        vec![listeners.tcp],
         zone,
-        config.forwarding(),
+        ForwardConfig::from_config(&config),
         shutdown,
     )
     .await;

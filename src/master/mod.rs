@@ -14,8 +14,8 @@ mod membership;
 mod metrics;
 mod placement;
 mod readiness;
-mod snapshots;
 mod reconcile;
+mod snapshots;
 mod task_spec;
 
 pub use agents::{AgentProtocolError, HEARTBEAT_INTERVAL};

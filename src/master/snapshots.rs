@@ -48,6 +48,9 @@ fn masters_of(
         .current_leader
         .and_then(|id| membership.get_node(&id))
         .map(|node| node.addr.clone());
-    let masters = membership.nodes().map(|(_, node)| node.addr.clone()).collect();
+    let masters = membership
+        .nodes()
+        .map(|(_, node)| node.addr.clone())
+        .collect();
     (leader, masters)
 }

@@ -253,7 +253,10 @@ impl Default for DnsEntry {
 
 impl DnsEntry {
     fn validate(&self) -> Result<(), InfraError> {
-        for (key, address) in [("dns.listen", self.listen), ("dns.http_listen", self.http_listen)] {
+        for (key, address) in [
+            ("dns.listen", self.listen),
+            ("dns.http_listen", self.http_listen),
+        ] {
             if address.port() == 0 {
                 return Err(invalid(key, "needs a port other than 0"));
             }

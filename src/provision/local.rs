@@ -142,8 +142,14 @@ pub fn port_free(ip: IpAddr, port: u16) -> bool {
 fn check_dns_ports(dns: &DnsEntry, hint: &str) -> Result<(), LocalError> {
     let udp_free = std::net::UdpSocket::bind(dns.listen).is_ok();
     for (address, free) in [
-        (dns.listen, udp_free && port_free(dns.listen.ip(), dns.listen.port())),
-        (dns.http_listen, port_free(dns.http_listen.ip(), dns.http_listen.port())),
+        (
+            dns.listen,
+            udp_free && port_free(dns.listen.ip(), dns.listen.port()),
+        ),
+        (
+            dns.http_listen,
+            port_free(dns.http_listen.ip(), dns.http_listen.port()),
+        ),
     ] {
         if !free {
             return Err(LocalError::PortInUse {
@@ -228,7 +234,10 @@ pub fn prepare(request: &UpRequest) -> Result<Prepared, LocalError> {
                 });
             }
         }
-        let first_master_missing = layout.masters.first().is_some_and(|m| missing.contains(&m.name));
+        let first_master_missing = layout
+            .masters
+            .first()
+            .is_some_and(|m| missing.contains(&m.name));
         if let Some(dns) = layout.dns.as_ref().filter(|_| first_master_missing) {
             check_dns_ports(
                 dns,

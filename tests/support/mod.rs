@@ -18,9 +18,9 @@ use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::fs::{File, OpenOptions};
 use std::io::Write as _;
 use std::net::{SocketAddr, TcpListener};
-use std::str::FromStr as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
+use std::str::FromStr as _;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
