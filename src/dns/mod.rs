@@ -19,11 +19,11 @@ mod http;
 mod server;
 mod zone;
 
-pub use answer::{answer, error_reply, max_size, Outcome, Question, Transport};
+pub use answer::{answer, error_reply, fit_reply, max_size, Outcome, Question, Transport};
 pub use config::{parse_resolver, DnsConfig, DnsError};
 pub use forward::{forward, ForwardConfig};
 pub use http::router;
-pub use server::{bind_udp_reuseport, serve, serve_sockets, TCP_IDLE_TIMEOUT};
+pub use server::{serve, serve_sockets, TCP_IDLE_TIMEOUT};
 pub use zone::{
     EnumeratedFramework, EnumeratedRecord, EnumeratedTask, RecordSet, Soa, Srv, Zone, ZoneConfig,
     VIP_APEX,
