@@ -27,10 +27,14 @@
 //! May depend on: hickory-proto, rand, [`super::zone`].
 
 use super::zone::{RecordSet, Zone, VIP_APEX};
-use hickory_proto::op::{Edns, Header, LowerQuery, Message, MessageType, OpCode, ResponseCode};
+use hickory_proto::op::message::{emit_message_parts, EmitAndCount};
+use hickory_proto::op::{
+    Edns, Header, LowerQuery, Message, MessageType, OpCode, Query, ResponseCode,
+};
 use hickory_proto::rr::rdata::{A, AAAA, NS, SOA, SRV};
 use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType};
 use hickory_proto::serialize::binary::{BinEncodable, BinEncoder};
+use hickory_proto::ProtoError;
 use rand::seq::SliceRandom;
 use rand::Rng;
 
@@ -90,13 +94,13 @@ pub fn answer(
 ) -> Outcome {
     let header = question.header;
     if header.op_code() != OpCode::Query {
-        return Outcome::Answer(error_reply(question, ResponseCode::NotImp, transport));
+        return Outcome::Answer(error_reply(question, ResponseCode::NotImp));
     }
     let [query] = question.queries else {
-        return Outcome::Answer(error_reply(question, ResponseCode::FormErr, transport));
+        return Outcome::Answer(error_reply(question, ResponseCode::FormErr));
     };
     if question.edns.is_some_and(|edns| edns.version() > 0) {
-        return Outcome::Answer(error_reply(question, ResponseCode::BADVERS, transport));
+        return Outcome::Answer(error_reply(question, ResponseCode::BADVERS));
     }
     let mut key = query.name().to_ascii();
     if key.contains(".*") {
@@ -108,7 +112,7 @@ pub fn answer(
     if !matches!(query.query_class(), DNSClass::IN | DNSClass::ANY)
         || matches!(query.query_type(), RecordType::AXFR | RecordType::IXFR)
     {
-        return Outcome::Answer(error_reply(question, ResponseCode::Refused, transport));
+        return Outcome::Answer(error_reply(question, ResponseCode::Refused));
     }
 
     let owner = Name::from(query.name().clone());
@@ -136,7 +140,7 @@ pub fn answer(
         push_ns(zone, &owner, &mut answers, &mut additionals);
     }
 
-    let mut response = reply_to(question, transport);
+    let mut response = reply_to(question);
     response.set_authoritative(true);
     if answers.is_empty() {
         let exists = records.is_some() || at_apex;
@@ -155,17 +159,27 @@ pub fn answer(
     Outcome::Answer(response)
 }
 
+/// Makes a resolver's `reply` to a forwarded `question` fit the client's transport, as
+/// [`answer`] does for its own responses (Mesos-DNS truncates forwarded replies too); its
+/// OPT, if any, advertises this server's size.
+pub fn fit_reply(reply: &mut Message, question: &Question<'_>, transport: Transport) {
+    if let Some(edns) = reply.extensions_mut() {
+        edns.set_max_payload(MAX_UDP_SIZE as u16);
+    }
+    fit(reply, max_size(transport, question.edns), transport);
+}
+
 /// A response to `question` with no records and `code` (the OPT echoed if the request had
 /// one). Also used for forwarding failures (SERVFAIL, REFUSED).
-pub fn error_reply(question: &Question<'_>, code: ResponseCode, transport: Transport) -> Message {
-    let mut response = reply_to(question, transport);
+pub fn error_reply(question: &Question<'_>, code: ResponseCode) -> Message {
+    let mut response = reply_to(question);
     response.set_response_code(code);
     response
 }
 
 /// An empty response to `question`: id, opcode, RD and CD copied, RA set, the questions
 /// echoed, and an OPT when the request had one.
-fn reply_to(question: &Question<'_>, transport: Transport) -> Message {
+fn reply_to(question: &Question<'_>) -> Message {
     let mut header = Header::response_from_request(question.header);
     header.set_message_type(MessageType::Response);
     header.set_recursion_available(true);
@@ -175,10 +189,10 @@ fn reply_to(question: &Question<'_>, transport: Transport) -> Message {
         response.add_query(query.original().clone());
     }
     if question.edns.is_some() {
+        // The OPT advertises what this server accepts, which is also the most it sends
+        // (hickory-server's UDP sender caps a response at the size its OPT advertises).
         let mut edns = Edns::new();
-        // The limit is at most 4096 for UDP; over TCP the advertised size is moot.
-        let size = max_size(transport, question.edns).min(MAX_UDP_SIZE);
-        edns.set_max_payload(u16::try_from(size).unwrap_or(u16::MAX));
+        edns.set_max_payload(MAX_UDP_SIZE as u16);
         edns.set_version(0);
         response.set_edns(edns);
     }
@@ -318,19 +332,59 @@ fn message_bound(message: &Message) -> usize {
     12 + questions + records + opt
 }
 
-/// The encoded size of `message`, or `None` when it cannot be encoded at all.
-fn encoded_len(message: &Message) -> Option<usize> {
-    message.to_bytes().ok().map(|bytes| bytes.len())
+/// The questions emitted the way hickory-server emits them: the request's bytes, which
+/// later names cannot point into, so answers repeat the question's name once in full.
+struct RawQueries<'a>(&'a [Query]);
+
+impl EmitAndCount for RawQueries<'_> {
+    fn emit(&mut self, encoder: &mut BinEncoder<'_>) -> Result<usize, ProtoError> {
+        for query in self.0 {
+            encoder.emit_vec(&query.to_bytes()?)?;
+        }
+        Ok(self.0.len())
+    }
+}
+
+/// The header (with the counts written and TC when records were left out) and size of
+/// `message` encoded as hickory-server will send it, in at most `limit` bytes; `None` when
+/// it cannot be encoded at all.
+fn encode(message: &Message, limit: usize) -> Option<(Header, usize)> {
+    let mut buffer = Vec::with_capacity(limit.min(MAX_UDP_SIZE));
+    let mut encoder = BinEncoder::new(&mut buffer);
+    encoder.set_max_size(u16::try_from(limit).unwrap_or(u16::MAX));
+    // TC in the result then means "left records out".
+    let mut header = *message.header();
+    header.set_truncated(false);
+    let header = emit_message_parts(
+        &header,
+        &mut RawQueries(message.queries()),
+        &mut message.answers().iter(),
+        &mut message.name_servers().iter(),
+        &mut message.additionals().iter(),
+        message.extensions().as_ref(),
+        &[],
+        &mut encoder,
+    )
+    .ok()?;
+    let len = encoder.offset();
+    Some((header, len))
+}
+
+/// The encoded size of `message` as hickory-server will send it, if it fits `limit`.
+fn encoded_len(message: &Message, limit: usize) -> Option<usize> {
+    encode(message, limit)
+        .filter(|(header, _)| !header.truncated())
+        .map(|(_, len)| len)
 }
 
 /// Makes `message` fit `limit` bytes: drop the additional section, then answers from the
 /// end (setting TC over UDP).
 fn fit(message: &mut Message, limit: usize, transport: Transport) {
-    if message_bound(message) <= limit || encoded_len(message).is_some_and(|len| len <= limit) {
+    if message_bound(message) <= limit || encoded_len(message, limit).is_some() {
         return;
     }
     message.additionals_mut().clear();
-    if encoded_len(message).is_some_and(|len| len <= limit) {
+    if encoded_len(message, limit).is_some() {
         return;
     }
     // How many answers fit, leaving room for the OPT record: hickory's encoder stops at
@@ -340,23 +394,13 @@ fn fit(message: &mut Message, limit: usize, transport: Transport) {
     } else {
         0
     };
-    let mut buffer = Vec::with_capacity(limit);
-    let mut encoder = BinEncoder::new(&mut buffer);
-    encoder.set_max_size(u16::try_from(limit - opt).unwrap_or(u16::MAX));
-    let fitting = hickory_proto::op::message::emit_message_parts(
-        message.header(),
-        &mut message.queries().iter(),
-        &mut message.answers().iter(),
-        &mut message.name_servers().iter(),
-        &mut std::iter::empty::<&Record>(),
-        None,
-        &[],
-        &mut encoder,
-    )
-    .map(|header| usize::from(header.answer_count()))
-    .unwrap_or(0);
-    message.answers_mut().truncate(fitting);
+    let edns = message.extensions_mut().take();
     message.name_servers_mut().clear();
+    let fitting = encode(message, limit - opt)
+        .map(|(header, _)| usize::from(header.answer_count()))
+        .unwrap_or(0);
+    message.answers_mut().truncate(fitting);
+    *message.extensions_mut() = edns;
     if transport == Transport::Udp {
         message.set_truncated(true);
     }
@@ -366,7 +410,6 @@ fn fit(message: &mut Message, limit: usize, transport: Transport) {
 mod tests {
     use super::*;
     use crate::dns::zone::{Soa, Srv};
-    use hickory_proto::op::Query;
     use rand::rngs::StdRng;
     use rand::SeedableRng;
     use std::collections::{HashMap, HashSet};
@@ -759,17 +802,22 @@ mod tests {
         message.to_vec().expect("encodable")
     }
 
+    /// The size hickory-server will send `message` with.
+    fn wire_len(message: &Message) -> usize {
+        encoded_len(message, MAX_TCP_SIZE).expect("encodable")
+    }
+
     #[test]
     fn udp_without_edns_is_truncated_to_512_with_tc() {
         let message = Ask::new("big.marathon.mesos.", RecordType::A).run();
         assert!(message.truncated());
         let count = message.answers().len();
         assert!((20..100).contains(&count), "{count} answers");
-        assert!(encoded(&message).len() <= 512);
+        assert!(wire_len(&message) <= 512);
         // It is as full as it can be: one more answer would not fit.
         let mut more = message.clone();
         more.add_answer(message.answers()[0].clone());
-        assert!(encoded(&more).len() > 512);
+        assert!(wire_len(&more) > 512);
     }
 
     #[test]
@@ -778,11 +826,13 @@ mod tests {
             .edns(1232)
             .run();
         assert!(message.truncated());
-        let len = encoded(&message).len();
-        assert!(len <= 1232 && len > 1100, "{len} bytes");
+        let len = wire_len(&message);
+        // As full as it can be: one more answer would not fit.
+        assert!(len <= 1232 && len > 1232 - 16, "{len} bytes");
+        // The OPT is echoed with this server's own size.
         assert_eq!(
             message.extensions().as_ref().map(Edns::max_payload),
-            Some(1232)
+            Some(4096)
         );
 
         let message = Ask::new("big.marathon.mesos.", RecordType::A)
@@ -796,7 +846,7 @@ mod tests {
         let small = Ask::new("big.marathon.mesos.", RecordType::A)
             .edns(100)
             .run();
-        assert!(encoded(&small).len() <= 512 && encoded(&small).len() > 400);
+        assert!(wire_len(&small) <= 512 && wire_len(&small) > 400);
         let huge = Ask::new("big.marathon.mesos.", RecordType::A)
             .edns(65_000)
             .run();
@@ -860,7 +910,31 @@ mod tests {
         assert_eq!(message.answers().len(), 8);
         assert!(message.additionals().is_empty());
         assert!(!message.truncated());
-        assert!(encoded(&message).len() <= 512);
+        assert!(wire_len(&message) <= 512);
+    }
+
+    #[test]
+    fn forwarded_replies_fit_the_clients_transport() {
+        let ask = Ask::new("big.example.com.", RecordType::A);
+        let mut reply = Message::new();
+        reply.set_header(Header::response_from_request(&ask.header));
+        reply.add_query(ask.queries[0].original().clone());
+        let owner = Name::from_ascii("big.example.com.").expect("name");
+        for i in 0..100u8 {
+            reply.add_answer(Record::from_rdata(
+                owner.clone(),
+                60,
+                RData::A(A(Ipv4Addr::new(10, 2, 0, i))),
+            ));
+        }
+        let mut over_tcp = reply.clone();
+        fit_reply(&mut over_tcp, &ask.question(), Transport::Tcp);
+        assert_eq!(over_tcp.answers().len(), 100);
+        assert!(!over_tcp.truncated());
+        fit_reply(&mut reply, &ask.question(), Transport::Udp);
+        assert!(reply.truncated());
+        assert!(wire_len(&reply) <= 512);
+        assert!(reply.answers().len() > 20);
     }
 
     #[test]

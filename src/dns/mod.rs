@@ -1,16 +1,18 @@
 //! Service discovery as Mesos-DNS did it, driven by the snapshot stream instead of polling.
 //!
-//! - [`records`] (pure): a [`crate::state::Snapshot`] becomes a [`Zone`]: Mesos-DNS's name
-//!   grammar for Marathon tasks, masters, agents, and VIP names.
-//! - [`server`]: authoritative DNS over UDP and TCP (hickory-server) from the newest zone;
-//!   other names are forwarded to the configured resolvers.
-//! - [`http`]: Mesos-DNS's HTTP API (`/v1/version`, `/v1/config`, `/v1/hosts`, ...).
-//! - [`source`]: where snapshots come from: a master in this process, or `/v1/snapshots`
-//!   of the masters over HTTP (with failover between them).
+//! - `records` (pure): a [`crate::state::Snapshot`] becomes a [`Zone`]: Mesos-DNS's name
+//!   grammar for Marathon tasks, masters, agents, and VIP names (`names`: label mangling and
+//!   the task hash).
+//! - `answer` (pure): one query against a zone, as Mesos-DNS answers it (NXDOMAIN vs NODATA,
+//!   shuffling, truncation).
+//! - `server` + `forward`: authoritative DNS over UDP and TCP (hickory-server) from the
+//!   newest zone; other names are forwarded to the configured resolvers.
+//! - `http`: Mesos-DNS's HTTP API (`/v1/version`, `/v1/config`, `/v1/hosts`, ...).
+//! - `service`: one running server: a zone per snapshot, DNS and HTTP until shutdown. Where
+//!   snapshots come from is [`crate::discovery`]'s business.
 //!
-//! May depend on: model, state (pure parts); server, http and source also on tokio,
-//! hickory, axum, reqwest and [`crate::master`] (an embedded DNS reads its master directly).
-//! Not on api, cli, agent, gitops.
+//! May depend on: model, state (the pure parts); server, forward, http and service also on
+//! tokio, hickory, axum. Not on api, cli, agent, gitops, master.
 
 mod answer;
 mod config;
@@ -22,12 +24,11 @@ mod server;
 mod service;
 mod zone;
 
-pub use answer::{answer, error_reply, max_size, Outcome, Question, Transport};
 pub use config::{parse_resolver, DnsConfig, DnsError};
-pub use forward::{forward, ForwardConfig};
+pub use forward::ForwardConfig;
 pub use http::router;
 pub use records::records;
-pub use server::{bind_udp_reuseport, serve, serve_sockets, TCP_IDLE_TIMEOUT};
+pub use server::{serve, TCP_IDLE_TIMEOUT};
 pub use service::{run, Listeners};
 pub use zone::{
     EnumeratedFramework, EnumeratedRecord, EnumeratedTask, RecordSet, Soa, Srv, Zone, ZoneConfig,

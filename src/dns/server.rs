@@ -11,10 +11,10 @@
 //! Caveat: hickory-server logs every request at `info` (target `hickory_server`); a
 //! process that serves real load should filter that target to `warn`.
 //!
-//! May depend on: tokio, hickory-server, hickory-proto, rand, socket2,
+//! May depend on: tokio, hickory-server, hickory-proto, rand,
 //! [`super::answer`], [`super::forward`], [`super::zone`].
 
-use super::answer::{answer, error_reply, Outcome, Question, Transport};
+use super::answer::{answer, error_reply, fit_reply, Outcome, Question, Transport};
 use super::config::DnsError;
 use super::forward::{forward, ForwardConfig};
 use super::zone::Zone;
@@ -46,8 +46,26 @@ pub async fn serve(
     serve_sockets(vec![udp], vec![tcp], zones, config, shutdown).await
 }
 
-/// Like [`serve`], with any number of UDP sockets (e.g. from [`bind_udp_reuseport`], one
-/// receive loop each) and TCP listeners.
+/// `count` handles of `socket` (duplicated descriptors sharing its receive queue), so that
+/// hickory runs `count` receive loops on it.
+fn receive_loops(socket: UdpSocket, count: usize) -> Result<Vec<UdpSocket>, DnsError> {
+    let address = socket
+        .local_addr()
+        .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
+    let listen = |source| DnsError::Listen { address, source };
+    let socket = socket.into_std().map_err(listen)?;
+    let mut handles = Vec::with_capacity(count);
+    for _ in 1..count {
+        let handle = socket.try_clone().map_err(listen)?;
+        handles.push(UdpSocket::from_std(handle).map_err(listen)?);
+    }
+    handles.push(UdpSocket::from_std(socket).map_err(listen)?);
+    Ok(handles)
+}
+
+/// Like [`serve`], with any number of UDP sockets and TCP listeners (e.g. one of each per
+/// address family). Each UDP socket gets one receive loop per available CPU (hickory runs
+/// one loop per registered socket, and one loop is its bottleneck).
 pub async fn serve_sockets(
     udp: Vec<UdpSocket>,
     tcp: Vec<TcpListener>,
@@ -55,12 +73,17 @@ pub async fn serve_sockets(
     config: ForwardConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), DnsError> {
+    let loops = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+    let mut handles = Vec::new();
+    for socket in udp {
+        handles.extend(receive_loops(socket, loops)?);
+    }
     let handler = Handler {
         zones,
         forward: Arc::new(config),
     };
     let mut server = ServerFuture::new(handler);
-    for socket in udp {
+    for socket in handles {
         server.register_socket(socket);
     }
     for listener in tcp {
@@ -75,35 +98,6 @@ pub async fn serve_sockets(
         () = &mut shutdown => token.cancel(),
     }
     done.await.map_err(|source| DnsError::Serve { source })
-}
-
-/// `count` UDP sockets bound to the same `address` with `SO_REUSEPORT`, so that the
-/// kernel spreads datagrams over `count` receive loops (Linux; elsewhere the option may
-/// not balance).
-pub fn bind_udp_reuseport(address: SocketAddr, count: usize) -> Result<Vec<UdpSocket>, DnsError> {
-    let listen = |source| DnsError::Listen { address, source };
-    let mut sockets = Vec::with_capacity(count);
-    let mut bound = address;
-    for _ in 0..count.max(1) {
-        let socket = socket2::Socket::new(
-            socket2::Domain::for_address(bound),
-            socket2::Type::DGRAM,
-            Some(socket2::Protocol::UDP),
-        )
-        .map_err(listen)?;
-        socket.set_reuse_port(true).map_err(listen)?;
-        socket.set_nonblocking(true).map_err(listen)?;
-        socket.bind(&bound.into()).map_err(listen)?;
-        // Port 0: the first socket picks the port, the others join it.
-        bound = socket
-            .local_addr()
-            .map_err(listen)?
-            .as_socket()
-            .unwrap_or(bound);
-        let socket = UdpSocket::from_std(socket.into()).map_err(listen)?;
-        sockets.push(socket);
-    }
-    Ok(sockets)
 }
 
 /// Answers each request from the newest zone, or forwards it.
@@ -132,7 +126,7 @@ impl Handler {
             Ok(Outcome::Forward) => self.forwarded(request, &question, transport).await,
             Err(_) => {
                 tracing::error!("answering a DNS request panicked");
-                error_reply(&question, ResponseCode::ServFail, transport)
+                error_reply(&question, ResponseCode::ServFail)
             }
         }
     }
@@ -149,14 +143,17 @@ impl Handler {
             Err(source) => Err(DnsError::EncodeRequest { source }),
         };
         match result {
-            Ok(reply) => reply,
-            Err(DnsError::NoResolvers) => error_reply(question, ResponseCode::Refused, transport),
+            Ok(mut reply) => {
+                fit_reply(&mut reply, question, transport);
+                reply
+            }
+            Err(DnsError::NoResolvers) => error_reply(question, ResponseCode::Refused),
             Err(error) => {
                 tracing::debug!(
                     error = &error as &dyn std::error::Error,
                     "forwarding failed"
                 );
-                error_reply(question, ResponseCode::ServFail, transport)
+                error_reply(question, ResponseCode::ServFail)
             }
         }
     }

@@ -12,8 +12,8 @@ use tokio::sync::watch;
 /// The bound sockets of one DNS service.
 #[derive(Debug)]
 pub struct Listeners {
-    /// DNS over UDP: one socket per core, all bound to the same address (`SO_REUSEPORT`).
-    pub udp: Vec<UdpSocket>,
+    /// DNS over UDP.
+    pub udp: UdpSocket,
     /// DNS over TCP (same address).
     pub tcp: TcpListener,
     /// The HTTP API, if enabled.
@@ -26,8 +26,9 @@ impl Listeners {
         let bind_error = |address: SocketAddr| {
             move |source: std::io::Error| DnsError::Listen { address, source }
         };
-        let cores = std::thread::available_parallelism().map_or(1, usize::from);
-        let udp = super::bind_udp_reuseport(config.listen, cores)?;
+        let udp = UdpSocket::bind(config.listen)
+            .await
+            .map_err(bind_error(config.listen))?;
         let tcp = TcpListener::bind(config.listen)
             .await
             .map_err(bind_error(config.listen))?;
@@ -84,9 +85,9 @@ pub async fn run(
             }
         });
     }
-    let result = super::server::serve_sockets(
+    let result = super::serve(
         listeners.udp,
-        vec![listeners.tcp],
+        listeners.tcp,
         zone,
         ForwardConfig::from_config(&config),
         shutdown,
