@@ -18,7 +18,7 @@ const TEST_TIMEOUT: Duration = Duration::from_secs(150);
 
 /// An `orch dns` process.
 struct DnsProcess {
-    _process: Master,
+    process: Master,
     dns: SocketAddr,
     http: String,
 }
@@ -46,7 +46,7 @@ impl DnsProcess {
         process.subcommand = "dns".into();
         process.start();
         Self {
-            _process: process,
+            process,
             dns,
             http: format!("http://{http}"),
         }
@@ -367,7 +367,8 @@ async fn wait_for_stops(path: &Path, n: usize) -> BTreeMap<u16, u128> {
 
 /// Three masters; `orch dns` follows whichever master answers, and an agent serves the same
 /// names with `--with-dns`. After the leader is SIGKILLed, `_leader._tcp` names the new
-/// leader and new tasks still resolve.
+/// leader and new tasks still resolve. Also: forwarding to a second `orch dns` (SERVFAIL once
+/// it is gone), and `--healthy-only`.
 #[tokio::test]
 async fn names_follow_a_new_leader_and_agents_serve_them_too() {
     tokio::time::timeout(TEST_TIMEOUT, async {
@@ -390,7 +391,19 @@ async fn names_follow_a_new_leader_and_agents_serve_them_too() {
         // The leader first in the list: the DNS process follows it, and must move on.
         let mut masters: Vec<String> = cluster.masters.iter().map(|m| m.addr.clone()).collect();
         masters.swap(0, leader);
-        let dns = DnsProcess::start(&cluster, &masters, &[]);
+        let mut upstream = DnsProcess::start(&cluster, &masters, &["--domain", "other"]);
+        let upstream_dns = upstream.dns.to_string();
+        let dns = DnsProcess::start(
+            &cluster,
+            &masters,
+            &[
+                "--healthy-only",
+                "--resolvers",
+                &upstream_dns,
+                "--forward-timeout",
+                "500ms",
+            ],
+        );
         let ports: Vec<String> = cluster
             .masters
             .iter()
@@ -412,6 +425,14 @@ async fn names_follow_a_new_leader_and_agents_serve_them_too() {
             assert_eq!(masters, "127.0.0.1");
         }
 
+        // Names outside the domain are answered by the upstream.
+        wait_dig(dns.dns, &["leader.other"], Duration::from_secs(10), |a| {
+            a == "127.0.0.1"
+        })
+        .await;
+        let forwarded = dig(dns.dns, &["+tcp", "+short", "_leader._tcp.other", "SRV"]).await;
+        assert_eq!(forwarded.trim(), format!("0 1 {first_port} leader.other."));
+
         cluster.masters[leader].kill9();
         let survivors: Vec<usize> = (0..3).filter(|i| *i != leader).collect();
         let new_leader = cluster
@@ -427,24 +448,51 @@ async fn names_follow_a_new_leader_and_agents_serve_them_too() {
             )
             .await;
         }
-        let created = cluster
-            .http
-            .post(
-                &format!("{}/v2/apps", cluster.url(new_leader)),
-                &json!({"id": "/after", "cmd": "sleep 1000", "cpus": 0.01, "mem": 16,
-                        "portDefinitions": [{"port": 0}]}),
-            )
-            .await;
-        assert_eq!(created.status, 201, "{}", created.body);
+        // Two apps with COMMAND health checks: one passes, one never does. The healthy-only
+        // server names the first only; the agent's server (running is enough) both.
+        let checked = |id: &str, check: &str| {
+            json!({"id": id, "cmd": "sleep 1000", "cpus": 0.01, "mem": 16,
+                "portDefinitions": [{"port": 0}],
+                "healthChecks": [{"protocol": "COMMAND", "command": {"value": check},
+                    "gracePeriodSeconds": 0, "intervalSeconds": 1, "timeoutSeconds": 2,
+                    "maxConsecutiveFailures": 0}]})
+        };
+        for app in [checked("/fine", "true"), checked("/sick", "false")] {
+            let created = cluster
+                .http
+                .post(&format!("{}/v2/apps", cluster.url(new_leader)), &app)
+                .await;
+            assert_eq!(created.status, 201, "{}", created.body);
+        }
         for server in [dns.dns, agent_dns] {
             wait_dig(
                 server,
-                &["after.marathon.mesos"],
+                &["fine.marathon.mesos"],
                 Duration::from_secs(20),
                 |a| a == "127.0.0.1",
             )
             .await;
         }
+        wait_dig(
+            agent_dns,
+            &["sick.marathon.mesos"],
+            Duration::from_secs(20),
+            |a| a == "127.0.0.1",
+        )
+        .await;
+        let sick = query(dns.dns, "sick.marathon.mesos.", RecordType::A);
+        assert_eq!(sick.response_code(), ResponseCode::NXDomain, "{sick:?}");
+
+        // The upstream gone: SERVFAIL within the forward timeout, never a hang.
+        upstream.process.kill9();
+        let asked = Instant::now();
+        let failed = query(dns.dns, "leader.other.", RecordType::A);
+        assert_eq!(failed.response_code(), ResponseCode::ServFail);
+        assert!(
+            asked.elapsed() < Duration::from_millis(900),
+            "{:?}",
+            asked.elapsed()
+        );
         drop(dns);
     })
     .await
