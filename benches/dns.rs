@@ -25,7 +25,7 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-use support::{free_port, srv_ports, Cluster, Master};
+use support::{free_port, srv_ports, Cluster, DnsProcess};
 
 fn main() {
     if !common::invoked_as_bench("dns") {
@@ -39,30 +39,10 @@ fn main() {
     });
 }
 
-/// Starts `orch dns` following `cluster`'s masters; returns it and its DNS address.
-fn start_dns(cluster: &Cluster) -> (Master, SocketAddr) {
-    let dns = SocketAddr::from(([127, 0, 0, 1], free_port()));
+/// Starts `orch dns` following `cluster`'s masters.
+fn start_dns(cluster: &Cluster) -> DnsProcess {
     let masters: Vec<String> = cluster.masters.iter().map(|m| m.addr.clone()).collect();
-    let args = vec![
-        "--masters".to_owned(),
-        masters.join(","),
-        "--listen".to_owned(),
-        dns.to_string(),
-        "--http-listen".to_owned(),
-        format!("127.0.0.1:{}", free_port()),
-        "--external-on".to_owned(),
-        "false".to_owned(),
-    ];
-    let mut process = Master::new(
-        cluster.dir(),
-        "dns",
-        &dns.to_string(),
-        cluster.dir().join("dns"),
-        args,
-    );
-    process.subcommand = "dns".into();
-    process.start();
-    (process, dns)
+    DnsProcess::start(cluster, &masters, &["--external-on", "false"])
 }
 
 async fn propagation(rounds: usize) {
@@ -75,7 +55,8 @@ async fn propagation(rounds: usize) {
         "mesos",
     ]);
     cluster.wait_for_agents(0, 1, Duration::from_secs(30)).await;
-    let (_dns, server) = start_dns(&cluster);
+    let dns = start_dns(&cluster);
+    let server = dns.dns;
     let master = cluster.url(0);
     let mut events = common::follow_events(&master, &["status_update_event"]).await;
     let app = json!({"id": "/bench/web", "cmd": "sleep 100000", "cpus": 0.01, "mem": 8,
@@ -144,7 +125,8 @@ async fn throughput(seconds: u64) {
     }
     let snapshot = wait_running_snapshot(&master, 1000).await;
     let zone = records(&snapshot, &ZoneConfig::new("mesos", 5));
-    let (_dns, orch_server) = start_dns(&cluster);
+    let dns = start_dns(&cluster);
+    let orch_server = dns.dns;
     let probe = "_app0-bench._tcp.marathon.mesos";
     let deadline = Instant::now() + Duration::from_secs(20);
     while srv_ports(orch_server, probe).len() < 100 {

@@ -12,46 +12,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::path::Path;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-use support::{dig, free_port, query, srv_ports, wait_dig, Cluster, Master};
+use support::{dig, free_port, query, srv_ports, wait_dig, Cluster, DnsProcess};
 
 const TEST_TIMEOUT: Duration = Duration::from_secs(150);
-
-/// An `orch dns` process.
-struct DnsProcess {
-    process: Master,
-    dns: SocketAddr,
-    http: String,
-}
-
-impl DnsProcess {
-    fn start(cluster: &Cluster, masters: &[String], extra: &[&str]) -> Self {
-        let dns = SocketAddr::from(([127, 0, 0, 1], free_port()));
-        let http = SocketAddr::from(([127, 0, 0, 1], free_port()));
-        let mut args = vec![
-            "--masters".to_owned(),
-            masters.join(","),
-            "--listen".to_owned(),
-            dns.to_string(),
-            "--http-listen".to_owned(),
-            http.to_string(),
-        ];
-        args.extend(extra.iter().map(|s| (*s).to_owned()));
-        let mut process = Master::new(
-            cluster.dir(),
-            "dns",
-            &dns.to_string(),
-            cluster.dir().join("dns"),
-            args,
-        );
-        process.subcommand = "dns".into();
-        process.start();
-        Self {
-            process,
-            dns,
-            http: format!("http://{http}"),
-        }
-    }
-}
 
 /// `orch` writes `<port> <unix ns>` lines into the stop file when its task gets SIGTERM.
 fn stop_times(path: &Path) -> BTreeMap<u16, u128> {

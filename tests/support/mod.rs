@@ -1219,6 +1219,50 @@ impl GitRepo {
 // DNS
 // ---------------------------------------------------------------------------------------------
 
+/// An `orch dns` process following a cluster's masters, on ports picked at run time.
+#[derive(Debug)]
+pub struct DnsProcess {
+    /// The process (killed on drop).
+    pub process: Master,
+    /// Its DNS address (UDP and TCP).
+    pub dns: SocketAddr,
+    /// `http://` + its HTTP API address.
+    pub http: String,
+}
+
+impl DnsProcess {
+    /// Starts `orch dns --masters <masters> --listen .. --http-listen .. <extra>`, logging
+    /// into `cluster`'s dir.
+    pub fn start(cluster: &Cluster, masters: &[String], extra: &[&str]) -> Self {
+        let dns = SocketAddr::from(([127, 0, 0, 1], free_port()));
+        let http = SocketAddr::from(([127, 0, 0, 1], free_port()));
+        let mut args = vec![
+            "--masters".to_owned(),
+            masters.join(","),
+            "--listen".to_owned(),
+            dns.to_string(),
+            "--http-listen".to_owned(),
+            http.to_string(),
+        ];
+        args.extend(extra.iter().map(|s| (*s).to_owned()));
+        let name = format!("dns-{}", dns.port());
+        let mut process = Master::new(
+            cluster.dir(),
+            &name,
+            &dns.to_string(),
+            cluster.dir().join(&name),
+            args,
+        );
+        process.subcommand = "dns".into();
+        process.start();
+        Self {
+            process,
+            dns,
+            http: format!("http://{http}"),
+        }
+    }
+}
+
 /// Runs Debian's `dig @server -p port +tries=1 +time=2 <args>` and returns its stdout.
 pub async fn dig(server: SocketAddr, args: &[&str]) -> String {
     let out = tokio::process::Command::new("dig")
