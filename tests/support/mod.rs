@@ -1304,6 +1304,11 @@ pub async fn wait_dig(
 
 /// One query over UDP, answered within a second.
 pub fn query(server: SocketAddr, name: &str, rtype: RecordType) -> Message {
+    try_query(server, name, rtype).expect("an answer within 1 s")
+}
+
+/// One query over UDP; `None` when nothing (well-formed) comes back within a second.
+pub fn try_query(server: SocketAddr, name: &str, rtype: RecordType) -> Option<Message> {
     let socket = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind a client socket");
     socket
         .set_read_timeout(Some(Duration::from_secs(1)))
@@ -1321,8 +1326,8 @@ pub fn query(server: SocketAddr, name: &str, rtype: RecordType) -> Message {
     let bytes = message.to_vec().expect("encode the query");
     socket.send_to(&bytes, server).expect("send the query");
     let mut buffer = [0u8; 4096];
-    let (n, _) = socket.recv_from(&mut buffer).expect("an answer within 1 s");
-    Message::from_vec(&buffer[..n]).expect("a well-formed answer")
+    let (n, _) = socket.recv_from(&mut buffer).ok()?;
+    Message::from_vec(&buffer[..n]).ok()
 }
 
 /// A query id that differs from one call to the next.
@@ -1331,9 +1336,12 @@ fn query_id() -> u16 {
     NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
 }
 
-/// The ports of the SRV answer for `name`.
+/// The ports of the SRV answer for `name` (none when the server does not answer).
 pub fn srv_ports(server: SocketAddr, name: &str) -> BTreeSet<u16> {
-    query(server, name, RecordType::SRV)
+    let Some(answer) = try_query(server, name, RecordType::SRV) else {
+        return BTreeSet::new();
+    };
+    answer
         .answers()
         .iter()
         .filter_map(|record| match record.data() {
