@@ -94,11 +94,14 @@ async fn propagation(rounds: usize) {
     }
     delays.sort();
     println!(
-        "propagation, TASK_RUNNING -> resolvable (n={}): median {}, p90 {}, max {}",
+        "propagation, TASK_RUNNING -> resolvable (n={}): median {}, p90 {}, max {} \
+         ({} queries unanswered within {:?})",
         delays.len(),
         common::ms(common::percentile(&delays, 50.0)),
         common::ms(common::percentile(&delays, 90.0)),
         common::ms(*delays.last().unwrap_or(&Duration::ZERO)),
+        support::UNANSWERED.load(std::sync::atomic::Ordering::Relaxed),
+        support::QUERY_TIMEOUT,
     );
 }
 
