@@ -100,7 +100,7 @@ async fn names_follow_the_tasks_of_a_running_cluster() {
         let master_port = master.rsplit(':').next().unwrap_or_default().to_owned();
         let dns = DnsProcess::start(
             &cluster,
-            &[master.clone()],
+            std::slice::from_ref(&master),
             &["--vip-address", "127.0.0.9", "--external-on", "false"],
         );
         let server = dns.dns;
