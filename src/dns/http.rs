@@ -13,9 +13,11 @@
 //! Names are lowercased, `.*` is stripped and a trailing dot added; only names in the zone
 //! are answered (no forwarding).
 //!
-//! May depend on: axum, tokio (watch), serde, [`super::config`], [`super::zone`].
+//! May depend on: axum, tokio (watch), serde, [`super::config`], [`super::names`],
+//! [`super::zone`].
 
 use super::config::DnsConfig;
+use super::names::normalize_query;
 use super::zone::Zone;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -55,15 +57,6 @@ pub fn router(zones: watch::Receiver<Arc<Zone>>, config: Arc<DnsConfig>) -> Rout
         .with_state(ApiState { zones, config })
 }
 
-/// A name as Mesos-DNS's HTTP API looks it up: lowercase, without `.*`, with a trailing dot.
-fn normalize(name: &str) -> String {
-    let mut name = name.to_ascii_lowercase().replace(".*", "");
-    if !name.ends_with('.') {
-        name.push('.');
-    }
-    name
-}
-
 async fn version() -> Json<serde_json::Value> {
     Json(serde_json::json!({
         "Service": "Mesos-DNS",
@@ -84,7 +77,7 @@ struct HostRow {
 }
 
 async fn hosts(State(state): State<ApiState>, Path(host): Path<String>) -> Json<Vec<HostRow>> {
-    let name = normalize(&host);
+    let name = normalize_query(&host);
     let zone = state.zone();
     let mut rows = Vec::new();
     if let Some(records) = zone.lookup(&name) {
@@ -120,7 +113,7 @@ async fn services(
     State(state): State<ApiState>,
     Path(service): Path<String>,
 ) -> Json<Vec<ServiceRow>> {
-    let name = normalize(&service);
+    let name = normalize_query(&service);
     let zone = state.zone();
     let mut rows = Vec::new();
     for srv in zone.lookup(&name).map(|r| r.srv.as_slice()).unwrap_or(&[]) {
@@ -147,16 +140,4 @@ async fn services(
 async fn enumerate(State(state): State<ApiState>) -> Json<serde_json::Value> {
     let zone = state.zone();
     Json(serde_json::json!({ "frameworks": zone.frameworks }))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn names_are_lowercased_cleaned_and_dotted() {
-        assert_eq!(normalize("Web.Marathon.Mesos"), "web.marathon.mesos.");
-        assert_eq!(normalize("web.marathon.mesos."), "web.marathon.mesos.");
-        assert_eq!(normalize("web.*.marathon.mesos"), "web.marathon.mesos.");
-    }
 }

@@ -131,9 +131,10 @@ pub(crate) fn agent_tail(agent_id: &str) -> String {
         .to_ascii_lowercase()
 }
 
-/// A queried name in the form zone names have: lowercase, with the trailing dot.
+/// A queried name in the form zone names have: lowercase, without Mesos-DNS's `.*`
+/// wildcards, with the trailing dot.
 pub(crate) fn normalize_query(name: &str) -> String {
-    let mut name = name.trim().to_ascii_lowercase();
+    let mut name = name.trim().to_ascii_lowercase().replace(".*", "");
     if !name.ends_with('.') {
         name.push('.');
     }
@@ -234,6 +235,7 @@ mod tests {
         assert_eq!(agent_tail("nodash"), "nodash");
         assert_eq!(normalize_query("Web.Marathon.MESOS"), "web.marathon.mesos.");
         assert_eq!(normalize_query("leader.mesos."), "leader.mesos.");
+        assert_eq!(normalize_query("web.*.marathon.mesos"), "web.marathon.mesos.");
     }
 
     #[test]
