@@ -181,7 +181,7 @@ impl DnsConfig {
             "SOAExpire": zone.soa_expire,
             "SOAMinttl": self.ttl,
             "SRVRecordDefaultWeight": zone.srv_weight,
-            "IPSources": ["netinfo", "mesos", "host"],
+            "IPSources": ["netinfo", "host"],
             "EnforceRFC952": false,
             "SetTruncateBit": true,
             "EnumerationOn": true,
