@@ -139,11 +139,16 @@ fn resolver_text(resolver: &SocketAddr) -> String {
 
 impl DnsConfig {
     /// The zone settings this server's records are built with; `ns_addresses` are the
-    /// addresses of this server (the A/AAAA records of the SOA's primary name server).
+    /// addresses of this server (the A/AAAA records of the SOA's primary name server), and
+    /// also where VIP names point unless `vip_addresses` says otherwise.
     pub fn zone_config(&self, ns_addresses: Vec<IpAddr>) -> ZoneConfig {
         let mut zone = ZoneConfig::new(&self.domain, self.ttl);
+        zone.vip_addresses = if self.vip_addresses.is_empty() {
+            ns_addresses.clone()
+        } else {
+            self.vip_addresses.clone()
+        };
         zone.ns_addresses = ns_addresses;
-        zone.vip_addresses = self.vip_addresses.clone();
         zone.healthy_only = self.healthy_only;
         zone
     }
@@ -230,8 +235,15 @@ mod tests {
         assert_eq!(zone.ttl, 7);
         assert_eq!(zone.soa_mname, "ns1.example.");
         assert!(zone.healthy_only);
-        assert_eq!(zone.ns_addresses.len(), 1);
-        assert_eq!(zone.vip_addresses.len(), 1);
+        let ip = |text: &str| text.parse::<IpAddr>().expect("ip");
+        assert_eq!(zone.ns_addresses, [ip("10.0.0.1")]);
+        assert_eq!(zone.vip_addresses, [ip("10.0.0.9")]);
+        let by_default = DnsConfig::default().zone_config(vec![ip("10.0.0.1")]);
+        assert_eq!(
+            by_default.vip_addresses,
+            [ip("10.0.0.1")],
+            "VIPs point here by default"
+        );
     }
 
     #[test]

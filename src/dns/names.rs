@@ -235,7 +235,10 @@ mod tests {
         assert_eq!(agent_tail("nodash"), "nodash");
         assert_eq!(normalize_query("Web.Marathon.MESOS"), "web.marathon.mesos.");
         assert_eq!(normalize_query("leader.mesos."), "leader.mesos.");
-        assert_eq!(normalize_query("web.*.marathon.mesos"), "web.marathon.mesos.");
+        assert_eq!(
+            normalize_query("web.*.marathon.mesos"),
+            "web.marathon.mesos."
+        );
     }
 
     #[test]
