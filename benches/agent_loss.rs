@@ -33,7 +33,7 @@ fn main() {
         }
         c.wait_for_agents(0, 2, Duration::from_secs(30)).await;
         let master = c.url(0);
-        let mut events = common::follow_events(&master, &["status_update_event"]).await;
+        let mut events = support::follow_events(&master, &["status_update_event"]).await;
         let app = json!({
             "id": APP, "cmd": "sleep 1000", "cpus": 0.1, "mem": 16, "portDefinitions": []
         });
@@ -54,7 +54,7 @@ fn main() {
             while events.try_recv().is_ok() {}
             let t0 = Instant::now();
             c.agents[lost].kill9();
-            let ev = common::wait_status(
+            let ev = support::wait_status(
                 &mut events,
                 "TASK_RUNNING",
                 Duration::from_secs(60),

@@ -58,7 +58,7 @@ async fn propagation(rounds: usize) {
     let dns = start_dns(&cluster);
     let server = dns.dns;
     let master = cluster.url(0);
-    let mut events = common::follow_events(&master, &["status_update_event"]).await;
+    let mut events = support::follow_events(&master, &["status_update_event"]).await;
     let app = json!({"id": "/bench/web", "cmd": "sleep 100000", "cpus": 0.01, "mem": 8,
         "instances": 0, "portDefinitions": [{"port": 0}]});
     let created = cluster.http.post(&format!("{master}/v2/apps"), &app).await;
@@ -74,7 +74,7 @@ async fn propagation(rounds: usize) {
             .await;
         assert!(scaled.ok(), "{}", scaled.body);
         let running =
-            common::wait_status(&mut events, "TASK_RUNNING", Duration::from_secs(30), |_| {
+            support::wait_status(&mut events, "TASK_RUNNING", Duration::from_secs(30), |_| {
                 true
             })
             .await;

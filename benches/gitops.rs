@@ -58,7 +58,7 @@ fn main() {
         }
         wait_applied(&c, &master, "watched", &watched.head()).await;
         wait_applied(&c, &master, "hooked", &hooked.head()).await;
-        let mut events = common::follow_events(&master, &["deployment_info"]).await;
+        let mut events = support::follow_events(&master, &["deployment_info"]).await;
 
         let mut by_watch = Vec::new();
         let mut by_hook = Vec::new();
@@ -139,7 +139,7 @@ async fn wait_applied(c: &Cluster, master: &str, name: &str, commit: &str) {
 
 /// The time from `t0` to the `deployment_info` event of a deployment touching `app`.
 async fn deployment_started(
-    events: &mut tokio::sync::mpsc::UnboundedReceiver<common::Received>,
+    events: &mut tokio::sync::mpsc::UnboundedReceiver<support::Received>,
     app: &str,
     t0: Instant,
 ) -> Duration {

@@ -39,7 +39,7 @@ fn main() {
         c.add_agent(&["--resources", RESOURCES, "--containerizers", "mesos"]);
         c.wait_for_agents(0, 1, Duration::from_secs(30)).await;
         let master = c.url(0);
-        let mut events = common::follow_events(&master, &["status_update_event"]).await;
+        let mut events = support::follow_events(&master, &["status_update_event"]).await;
 
         let mut steps: Vec<(String, Vec<Duration>)> = Vec::new();
         let mut post = Vec::new();

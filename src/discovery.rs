@@ -1,11 +1,11 @@
-//! Where DNS and the load balancer get their [`Snapshot`]s: from a master in the same process,
-//! or from `GET /v1/snapshots` of the masters over HTTP. The remote feed holds one stream open
-//! to one master at a time and moves to the next master of the list when that one fails or
-//! goes silent, so it follows the cluster across leader changes without polling.
+//! Where DNS and the load balancer get their [`Snapshot`]s when no master runs in their
+//! process (a master in the same process hands out its own: `Master::snapshots`): from
+//! `GET /v1/snapshots` of the masters over HTTP. The feed holds one stream open to one master
+//! at a time and moves to the next master of the list when that one fails or goes silent, so
+//! it follows the cluster across leader changes without polling.
 //!
-//! May depend on: state, master (the embedded case), reqwest, tokio.
+//! May depend on: state, reqwest, tokio.
 
-use crate::master::Master;
 use crate::state::Snapshot;
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,11 +16,6 @@ const SILENCE_LIMIT: Duration = Duration::from_secs(25);
 
 /// Pause after every master of the list has failed once.
 const ROUND_PAUSE: Duration = Duration::from_millis(250);
-
-/// The snapshots of a master running in this process.
-pub fn from_master(master: &Master) -> watch::Receiver<Arc<Snapshot>> {
-    master.snapshots()
-}
 
 /// The snapshots the masters at `masters` (`host:port`) publish. Starts empty (the default
 /// snapshot) until the first one arrives; the feed runs until every receiver is dropped.

@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::path::Path;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-use support::{dig, free_port, query, srv_ports, wait_dig, Cluster, DnsProcess};
+use support::{dig, follow_events, free_port, query, srv_ports, wait_dig, Cluster, DnsProcess};
 
 const TEST_TIMEOUT: Duration = Duration::from_secs(150);
 
@@ -48,40 +48,6 @@ fn web_app(stop_file: &Path, instances: u32) -> Value {
         "portDefinitions": [{"port": 0, "name": "http", "labels": {"VIP_0": "/prod/web:8080"}}],
         "upgradeStrategy": {"minimumHealthCapacity": 0.5, "maximumOverCapacity": 0}
     })
-}
-
-/// Reads `/v2/events` and sends `(port, when)` for each TASK_RUNNING of `/prod/web`.
-fn running_events(url: String) -> tokio::sync::mpsc::UnboundedReceiver<(u16, Instant)> {
-    let (sender, receiver) = tokio::sync::mpsc::unbounded_channel();
-    tokio::spawn(async move {
-        let client = reqwest::Client::new();
-        let mut response = client
-            .get(format!("{url}/v2/events?event_type=status_update_event"))
-            .header("Accept", "text/event-stream")
-            .send()
-            .await
-            .expect("event stream");
-        let mut pending = String::new();
-        while let Ok(Some(chunk)) = response.chunk().await {
-            let at = Instant::now();
-            pending.push_str(&String::from_utf8_lossy(&chunk));
-            while let Some(end) = pending.find('\n') {
-                let line: String = pending.drain(..=end).collect();
-                let Some(data) = line.trim().strip_prefix("data:") else {
-                    continue;
-                };
-                let Ok(event) = serde_json::from_str::<Value>(data.trim()) else {
-                    continue;
-                };
-                if event["taskStatus"] == "TASK_RUNNING" && event["appId"] == "/prod/web" {
-                    if let Some(port) = event["ports"][0].as_u64() {
-                        let _ = sender.send((port as u16, at));
-                    }
-                }
-            }
-        }
-    });
-    receiver
 }
 
 fn median(values: &mut [Duration]) -> Duration {
@@ -215,8 +181,7 @@ async fn names_follow_the_tasks_of_a_running_cluster() {
         assert_eq!(listed["tasks"][0]["name"], "web-prod");
 
         // Scale up: each new task resolves right after its TASK_RUNNING.
-        let mut running = running_events(cluster.url(0));
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        let mut events_in = follow_events(&cluster.url(0), &["status_update_event"]).await;
         let scaled = http
             .put(&format!("{}/v2/apps/prod/web", cluster.url(0)), &json!({"instances": 4}))
             .await;
@@ -226,8 +191,13 @@ async fn names_follow_the_tasks_of_a_running_cluster() {
         let deadline = Instant::now() + Duration::from_secs(30);
         while seen.len() < 4 || events.len() < 3 {
             assert!(Instant::now() < deadline, "scale-up: seen {seen:?}, events {events:?}");
-            while let Ok((port, at)) = running.try_recv() {
-                events.entry(port).or_insert(at);
+            while let Ok(event) = events_in.try_recv() {
+                let data = &event.data;
+                if data["taskStatus"] == "TASK_RUNNING" && data["appId"] == "/prod/web" {
+                    if let Some(port) = data["ports"][0].as_u64() {
+                        events.entry(port as u16).or_insert(event.at);
+                    }
+                }
             }
             let now = Instant::now();
             for port in srv_ports(server, "_web-prod._tcp.marathon.mesos") {

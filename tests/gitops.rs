@@ -137,6 +137,15 @@ async fn github_hook(cluster: &Cluster, event: &str, secret: &str, body: &str) -
     hook(cluster, &headers, body).await
 }
 
+/// A GitLab push hook with `token` in `X-Gitlab-Token`.
+async fn gitlab_hook(cluster: &Cluster, token: &str, body: &str) -> support::Resp {
+    let headers = [
+        ("X-Gitlab-Event", "Push Hook".to_owned()),
+        ("X-Gitlab-Token", token.to_owned()),
+    ];
+    hook(cluster, &headers, body).await
+}
+
 fn github_signature(secret: &str, body: &str) -> String {
     let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).expect("any key");
     mac.update(body.as_bytes());
@@ -207,25 +216,9 @@ async fn webhooks_trigger_syncs_and_bad_signatures_do_not() {
     repo.write("apps/web.json", &app("/web", 1, "sleep 1000"));
     let third = repo.commit("back to one");
     let gitlab_body = json!({"ref": "refs/heads/main", "checkout_sha": third}).to_string();
-    let bad_token = hook(
-        &cluster,
-        &[
-            ("X-Gitlab-Event", "Push Hook".into()),
-            ("X-Gitlab-Token", "nope".into()),
-        ],
-        &gitlab_body,
-    )
-    .await;
+    let bad_token = gitlab_hook(&cluster, "nope", &gitlab_body).await;
     assert_eq!(bad_token.status, 401, "{}", bad_token.body);
-    let gitlab = hook(
-        &cluster,
-        &[
-            ("X-Gitlab-Event", "Push Hook".into()),
-            ("X-Gitlab-Token", "s3cret".into()),
-        ],
-        &gitlab_body,
-    )
-    .await;
+    let gitlab = gitlab_hook(&cluster, "s3cret", &gitlab_body).await;
     assert_eq!(gitlab.status, 202, "{}", gitlab.body);
     wait_status(&cluster, "the GitLab push synced", |s| synced_at(s, &third)).await;
     repo.write("apps/web.json", &app("/web", 2, "sleep 1000"));

@@ -122,6 +122,7 @@ const RULES: &[(&str, &[&str], &[&str])] = &[
     (
         "discovery.rs",
         &[
+            "crate::master",
             "crate::api",
             "crate::cli",
             "crate::agent",

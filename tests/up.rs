@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use std::process::{Output, Stdio};
 use std::time::{Duration, Instant};
-use support::{describe_output, free_port, send_signal, tail, Http, BIN};
+use support::{describe_output, free_port, git_in, send_signal, tail, Http, BIN};
 
 /// One test at a time.
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
@@ -55,22 +55,7 @@ impl Workdir {
 
     /// Runs `orch ARGS` here with stdin closed; bounded.
     async fn orch(&self, args: &[&str]) -> Output {
-        let child = tokio::process::Command::new(BIN)
-            .args(args)
-            .current_dir(self.path())
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap_or_else(|e| panic!("spawn orch {}: {e}", args.join(" ")));
-        match tokio::time::timeout(COMMAND_TIMEOUT, child.wait_with_output()).await {
-            Ok(out) => out.unwrap_or_else(|e| panic!("wait for orch {}: {e}", args.join(" "))),
-            Err(_) => panic!(
-                "`orch {}` did not exit within {COMMAND_TIMEOUT:?}",
-                args.join(" ")
-            ),
-        }
+        support::run_orch_in(Some(self.path()), args, COMMAND_TIMEOUT).await
     }
 
     /// Runs `orch ARGS` and asserts exit 0; returns stdout.
@@ -542,22 +527,6 @@ fn dns_lines() -> String {
     )
 }
 
-/// Runs git in `dir`; panics if it fails; returns trimmed stdout.
-fn git(dir: &Path, args: &[&str]) -> String {
-    let out = std::process::Command::new("git")
-        .args(["-c", "user.name=orch-test", "-c", "user.email=test@orch"])
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("git runs");
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_owned()
-}
-
 fn web(instances: u32, cmd: &str) -> String {
     serde_json::to_string_pretty(&json!({
         "id": "/web", "cmd": cmd, "cpus": 0.1, "mem": 16, "instances": instances,
@@ -594,8 +563,8 @@ async fn up_in_a_fresh_clone_runs_the_repo_and_follows_its_commits() {
         origin.commit("cluster and apps");
         let clone = wd.path().join("site");
         let origin_path = origin.path().display().to_string();
-        git(wd.path(), &["clone", "-q", &origin_path, "site"]);
-        let first = git(&clone, &["rev-parse", "HEAD"]);
+        git_in(wd.path(), &["clone", "-q", &origin_path, "site"]);
+        let first = git_in(&clone, &["rev-parse", "HEAD"]);
 
         let out = wd
             .orch_ok(&["up", "-f", "site/infra/local.yaml", "--detach"])
@@ -644,8 +613,8 @@ async fn up_in_a_fresh_clone_runs_the_repo_and_follows_its_commits() {
 
         // A change of instances and cmd: one rolling deployment, then Synced/Healthy there.
         std::fs::write(clone.join("apps/web.json"), web(2, "sleep 1002")).expect("write");
-        git(&clone, &["commit", "-qam", "two instances, new cmd"]);
-        let second = git(&clone, &["rev-parse", "HEAD"]);
+        git_in(&clone, &["commit", "-qam", "two instances, new cmd"]);
+        let second = git_in(&clone, &["rev-parse", "HEAD"]);
         wait_json(
             &http,
             &gitops,
@@ -678,7 +647,7 @@ async fn up_in_a_fresh_clone_runs_the_repo_and_follows_its_commits() {
             "{\n  \"id\": \"/web\",\n  \"instances\": 3,,\n  \"cmd\": \"sleep 1\"\n}\n",
         )
         .expect("write");
-        git(&clone, &["commit", "-qam", "broken"]);
+        git_in(&clone, &["commit", "-qam", "broken"]);
         wait_json(&http, &gitops, Duration::from_secs(30), |s| {
             s["sync"] == "Error"
                 && s["error"]
@@ -700,8 +669,8 @@ async fn up_in_a_fresh_clone_runs_the_repo_and_follows_its_commits() {
 
         // A fixing commit syncs again.
         std::fs::write(clone.join("apps/web.json"), web(3, "sleep 1002")).expect("write");
-        git(&clone, &["commit", "-qam", "fixed"]);
-        let fixed = git(&clone, &["rev-parse", "HEAD"]);
+        git_in(&clone, &["commit", "-qam", "fixed"]);
+        let fixed = git_in(&clone, &["rev-parse", "HEAD"]);
         wait_json(&http, &gitops, Duration::from_secs(30), synced(fixed)).await;
         wait_json(&http, &tasks, Duration::from_secs(30), running(3)).await;
         let worker = http

@@ -4,7 +4,6 @@
 use crate::dns::{self, DnsConfig};
 use anyhow::Context;
 use std::net::{IpAddr, SocketAddr};
-use std::time::Duration;
 
 /// Flags of `orch dns`.
 #[derive(Debug, clap::Args)]
@@ -94,7 +93,7 @@ impl EmbeddedDnsArgs {
             resolvers: self.dns_resolvers.clone(),
             external_on: self.dns_external_on,
             healthy_only: self.dns_healthy_only,
-            forward_timeout: Duration::from_secs(2).into(),
+            forward_timeout: DnsConfig::default().forward_timeout.into(),
             vip_address: self.dns_vip_address.clone(),
         };
         config(masters, self.dns_listen, self.dns_http_listen, &zone).map(Some)

@@ -81,7 +81,7 @@ pub async fn run(args: MasterArgs) -> anyhow::Result<()> {
     );
     if let Some(dns) = args.dns.config(config.masters.clone())? {
         let stopping = std::sync::Arc::clone(&master);
-        super::dns::start_embedded(dns, crate::discovery::from_master(&master), async move {
+        super::dns::start_embedded(dns, master.snapshots(), async move {
             stopping.stopping().await;
         })
         .await?;

@@ -5,16 +5,39 @@
 //! A blank line every 10 s keeps idle connections alive.
 
 use crate::master::Master;
+use crate::state::Snapshot;
 use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::{header, HeaderValue};
 use axum::response::Response;
 use axum::routing::get;
 use axum::Router;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::Duration;
 
 const KEEPALIVE: Duration = Duration::from_secs(10);
+
+/// The newest snapshot's line, so that a snapshot is serialised once however many streams
+/// (DNS servers, load balancers) follow this master.
+static LAST_LINE: Mutex<Option<(Weak<Snapshot>, Bytes)>> = Mutex::new(None);
+
+/// `snapshot` as one line of JSON.
+fn line_of(snapshot: &Arc<Snapshot>) -> Result<Bytes, serde_json::Error> {
+    let mut last = LAST_LINE.lock().unwrap_or_else(PoisonError::into_inner);
+    if let Some((cached, line)) = last.as_ref() {
+        if cached
+            .upgrade()
+            .is_some_and(|cached| Arc::ptr_eq(&cached, snapshot))
+        {
+            return Ok(line.clone());
+        }
+    }
+    let mut line = serde_json::to_vec(&**snapshot)?;
+    line.push(b'\n');
+    let line = Bytes::from(line);
+    *last = Some((Arc::downgrade(snapshot), line.clone()));
+    Ok(line)
+}
 
 pub(super) fn routes() -> Router<Arc<Master>> {
     Router::new().route("/v1/snapshots", get(stream))
@@ -31,11 +54,8 @@ async fn stream(State(master): State<Arc<Master>>) -> Response {
                 changed = tokio::time::timeout(KEEPALIVE, snapshots.changed()) => match changed {
                     Ok(Ok(())) => {
                         let snapshot = Arc::clone(&snapshots.borrow_and_update());
-                        match serde_json::to_vec(&*snapshot) {
-                            Ok(mut line) => {
-                                line.push(b'\n');
-                                Bytes::from(line)
-                            }
+                        match line_of(&snapshot) {
+                            Ok(line) => line,
                             Err(error) => {
                                 tracing::error!(error = &error as &dyn std::error::Error, "a snapshot could not be serialised");
                                 return None;
