@@ -15,11 +15,16 @@ const RESOURCES: &str = "cpus:8;mem:8192;disk:1000;ports:[31000-31200]";
 async fn start() -> (Cluster, usize) {
     let mut cluster = Cluster::start(1, &[]);
     let leader = cluster.wait_for_leader(Duration::from_secs(15)).await;
+    add_agent(&mut cluster, leader).await;
+    (cluster, leader)
+}
+
+/// Adds one agent running process tasks and waits until `leader` sees it.
+async fn add_agent(cluster: &mut Cluster, leader: usize) {
     cluster.add_agent(&["--resources", RESOURCES, "--containerizers", "mesos"]);
     cluster
         .wait_for_agents(leader, 1, Duration::from_secs(15))
         .await;
-    (cluster, leader)
 }
 
 fn app(id: &str, instances: u32, cmd: &str) -> String {
@@ -520,10 +525,7 @@ async fn an_ssh_remote_is_fetched_with_a_key_and_a_known_host() {
     let addr = support::free_addr();
     cluster.add(&addr, vec!["--listen".into(), addr.clone()]);
     let leader = cluster.wait_for_leader(Duration::from_secs(15)).await;
-    cluster.add_agent(&["--resources", RESOURCES, "--containerizers", "mesos"]);
-    cluster
-        .wait_for_agents(leader, 1, Duration::from_secs(15))
-        .await;
+    add_agent(&mut cluster, leader).await;
     let repo = GitRepo::new();
     repo.write("apps/web.json", &app("/web", 1, "sleep 1000"));
     let head = repo.commit("web");
@@ -567,10 +569,7 @@ async fn an_ssh_remote_is_fetched_with_a_key_and_a_known_host() {
 async fn a_new_leader_carries_on_with_the_repo_and_its_history() {
     let mut cluster = Cluster::start(3, &[]);
     let leader = cluster.wait_for_leader(Duration::from_secs(20)).await;
-    cluster.add_agent(&["--resources", RESOURCES, "--containerizers", "mesos"]);
-    cluster
-        .wait_for_agents(leader, 1, Duration::from_secs(15))
-        .await;
+    add_agent(&mut cluster, leader).await;
     let repo = GitRepo::new();
     repo.write("apps/web.json", &app("/web", 1, "sleep 1000"));
     let first = repo.commit("web");
