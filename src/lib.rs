@@ -19,6 +19,8 @@
 //! - [`api`]: axum routers: Marathon `/v2`, orch `/v1`, Raft RPC `/internal/raft`, leader proxy.
 //! - [`config`]: typed, validated configuration of each process.
 //! - [`errors`]: error text with its causes, for API answers and status fields.
+//! - [`discovery`], [`dns`], [`lb`]: the snapshot feed, Mesos-DNS-compatible DNS, and the
+//!   marathon-lb-compatible load balancer.
 //! - [`provision`]: `orch up`/`status`/`destroy`: infra files, the local provider (every
 //!   process on this machine, state in `.orch/<cluster>/`).
 //! - [`cli`]: the `orch` commands.
@@ -37,6 +39,7 @@ pub mod dns;
 pub mod driver;
 pub mod errors;
 pub mod gitops;
+pub mod lb;
 pub mod master;
 pub mod model;
 pub mod protocol;

@@ -1,0 +1,26 @@
+//! Load balancing as marathon-lb did it, driven by the snapshot stream: no config reloads,
+//! no dropped connections when tasks come and go.
+//!
+//! - `table` (data) and `routes` (pure): a [`crate::state::Snapshot`] becomes a
+//!   [`RoutingTable`] under marathon-lb's `HAPROXY_*` and `VIP_*` labels.
+//! - `proxy`: the built-in tokio + hyper proxy: the HTTP, HTTPS (SNI) and app-id ports, one
+//!   listener per exposed service port and VIP, tcp and http modes, balancing, stickiness,
+//!   timeouts and limits; the stats port (JSON, Prometheus, control endpoints).
+//! - `haproxy`: the same table as a marathon-lb-equivalent `haproxy.cfg` (pure), and HAProxy
+//!   mode: write, `haproxy -c`, reload only on change.
+//! - `service`: one running load balancer: a table per snapshot until shutdown. Where
+//!   snapshots come from is [`crate::discovery`]'s business.
+//!
+//! May depend on: model, state (the pure parts); proxy, haproxy mode and service also on
+//! tokio, hyper, rustls. Not on api, cli, agent, gitops, master.
+
+mod config;
+mod error;
+mod table;
+
+pub use config::{HaproxyMode, LbConfig, Limits};
+pub use error::LbError;
+pub use table::{
+    Backend, BackendCheck, Balance, Frontend, FrontendKind, Mode, RouteConfig, RoutingTable,
+    Server, VhostRoute,
+};
