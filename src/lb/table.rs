@@ -6,7 +6,7 @@
 //! working: a backend and its own frontend are `<app id without the leading '/', '/' as
 //! '_'>_<service port>` (`/prod/web` port 10001 gives `prod_web_10001`); a server is
 //! `<host>_<ip>_<port>` (or `<ip>_<port>` when host is the IP) with every character outside
-//! `[A-Za-z0-9]` made `_`.
+//! `[A-Za-z0-9-]` made `_` (marathon-lb keeps `-`).
 //!
 //! May depend on: model, std, serde.
 
@@ -108,7 +108,8 @@ pub struct Server {
     pub task_id: TaskId,
     /// Its agent's hostname.
     pub host: String,
-    /// The address traffic goes to: the task's own IP, else its agent's.
+    /// The address traffic goes to: its agent's IP for a host port, the task's own IP for a
+    /// container-network port without one (each falling back to the other).
     pub ip: IpAddr,
     /// The port: the task's host port, or its container port without one.
     pub port: u16,
