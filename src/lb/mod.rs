@@ -16,11 +16,13 @@
 
 mod config;
 mod error;
+mod haproxy;
 mod routes;
 mod table;
 
 pub use config::{HaproxyMode, LbConfig, Limits};
 pub use error::LbError;
+pub use haproxy::haproxy_config;
 pub use routes::routes;
 pub use table::{
     Backend, BackendCheck, Balance, Frontend, FrontendKind, Mode, RouteConfig, RoutingTable,

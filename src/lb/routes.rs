@@ -512,4 +512,4 @@ fn backend_check(check: &HealthCheck, mode: Mode) -> BackendCheck {
 }
 
 #[cfg(test)]
-mod tests;
+pub(super) mod tests;

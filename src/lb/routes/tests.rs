@@ -6,8 +6,8 @@ use crate::model::{AgentId, AgentInfo, Attributes, HealthResult, Reachability, R
 use proptest::prelude::*;
 use serde_json::{json, Value as Json};
 
-const AGENT0: &str = "0a1b2c3d-1111-2222-3333-444455556666-S0";
-const AGENT1: &str = "0a1b2c3d-1111-2222-3333-444455556666-S1";
+pub(in crate::lb) const AGENT0: &str = "0a1b2c3d-1111-2222-3333-444455556666-S0";
+pub(in crate::lb) const AGENT1: &str = "0a1b2c3d-1111-2222-3333-444455556666-S1";
 const AGENT2: &str = "0a1b2c3d-1111-2222-3333-444455556666-S2";
 
 fn agent(id: &str, hostname: &str, address: &str, reachable: bool) -> Agent {
@@ -34,7 +34,7 @@ fn agent(id: &str, hostname: &str, address: &str, reachable: bool) -> Agent {
     }
 }
 
-fn app(id: &str, definition: Json) -> App {
+pub(in crate::lb) fn app(id: &str, definition: Json) -> App {
     let definition = definition.as_object().cloned().unwrap_or_default();
     App::from_json(
         AppId::parse(id).expect("valid app id"),
@@ -45,7 +45,7 @@ fn app(id: &str, definition: Json) -> App {
 }
 
 /// A host-networking app with the given service ports, app labels and port labels.
-fn web(id: &str, ports: &[u16], labels: Json) -> App {
+pub(in crate::lb) fn web(id: &str, ports: &[u16], labels: Json) -> App {
     let ports: Vec<Json> = ports.iter().map(|port| json!({"port": port})).collect();
     app(
         id,
@@ -53,7 +53,7 @@ fn web(id: &str, ports: &[u16], labels: Json) -> App {
     )
 }
 
-fn task(app: &str, instance: &str, agent: &str, ports: &[u16]) -> Task {
+pub(in crate::lb) fn task(app: &str, instance: &str, agent: &str, ports: &[u16]) -> Task {
     let app_id = AppId::parse(app).expect("valid app id");
     Task {
         id: TaskId::new(&app_id, instance, 1),
@@ -74,7 +74,7 @@ fn task(app: &str, instance: &str, agent: &str, ports: &[u16]) -> Task {
     }
 }
 
-fn health(alive: bool) -> Vec<HealthResult> {
+pub(in crate::lb) fn health(alive: bool) -> Vec<HealthResult> {
     vec![HealthResult {
         index: 0,
         alive,
@@ -86,7 +86,7 @@ fn health(alive: bool) -> Vec<HealthResult> {
     }]
 }
 
-fn snapshot(apps: Vec<App>, tasks: Vec<Task>) -> Snapshot {
+pub(in crate::lb) fn snapshot(apps: Vec<App>, tasks: Vec<Task>) -> Snapshot {
     let agents = [
         agent(AGENT0, "agent0.example", "10.0.0.10:5051", true),
         // Known by name in its address: the hostname gives the IP.
@@ -112,7 +112,7 @@ fn snapshot(apps: Vec<App>, tasks: Vec<Task>) -> Snapshot {
     }
 }
 
-fn config(groups: &[&str]) -> RouteConfig {
+pub(in crate::lb) fn config(groups: &[&str]) -> RouteConfig {
     RouteConfig {
         groups: groups.iter().map(|g| (*g).to_owned()).collect(),
         ..RouteConfig::default()
