@@ -6,8 +6,8 @@
 //! - `proxy`: the built-in tokio + hyper proxy: the HTTP, HTTPS (SNI) and app-id ports, one
 //!   listener per exposed service port and VIP, tcp and http modes, balancing, stickiness,
 //!   timeouts and limits; the stats port (JSON, Prometheus, control endpoints).
-//! - `haproxy`: the same table as a marathon-lb-equivalent `haproxy.cfg` (pure), and HAProxy
-//!   mode: write, `haproxy -c`, reload only on change.
+//! - `haproxy`: the same table as a marathon-lb-equivalent `haproxy.cfg` (pure), and
+//!   `haproxy_mode` (HAProxy mode): write, `haproxy -c`, reload only on change.
 //! - `service`: one running load balancer: a table per snapshot until shutdown. Where
 //!   snapshots come from is [`crate::discovery`]'s business.
 //!
@@ -17,12 +17,16 @@
 mod config;
 mod error;
 mod haproxy;
+mod haproxy_mode;
 mod routes;
 mod table;
 
 pub use config::{HaproxyMode, LbConfig, Limits};
 pub use error::LbError;
 pub use haproxy::haproxy_config;
+pub use haproxy_mode::{
+    apply as apply_haproxy_config, run as run_haproxy_mode, Applied as HaproxyApplied, HaproxyError,
+};
 pub use routes::routes;
 pub use table::{
     Backend, BackendCheck, Balance, Frontend, FrontendKind, Mode, RouteConfig, RoutingTable,
