@@ -16,10 +16,12 @@
 
 mod config;
 mod error;
+mod proxy;
 mod table;
 
 pub use config::{HaproxyMode, LbConfig, Limits};
 pub use error::LbError;
+pub use proxy::{Proxy, ProxyAddrs};
 pub use table::{
     Backend, BackendCheck, Balance, Frontend, FrontendKind, Mode, RouteConfig, RoutingTable,
     Server, VhostRoute,
