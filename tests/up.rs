@@ -36,7 +36,7 @@ impl Workdir {
             .tempdir()
             .expect("create temp dir");
         let api = free_port();
-        let text = format!("api: 127.0.0.1:{api}\n{}{extra}", dns_lines());
+        let text = format!("api: 127.0.0.1:{api}\n{}{}{extra}", dns_lines(), lb_lines().0);
         std::fs::write(dir.path().join("infra.yaml"), text).expect("write infra.yaml");
         Self { dir, api }
     }
@@ -518,6 +518,18 @@ async fn invalid_infra_files_are_refused_with_the_key_named() {
     .expect("test timed out");
 }
 
+/// An `lb:` section on free ports (never the defaults 8000, 8443, 9091, 9090), and its
+/// HTTP and stats ports.
+fn lb_lines() -> (String, u16, u16) {
+    let (http, stats) = (free_port(), free_port());
+    let text = format!(
+        "lb:\n  http_port: {http}\n  https_port: {}\n  app_id_port: {}\n  stats_port: {stats}\n",
+        free_port(),
+        free_port()
+    );
+    (text, http, stats)
+}
+
 /// A `dns:` section on free ports (never the default 8053 and 8123).
 fn dns_lines() -> String {
     format!(
@@ -545,17 +557,27 @@ async fn up_in_a_fresh_clone_runs_the_repo_and_follows_its_commits() {
         let wd = Workdir::new("");
         let origin = support::GitRepo::new();
         let dns = std::net::SocketAddr::from(([127, 0, 0, 1], free_port()));
+        let (lb, lb_http, lb_stats) = lb_lines();
         origin.write(
             "infra/local.yaml",
             &format!(
                 "api: 127.0.0.1:{}\ncontainerizers: mesos\nagent_resources: \"cpus:4;mem:4096\"\n\
                  gitops:\n  - repo: ..\n    name: site\n    path: apps\n    interval: 1h\n\
-                 dns:\n  listen: {dns}\n  http_listen: 127.0.0.1:{}\n",
+                 dns:\n  listen: {dns}\n  http_listen: 127.0.0.1:{}\n{lb}",
                 wd.api,
                 free_port()
             ),
         );
         origin.write("apps/web.json", &web(1, "sleep 1000"));
+        origin.write(
+            "apps/page.json",
+            &json!({
+                "id": "/page", "cmd": "echo hello from page > index.html; exec python3 -m http.server $PORT0",
+                "cpus": 0.1, "mem": 32, "portDefinitions": [{"port": 0}],
+                "labels": {"HAPROXY_GROUP": "external", "HAPROXY_0_VHOST": "page.localhost"}
+            })
+            .to_string(),
+        );
         origin.write(
             "apps/worker.yaml",
             "id: /jobs/worker\ncmd: sleep 1001\ncpus: 0.1\nmem: 16\n",
@@ -610,6 +632,34 @@ async fn up_in_a_fresh_clone_runs_the_repo_and_follows_its_commits() {
             |answer| answer == "127.0.0.1",
         )
         .await;
+
+        // The load balancer in master-1 routes by the app's vhost label.
+        assert!(
+            out.contains(&format!("LB      http 127.0.0.1:{lb_http}, ")),
+            "{out}"
+        );
+        assert!(
+            out.contains(&format!("stats http://127.0.0.1:{lb_stats}/haproxy?stats")),
+            "{out}"
+        );
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let page = http
+                .client
+                .get(format!("http://127.0.0.1:{lb_http}/"))
+                .header("Host", "page.localhost")
+                .send()
+                .await;
+            if let Ok(page) = page {
+                if page.status() == 200 {
+                    let body = page.text().await.unwrap_or_default();
+                    assert_eq!(body.trim(), "hello from page");
+                    break;
+                }
+            }
+            assert!(std::time::Instant::now() < deadline, "page.localhost never served through the LB");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
 
         // A change of instances and cmd: one rolling deployment, then Synced/Healthy there.
         std::fs::write(clone.join("apps/web.json"), web(2, "sleep 1002")).expect("write");

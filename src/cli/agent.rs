@@ -51,6 +51,8 @@ pub struct AgentArgs {
     simulate: Option<usize>,
     #[command(flatten)]
     dns: super::dns::EmbeddedDnsArgs,
+    #[command(flatten)]
+    lb: super::lb::EmbeddedLbArgs,
 }
 
 impl AgentArgs {
@@ -98,9 +100,16 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
         );
         agents.push(agent);
     }
-    if let Some(dns) = args.dns.config(config.masters.clone())? {
+    let dns = args.dns.config(config.masters.clone())?;
+    let lb = args.lb.config(config.masters.clone());
+    if dns.is_some() || lb.is_some() {
         let snapshots = crate::discovery::from_masters(config.masters.clone());
-        super::dns::start_embedded(dns, snapshots, super::shutdown_signal()).await?;
+        if let Some(dns) = dns {
+            super::dns::start_embedded(dns, snapshots.clone(), super::shutdown_signal()).await?;
+        }
+        if let Some(lb) = lb {
+            super::lb::start_embedded(lb, snapshots, super::shutdown_signal()).await?;
+        }
     }
     let loops: Vec<_> = agents
         .iter()

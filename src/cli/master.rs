@@ -40,6 +40,8 @@ pub struct MasterArgs {
     webhook_secret: Option<String>,
     #[command(flatten)]
     dns: super::dns::EmbeddedDnsArgs,
+    #[command(flatten)]
+    lb: super::lb::EmbeddedLbArgs,
     /// A YAML file with the same settings (snake_case keys); unknown keys are errors.
     #[arg(long)]
     config: Option<PathBuf>,
@@ -82,6 +84,13 @@ pub async fn run(args: MasterArgs) -> anyhow::Result<()> {
     if let Some(dns) = args.dns.config(config.masters.clone())? {
         let stopping = std::sync::Arc::clone(&master);
         super::dns::start_embedded(dns, master.snapshots(), async move {
+            stopping.stopping().await;
+        })
+        .await?;
+    }
+    if let Some(lb) = args.lb.config(config.masters.clone()) {
+        let stopping = std::sync::Arc::clone(&master);
+        super::lb::start_embedded(lb, master.snapshots(), async move {
             stopping.stopping().await;
         })
         .await?;

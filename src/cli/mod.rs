@@ -14,6 +14,7 @@ mod executor;
 mod gitops;
 mod group;
 mod infra_file;
+mod lb;
 mod master;
 mod node;
 mod status;
@@ -70,6 +71,9 @@ enum Command {
     Agent(agent::AgentArgs),
     /// Serve Mesos-DNS-compatible DNS (and its HTTP API) for the cluster.
     Dns(dns::DnsArgs),
+    /// Load-balance the cluster's apps as marathon-lb did (HAPROXY_* labels), built in or
+    /// by writing a haproxy.cfg.
+    Lb(lb::LbArgs),
     /// Inspect and change the master set.
     #[command(subcommand)]
     Cluster(cluster::ClusterCommand),
@@ -130,6 +134,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             Command::Executor(args) => executor::run(args),
             Command::Agent(args) => agent::run(args).await,
             Command::Dns(args) => dns::run(args).await,
+            Command::Lb(args) => lb::run(args).await,
         }
     })
 }

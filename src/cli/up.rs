@@ -258,8 +258,7 @@ pub(super) fn print_cluster(record: &ClusterRecord) {
     }
 }
 
-/// The cluster-wide services besides the API. Load balancing comes with a later issue: its
-/// address goes here.
+/// The cluster-wide services besides the API: DNS and the load balancer.
 pub(super) fn service_lines(record: &ClusterRecord) -> Vec<String> {
     let dns = match &record.layout.dns {
         Some(dns) => format!(
@@ -275,7 +274,32 @@ pub(super) fn service_lines(record: &ClusterRecord) -> Vec<String> {
         ),
         None => "DNS     off (dns: enabled: false)".to_owned(),
     };
-    vec![dns, "LB      not built yet".to_owned()]
+    let lb = match &record.layout.lb {
+        Some(lb) => {
+            let port = |port: u16| match port {
+                0 => "off".to_owned(),
+                port => format!("{}:{port}", lb.bind_addr),
+            };
+            format!(
+                "LB      http {}, https {}, app-id {}, stats {}, group {} (in {})",
+                port(lb.http_port),
+                port(lb.https_port),
+                port(lb.app_id_port),
+                match lb.stats_port {
+                    0 => "off".to_owned(),
+                    stats => format!("http://{}:{stats}/haproxy?stats", lb.bind_addr),
+                },
+                lb.group.join(","),
+                record
+                    .layout
+                    .masters
+                    .first()
+                    .map_or("-", |m| m.name.as_str())
+            )
+        }
+        None => "LB      off (lb: enabled: false)".to_owned(),
+    };
+    vec![dns, lb]
 }
 
 /// "1 agent, 2 task processes, 0 containers, 1 master".

@@ -18,7 +18,9 @@ mod config;
 mod error;
 mod haproxy;
 mod haproxy_mode;
+mod proxy;
 mod routes;
+mod service;
 mod table;
 
 pub use config::{HaproxyMode, LbConfig, Limits};
@@ -27,7 +29,9 @@ pub use haproxy::haproxy_config;
 pub use haproxy_mode::{
     apply as apply_haproxy_config, run as run_haproxy_mode, Applied as HaproxyApplied, HaproxyError,
 };
+pub use proxy::{Proxy, ProxyAddrs};
 pub use routes::routes;
+pub use service::{run, Listeners};
 pub use table::{
     Backend, BackendCheck, Balance, Frontend, FrontendKind, Mode, RouteConfig, RoutingTable,
     Server, VhostRoute,

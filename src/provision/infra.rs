@@ -17,7 +17,7 @@ use serde::de::{self, Deserializer, Visitor};
 use serde::Deserialize as _;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Component, Path, PathBuf};
 
 /// The infra file `orch up` reads when no `-f` is given (relative to the current directory).
@@ -215,6 +215,10 @@ pub struct Infra {
     /// and HTTP 127.0.0.1:8123, domain `mesos`].
     #[serde(default)]
     pub dns: DnsEntry,
+    /// The marathon-lb-compatible load balancer the first master runs [default: on,
+    /// 127.0.0.1: HTTP 8000, HTTPS 8443, app-id 9091, stats 9090, group `external`].
+    #[serde(default)]
+    pub lb: LbEntry,
 }
 
 /// The cluster's DNS server (`dns:`), run inside the first master (`--with-dns`).
@@ -278,6 +282,123 @@ impl DnsEntry {
         }
         Ok(())
     }
+}
+
+/// The cluster's load balancer (`lb:`), run inside the first master (`--with-lb`). Service
+/// ports and VIP ports bind on `bind_addr` too.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LbEntry {
+    /// Run it [default: true].
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// Where every port binds [default: `127.0.0.1`].
+    #[serde(default = "default_lb_bind_addr")]
+    pub bind_addr: IpAddr,
+    /// Host/path routing (`HAPROXY_{n}_VHOST`) [default: 8000]; 0 = off.
+    #[serde(default = "default_lb_http_port")]
+    pub http_port: u16,
+    /// The same over TLS with SNI [default: 8443]; 0 = off.
+    #[serde(default = "default_lb_https_port")]
+    pub https_port: u16,
+    /// `X-Marathon-App-Id` routing [default: 9091]; 0 = off.
+    #[serde(default = "default_lb_app_id_port")]
+    pub app_id_port: u16,
+    /// Stats and control (`/haproxy?stats`, `/metrics`) [default: 9090]; 0 = off.
+    #[serde(default = "default_lb_stats_port")]
+    pub stats_port: u16,
+    /// The `HAPROXY_GROUP`s served; `*` serves every app [default: `external`].
+    #[serde(default = "default_lb_groups", deserialize_with = "one_or_many")]
+    pub group: Vec<String>,
+    /// Serve only tasks whose health checks pass (apps without checks: every running task)
+    /// [default: false, as marathon-lb].
+    #[serde(default)]
+    pub health_check: bool,
+    /// PEM files (chain and key) for the HTTPS port [default: a self-signed certificate].
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub ssl_certs: Vec<String>,
+}
+
+impl Default for LbEntry {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            bind_addr: default_lb_bind_addr(),
+            http_port: default_lb_http_port(),
+            https_port: default_lb_https_port(),
+            app_id_port: default_lb_app_id_port(),
+            stats_port: default_lb_stats_port(),
+            group: default_lb_groups(),
+            health_check: false,
+            ssl_certs: Vec::new(),
+        }
+    }
+}
+
+impl LbEntry {
+    /// The ports bound on `bind_addr` at start, with their keys, 0s left out.
+    pub fn fixed_ports(&self) -> Vec<(&'static str, u16)> {
+        [
+            ("lb.http_port", self.http_port),
+            ("lb.https_port", self.https_port),
+            ("lb.app_id_port", self.app_id_port),
+            ("lb.stats_port", self.stats_port),
+        ]
+        .into_iter()
+        .filter(|(_, port)| *port != 0)
+        .collect()
+    }
+
+    fn validate(&self) -> Result<(), InfraError> {
+        let ports = self.fixed_ports();
+        for (index, (key, port)) in ports.iter().enumerate() {
+            if let Some((other, _)) = ports[..index].iter().find(|(_, p)| p == port) {
+                return Err(invalid(*key, format!("{port} is also {other}")));
+            }
+        }
+        if self.group.iter().any(|group| group.trim().is_empty()) {
+            return Err(invalid("lb.group", "a group name cannot be empty"));
+        }
+        Ok(())
+    }
+}
+
+fn default_lb_bind_addr() -> IpAddr {
+    IpAddr::from([127, 0, 0, 1])
+}
+
+fn default_lb_http_port() -> u16 {
+    8000
+}
+
+fn default_lb_https_port() -> u16 {
+    8443
+}
+
+fn default_lb_app_id_port() -> u16 {
+    9091
+}
+
+fn default_lb_stats_port() -> u16 {
+    9090
+}
+
+fn default_lb_groups() -> Vec<String> {
+    vec!["external".to_owned()]
+}
+
+/// `group: external` or `group: [external, internal]`.
+fn one_or_many<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    #[derive(serde::Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(String),
+        Many(Vec<String>),
+    }
+    Ok(match OneOrMany::deserialize(d)? {
+        OneOrMany::One(one) => vec![one],
+        OneOrMany::Many(many) => many,
+    })
 }
 
 fn yes() -> bool {
@@ -375,6 +496,7 @@ impl Default for Infra {
             vars: BTreeMap::new(),
             gitops: Vec::new(),
             dns: DnsEntry::default(),
+            lb: LbEntry::default(),
         }
     }
 }
@@ -456,6 +578,9 @@ impl Infra {
         }
         if self.dns.enabled {
             self.dns.validate()?;
+        }
+        if self.lb.enabled {
+            self.lb.validate()?;
         }
         if let Some(text) = &self.agent_resources {
             Resources::parse_mesos(text, Resources::default())

@@ -10,7 +10,7 @@
 //!
 //! May depend on: model (PortRange). No I/O.
 
-use super::infra::DnsEntry;
+use super::infra::{DnsEntry, LbEntry};
 use crate::model::PortRange;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -95,6 +95,9 @@ pub struct Layout {
     /// The DNS server the first master runs (`--with-dns`), if any.
     #[serde(default)]
     pub dns: Option<DnsEntry>,
+    /// The load balancer the first master runs (`--with-lb`), if any.
+    #[serde(default)]
+    pub lb: Option<LbEntry>,
 }
 
 /// The first `count` ports: `first` itself (which must be free), then the next free ports
@@ -196,6 +199,7 @@ impl Layout {
                 .map(|n| node(Role::Agent, n, ports[masters + n]))
                 .collect(),
             dns: None,
+            lb: None,
         })
     }
 
@@ -279,6 +283,31 @@ impl Layout {
                 if !value.is_empty() {
                     args.extend([name.to_owned(), value]);
                 }
+            }
+            if let Some(lb) = self.lb.as_ref() {
+                // VIP names resolve to the load balancer.
+                if !lb.bind_addr.is_unspecified() && lb.bind_addr != dns.listen.ip() {
+                    args.extend(["--dns-vip-address".to_owned(), lb.bind_addr.to_string()]);
+                }
+            }
+        }
+        if let Some(lb) = self.lb.as_ref().filter(|_| first_master) {
+            args.push("--with-lb".to_owned());
+            for (name, value) in [
+                ("--lb-bind-addr", lb.bind_addr.to_string()),
+                ("--lb-http-port", lb.http_port.to_string()),
+                ("--lb-https-port", lb.https_port.to_string()),
+                ("--lb-app-id-port", lb.app_id_port.to_string()),
+                ("--lb-stats-port", lb.stats_port.to_string()),
+                ("--lb-group", lb.group.join(",")),
+                ("--lb-ssl-certs", lb.ssl_certs.join(",")),
+            ] {
+                if !value.is_empty() {
+                    args.extend([name.to_owned(), value]);
+                }
+            }
+            if lb.health_check {
+                args.push("--lb-health-check".to_owned());
             }
         }
         args

@@ -19,7 +19,7 @@
 
 use super::cluster_api::{ClusterApi, ClusterApiError};
 use super::containers;
-use super::infra::{DnsEntry, Infra};
+use super::infra::{DnsEntry, Infra, LbEntry};
 use super::layout::{Layout, LayoutError, Node, Role};
 use super::procs::{self, ProcInfo};
 use super::record::{ClusterRecord, Pid, RecordError};
@@ -137,6 +137,20 @@ pub fn port_free(ip: IpAddr, port: u16) -> bool {
     TcpListener::bind(SocketAddr::new(ip, port)).is_ok()
 }
 
+/// The load balancer's fixed ports must be free; `hint` says what to change when one is not.
+fn check_lb_ports(lb: &LbEntry, hint: &str) -> Result<(), LocalError> {
+    for (_, port) in lb.fixed_ports() {
+        if !port_free(lb.bind_addr, port) {
+            return Err(LocalError::PortInUse {
+                ip: lb.bind_addr,
+                port,
+                hint: hint.to_owned(),
+            });
+        }
+    }
+    Ok(())
+}
+
 /// The DNS server's ports (UDP and TCP, and the HTTP API) must be free; `hint` says what to
 /// change when one is not.
 fn check_dns_ports(dns: &DnsEntry, hint: &str) -> Result<(), LocalError> {
@@ -248,6 +262,16 @@ pub fn prepare(request: &UpRequest) -> Result<Prepared, LocalError> {
                 ),
             )?;
         }
+        if let Some(lb) = layout.lb.as_ref().filter(|_| first_master_missing) {
+            check_lb_ports(
+                lb,
+                &format!(
+                    "the load balancer of cluster '{}' keeps it from its first start; stop \
+                     what uses it, or `orch destroy` the cluster",
+                    infra.cluster
+                ),
+            )?;
+        }
         record.infra_file.clone_from(&request.infra_file);
         record.containerizers.clone_from(&request.containerizers);
         return Ok(Prepared::ToStart {
@@ -281,6 +305,10 @@ pub fn prepare(request: &UpRequest) -> Result<Prepared, LocalError> {
     if infra.dns.enabled {
         check_dns_ports(&infra.dns, &format!("set dns: in {}", request.infra_shown))?;
         layout.dns = Some(infra.dns.clone());
+    }
+    if infra.lb.enabled {
+        check_lb_ports(&infra.lb, &format!("set lb: in {}", request.infra_shown))?;
+        layout.lb = Some(infra.lb.clone());
     }
     let missing = layout.nodes().map(|n| n.name.clone()).collect();
     Ok(Prepared::ToStart {

@@ -1,0 +1,254 @@
+//! Load balancer: throughput against HAProxy, and backend change → routed.
+//!
+//! 1. Throughput: one master, one agent, an app of 4 process tasks each running nginx
+//!    (`return 200 <port>`, keep-alive) on loopback. `orch lb` routes them by vhost on its HTTP
+//!    port; in the same run Debian's HAProxy runs the haproxy.cfg that `orch lb
+//!    --haproxy-config` writes for the same apps (marathon-lb's template and settings) on the
+//!    same backends. `wrk -t2 -c64 -d<seconds>s --latency -H 'Host: bench.local'` against
+//!    each, one after the other, same machine.
+//! 2. Backend change → routed: the same app scaled up one instance at a time; each round is
+//!    timed from the new task's TASK_RUNNING on `/v2/events` to the first response through
+//!    `orch lb` that names the task's port (a client loop GETs through the LB back to back).
+//!
+//! Needs Debian's `wrk`, `haproxy` and `nginx`. Run: `cargo bench --bench lb`
+//! (`ORCH_BENCH_SECONDS` per wrk run, default 15; `ORCH_BENCH_ROUNDS`, default 20).
+
+#[path = "../tests/support/mod.rs"]
+mod support;
+
+mod common;
+
+use serde_json::json;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+use support::{free_port, Cluster, LbProcess};
+
+const HOST: &str = "bench.local";
+
+fn main() {
+    if !common::invoked_as_bench("lb") {
+        return;
+    }
+    let seconds = common::env_or("ORCH_BENCH_SECONDS", 15);
+    let rounds = common::env_or("ORCH_BENCH_ROUNDS", 20) as usize;
+    common::runtime().block_on(async {
+        let cluster = start_cluster().await;
+        throughput(&cluster, seconds).await;
+        change_to_routed(&cluster, rounds).await;
+    });
+}
+
+async fn start_cluster() -> Cluster {
+    let mut cluster = Cluster::start(1, &[]);
+    cluster.wait_for_leader(Duration::from_secs(30)).await;
+    cluster.add_agent(&[
+        "--resources",
+        "cpus:64;mem:65536;disk:10000;ports:[31000-31200]",
+        "--containerizers",
+        "mesos",
+    ]);
+    cluster.wait_for_agents(0, 1, Duration::from_secs(30)).await;
+    cluster
+}
+
+/// An app of `instances` nginx tasks answering their own port, keep-alive on.
+fn nginx_app(id: &str, instances: usize, dir: &Path) -> serde_json::Value {
+    let conf = dir.join("nginx.conf.in");
+    std::fs::write(
+        &conf,
+        "worker_processes 1; daemon off; pid nginx.pid; error_log stderr error;\n\
+         events { worker_connections 4096; }\n\
+         http { access_log off; keepalive_requests 100000;\n\
+           client_body_temp_path tmp; proxy_temp_path tmp; fastcgi_temp_path tmp;\n\
+           uwsgi_temp_path tmp; scgi_temp_path tmp;\n\
+           server { listen 127.0.0.1:PORT; location / { return 200 \"PORT\\n\"; } } }\n",
+    )
+    .expect("write nginx.conf.in");
+    json!({
+        "id": id,
+        "cmd": format!(
+            "mkdir -p tmp && sed \"s/PORT/$PORT0/g\" {} > nginx.conf && exec nginx -p \"$PWD\" -c \"$PWD/nginx.conf\"",
+            conf.display()
+        ),
+        "cpus": 0.01, "mem": 16, "instances": instances,
+        "portDefinitions": [{"port": 0}],
+        "labels": {"HAPROXY_GROUP": "external", "HAPROXY_0_VHOST": HOST},
+        "upgradeStrategy": {"minimumHealthCapacity": 1, "maximumOverCapacity": 1}
+    })
+}
+
+/// GETs `url` with the bench Host until `done(body)`.
+async fn wait_body(url: &str, timeout: Duration, mut done: impl FnMut(&str) -> bool) {
+    let http = reqwest::Client::builder().no_proxy().build().expect("client");
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Ok(response) = http.get(url).header("Host", HOST).send().await {
+            if response.status() == 200 && done(&response.text().await.unwrap_or_default()) {
+                return;
+            }
+        }
+        assert!(Instant::now() < deadline, "{url} never answered as expected");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// One wrk run: (requests/s, p99 latency text, the summary lines).
+fn wrk(url: &str, seconds: u64) -> (f64, String, String) {
+    let out = Command::new("wrk")
+        .args(["-t2", "-c64", &format!("-d{seconds}s"), "--latency", "-H"])
+        .arg(format!("Host: {HOST}"))
+        .arg(url)
+        .output()
+        .expect("run wrk (apt-get install wrk)");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let rate = text
+        .lines()
+        .find_map(|line| line.trim().strip_prefix("Requests/sec:"))
+        .and_then(|value| value.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no Requests/sec in wrk's output:\n{text}"));
+    let p99 = text
+        .lines()
+        .find_map(|line| line.trim().strip_prefix("99%"))
+        .map_or_else(|| "?".to_owned(), |value| value.trim().to_owned());
+    let summary = text
+        .lines()
+        .filter(|l| {
+            l.contains("requests in") || l.contains("Non-2xx") || l.contains("Socket errors")
+        })
+        .map(str::trim)
+        .collect::<Vec<_>>()
+        .join("; ");
+    (rate, p99, summary)
+}
+
+struct Haproxy(Child);
+
+impl Drop for Haproxy {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+async fn throughput(cluster: &Cluster, seconds: u64) {
+    let master = cluster.url(0);
+    let masters = vec![cluster.masters[0].addr.clone()];
+    let app = nginx_app("/bench/web", 4, cluster.dir());
+    let created = cluster.http.post(&format!("{master}/v2/apps"), &app).await;
+    assert_eq!(created.status, 201, "{}", created.body);
+
+    // orch lb, built in.
+    let lb = LbProcess::start(cluster, &masters, &[]).await;
+    let orch_url = format!("{}/", LbProcess::url(lb.http));
+    let mut seen = std::collections::BTreeSet::new();
+    wait_body(&orch_url, Duration::from_secs(30), |body| {
+        seen.insert(body.to_owned());
+        seen.len() == 4
+    })
+    .await;
+    let (orch_rate, orch_p99, orch_summary) = wrk(&orch_url, seconds);
+    let orch_pid = lb.process.pid();
+    let orch_rss = common::rss_mib(orch_pid);
+    drop(lb);
+
+    // HAProxy with the config `orch lb --haproxy-config` writes for the same apps.
+    let cfg = cluster.dir().join("haproxy.cfg");
+    let reloads = cluster.dir().join("reloads");
+    let (http_port, stats_port) = (free_port(), free_port());
+    let reload = format!("echo reload >> {}", reloads.display());
+    let writer = LbProcess::start(
+        cluster,
+        &masters,
+        &[
+            "--haproxy-config",
+            &cfg.display().to_string(),
+            "--haproxy-reload",
+            &reload,
+            "--http-port",
+            &http_port.to_string(),
+            "--stats-port",
+            &stats_port.to_string(),
+            "--https-port",
+            "0",
+            "--app-id-port",
+            "0",
+        ],
+    )
+    .await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !std::fs::read_to_string(&cfg).is_ok_and(|text| text.matches("\n  server ").count() == 4)
+    {
+        assert!(Instant::now() < deadline, "orch lb never wrote haproxy.cfg with 4 servers");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    drop(writer);
+    let haproxy = Haproxy(
+        Command::new("haproxy")
+            .args(["-db", "-f"])
+            .arg(&cfg)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("run haproxy (apt-get install haproxy)"),
+    );
+    let haproxy_url = format!("http://127.0.0.1:{http_port}/");
+    wait_body(&haproxy_url, Duration::from_secs(10), |_| true).await;
+    let (haproxy_rate, haproxy_p99, haproxy_summary) = wrk(&haproxy_url, seconds);
+    let haproxy_rss = common::rss_mib(haproxy.0.id());
+    drop(haproxy);
+
+    println!("throughput: wrk -t2 -c64 -d{seconds}s --latency, vhost routing, 4 nginx backends");
+    println!(
+        "  orch lb : {orch_rate:>10.0} req/s  p99 {orch_p99:>9}  RSS {orch_rss:.1} MiB  ({orch_summary})"
+    );
+    println!(
+        "  haproxy : {haproxy_rate:>10.0} req/s  p99 {haproxy_p99:>9}  RSS {haproxy_rss:.1} MiB  ({haproxy_summary})"
+    );
+    println!("  ratio   : {:.2}x HAProxy's requests/s", orch_rate / haproxy_rate);
+}
+
+async fn change_to_routed(cluster: &Cluster, rounds: usize) {
+    let master = cluster.url(0);
+    let masters = vec![cluster.masters[0].addr.clone()];
+    let lb = LbProcess::start(cluster, &masters, &[]).await;
+    let url = format!("{}/", LbProcess::url(lb.http));
+    let mut events = support::follow_events(&master, &["status_update_event"]).await;
+    let mut delays = Vec::with_capacity(rounds);
+    let http = reqwest::Client::builder().no_proxy().build().expect("client");
+    for round in 1..=rounds {
+        let instances = 4 + round;
+        let scaled = cluster
+            .http
+            .put(
+                &format!("{master}/v2/apps/bench/web?force=true"),
+                &json!({ "instances": instances }),
+            )
+            .await;
+        assert!(scaled.ok(), "{}", scaled.body);
+        let running =
+            support::wait_status(&mut events, "TASK_RUNNING", Duration::from_secs(30), |_| {
+                true
+            })
+            .await;
+        let port = running.data["ports"][0].as_u64().expect("the task's port");
+        let want = format!("{port}\n");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Ok(response) = http.get(&url).header("Host", HOST).send().await {
+                if response.text().await.is_ok_and(|body| body == want) {
+                    break;
+                }
+            }
+            assert!(Instant::now() < deadline, "port {port} never served through orch lb");
+        }
+        delays.push(running.at.elapsed());
+    }
+    delays.sort();
+    println!(
+        "backend change → routed ({rounds} scale-ups): median {}, p90 {}, max {}",
+        common::ms(common::percentile(&delays, 50.0)),
+        common::ms(common::percentile(&delays, 90.0)),
+        common::ms(common::percentile(&delays, 100.0)),
+    );
+}

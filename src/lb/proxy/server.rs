@@ -1,0 +1,151 @@
+//! The runtime state of backends and servers that outlives routing tables: counters,
+//! the round-robin position, a server's up/down mark and its pool of idle upstream
+//! connections. A new table reuses the state of every backend and server it still has, so
+//! counters keep counting and idle connections keep being reused; a server that leaves is
+//! retired (its idle connections are closed, none is pooled again).
+//!
+//! Up and down: a failed connect marks a server down and a successful one marks it up again
+//! (the cluster's own health checks decide membership; this only steers new traffic away
+//! from a server that just refused). A down server gets one probe connection per
+//! [`PROBE_AFTER`], so it comes back without health checks of our own.
+//!
+//! May depend on: std, [`super::io`], [`super::pool`], [`super::stats`].
+
+use super::io::Meter;
+use super::pool::Pool;
+use super::stats::Counters;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// How long a down server is left alone before one connection probes it again.
+pub(crate) const PROBE_AFTER: Duration = Duration::from_secs(2);
+
+/// One backend's state.
+#[derive(Debug, Default)]
+pub(crate) struct BackendState {
+    /// Its counters (`current` and `total` count requests in http mode, connections in tcp).
+    pub counters: Counters,
+    /// The next round-robin position.
+    pub next: AtomicUsize,
+}
+
+/// One server's state (per backend: the same task in two backends has two).
+#[derive(Debug)]
+pub(crate) struct ServerState {
+    /// Where it listens.
+    pub address: SocketAddr,
+    /// Its counters (`current`: requests or tcp connections in progress, for leastconn).
+    pub counters: Counters,
+    /// Its backend's state (upstream bytes count there too).
+    pub backend: Arc<BackendState>,
+    /// Idle keep-alive connections to it.
+    pub pool: Pool,
+    /// Whether the last connect succeeded.
+    up: AtomicBool,
+    /// When it was marked down (or last probed), milliseconds since `epoch`.
+    down_at: AtomicU64,
+    /// The reference point of `down_at`.
+    epoch: Instant,
+}
+
+impl ServerState {
+    /// A server that is up, with no connections.
+    pub fn new(address: SocketAddr, backend: Arc<BackendState>) -> Self {
+        Self {
+            address,
+            counters: Counters::default(),
+            backend,
+            pool: Pool::default(),
+            up: AtomicBool::new(true),
+            down_at: AtomicU64::new(0),
+            epoch: Instant::now(),
+        }
+    }
+
+    /// Whether the last connect to it succeeded.
+    pub fn is_up(&self) -> bool {
+        self.up.load(Relaxed)
+    }
+
+    /// A connect to it failed.
+    pub fn mark_down(&self) {
+        self.counters.connect_errors.fetch_add(1, Relaxed);
+        self.backend.counters.connect_errors.fetch_add(1, Relaxed);
+        self.down_at.store(self.millis(), Relaxed);
+        self.up.store(false, Relaxed);
+    }
+
+    /// A connect to it succeeded.
+    pub fn mark_up(&self) {
+        if !self.up.load(Relaxed) {
+            self.up.store(true, Relaxed);
+        }
+    }
+
+    /// For a down server: whether this caller may probe it now (at most one caller per
+    /// [`PROBE_AFTER`] gets `true`). Up servers always give `true`.
+    pub fn claim_probe(&self) -> bool {
+        if self.is_up() {
+            return true;
+        }
+        let now = self.millis();
+        let at = self.down_at.load(Relaxed);
+        now >= at.saturating_add(PROBE_AFTER.as_millis() as u64)
+            && self
+                .down_at
+                .compare_exchange(at, now, Relaxed, Relaxed)
+                .is_ok()
+    }
+
+    /// It left the routing table: close its idle connections and pool no more.
+    pub fn retire(&self) {
+        self.pool.retire();
+    }
+
+    fn millis(&self) -> u64 {
+        self.epoch.elapsed().as_millis() as u64
+    }
+}
+
+/// Upstream sockets count their bytes at the server and its backend.
+impl Meter for ServerState {
+    fn read(&self, n: usize) {
+        self.counters.bytes_out.fetch_add(n as u64, Relaxed);
+        self.backend.counters.bytes_out.fetch_add(n as u64, Relaxed);
+    }
+
+    fn written(&self, n: usize) {
+        self.counters.bytes_in.fetch_add(n as u64, Relaxed);
+        self.backend.counters.bytes_in.fetch_add(n as u64, Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_down_server_is_probed_once_per_interval() {
+        let address = SocketAddr::from(([127, 0, 0, 1], 1));
+        let server = ServerState {
+            epoch: Instant::now()
+                .checked_sub(PROBE_AFTER * 2)
+                .expect("the machine is up longer than two probe intervals"),
+            ..ServerState::new(address, Arc::new(BackendState::default()))
+        };
+        assert!(server.is_up() && server.claim_probe());
+        server.mark_down();
+        assert!(!server.is_up());
+        assert!(!server.claim_probe(), "not right after the failure");
+        // The failure happened one interval ago (at the epoch).
+        server.down_at.store(0, Relaxed);
+        assert!(server.claim_probe(), "one probe after the interval");
+        assert!(!server.claim_probe(), "only one");
+        server.mark_up();
+        assert!(server.is_up() && server.claim_probe());
+        assert_eq!(server.counters.connect_errors.load(Relaxed), 1);
+        assert_eq!(server.backend.counters.connect_errors.load(Relaxed), 1);
+    }
+}
