@@ -70,8 +70,8 @@ pub struct DeployArgs {
     /// Continue an unfinished deploy where it stopped (a canary stops at its split).
     #[arg(long, short = 'r', conflicts_with = "new_instances")]
     pub resume: bool,
-    /// Override deployments that hold either colour: writes carry `force=true`, and a
-    /// deployment of the old colour does not hold the swap.
+    /// Do not wait for deployments that hold the new colour (the swap then goes by its tasks
+    /// in rotation alone) and override them (its writes carry `force=true`).
     #[arg(long, short = 'f')]
     pub force: bool,
 }
@@ -116,18 +116,25 @@ pub async fn run(args: DeployArgs, client: &Client) -> anyhow::Result<()> {
     let report = |line: String| say(client, clock, line);
     let swap = match start {
         Start::Create { app, next, swap } => {
+            // A colour deleted a moment ago may still be stopping under this id.
+            wait_released(client, &swap.new, &args, &report).await?;
             let path = format!("/v2/apps{}", args.force_query('?'));
             client
                 .call(Method::POST, &path, Some(&app))
                 .await
                 .with_context(|| format!("creating {}", swap.new))?;
             report(format!(
-                "created {} ({}) with {} of {} instances on service port {} (load balancer \
-                 port {}){}",
+                "created {} ({}) with {} instance(s), growing to {}{} on service port {} (load \
+                 balancer port {}){}",
                 swap.new,
                 next.colour.as_str(),
                 next.initial,
                 swap.goal.new_instances,
+                if swap.goal.canary() {
+                    format!(" of {} (canary)", swap.goal.target)
+                } else {
+                    String::new()
+                },
                 next.service_port,
                 deployable.bind_port,
                 match &swap.old {
@@ -209,7 +216,7 @@ async fn swap_colours(
         let counts = counts(new, old, swap);
         match next_step(new, old, &swap.goal, args.force) {
             Step::Wait(waiting) => {
-                let line = format!("{counts}: {}", waiting_for(waiting, new, old));
+                let line = format!("{counts}: {}", waiting_for(waiting, new));
                 if line != last_line {
                     say(line.clone());
                     last_line = line;
@@ -222,7 +229,7 @@ async fn swap_colours(
             } => {
                 let mut done = Vec::new();
                 if let Some(old) = old {
-                    shrink(client, args, old, &kill, old_instances).await?;
+                    shrink(client, old, &kill, old_instances).await?;
                     if old.instances != old_instances {
                         done.push(format!(
                             "{} to {old_instances} (killed {})",
@@ -252,6 +259,7 @@ async fn swap_colours(
                     .await
                     .with_context(|| format!("deleting {}", old.id))?;
                 say(format!("{counts}: deleted {}", old.id));
+                wait_released(client, &old.id, args, &say).await?;
                 return summary(client, group, new, Some(&old.id), None);
             }
             Step::Done => return summary(client, group, new, None, None),
@@ -268,25 +276,63 @@ async fn swap_colours(
     }
 }
 
+/// Waits until no deployment affects app `id` (a deleted app's tasks are stopped), for at
+/// most `--max-wait`.
+async fn wait_released(
+    client: &Client,
+    id: &str,
+    args: &DeployArgs,
+    say: &impl Fn(String),
+) -> anyhow::Result<()> {
+    let since = Instant::now();
+    let mut said = false;
+    loop {
+        let deployments = client.call(Method::GET, "/v2/deployments", None).await?;
+        let held = deployments
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|deployment| {
+                deployment["affectedApps"]
+                    .as_array()
+                    .is_some_and(|apps| apps.iter().any(|app| app.as_str() == Some(id)))
+            });
+        if !held {
+            return Ok(());
+        }
+        if since.elapsed() > args.max_wait {
+            anyhow::bail!(
+                "a deployment still holds {id} after {}",
+                humantime::format_duration(args.max_wait)
+            );
+        }
+        if !said {
+            say(format!("waiting for the deployment that holds {id}"));
+            said = true;
+        }
+        tokio::time::sleep(args.step_delay.min(Duration::from_secs(1))).await;
+    }
+}
+
 /// Kills `kill` (lowering the old colour's instance count by as many) and, if the old
 /// colour had fewer tasks than instances, sets its count to `instances`.
 async fn shrink(
     client: &Client,
-    args: &DeployArgs,
     old: &LiveApp,
     kill: &[String],
     instances: u32,
 ) -> anyhow::Result<()> {
     if !kill.is_empty() {
-        let path = format!("/v2/tasks/delete?scale=true{}", args.force_query('&'));
+        // The old colour may be held by its previous scale-down, or by a stuck rollout of
+        // a canary being rolled back: override either.
+        let path = "/v2/tasks/delete?scale=true&force=true";
         client
-            .call(Method::POST, &path, Some(&json!({ "ids": kill })))
+            .call(Method::POST, path, Some(&json!({ "ids": kill })))
             .await
             .with_context(|| format!("killing {} task(s) of {}", kill.len(), old.id))?;
     }
     let killed = u32::try_from(kill.len()).unwrap_or(u32::MAX);
     if old.instances.saturating_sub(killed) > instances {
-        // The kill's own deployment holds the app now: override it.
         let path = format!("/v2/apps/{}?force=true", id_path(&old.id));
         client
             .call(Method::PUT, &path, Some(&json!({ "instances": instances })))
@@ -320,13 +366,9 @@ fn counts(new: &LiveApp, old: Option<&LiveApp>, swap: &Swap) -> String {
     out
 }
 
-fn waiting_for(waiting: Waiting, new: &LiveApp, old: Option<&LiveApp>) -> String {
+fn waiting_for(waiting: Waiting, new: &LiveApp) -> String {
     match waiting {
         Waiting::NewDeploying => format!("waiting for {}'s deployment", new.id),
-        Waiting::OldDeploying => format!(
-            "waiting for {}'s deployment (--force overrides it)",
-            old.map_or("the old colour", |old| old.id.as_str())
-        ),
         Waiting::Rotation => format!("waiting for {}'s tasks to enter rotation", new.id),
     }
 }
@@ -357,11 +399,7 @@ fn summary(
     client.print(&json, |_| match split_with {
         Some(old) => {
             let total = new.instances + old.instances;
-            let percent = if total == 0 {
-                0
-            } else {
-                new.instances * 100 / total
-            };
+            let percent = (new.instances * 100).checked_div(total).unwrap_or(0);
             format!(
                 "canary: {} has {} instance(s) and {} has {}: traffic splits {}:{} by instance \
                  ratio ({percent}% to the new colour). Rerun with --complete-cur to move \

@@ -338,7 +338,7 @@ mod tests {
         let (app, next, swap) = create(
             plan_start(
                 &file(3),
-                &[blue.clone()],
+                std::slice::from_ref(&blue),
                 &canary,
                 Timestamp::from_millis(0),
             )
@@ -443,7 +443,7 @@ mod tests {
         };
         let error = plan_start(
             &file(3),
-            &[blue.clone()],
+            std::slice::from_ref(&blue),
             &resume,
             Timestamp::from_millis(0),
         )

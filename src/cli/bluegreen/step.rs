@@ -1,5 +1,5 @@
 //! One step of a blue/green swap, as zdd takes them: wait while a deployment holds the new
-//! colour; kill the old tasks that the new colour's tasks in rotation make surplus (old and
+//! colour (its tasks are starting, turning healthy or ready); kill the old tasks that the new colour's tasks in rotation make surplus (old and
 //! new in rotation never drop below the target); grow the new colour by about half
 //! (straight to the target once it reaches the old colour's size); delete the old colour
 //! when the new one serves the target alone, or stop at a canary's split. Pure.
@@ -14,8 +14,6 @@ use super::start::Goal;
 pub enum Waiting {
     /// A deployment holds the new colour (its tasks are starting or turning healthy).
     NewDeploying,
-    /// A deployment holds the old colour (and `--force` was not given).
-    OldDeploying,
     /// Not enough new tasks are in rotation to take anything away from the old colour.
     Rotation,
 }
@@ -43,10 +41,12 @@ pub enum Step {
     Split,
 }
 
-/// The next step of the swap from `old` to `new` towards `goal`. With `force`, a
-/// deployment holding the old colour does not stop the swap (the writes override it).
+/// The next step of the swap from `old` to `new` towards `goal`. A deployment of the old
+/// colour never holds the swap (its scale-downs are this swap's own, and what it kills
+/// follows from the new tasks in rotation alone); one of the new colour does unless
+/// `force`.
 pub fn next_step(new: &LiveApp, old: Option<&LiveApp>, goal: &Goal, force: bool) -> Step {
-    if new.deploying {
+    if new.deploying && !force {
         return Step::Wait(Waiting::NewDeploying);
     }
     let serving = new.serving();
@@ -63,9 +63,6 @@ pub fn next_step(new: &LiveApp, old: Option<&LiveApp>, goal: &Goal, force: bool)
             Step::Wait(Waiting::Rotation)
         };
     };
-    if old.deploying && !force {
-        return Step::Wait(Waiting::OldDeploying);
-    }
     if !goal.canary() && new.instances >= goal.target && serving >= goal.target {
         return Step::DeleteOld;
     }
@@ -81,7 +78,8 @@ pub fn next_step(new: &LiveApp, old: Option<&LiveApp>, goal: &Goal, force: bool)
     let count = surplus.min(removable).min(serving);
     let new_instances = (new.instances < goal.new_instances).then(|| {
         let n = new.instances;
-        let mut next = (n + (n + 1) / 2).max(n + 1);
+        // zdd's floor(n + (n + 1) / 2), at least one more.
+        let mut next = (n + n.div_ceil(2)).max(n + 1);
         if !goal.canary() && next >= old.instances {
             next = goal.target;
         }
@@ -187,7 +185,7 @@ mod tests {
     }
 
     #[test]
-    fn deployments_hold_the_swap() {
+    fn only_the_new_colours_deployments_hold_the_swap() {
         let goal = Goal {
             target: 3,
             new_instances: 3,
@@ -198,16 +196,22 @@ mod tests {
             next_step(&new, Some(&old), &goal, false),
             Step::Wait(Waiting::NewDeploying)
         );
-        let new = app("new", 1, 1, false);
-        let busy = app("old", 3, 3, true);
-        assert_eq!(
-            next_step(&new, Some(&busy), &goal, false),
-            Step::Wait(Waiting::OldDeploying)
-        );
         assert!(matches!(
-            next_step(&new, Some(&busy), &goal, true),
+            next_step(&new, Some(&old), &goal, true),
             Step::Shift { .. }
         ));
+        // The old colour's deployments (a scale-down of ours, or the stuck rollout of a
+        // broken colour being rolled back) do not hold the swap.
+        let busy = app("old", 3, 3, true);
+        assert!(matches!(
+            next_step(&app("new", 1, 1, false), Some(&busy), &goal, false),
+            Step::Shift { .. }
+        ));
+        let stuck = app("old", 1, 0, true);
+        assert_eq!(
+            next_step(&app("new", 3, 3, false), Some(&stuck), &goal, false),
+            Step::DeleteOld
+        );
     }
 
     #[test]
