@@ -1,4 +1,5 @@
-//! `orch app list|show|add|update|scale|restart|remove|versions`: Marathon's `/v2/apps`.
+//! `orch app list|show|add|update|scale|restart|remove|versions|deploy-bluegreen`: Marathon's
+//! `/v2/apps` (blue/green deploys live in `cli::bluegreen`).
 
 use super::client::{cell, columns, id_path, read_definition, Client};
 use clap::Subcommand;
@@ -60,6 +61,10 @@ pub enum AppCommand {
         /// The app id.
         id: String,
     },
+    /// Zero-downtime blue/green deploy as marathon-lb's zdd.py: start the next colour
+    /// (`<id>-blue` / `<id>-green`), shift instances to it as its tasks turn healthy, then
+    /// delete the old colour; `--new-instances K` stops at a canary split.
+    DeployBluegreen(super::bluegreen::DeployArgs),
 }
 
 fn force_query(force: bool) -> &'static str {
@@ -130,6 +135,7 @@ pub async fn run(command: AppCommand, client: &Client) -> anyhow::Result<()> {
             let result = client.call(Method::DELETE, &path, None).await?;
             client.print(&result, |r| deployment_line(&id, r));
         }
+        AppCommand::DeployBluegreen(args) => super::bluegreen::run(args, client).await?,
         AppCommand::Versions { id } => {
             let path = format!("/v2/apps/{}/versions", id_path(&id));
             let versions = client.call(Method::GET, &path, None).await?;

@@ -5,6 +5,7 @@
 
 mod agent;
 mod app;
+mod bluegreen;
 mod client;
 mod cluster;
 mod deployment;
@@ -77,7 +78,8 @@ enum Command {
     /// Inspect and change the master set.
     #[command(subcommand)]
     Cluster(cluster::ClusterCommand),
-    /// Marathon apps: list, show, add, update, scale, restart, remove, versions.
+    /// Marathon apps: list, show, add, update, scale, restart, remove, versions,
+    /// deploy-bluegreen.
     #[command(subcommand)]
     App(app::AppCommand),
     /// Deployments: list, rollback, stop, watch.
