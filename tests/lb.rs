@@ -13,13 +13,45 @@ use support::{free_port, wait_dig, Cluster, DnsProcess, Http, LbProcess};
 
 const TEST_TIMEOUT: Duration = Duration::from_secs(180);
 
-/// A process app serving its sandbox over HTTP; `GET /whoami` answers `<app>:<port>`.
-fn web_app(id: &str, instances: u32, labels: Value, port_labels: Value) -> Value {
+/// The test backend: answers every GET and POST with `<app id>:<port> <path>`; on SIGTERM
+/// it keeps serving for 300 ms (requests already on their way), then finishes what it
+/// has accepted and exits, as a well-behaved service does.
+const BACKEND: &str = r#"
+import http.server, signal, sys, threading, time
+app, port = sys.argv[1], int(sys.argv[2])
+class Handler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def answer(self):
+        length = int(self.headers.get("Content-Length") or 0)
+        if length:
+            self.rfile.read(length)
+        body = f"{app}:{port} {self.path}".encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    do_GET = do_POST = answer
+    def log_message(self, *args):
+        pass
+class Server(http.server.ThreadingHTTPServer):
+    request_queue_size = 256
+    daemon_threads = False
+server = Server(("127.0.0.1", port), Handler)
+def stop(*_):
+    time.sleep(0.3)
+    server.shutdown()
+signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=stop).start())
+server.serve_forever()
+server.server_close()
+"#;
+
+/// A process app running [`BACKEND`] (written to `dir`), with an HTTP health check.
+fn web_app(dir: &std::path::Path, id: &str, instances: u32, labels: Value, port_labels: Value) -> Value {
+    let script = dir.join("backend.py");
+    std::fs::write(&script, BACKEND).expect("write backend.py");
     json!({
         "id": id,
-        "cmd": format!(
-            "printf '{id}:%s' $PORT0 > whoami; exec python3 -m http.server --bind 127.0.0.1 $PORT0"
-        ),
+        "cmd": format!("exec python3 {} {id} $PORT0", script.display()),
         "cpus": 0.01, "mem": 32, "instances": instances,
         "labels": labels,
         "portDefinitions": [{"port": 0, "name": "http", "labels": port_labels}],
@@ -103,12 +135,12 @@ async fn routes_follow_the_apps_of_a_running_cluster() {
         let vip_port = free_port();
         let dns = DnsProcess::start(&cluster, &masters, &["--vip-address", "127.0.0.1", "--external-on", "false"]);
 
-        create(&cluster, &web_app("/shop/web", 2, json!({"HAPROXY_GROUP": "external",
+        create(&cluster, &web_app(cluster.dir(), "/shop/web", 2, json!({"HAPROXY_GROUP": "external",
             "HAPROXY_0_VHOST": "shop.example.com,www.shop.example.com"}), json!({"VIP_0": format!("/shop-web:{vip_port}")}))).await;
-        create(&cluster, &web_app("/shop/api", 1, json!({"HAPROXY_GROUP": "external",
+        create(&cluster, &web_app(cluster.dir(), "/shop/api", 1, json!({"HAPROXY_GROUP": "external",
             "HAPROXY_0_VHOST": "shop.example.com", "HAPROXY_0_PATH": "/api /whoami"}), json!({}))).await;
-        create(&cluster, &web_app("/plain", 1, json!({"HAPROXY_GROUP": "external"}), json!({}))).await;
-        create(&cluster, &web_app("/internal/db", 1, json!({"HAPROXY_GROUP": "internal", "HAPROXY_0_MODE": "http"}), json!({}))).await;
+        create(&cluster, &web_app(cluster.dir(), "/plain", 1, json!({"HAPROXY_GROUP": "external", "HAPROXY_0_MODE": "tcp"}), json!({}))).await;
+        create(&cluster, &web_app(cluster.dir(), "/internal/db", 1, json!({"HAPROXY_GROUP": "internal", "HAPROXY_0_MODE": "http"}), json!({}))).await;
 
         // Host (case and port ignored) and path rules on the HTTP port.
         let http = Http::new();
@@ -116,8 +148,8 @@ async fn routes_follow_the_apps_of_a_running_cluster() {
         let seen = get_until(&http, &url, &[("Host", "SHOP.example.com:80")], Duration::from_secs(30), |b| b.starts_with("/shop/api:")).await;
         assert!(seen.iter().all(|b| b.starts_with("/shop/api:")), "the path rule wins for its paths: {seen:?}");
         let index = format!("{}/", LbProcess::url(lb.http));
-        let listing = get_until(&http, &index, &[("Host", "www.shop.example.com")], Duration::from_secs(30), |b| b.contains("whoami")).await;
-        assert!(listing.last().is_some_and(|b| b.contains("Directory listing")), "{listing:?}");
+        let seen = get_until(&http, &index, &[("Host", "www.shop.example.com")], Duration::from_secs(30), |b| b.starts_with("/shop/web:")).await;
+        assert!(seen.iter().all(|b| b.starts_with("/shop/web:") && b.ends_with(" /")), "{seen:?}");
         let unknown = http.client.get(&url).header("Host", "nobody.example.com").send().await.expect("the LB answers");
         assert_eq!(unknown.status(), 503, "no rule for this host");
 
@@ -165,7 +197,9 @@ async fn routes_follow_the_apps_of_a_running_cluster() {
     .expect("test timed out");
 }
 
-/// Counts requests and failures of `workers` clients that GET `url` in a loop until stopped.
+/// Counts requests and failures of `workers` clients that POST to `url` in a loop until
+/// stopped. POST is not idempotent, so the LB never retries it on another task: every
+/// request must reach a task that serves it to the end.
 struct Load {
     stop: Arc<AtomicBool>,
     sent: Arc<AtomicUsize>,
@@ -184,7 +218,7 @@ impl Load {
                 tokio::spawn(async move {
                     let http = Http::new();
                     while !stop.load(Ordering::Relaxed) {
-                        let outcome = http.client.get(&url).header("Host", host).send().await;
+                        let outcome = http.client.post(&url).header("Host", host).body("payload").send().await;
                         sent.fetch_add(1, Ordering::Relaxed);
                         let failure = match outcome {
                             Ok(response) if response.status() == 200 => match response.text().await {
@@ -221,7 +255,7 @@ async fn restarts_and_scale_downs_under_load_fail_no_request() {
         let cluster = start_cluster().await;
         let masters = vec![cluster.masters[0].addr.clone()];
         let lb = LbProcess::start(&cluster, &masters, &["--health-check"]).await;
-        create(&cluster, &web_app("/busy", 4, json!({"HAPROXY_GROUP": "external", "HAPROXY_0_VHOST": "busy.example.com"}), json!({}))).await;
+        create(&cluster, &web_app(cluster.dir(), "/busy", 4, json!({"HAPROXY_GROUP": "external", "HAPROXY_0_VHOST": "busy.example.com"}), json!({}))).await;
         let url = format!("{}/whoami", LbProcess::url(lb.http));
         let http = Http::new();
         let mut serving = std::collections::BTreeSet::new();
