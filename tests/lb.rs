@@ -1,7 +1,8 @@
 //! `orch lb` end to end: real masters, a real agent running process tasks that serve HTTP,
 //! `orch lb` as its own process fed by `/v1/snapshots`, real clients. Routing by vhost, path,
 //! app id, service port and VIP (found by its DNS name through `orch dns`); and no failed
-//! request while an app restarts or scales down under a continuous load.
+//! request while an app restarts, scales down, or switches colour with `orch app
+//! deploy-bluegreen` under a continuous load.
 
 mod support;
 
@@ -51,7 +52,7 @@ fn web_app(dir: &std::path::Path, id: &str, instances: u32, labels: Value, port_
     std::fs::write(&script, BACKEND).expect("write backend.py");
     json!({
         "id": id,
-        "cmd": format!("exec python3 {} {id} $PORT0", script.display()),
+        "cmd": format!("exec python3 {} \"$MARATHON_APP_ID\" $PORT0", script.display()),
         "cpus": 0.01, "mem": 32, "instances": instances,
         "labels": labels,
         "portDefinitions": [{"port": 0, "name": "http", "labels": port_labels}],
@@ -109,7 +110,7 @@ async fn get_until(
                 }
             }
         }
-        assert!(Instant::now() < deadline, "{url} {headers:?}: never done; saw {seen:?}");
+        assert!(Instant::now() < deadline, "{url} {headers:?}: never done; saw last {:?}", &seen[seen.len().saturating_sub(5)..]);
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -291,6 +292,59 @@ async fn restarts_and_scale_downs_under_load_fail_no_request() {
         let config: Value = http.client.get(format!("{}/_haproxy_getconfig", LbProcess::url(lb.stats))).send().await.expect("config").json().await.expect("config JSON");
         let servers: Vec<usize> = config["backends"].as_object().expect("backends").values().map(|b| b["servers"].as_array().map_or(0, Vec::len)).collect();
         assert_eq!(servers, vec![1], "{config}");
+    })
+    .await
+    .expect("test timed out");
+}
+
+#[tokio::test]
+async fn a_blue_green_switch_through_the_lb_fails_no_request() {
+    tokio::time::timeout(TEST_TIMEOUT, async {
+        let cluster = start_cluster().await;
+        let masters = vec![cluster.masters[0].addr.clone()];
+        let lb = LbProcess::start(&cluster, &masters, &["--health-check"]).await;
+        let (port, alt_port) = (free_port(), free_port());
+        let write = |release: u32| {
+            let mut app = web_app(cluster.dir(), "/shop", 3, json!({
+                "HAPROXY_GROUP": "external",
+                "HAPROXY_DEPLOYMENT_GROUP": "shop",
+                "HAPROXY_DEPLOYMENT_ALT_PORT": alt_port.to_string()
+            }), json!({}));
+            app["portDefinitions"][0]["port"] = json!(port);
+            app["env"] = json!({"RELEASE": release.to_string()});
+            let path = cluster.dir().join(format!("shop-{release}.json"));
+            std::fs::write(&path, app.to_string()).expect("write the app file");
+            path.display().to_string()
+        };
+        let master = cluster.url(0);
+        let deploy = |file: String| {
+            let master = master.clone();
+            async move {
+                let out = support::run_orch(
+                    &["--master", &master, "app", "deploy-bluegreen", &file, "--step-delay", "200ms"],
+                    Duration::from_secs(120),
+                )
+                .await;
+                assert!(out.status.success(), "{}", support::describe_output(&out));
+            }
+        };
+        deploy(write(1)).await;
+        let url = format!("http://127.0.0.1:{port}/");
+        let http = Http::new();
+        get_until(&http, &url, &[], Duration::from_secs(30), |b| b.starts_with("/shop-blue:")).await;
+
+        // Blue → green under load on the port both colours share (HAPROXY_0_PORT).
+        let load = Load::start(url.clone(), "shop.example.com", 4);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        deploy(write(2)).await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let (sent, failures) = load.finish().await;
+        assert!(sent > 100, "the load ran: {sent} requests");
+        assert!(failures.is_empty(), "{} of {sent} requests failed during the switch: {:?}", failures.len(), &failures[..failures.len().min(10)]);
+        let seen = get_until(&http, &url, &[], Duration::from_secs(5), |_| true).await;
+        assert!(seen.iter().all(|b| b.starts_with("/shop-green:")), "{seen:?}");
+        let config: Value = http.client.get(format!("{}/_haproxy_getconfig", LbProcess::url(lb.stats))).send().await.expect("config").json().await.expect("config JSON");
+        assert_eq!(config["backends"][format!("shop_{port}")]["servers"].as_array().map(Vec::len), Some(3), "{config}");
     })
     .await
     .expect("test timed out");
