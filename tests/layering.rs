@@ -120,6 +120,22 @@ const RULES: &[(&str, &[&str], &[&str])] = &[
     ("dns/answer.rs", &[], IMPURE),
     ("dns/zone.rs", &[], IMPURE),
     (
+        "lb",
+        &[
+            "crate::api",
+            "crate::cli",
+            "crate::agent",
+            "crate::gitops",
+            "crate::master",
+            "crate::raft",
+        ],
+        NONE,
+    ),
+    ("lb/table.rs", &[], IMPURE),
+    ("lb/routes.rs", &[], IMPURE),
+    ("lb/routes", &[], IMPURE),
+    ("lb/haproxy.rs", &[], IMPURE),
+    (
         "discovery.rs",
         &[
             "crate::master",
