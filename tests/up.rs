@@ -219,7 +219,10 @@ async fn up_status_up_again_destroy() {
             )),
             "{out}"
         );
-        assert!(out.contains("DNS     127.0.0.1:") && out.contains("LB      not built yet"));
+        assert!(
+            out.contains("DNS     127.0.0.1:") && out.contains("LB      http 127.0.0.1:"),
+            "{out}"
+        );
         let pids = wd.pids();
         let names: Vec<&str> = pids.iter().map(|(n, _)| n.as_str()).collect();
         assert_eq!(names, ["agent-1", "master-1"]);
