@@ -8,7 +8,7 @@
 
 use super::conn::ConnCtx;
 use super::live::Live;
-use super::pool::Sender;
+use super::pool::Upstream;
 use super::server::ServerState;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
@@ -42,7 +42,7 @@ pub(crate) struct Exchange {
     /// The server's index in the backend.
     server: usize,
     /// The upstream connection, pooled again when `reusable`.
-    pub sender: Option<Sender>,
+    pub upstream: Option<Box<Upstream>>,
     /// The client connection's busy mark, kept until the response ends.
     pub in_flight: Option<InFlight>,
     /// The response was read to its end: the connection can serve another request.
@@ -56,7 +56,7 @@ impl Exchange {
             live,
             backend,
             server,
-            sender: None,
+            upstream: None,
             in_flight: None,
             reusable: false,
         };
@@ -80,8 +80,8 @@ impl Drop for Exchange {
         state.counters.current.fetch_sub(1, Relaxed);
         state.backend.counters.current.fetch_sub(1, Relaxed);
         if self.reusable {
-            if let Some(sender) = self.sender.take() {
-                state.pool.put(sender);
+            if let Some(upstream) = self.upstream.take() {
+                state.pool.put(upstream);
             }
         }
     }
