@@ -1,5 +1,6 @@
 //! The bookkeeping of one request: [`InFlight`] marks a client connection busy (its
-//! keep-alive watchdog leaves it alone) from the request head until the response ends;
+//! keep-alive watchdog leaves it alone) from the request head until the response ends, and
+//! then notes how much the client had sent (more after that is a new request head);
 //! [`Exchange`] counts the request at its server and backend (`current`, which `leastconn`
 //! reads, and `total`) while it is being served, and when it ends puts the upstream
 //! connection back into the server's pool if the response was read to its end.
@@ -28,7 +29,10 @@ impl InFlight {
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        self.0.in_flight.fetch_sub(1, Relaxed);
+        let conn = &self.0;
+        conn.idle_reads
+            .store(conn.meter.reads.load(Relaxed), Relaxed);
+        conn.in_flight.fetch_sub(1, Relaxed);
     }
 }
 
