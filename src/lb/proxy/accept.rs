@@ -140,6 +140,7 @@ async fn connection(
         forwarded_port: HeaderValue::from(local_port),
         in_flight: 0.into(),
         requests: 0.into(),
+        idle_reads: 0.into(),
     };
     match tls {
         None => serve(io, mode, context(false, None), live, backend, &shared).await,

@@ -3,9 +3,11 @@
 //! body towards the client (a server's, cut after `timeout server` of server silence, or one
 //! the proxy wrote itself).
 //!
-//! When a server's response body has been read to its end, its [`Exchange`] is released as
-//! reusable, which puts the upstream connection back into its server's pool; a body dropped
-//! early (the client went away) or failed closes the connection instead.
+//! A server's response body drives its upstream connection (reading from the server
+//! happens as the client's side asks for more). When it has been read to its end, its
+//! [`Exchange`] is released as reusable, which puts the upstream connection back into its
+//! server's pool; a body dropped early (the client went away) or failed closes the
+//! connection instead.
 //!
 //! The idle timers ([`IdleTimer`]) are armed only when a read has to wait, so a body that
 //! arrives in one piece never touches the timer wheel.
@@ -140,6 +142,33 @@ impl UpstreamBody {
     }
 }
 
+impl UpstreamBody {
+    /// The next frame of the server's body.
+    fn poll_inner(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, LbError>>> {
+        match Pin::new(&mut self.inner).poll_frame(cx) {
+            Poll::Ready(Some(Ok(frame))) => {
+                self.idle.touch();
+                Poll::Ready(Some(Ok(frame)))
+            }
+            Poll::Ready(Some(Err(source))) => {
+                self.release(false);
+                Poll::Ready(Some(Err(LbError::ServerBody { source })))
+            }
+            Poll::Ready(None) => {
+                self.release(true);
+                Poll::Ready(None)
+            }
+            Poll::Pending if self.idle.poll_expired(cx) => {
+                self.release(false);
+                Poll::Ready(Some(Err(LbError::ServerTimeout {
+                    seconds: self.idle.seconds(),
+                })))
+            }
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
 impl Drop for UpstreamBody {
     fn drop(&mut self) {
         let complete = self.inner.is_end_stream();
@@ -157,27 +186,17 @@ impl Body for ResponseBody {
     ) -> Poll<Option<Result<Frame<Bytes>, LbError>>> {
         match self.get_mut() {
             Self::Full(data) => Poll::Ready(data.take().map(|data| Ok(Frame::data(data)))),
-            Self::Upstream(body) => match Pin::new(&mut body.inner).poll_frame(cx) {
-                Poll::Ready(Some(Ok(frame))) => {
-                    body.idle.touch();
-                    Poll::Ready(Some(Ok(frame)))
+            Self::Upstream(body) => {
+                if let Some(upstream) = body
+                    .exchange
+                    .as_mut()
+                    .and_then(|exchange| exchange.upstream.as_mut())
+                {
+                    // Ends are seen through the body (hyper fails or ends it).
+                    let _ = upstream.poll_connection(cx);
                 }
-                Poll::Ready(Some(Err(source))) => {
-                    body.release(false);
-                    Poll::Ready(Some(Err(LbError::ServerBody { source })))
-                }
-                Poll::Ready(None) => {
-                    body.release(true);
-                    Poll::Ready(None)
-                }
-                Poll::Pending if body.idle.poll_expired(cx) => {
-                    body.release(false);
-                    Poll::Ready(Some(Err(LbError::ServerTimeout {
-                        seconds: body.idle.seconds(),
-                    })))
-                }
-                Poll::Pending => Poll::Pending,
-            },
+                body.poll_inner(cx)
+            }
         }
     }
 

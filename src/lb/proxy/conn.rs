@@ -40,6 +40,8 @@ pub(crate) struct ConnCtx {
     pub in_flight: AtomicU32,
     /// Requests so far.
     pub requests: AtomicU64,
+    /// `meter.reads` when the last response ended (more reads since: a new head began).
+    pub idle_reads: AtomicU64,
 }
 
 /// The client's address as an `X-Forwarded-For` value (IPv4-mapped addresses as IPv4).

@@ -1,5 +1,6 @@
 //! The bookkeeping of one request: [`InFlight`] marks a client connection busy (its
-//! keep-alive watchdog leaves it alone) from the request head until the response ends;
+//! keep-alive watchdog leaves it alone) from the request head until the response ends, and
+//! then notes how much the client had sent (more after that is a new request head);
 //! [`Exchange`] counts the request at its server and backend (`current`, which `leastconn`
 //! reads, and `total`) while it is being served, and when it ends puts the upstream
 //! connection back into the server's pool if the response was read to its end.
@@ -8,7 +9,7 @@
 
 use super::conn::ConnCtx;
 use super::live::Live;
-use super::pool::Sender;
+use super::pool::Upstream;
 use super::server::ServerState;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
@@ -28,7 +29,10 @@ impl InFlight {
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        self.0.in_flight.fetch_sub(1, Relaxed);
+        let conn = &self.0;
+        conn.idle_reads
+            .store(conn.meter.reads.load(Relaxed), Relaxed);
+        conn.in_flight.fetch_sub(1, Relaxed);
     }
 }
 
@@ -42,7 +46,7 @@ pub(crate) struct Exchange {
     /// The server's index in the backend.
     server: usize,
     /// The upstream connection, pooled again when `reusable`.
-    pub sender: Option<Sender>,
+    pub upstream: Option<Box<Upstream>>,
     /// The client connection's busy mark, kept until the response ends.
     pub in_flight: Option<InFlight>,
     /// The response was read to its end: the connection can serve another request.
@@ -56,7 +60,7 @@ impl Exchange {
             live,
             backend,
             server,
-            sender: None,
+            upstream: None,
             in_flight: None,
             reusable: false,
         };
@@ -80,8 +84,8 @@ impl Drop for Exchange {
         state.counters.current.fetch_sub(1, Relaxed);
         state.backend.counters.current.fetch_sub(1, Relaxed);
         if self.reusable {
-            if let Some(sender) = self.sender.take() {
-                state.pool.put(sender);
+            if let Some(upstream) = self.upstream.take() {
+                state.pool.put(upstream);
             }
         }
     }

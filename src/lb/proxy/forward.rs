@@ -48,6 +48,7 @@ use std::convert::Infallible;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::io::AsyncWriteExt;
 
 /// A pooled connection idle at least this long may be closed by its server just as a
 /// request goes out; idempotent requests without a body keep a copy of their head then.
@@ -194,13 +195,13 @@ async fn forward(
         let live_server = &backend.servers[server];
         let state = &live_server.state;
 
-        let (mut sender, idle_since) = match state.pool.take() {
-            Some(idle) => (idle.sender, Some(idle.since)),
+        let (mut upstream, reused) = match state.pool.take() {
+            Some(upstream) => {
+                let idle_since = upstream.idle_since;
+                (upstream, Some(idle_since))
+            }
             None => match pool::connect(state, limits.connect_timeout).await {
-                Ok(sender) => {
-                    state.mark_up();
-                    (sender, None)
-                }
+                Ok(upstream) => (upstream, None),
                 Err(error) => {
                     tracing::debug!(
                         error = &error as &dyn std::error::Error,
@@ -218,46 +219,55 @@ async fn forward(
                 }
             },
         };
-        if !sender.is_ready()
-            && !matches!(
-                within(limits.connect_timeout, sender.ready()).await,
-                Some(Ok(()))
-            )
+        if !within(limits.connect_timeout, upstream.ready())
+            .await
+            .unwrap_or(false)
         {
-            // A pooled connection that will not take a request: use another.
-            chosen = Some(server);
+            if reused.is_some() {
+                // A pooled connection the server closed meanwhile: use another.
+                chosen = Some(server);
+                continue;
+            }
+            tracing::debug!(server = %live_server.name, "the server closed a new connection");
+            state.mark_down();
+            tried.push(server);
+            if retries == 0 {
+                return replies::error(StatusCode::BAD_GATEWAY);
+            }
+            retries -= 1;
+            backend.state.counters.retries.fetch_add(1, Relaxed);
             continue;
         }
+        if reused.is_none() {
+            state.mark_up();
+        }
 
-        let replay = match idle_since {
+        let replay = match reused {
             Some(since) if replayable && since.elapsed() >= REPLAY_AFTER_IDLE => {
                 Some(copy_head(&pending))
             }
             _ => None,
         };
         let mut exchange = Exchange::start(Arc::clone(live), b, server);
-        let sent = within(limits.server_timeout, sender.try_send_request(pending)).await;
+        let sent = within(limits.server_timeout, upstream.send(pending)).await;
         match sent {
             None => {
                 tracing::debug!(server = %live_server.name, "no response within timeout server");
                 return replies::error(StatusCode::GATEWAY_TIMEOUT);
             }
-            Some(Ok(mut response)) => {
+            Some(Ok(response)) => {
                 if response.status() == StatusCode::SWITCHING_PROTOCOLS {
                     if let Some(client) = client_upgrade.take() {
-                        let server_upgrade = hyper::upgrade::on(&mut response);
                         exchange.in_flight = Some(in_flight);
                         let shutdown = ctx.shared.shutdown.clone();
                         tokio::spawn(async move {
-                            match tokio::join!(client, server_upgrade) {
-                                (Ok(client), Ok(server)) => {
-                                    tcp::tunnel(
-                                        TokioIo::new(client),
-                                        TokioIo::new(server),
-                                        TUNNEL_TIMEOUT,
-                                        shutdown,
-                                    )
-                                    .await;
+                            let server = upstream.into_upgraded().await;
+                            match (client.await, server) {
+                                (Ok(client), Some((server, early))) => {
+                                    let mut client = TokioIo::new(client);
+                                    if client.write_all(&early).await.is_ok() {
+                                        tcp::tunnel(client, server, TUNNEL_TIMEOUT, shutdown).await;
+                                    }
                                 }
                                 _ => tracing::debug!("an upgrade did not complete"),
                             }
@@ -282,7 +292,7 @@ async fn forward(
                         .headers
                         .insert(STRICT_TRANSPORT_SECURITY, HSTS_VALUE.clone());
                 }
-                exchange.sender = Some(sender);
+                exchange.upstream = Some(upstream);
                 exchange.in_flight = Some(in_flight);
                 let body = ResponseBody::upstream(body, exchange, limits.server_timeout);
                 return Response::from_parts(parts, body);
@@ -292,7 +302,7 @@ async fn forward(
                 if let Some(request) = error.take_message() {
                     // Not sent: the connection was closed before it could be used.
                     pending = request;
-                    if idle_since.is_some() {
+                    if reused.is_some() {
                         chosen = Some(server);
                         continue;
                     }

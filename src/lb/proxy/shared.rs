@@ -93,12 +93,12 @@ pub(crate) struct Shared {
 pub(crate) fn http_builder(config: &LbConfig) -> http1::Builder {
     let limits = &config.limits;
     let mut builder = http1::Builder::new();
+    // `timeout http-request` is the connection watchdog's (one timer per connection instead
+    // of hyper's one per request).
     builder
         .timer(TokioTimer::new())
         .keep_alive(!limits.keep_alive_timeout.is_zero())
-        .header_read_timeout(
-            (!limits.http_request_timeout.is_zero()).then_some(limits.http_request_timeout),
-        );
+        .header_read_timeout(None);
     if limits.max_header_bytes > 0 {
         builder.max_header_size(limits.max_header_bytes);
         if limits.max_header_bytes >= HYPER_DEFAULT_MAX_BUF {
