@@ -80,7 +80,10 @@ fn nginx_app(id: &str, instances: usize, dir: &Path) -> serde_json::Value {
 
 /// GETs `url` with the bench Host until `done(body)`.
 async fn wait_body(url: &str, timeout: Duration, mut done: impl FnMut(&str) -> bool) {
-    let http = reqwest::Client::builder().no_proxy().build().expect("client");
+    let http = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .expect("client");
     let deadline = Instant::now() + timeout;
     loop {
         if let Ok(response) = http.get(url).header("Host", HOST).send().await {
@@ -88,7 +91,10 @@ async fn wait_body(url: &str, timeout: Duration, mut done: impl FnMut(&str) -> b
                 return;
             }
         }
-        assert!(Instant::now() < deadline, "{url} never answered as expected");
+        assert!(
+            Instant::now() < deadline,
+            "{url} never answered as expected"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
@@ -157,29 +163,47 @@ async fn throughput(cluster: &Cluster, seconds: u64) {
     let reloads = cluster.dir().join("reloads");
     let (http_port, stats_port) = (free_port(), free_port());
     let reload = format!("echo reload >> {}", reloads.display());
-    let writer = LbProcess::start(
-        cluster,
-        &masters,
-        &[
-            "--haproxy-config",
-            &cfg.display().to_string(),
-            "--haproxy-reload",
-            &reload,
-            "--http-port",
-            &http_port.to_string(),
-            "--stats-port",
-            &stats_port.to_string(),
-            "--https-port",
-            "0",
-            "--app-id-port",
-            "0",
-        ],
-    )
-    .await;
+    let args: Vec<String> = [
+        "--masters",
+        &masters.join(","),
+        "--bind-addr",
+        "127.0.0.1",
+        "--haproxy-config",
+        &cfg.display().to_string(),
+        "--haproxy-reload",
+        &reload,
+        "--http-port",
+        &http_port.to_string(),
+        "--stats-port",
+        &stats_port.to_string(),
+        "--https-port",
+        "0",
+        "--app-id-port",
+        "0",
+        // marathon-lb's maxconn 50000 needs more file descriptors (2 per connection) than
+        // this machine's hard limit (20,000) lets HAProxy raise to.
+        "--maxconn",
+        "9000",
+    ]
+    .iter()
+    .map(|arg| (*arg).to_owned())
+    .collect();
+    let mut writer = support::Master::new(
+        cluster.dir(),
+        "lb-haproxy-mode",
+        "127.0.0.1:0",
+        cluster.dir().join("lb-haproxy-mode"),
+        args,
+    );
+    writer.subcommand = "lb".into();
+    writer.start();
     let deadline = Instant::now() + Duration::from_secs(30);
     while !std::fs::read_to_string(&cfg).is_ok_and(|text| text.matches("\n  server ").count() == 4)
     {
-        assert!(Instant::now() < deadline, "orch lb never wrote haproxy.cfg with 4 servers");
+        assert!(
+            Instant::now() < deadline,
+            "orch lb never wrote haproxy.cfg with 4 servers"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     drop(writer);
@@ -205,7 +229,10 @@ async fn throughput(cluster: &Cluster, seconds: u64) {
     println!(
         "  haproxy : {haproxy_rate:>10.0} req/s  p99 {haproxy_p99:>9}  RSS {haproxy_rss:.1} MiB  ({haproxy_summary})"
     );
-    println!("  ratio   : {:.2}x HAProxy's requests/s", orch_rate / haproxy_rate);
+    println!(
+        "  ratio   : {:.2}x HAProxy's requests/s",
+        orch_rate / haproxy_rate
+    );
 }
 
 async fn change_to_routed(cluster: &Cluster, rounds: usize) {
@@ -215,7 +242,10 @@ async fn change_to_routed(cluster: &Cluster, rounds: usize) {
     let url = format!("{}/", LbProcess::url(lb.http));
     let mut events = support::follow_events(&master, &["status_update_event"]).await;
     let mut delays = Vec::with_capacity(rounds);
-    let http = reqwest::Client::builder().no_proxy().build().expect("client");
+    let http = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .expect("client");
     for round in 1..=rounds {
         let instances = 4 + round;
         let scaled = cluster
@@ -240,7 +270,10 @@ async fn change_to_routed(cluster: &Cluster, rounds: usize) {
                     break;
                 }
             }
-            assert!(Instant::now() < deadline, "port {port} never served through orch lb");
+            assert!(
+                Instant::now() < deadline,
+                "port {port} never served through orch lb"
+            );
         }
         delays.push(running.at.elapsed());
     }

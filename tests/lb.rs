@@ -47,7 +47,13 @@ server.server_close()
 "#;
 
 /// A process app running [`BACKEND`] (written to `dir`), with an HTTP health check.
-fn web_app(dir: &std::path::Path, id: &str, instances: u32, labels: Value, port_labels: Value) -> Value {
+fn web_app(
+    dir: &std::path::Path,
+    id: &str,
+    instances: u32,
+    labels: Value,
+    port_labels: Value,
+) -> Value {
     let script = dir.join("backend.py");
     std::fs::write(&script, BACKEND).expect("write backend.py");
     json!({
@@ -74,14 +80,23 @@ async fn start_cluster() -> Cluster {
 }
 
 async fn create(cluster: &Cluster, app: &Value) {
-    let created = cluster.http.post(&format!("{}/v2/apps", cluster.url(0)), app).await;
+    let created = cluster
+        .http
+        .post(&format!("{}/v2/apps", cluster.url(0)), app)
+        .await;
     assert_eq!(created.status, 201, "{}", created.body);
 }
 
 /// The app's first service port, as the master assigned it.
 async fn service_port(cluster: &Cluster, id: &str) -> u16 {
-    let app = cluster.http.get(&format!("{}/v2/apps{id}", cluster.url(0))).await.json();
-    let port = app["app"]["portDefinitions"][0]["port"].as_u64().expect("a service port");
+    let app = cluster
+        .http
+        .get(&format!("{}/v2/apps{id}", cluster.url(0)))
+        .await
+        .json();
+    let port = app["app"]["portDefinitions"][0]["port"]
+        .as_u64()
+        .expect("a service port");
     u16::try_from(port).expect("a port")
 }
 
@@ -110,7 +125,11 @@ async fn get_until(
                 }
             }
         }
-        assert!(Instant::now() < deadline, "{url} {headers:?}: never done; saw last {:?}", &seen[seen.len().saturating_sub(5)..]);
+        assert!(
+            Instant::now() < deadline,
+            "{url} {headers:?}: never done; saw last {:?}",
+            &seen[seen.len().saturating_sub(5)..]
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -118,11 +137,18 @@ async fn get_until(
 async fn wait_deployments_done(cluster: &Cluster, timeout: Duration) {
     let deadline = Instant::now() + timeout;
     loop {
-        let deployments = cluster.http.get(&format!("{}/v2/deployments", cluster.url(0))).await.json();
+        let deployments = cluster
+            .http
+            .get(&format!("{}/v2/deployments", cluster.url(0)))
+            .await
+            .json();
         if deployments.as_array().is_some_and(Vec::is_empty) {
             return;
         }
-        assert!(Instant::now() < deadline, "deployments never finished: {deployments}");
+        assert!(
+            Instant::now() < deadline,
+            "deployments never finished: {deployments}"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
@@ -134,65 +160,221 @@ async fn routes_follow_the_apps_of_a_running_cluster() {
         let masters = vec![cluster.masters[0].addr.clone()];
         let lb = LbProcess::start(&cluster, &masters, &[]).await;
         let vip_port = free_port();
-        let dns = DnsProcess::start(&cluster, &masters, &["--vip-address", "127.0.0.1", "--external-on", "false"]);
+        let dns = DnsProcess::start(
+            &cluster,
+            &masters,
+            &["--vip-address", "127.0.0.1", "--external-on", "false"],
+        );
 
-        create(&cluster, &web_app(cluster.dir(), "/shop/web", 2, json!({"HAPROXY_GROUP": "external",
-            "HAPROXY_0_VHOST": "shop.example.com,www.shop.example.com"}), json!({"VIP_0": format!("/shop-web:{vip_port}")}))).await;
-        create(&cluster, &web_app(cluster.dir(), "/shop/api", 1, json!({"HAPROXY_GROUP": "external",
-            "HAPROXY_0_VHOST": "shop.example.com", "HAPROXY_0_PATH": "/api /whoami"}), json!({}))).await;
-        create(&cluster, &web_app(cluster.dir(), "/plain", 1, json!({"HAPROXY_GROUP": "external", "HAPROXY_0_MODE": "tcp"}), json!({}))).await;
-        create(&cluster, &web_app(cluster.dir(), "/internal/db", 1, json!({"HAPROXY_GROUP": "internal", "HAPROXY_0_MODE": "http"}), json!({}))).await;
+        create(
+            &cluster,
+            &web_app(
+                cluster.dir(),
+                "/shop/web",
+                2,
+                json!({"HAPROXY_GROUP": "external",
+            "HAPROXY_0_VHOST": "shop.example.com,www.shop.example.com"}),
+                json!({"VIP_0": format!("/shop-web:{vip_port}")}),
+            ),
+        )
+        .await;
+        create(
+            &cluster,
+            &web_app(
+                cluster.dir(),
+                "/shop/api",
+                1,
+                json!({"HAPROXY_GROUP": "external",
+            "HAPROXY_0_VHOST": "shop.example.com", "HAPROXY_0_PATH": "/api /whoami"}),
+                json!({}),
+            ),
+        )
+        .await;
+        create(
+            &cluster,
+            &web_app(
+                cluster.dir(),
+                "/plain",
+                1,
+                json!({"HAPROXY_GROUP": "external", "HAPROXY_0_MODE": "tcp"}),
+                json!({}),
+            ),
+        )
+        .await;
+        create(
+            &cluster,
+            &web_app(
+                cluster.dir(),
+                "/internal/db",
+                1,
+                json!({"HAPROXY_GROUP": "internal", "HAPROXY_0_MODE": "http"}),
+                json!({}),
+            ),
+        )
+        .await;
 
         // Host (case and port ignored) and path rules on the HTTP port.
         let http = Http::new();
         let url = format!("{}/whoami", LbProcess::url(lb.http));
-        let seen = get_until(&http, &url, &[("Host", "SHOP.example.com:80")], Duration::from_secs(30), |b| b.starts_with("/shop/api:")).await;
-        assert!(seen.iter().all(|b| b.starts_with("/shop/api:")), "the path rule wins for its paths: {seen:?}");
+        let seen = get_until(
+            &http,
+            &url,
+            &[("Host", "SHOP.example.com:80")],
+            Duration::from_secs(30),
+            |b| b.starts_with("/shop/api:"),
+        )
+        .await;
+        assert!(
+            seen.iter().all(|b| b.starts_with("/shop/api:")),
+            "the path rule wins for its paths: {seen:?}"
+        );
         let index = format!("{}/", LbProcess::url(lb.http));
-        let seen = get_until(&http, &index, &[("Host", "www.shop.example.com")], Duration::from_secs(30), |b| b.starts_with("/shop/web:")).await;
-        assert!(seen.iter().all(|b| b.starts_with("/shop/web:") && b.ends_with(" /")), "{seen:?}");
-        let unknown = http.client.get(&url).header("Host", "nobody.example.com").send().await.expect("the LB answers");
+        let seen = get_until(
+            &http,
+            &index,
+            &[("Host", "www.shop.example.com")],
+            Duration::from_secs(30),
+            |b| b.starts_with("/shop/web:"),
+        )
+        .await;
+        assert!(
+            seen.iter()
+                .all(|b| b.starts_with("/shop/web:") && b.ends_with(" /")),
+            "{seen:?}"
+        );
+        let unknown = http
+            .client
+            .get(&url)
+            .header("Host", "nobody.example.com")
+            .send()
+            .await
+            .expect("the LB answers");
         assert_eq!(unknown.status(), 503, "no rule for this host");
 
         // Both tasks of /shop/web take turns behind its service port.
         let web_port = service_port(&cluster, "/shop/web").await;
         let mut ports = std::collections::BTreeSet::new();
-        get_until(&http, &format!("http://127.0.0.1:{web_port}/whoami"), &[], Duration::from_secs(30), |b| {
-            ports.insert(b.to_owned());
-            ports.len() == 2
-        })
+        get_until(
+            &http,
+            &format!("http://127.0.0.1:{web_port}/whoami"),
+            &[],
+            Duration::from_secs(30),
+            |b| {
+                ports.insert(b.to_owned());
+                ports.len() == 2
+            },
+        )
         .await;
 
         // /plain has no vhost: its service port is a tcp-mode frontend.
         let plain_port = service_port(&cluster, "/plain").await;
-        get_until(&http, &format!("http://127.0.0.1:{plain_port}/whoami"), &[], Duration::from_secs(30), |b| b.starts_with("/plain:")).await;
+        get_until(
+            &http,
+            &format!("http://127.0.0.1:{plain_port}/whoami"),
+            &[],
+            Duration::from_secs(30),
+            |b| b.starts_with("/plain:"),
+        )
+        .await;
 
         // The app-id port routes by X-Marathon-App-Id to http-mode apps only.
         let app_id_url = format!("{}/whoami", LbProcess::url(lb.app_id));
         for id in ["/shop/api", "/shop/web"] {
-            get_until(&http, &app_id_url, &[("X-Marathon-App-Id", id)], Duration::from_secs(10), |b| b.starts_with(&format!("{id}:"))).await;
+            get_until(
+                &http,
+                &app_id_url,
+                &[("X-Marathon-App-Id", id)],
+                Duration::from_secs(10),
+                |b| b.starts_with(&format!("{id}:")),
+            )
+            .await;
         }
-        let tcp_app = http.client.get(&app_id_url).header("X-Marathon-App-Id", "/plain").send().await.expect("the LB answers");
+        let tcp_app = http
+            .client
+            .get(&app_id_url)
+            .header("X-Marathon-App-Id", "/plain")
+            .send()
+            .await
+            .expect("the LB answers");
         assert_eq!(tcp_app.status(), 503, "/plain is a tcp-mode app");
 
         // Another group's app is not served by this LB.
         let db_port = service_port(&cluster, "/internal/db").await;
-        let other_group = http.client.get(&app_id_url).header("X-Marathon-App-Id", "/internal/db").send().await.expect("the LB answers");
+        let other_group = http
+            .client
+            .get(&app_id_url)
+            .header("X-Marathon-App-Id", "/internal/db")
+            .send()
+            .await
+            .expect("the LB answers");
         assert_eq!(other_group.status(), 503);
-        assert!(http.client.get(format!("http://127.0.0.1:{db_port}/whoami")).send().await.is_err(), "no listener for another group's port");
+        assert!(
+            http.client
+                .get(format!("http://127.0.0.1:{db_port}/whoami"))
+                .send()
+                .await
+                .is_err(),
+            "no listener for another group's port"
+        );
 
         // The VIP: its DNS name gives the LB's address, its port reaches the app.
-        let vip_ip = wait_dig(dns.dns, &["shop-web.marathon.l4lb.thisdcos.directory"], Duration::from_secs(20), |a| !a.is_empty()).await;
+        let vip_ip = wait_dig(
+            dns.dns,
+            &["shop-web.marathon.l4lb.thisdcos.directory"],
+            Duration::from_secs(20),
+            |a| !a.is_empty(),
+        )
+        .await;
         assert_eq!(vip_ip, "127.0.0.1");
-        get_until(&http, &format!("http://{vip_ip}:{vip_port}/whoami"), &[], Duration::from_secs(10), |b| b.starts_with("/shop/web:")).await;
+        get_until(
+            &http,
+            &format!("http://{vip_ip}:{vip_port}/whoami"),
+            &[],
+            Duration::from_secs(10),
+            |b| b.starts_with("/shop/web:"),
+        )
+        .await;
 
         // Stats: the backends with their servers up, and the routing table.
-        let stats = http.client.get(format!("{}/haproxy?stats", LbProcess::url(lb.stats))).send().await.expect("stats").text().await.expect("stats body");
+        let stats = http
+            .client
+            .get(format!("{}/haproxy?stats", LbProcess::url(lb.stats)))
+            .send()
+            .await
+            .expect("stats")
+            .text()
+            .await
+            .expect("stats body");
         assert!(stats.contains(&format!("shop_web_{web_port}")), "{stats}");
-        let config: Value = http.client.get(format!("{}/_haproxy_getconfig", LbProcess::url(lb.stats))).send().await.expect("config").json().await.expect("config JSON");
-        assert_eq!(config["backends"][format!("shop_web_{web_port}")]["servers"].as_array().map(Vec::len), Some(2), "{config}");
-        let metrics = http.client.get(format!("{}/metrics", LbProcess::url(lb.stats))).send().await.expect("metrics").text().await.expect("metrics body");
-        assert!(metrics.contains(&format!("shop_web_{web_port}")), "{metrics}");
+        let config: Value = http
+            .client
+            .get(format!("{}/_haproxy_getconfig", LbProcess::url(lb.stats)))
+            .send()
+            .await
+            .expect("config")
+            .json()
+            .await
+            .expect("config JSON");
+        assert_eq!(
+            config["backends"][format!("shop_web_{web_port}")]["servers"]
+                .as_array()
+                .map(Vec::len),
+            Some(2),
+            "{config}"
+        );
+        let metrics = http
+            .client
+            .get(format!("{}/metrics", LbProcess::url(lb.stats)))
+            .send()
+            .await
+            .expect("metrics")
+            .text()
+            .await
+            .expect("metrics body");
+        assert!(
+            metrics.contains(&format!("shop_web_{web_port}")),
+            "{metrics}"
+        );
     })
     .await
     .expect("test timed out");
@@ -215,14 +397,26 @@ impl Load {
         let failures = Arc::new(std::sync::Mutex::new(Vec::new()));
         let workers = (0..workers)
             .map(|_| {
-                let (stop, sent, failures, url) = (Arc::clone(&stop), Arc::clone(&sent), Arc::clone(&failures), url.clone());
+                let (stop, sent, failures, url) = (
+                    Arc::clone(&stop),
+                    Arc::clone(&sent),
+                    Arc::clone(&failures),
+                    url.clone(),
+                );
                 tokio::spawn(async move {
                     let http = Http::new();
                     while !stop.load(Ordering::Relaxed) {
-                        let outcome = http.client.post(&url).header("Host", host).body("payload").send().await;
+                        let outcome = http
+                            .client
+                            .post(&url)
+                            .header("Host", host)
+                            .body("payload")
+                            .send()
+                            .await;
                         sent.fetch_add(1, Ordering::Relaxed);
                         let failure = match outcome {
-                            Ok(response) if response.status() == 200 => match response.text().await {
+                            Ok(response) if response.status() == 200 => match response.text().await
+                            {
                                 Ok(_) => None,
                                 Err(error) => Some(format!("body: {error}")),
                             },
@@ -236,7 +430,12 @@ impl Load {
                 })
             })
             .collect();
-        Self { stop, sent, failures, workers }
+        Self {
+            stop,
+            sent,
+            failures,
+            workers,
+        }
     }
 
     /// Stops the clients; returns (requests sent, failures).
@@ -256,41 +455,104 @@ async fn restarts_and_scale_downs_under_load_fail_no_request() {
         let cluster = start_cluster().await;
         let masters = vec![cluster.masters[0].addr.clone()];
         let lb = LbProcess::start(&cluster, &masters, &["--health-check"]).await;
-        create(&cluster, &web_app(cluster.dir(), "/busy", 4, json!({"HAPROXY_GROUP": "external", "HAPROXY_0_VHOST": "busy.example.com"}), json!({}))).await;
+        create(
+            &cluster,
+            &web_app(
+                cluster.dir(),
+                "/busy",
+                4,
+                json!({"HAPROXY_GROUP": "external", "HAPROXY_0_VHOST": "busy.example.com"}),
+                json!({}),
+            ),
+        )
+        .await;
         let url = format!("{}/whoami", LbProcess::url(lb.http));
         let http = Http::new();
         let mut serving = std::collections::BTreeSet::new();
-        get_until(&http, &url, &[("Host", "busy.example.com")], Duration::from_secs(60), |b| {
-            serving.insert(b.to_owned());
-            serving.len() == 4
-        })
+        get_until(
+            &http,
+            &url,
+            &[("Host", "busy.example.com")],
+            Duration::from_secs(60),
+            |b| {
+                serving.insert(b.to_owned());
+                serving.len() == 4
+            },
+        )
         .await;
         wait_deployments_done(&cluster, Duration::from_secs(30)).await;
 
         // A rolling restart of all 4 instances under a continuous load.
         let load = Load::start(url.clone(), "busy.example.com", 4);
         tokio::time::sleep(Duration::from_millis(300)).await;
-        let restart = cluster.http.post(&format!("{}/v2/apps/busy/restart", cluster.url(0)), &json!({})).await;
+        let restart = cluster
+            .http
+            .post(
+                &format!("{}/v2/apps/busy/restart", cluster.url(0)),
+                &json!({}),
+            )
+            .await;
         assert!(restart.ok(), "{}", restart.body);
         wait_deployments_done(&cluster, Duration::from_secs(90)).await;
         let (sent, failures) = load.finish().await;
         assert!(sent > 100, "the load ran: {sent} requests");
-        assert!(failures.is_empty(), "{} of {sent} requests failed during the restart: {:?}", failures.len(), &failures[..failures.len().min(10)]);
-        let after: std::collections::BTreeSet<String> = get_until(&http, &url, &[("Host", "busy.example.com")], Duration::from_secs(5), |_| true).await.into_iter().collect();
-        assert!(after.is_disjoint(&serving), "new tasks serve after the restart: {after:?} vs {serving:?}");
+        assert!(
+            failures.is_empty(),
+            "{} of {sent} requests failed during the restart: {:?}",
+            failures.len(),
+            &failures[..failures.len().min(10)]
+        );
+        let after: std::collections::BTreeSet<String> = get_until(
+            &http,
+            &url,
+            &[("Host", "busy.example.com")],
+            Duration::from_secs(5),
+            |_| true,
+        )
+        .await
+        .into_iter()
+        .collect();
+        assert!(
+            after.is_disjoint(&serving),
+            "new tasks serve after the restart: {after:?} vs {serving:?}"
+        );
 
         // Scale down from 4 to 1 under load.
         let load = Load::start(url.clone(), "busy.example.com", 4);
         tokio::time::sleep(Duration::from_millis(300)).await;
-        let scaled = cluster.http.put(&format!("{}/v2/apps/busy?force=true", cluster.url(0)), &json!({"instances": 1})).await;
+        let scaled = cluster
+            .http
+            .put(
+                &format!("{}/v2/apps/busy?force=true", cluster.url(0)),
+                &json!({"instances": 1}),
+            )
+            .await;
         assert!(scaled.ok(), "{}", scaled.body);
         wait_deployments_done(&cluster, Duration::from_secs(60)).await;
         tokio::time::sleep(Duration::from_millis(500)).await;
         let (sent, failures) = load.finish().await;
         assert!(sent > 50, "the load ran: {sent} requests");
-        assert!(failures.is_empty(), "{} of {sent} requests failed during the scale-down: {:?}", failures.len(), &failures[..failures.len().min(10)]);
-        let config: Value = http.client.get(format!("{}/_haproxy_getconfig", LbProcess::url(lb.stats))).send().await.expect("config").json().await.expect("config JSON");
-        let servers: Vec<usize> = config["backends"].as_object().expect("backends").values().map(|b| b["servers"].as_array().map_or(0, Vec::len)).collect();
+        assert!(
+            failures.is_empty(),
+            "{} of {sent} requests failed during the scale-down: {:?}",
+            failures.len(),
+            &failures[..failures.len().min(10)]
+        );
+        let config: Value = http
+            .client
+            .get(format!("{}/_haproxy_getconfig", LbProcess::url(lb.stats)))
+            .send()
+            .await
+            .expect("config")
+            .json()
+            .await
+            .expect("config JSON");
+        let servers: Vec<usize> = config["backends"]
+            .as_object()
+            .expect("backends")
+            .values()
+            .map(|b| b["servers"].as_array().map_or(0, Vec::len))
+            .collect();
         assert_eq!(servers, vec![1], "{config}");
     })
     .await
@@ -305,11 +567,17 @@ async fn a_blue_green_switch_through_the_lb_fails_no_request() {
         let lb = LbProcess::start(&cluster, &masters, &["--health-check"]).await;
         let (port, alt_port) = (free_port(), free_port());
         let write = |release: u32| {
-            let mut app = web_app(cluster.dir(), "/shop", 3, json!({
-                "HAPROXY_GROUP": "external",
-                "HAPROXY_DEPLOYMENT_GROUP": "shop",
-                "HAPROXY_DEPLOYMENT_ALT_PORT": alt_port.to_string()
-            }), json!({}));
+            let mut app = web_app(
+                cluster.dir(),
+                "/shop",
+                3,
+                json!({
+                    "HAPROXY_GROUP": "external",
+                    "HAPROXY_DEPLOYMENT_GROUP": "shop",
+                    "HAPROXY_DEPLOYMENT_ALT_PORT": alt_port.to_string()
+                }),
+                json!({}),
+            );
             app["portDefinitions"][0]["port"] = json!(port);
             app["env"] = json!({"RELEASE": release.to_string()});
             let path = cluster.dir().join(format!("shop-{release}.json"));
@@ -321,7 +589,15 @@ async fn a_blue_green_switch_through_the_lb_fails_no_request() {
             let master = master.clone();
             async move {
                 let out = support::run_orch(
-                    &["--master", &master, "app", "deploy-bluegreen", &file, "--step-delay", "200ms"],
+                    &[
+                        "--master",
+                        &master,
+                        "app",
+                        "deploy-bluegreen",
+                        &file,
+                        "--step-delay",
+                        "200ms",
+                    ],
                     Duration::from_secs(120),
                 )
                 .await;
@@ -331,7 +607,10 @@ async fn a_blue_green_switch_through_the_lb_fails_no_request() {
         deploy(write(1)).await;
         let url = format!("http://127.0.0.1:{port}/");
         let http = Http::new();
-        get_until(&http, &url, &[], Duration::from_secs(30), |b| b.starts_with("/shop-blue:")).await;
+        get_until(&http, &url, &[], Duration::from_secs(30), |b| {
+            b.starts_with("/shop-blue:")
+        })
+        .await;
 
         // Blue → green under load on the port both colours share (HAPROXY_0_PORT).
         let load = Load::start(url.clone(), "shop.example.com", 4);
@@ -340,11 +619,33 @@ async fn a_blue_green_switch_through_the_lb_fails_no_request() {
         tokio::time::sleep(Duration::from_millis(300)).await;
         let (sent, failures) = load.finish().await;
         assert!(sent > 100, "the load ran: {sent} requests");
-        assert!(failures.is_empty(), "{} of {sent} requests failed during the switch: {:?}", failures.len(), &failures[..failures.len().min(10)]);
+        assert!(
+            failures.is_empty(),
+            "{} of {sent} requests failed during the switch: {:?}",
+            failures.len(),
+            &failures[..failures.len().min(10)]
+        );
         let seen = get_until(&http, &url, &[], Duration::from_secs(5), |_| true).await;
-        assert!(seen.iter().all(|b| b.starts_with("/shop-green:")), "{seen:?}");
-        let config: Value = http.client.get(format!("{}/_haproxy_getconfig", LbProcess::url(lb.stats))).send().await.expect("config").json().await.expect("config JSON");
-        assert_eq!(config["backends"][format!("shop_{port}")]["servers"].as_array().map(Vec::len), Some(3), "{config}");
+        assert!(
+            seen.iter().all(|b| b.starts_with("/shop-green:")),
+            "{seen:?}"
+        );
+        let config: Value = http
+            .client
+            .get(format!("{}/_haproxy_getconfig", LbProcess::url(lb.stats)))
+            .send()
+            .await
+            .expect("config")
+            .json()
+            .await
+            .expect("config JSON");
+        assert_eq!(
+            config["backends"][format!("shop_{port}")]["servers"]
+                .as_array()
+                .map(Vec::len),
+            Some(3),
+            "{config}"
+        );
     })
     .await
     .expect("test timed out");

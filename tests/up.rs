@@ -36,7 +36,11 @@ impl Workdir {
             .tempdir()
             .expect("create temp dir");
         let api = free_port();
-        let text = format!("api: 127.0.0.1:{api}\n{}{}{extra}", dns_lines(), lb_lines().0);
+        let text = format!(
+            "api: 127.0.0.1:{api}\n{}{}{extra}",
+            dns_lines(),
+            lb_lines().0
+        );
         std::fs::write(dir.path().join("infra.yaml"), text).expect("write infra.yaml");
         Self { dir, api }
     }

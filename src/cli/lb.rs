@@ -170,14 +170,13 @@ fn config(args: LbArgs) -> LbConfig {
         stats_port: args.stats_port,
         ssl_certs: args.ssl_certs,
         limits: args.limits.limits(),
-        haproxy: args
-            .haproxy_config
-            .zip(args.haproxy_reload)
-            .map(|(config_path, reload_command)| HaproxyMode {
+        haproxy: args.haproxy_config.zip(args.haproxy_reload).map(
+            |(config_path, reload_command)| HaproxyMode {
                 config_path,
                 reload_command,
                 haproxy_binary: args.haproxy_bin,
-            }),
+            },
+        ),
     }
 }
 

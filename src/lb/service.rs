@@ -87,5 +87,8 @@ async fn follow(
 
 /// Whether two tables route alike (the snapshot index aside).
 fn same_routes(a: &RoutingTable, b: &RoutingTable) -> bool {
-    a.backends == b.backends && a.frontends == b.frontends && a.vhosts == b.vhosts && a.app_ids == b.app_ids
+    a.backends == b.backends
+        && a.frontends == b.frontends
+        && a.vhosts == b.vhosts
+        && a.app_ids == b.app_ids
 }

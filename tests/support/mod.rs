@@ -1528,20 +1528,51 @@ impl LbProcess {
     /// until its stats port answers.
     pub async fn start(cluster: &Cluster, masters: &[String], extra: &[&str]) -> Self {
         let (http, https, app_id, stats) = (free_port(), free_port(), free_port(), free_port());
-        let mut args = vec!["--masters".to_owned(), masters.join(","), "--bind-addr".into(), "127.0.0.1".into()];
-        for (flag, port) in [("--http-port", http), ("--https-port", https), ("--app-id-port", app_id), ("--stats-port", stats)] {
+        let mut args = vec![
+            "--masters".to_owned(),
+            masters.join(","),
+            "--bind-addr".into(),
+            "127.0.0.1".into(),
+        ];
+        for (flag, port) in [
+            ("--http-port", http),
+            ("--https-port", https),
+            ("--app-id-port", app_id),
+            ("--stats-port", stats),
+        ] {
             args.extend([flag.to_owned(), port.to_string()]);
         }
         args.extend(extra.iter().map(|s| (*s).to_owned()));
         let name = format!("lb-{stats}");
-        let mut process = Master::new(cluster.dir(), &name, &format!("127.0.0.1:{stats}"), cluster.dir().join(&name), args);
+        let mut process = Master::new(
+            cluster.dir(),
+            &name,
+            &format!("127.0.0.1:{stats}"),
+            cluster.dir().join(&name),
+            args,
+        );
         process.subcommand = "lb".into();
         process.start();
-        let lb = Self { process, http, https, app_id, stats };
+        let lb = Self {
+            process,
+            http,
+            https,
+            app_id,
+            stats,
+        };
         let health = format!("http://127.0.0.1:{stats}/_haproxy_health_check");
         let deadline = Instant::now() + Duration::from_secs(10);
-        while !cluster.http.send(reqwest::Method::GET, &health, None, None).await.is_ok_and(|r| r.ok()) {
-            assert!(Instant::now() < deadline, "orch lb never answered:\n{}", lb.process.logs(30));
+        while !cluster
+            .http
+            .send(reqwest::Method::GET, &health, None, None)
+            .await
+            .is_ok_and(|r| r.ok())
+        {
+            assert!(
+                Instant::now() < deadline,
+                "orch lb never answered:\n{}",
+                lb.process.logs(30)
+            );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         lb

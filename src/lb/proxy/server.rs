@@ -6,8 +6,11 @@
 //!
 //! Up and down: a failed connect marks a server down and a successful one marks it up again
 //! (the cluster's own health checks decide membership; this only steers new traffic away
-//! from a server that just refused). A down server gets one probe connection per
-//! [`PROBE_AFTER`], so it comes back without health checks of our own.
+//! from a server that just refused). A down server gets one probe connection after
+//! [`FIRST_PROBE_AFTER`], doubling with every failed probe up to [`PROBE_AFTER`], so it comes
+//! back without health checks of our own: a task that refused because it was still starting
+//! (it is routed from TASK_RUNNING on) serves a few milliseconds later, a dead one costs one
+//! connect every 2 s.
 //!
 //! May depend on: std, [`super::io`], [`super::pool`], [`super::stats`].
 
@@ -15,12 +18,15 @@ use super::io::Meter;
 use super::pool::Pool;
 use super::stats::Counters;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// How long a down server is left alone before one connection probes it again.
+/// How long a down server is left alone before one connection probes it again, at most.
 pub(crate) const PROBE_AFTER: Duration = Duration::from_secs(2);
+
+/// The wait before the first probe after a server went down.
+pub(crate) const FIRST_PROBE_AFTER: Duration = Duration::from_millis(10);
 
 /// One backend's state.
 #[derive(Debug, Default)]
@@ -46,6 +52,8 @@ pub(crate) struct ServerState {
     up: AtomicBool,
     /// When it was marked down (or last probed), milliseconds since `epoch`.
     down_at: AtomicU64,
+    /// Failed connects in a row (sets the wait before the next probe).
+    failures: AtomicU32,
     /// The reference point of `down_at`.
     epoch: Instant,
 }
@@ -60,6 +68,7 @@ impl ServerState {
             pool: Pool::default(),
             up: AtomicBool::new(true),
             down_at: AtomicU64::new(0),
+            failures: AtomicU32::new(0),
             epoch: Instant::now(),
         }
     }
@@ -74,6 +83,7 @@ impl ServerState {
         self.counters.connect_errors.fetch_add(1, Relaxed);
         self.backend.counters.connect_errors.fetch_add(1, Relaxed);
         self.down_at.store(self.millis(), Relaxed);
+        self.failures.fetch_add(1, Relaxed);
         self.up.store(false, Relaxed);
     }
 
@@ -81,18 +91,19 @@ impl ServerState {
     pub fn mark_up(&self) {
         if !self.up.load(Relaxed) {
             self.up.store(true, Relaxed);
+            self.failures.store(0, Relaxed);
         }
     }
 
-    /// For a down server: whether this caller may probe it now (at most one caller per
-    /// [`PROBE_AFTER`] gets `true`). Up servers always give `true`.
+    /// For a down server: whether this caller may probe it now (at most one caller per wait,
+    /// see the module docs). Up servers always give `true`.
     pub fn claim_probe(&self) -> bool {
         if self.is_up() {
             return true;
         }
         let now = self.millis();
         let at = self.down_at.load(Relaxed);
-        now >= at.saturating_add(PROBE_AFTER.as_millis() as u64)
+        now >= at.saturating_add(self.probe_wait().as_millis() as u64)
             && self
                 .down_at
                 .compare_exchange(at, now, Relaxed, Relaxed)
@@ -102,6 +113,14 @@ impl ServerState {
     /// It left the routing table: close its idle connections and pool no more.
     pub fn retire(&self) {
         self.pool.retire();
+    }
+
+    /// [`FIRST_PROBE_AFTER`] doubled per failure after the first, at most [`PROBE_AFTER`].
+    fn probe_wait(&self) -> Duration {
+        let doublings = self.failures.load(Relaxed).saturating_sub(1).min(16);
+        FIRST_PROBE_AFTER
+            .saturating_mul(1 << doublings)
+            .min(PROBE_AFTER)
     }
 
     fn millis(&self) -> u64 {
@@ -147,5 +166,22 @@ mod tests {
         assert!(server.is_up() && server.claim_probe());
         assert_eq!(server.counters.connect_errors.load(Relaxed), 1);
         assert_eq!(server.backend.counters.connect_errors.load(Relaxed), 1);
+    }
+
+    #[test]
+    fn the_wait_between_probes_doubles_up_to_the_cap_and_resets_when_up() {
+        let server = ServerState::new(
+            SocketAddr::from(([127, 0, 0, 1], 1)),
+            Arc::new(BackendState::default()),
+        );
+        let mut waits = Vec::new();
+        for _ in 0..10 {
+            server.mark_down();
+            waits.push(server.probe_wait().as_millis());
+        }
+        assert_eq!(waits, [10, 20, 40, 80, 160, 320, 640, 1280, 2000, 2000]);
+        server.mark_up();
+        server.mark_down();
+        assert_eq!(server.probe_wait(), FIRST_PROBE_AFTER);
     }
 }
