@@ -278,7 +278,10 @@ struct Lb {
 }
 
 impl Lb {
+    /// Starts a proxy serving `first` (whose `applied_index` must not be 0) and waits until
+    /// it does.
     async fn start(config: LbConfig, first: RoutingTable) -> Lb {
+        let index = first.applied_index;
         let proxy = Proxy::bind(Arc::new(config)).await.expect("bind the proxy");
         let addrs = proxy.addrs();
         let (tables, receiver) = watch::channel(Arc::new(first));
@@ -287,12 +290,25 @@ impl Lb {
         let task = tokio::spawn(proxy.run(receiver, Arc::clone(&hup), async move {
             let _ = stopped.await;
         }));
-        Lb {
+        let lb = Lb {
             addrs,
             tables,
             hup,
             stop: Some(stop),
             task: Some(task),
+        };
+        let client = client();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let applied = match client.get(lb.stats_url("/_haproxy_getconfig")).send().await {
+                Ok(response) => response.json::<Value>().await.ok(),
+                Err(_) => None,
+            };
+            if applied.is_some_and(|table| table["applied_index"] == index) {
+                return lb;
+            }
+            assert!(Instant::now() < deadline, "the first table was not applied");
+            tokio::time::sleep(Duration::from_millis(10)).await;
         }
     }
 
@@ -1428,8 +1444,11 @@ async fn oversized_request_heads_get_431() {
 async fn stats_json_csv_metrics_and_control_endpoints() {
     within(async {
         let web = http_backend("web").await;
+        let mut config = config();
+        // A short watchdog period: connections add their counts to the frontend soon.
+        config.limits.http_request_timeout = Duration::from_millis(400);
         let lb = Lb::start(
-            config(),
+            config,
             table(
                 vec![backend("web_10000", Mode::Http, &[web.addr])],
                 vec![],

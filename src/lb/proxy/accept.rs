@@ -9,13 +9,14 @@
 //! end the loop.
 //!
 //! May depend on: std, tokio, tokio-rustls, rustls, tracing, [`super::conn`],
-//! [`super::http_conn`], [`super::io`], [`super::shared`], [`super::tcp`],
+//! [`super::http_conn`], [`super::io`], [`super::shared`], [`super::stats`], [`super::tcp`],
 //! [`crate::lb`] (modes).
 
 use super::conn::{forwarded_for, ConnCtx};
 use super::http_conn;
 use super::io::{ClientMeter, Metered};
 use super::shared::{ListenerKind, Shared};
+use super::stats::Tally;
 use super::tcp;
 use super::timeouts::within;
 use crate::lb::Mode;
@@ -23,7 +24,6 @@ use hyper::header::HeaderValue;
 use rustls::ServerConfig;
 use std::io;
 use std::net::SocketAddr;
-use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -121,10 +121,7 @@ async fn connection(
     };
     let _open = counters.open();
     let local_port = stream.local_addr().map_or(listener.port(), |a| a.port());
-    let meter = Arc::new(ClientMeter {
-        frontend: Arc::clone(&counters),
-        reads: AtomicU64::new(0),
-    });
+    let meter = Arc::new(ClientMeter::new(Arc::clone(&counters)));
     let io = Metered::new(stream, Arc::clone(&meter));
     let accept_backend = backend.map(|b| live.backends[b].backend.name.clone());
     let context = |tls: bool, sni: Option<String>| ConnCtx {
@@ -141,6 +138,7 @@ async fn connection(
         in_flight: 0.into(),
         requests: 0.into(),
         idle_reads: 0.into(),
+        tally: Tally::default(),
     };
     match tls {
         None => serve(io, mode, context(false, None), live, backend, &shared).await,

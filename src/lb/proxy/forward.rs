@@ -63,8 +63,7 @@ pub(crate) async fn handle(
     ctx: Arc<ConnCtx>,
     request: Request<Incoming>,
 ) -> Result<Response<ResponseBody>, Infallible> {
-    let frontend = &ctx.meter.frontend;
-    frontend.requests.fetch_add(1, Relaxed);
+    ctx.tally.request();
     let in_flight = InFlight::start(Arc::clone(&ctx));
     let response = match route(&live, &ctx, &request) {
         None => replies::error(StatusCode::SERVICE_UNAVAILABLE),
@@ -76,7 +75,7 @@ pub(crate) async fn handle(
             response
         }
     };
-    frontend.count_response(response.status());
+    ctx.tally.response(response.status());
     Ok(response)
 }
 

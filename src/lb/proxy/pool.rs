@@ -195,7 +195,9 @@ pub(crate) async fn connect(
 ) -> Result<Box<Upstream>, LbError> {
     let stream = connect_tcp(server, timeout).await?;
     let io = TokioIo::new(Metered::new(stream, Arc::clone(server)));
-    let (sender, connection) = http1::handshake(io)
+    let (sender, connection) = http1::Builder::new()
+        .writev(false)
+        .handshake(io)
         .await
         .map_err(|error| LbError::Connect {
             address: server.address,

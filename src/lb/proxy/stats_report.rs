@@ -120,13 +120,23 @@ pub(crate) fn report(live: &Live, fixed: &[(&'static str, &Counters)]) -> Report
                 })
                 .collect();
             let servers_up = servers.iter().filter(|s| s.status == "UP").count();
+            let mut counters = backend.state.counters.snapshot();
+            counters.rate = 0.0;
+            for server in &servers {
+                let c = &server.counters;
+                counters.current += c.current;
+                counters.total += c.total;
+                counters.bytes_in += c.bytes_in;
+                counters.bytes_out += c.bytes_out;
+                counters.rate += c.rate;
+            }
             BackendReport {
                 name: backend.backend.name.clone(),
                 mode: backend.backend.mode,
                 balance: backend.backend.balance,
                 status: if servers_up > 0 { "UP" } else { "DOWN" },
                 servers_up,
-                counters: backend.state.counters.snapshot(),
+                counters,
                 servers,
             }
         })
