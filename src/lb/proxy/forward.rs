@@ -157,17 +157,18 @@ async fn forward(
         }
     }
 
+    // The server the request's sticky cookie names, if it can take it; a response from
+    // any other server sets the cookie anew.
     let mut chosen = None;
-    let mut set_cookie = false;
     if backend.backend.sticky {
         let cookie = sticky_cookie(request.headers());
         let carried = cookie.is_some();
         chosen = cookie.and_then(|cookie| balance::sticky(backend, cookie));
-        set_cookie = chosen.is_none();
         if carried {
             strip_sticky_cookie(request.headers_mut());
         }
     }
+    let sticky_target = chosen;
 
     let upgrade = is_upgrade(request.headers());
     let mut client_upgrade: Option<OnUpgrade> = upgrade.then(|| hyper::upgrade::on(&mut request));
@@ -278,7 +279,7 @@ async fn forward(
                 }
                 let (mut parts, body) = response.into_parts();
                 strip_hop_by_hop(&mut parts.headers, false);
-                if set_cookie {
+                if backend.backend.sticky && sticky_target != Some(server) {
                     parts
                         .headers
                         .append(SET_COOKIE, live_server.set_cookie.clone());
