@@ -12,8 +12,8 @@
 //! nothing, so no new request goes to a server that left. Reuse is last-in first-out (the
 //! warmest connection).
 //!
-//! May depend on: std, tokio, hyper, hyper-util, tracing, [`super::body`], [`super::io`],
-//! [`super::server`], [`super::timeouts`], [`crate::lb::LbError`].
+//! May depend on: std, tokio, hyper, hyper-util, bytes, tracing, [`super::body`],
+//! [`super::io`], [`super::server`], [`super::timeouts`], [`crate::lb::LbError`].
 
 use super::body::RequestBody;
 use super::io::Metered;
