@@ -1483,6 +1483,67 @@ async fn a_client_that_never_finishes_its_headers_is_cut() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_client_and_keep_alive_timeouts() {
+    within(async {
+        let web = http_backend("web").await;
+        let mut config = config();
+        config.limits.server_timeout = Duration::from_millis(300);
+        config.limits.client_timeout = Duration::from_millis(300);
+        config.limits.keep_alive_timeout = Duration::from_millis(300);
+        let lb = Lb::start(
+            config,
+            table(
+                vec![backend("web_10000", Mode::Http, &[web.addr])],
+                vec![],
+                vec![vhost("web.example.com", &[], "web_10000")],
+            ),
+        )
+        .await;
+        // timeout server: no response head in time gives 504.
+        let mut raw = RawHttp::connect(lb.http()).await;
+        let started = Instant::now();
+        let (status, _, body) = raw
+            .get("web.example.com", "/?sleep=2000")
+            .await
+            .expect("a response");
+        assert_eq!(status, 504, "{body}");
+        assert!(body.contains("504 Gateway Time-out"), "{body}");
+        assert!(started.elapsed() < Duration::from_millis(1500));
+
+        // timeout http-keep-alive: an idle connection is closed.
+        let mut idle = RawHttp::connect(lb.http()).await;
+        assert_eq!(idle.get("web.example.com", "/").await.expect("served").0, 200);
+        let idle_since = Instant::now();
+        let mut rest = Vec::new();
+        tokio::time::timeout(Duration::from_secs(3), idle.stream.read_to_end(&mut rest))
+            .await
+            .expect("the idle connection is closed")
+            .expect("clean close");
+        let waited = idle_since.elapsed();
+        assert!(
+            waited >= Duration::from_millis(250) && waited < Duration::from_millis(1500),
+            "closed after {waited:?}"
+        );
+
+        // timeout client: a request body that stops coming is cut; others are served.
+        let mut stalled = TcpStream::connect(lb.http()).await.expect("connect");
+        stalled
+            .write_all(b"POST / HTTP/1.1\r\nHost: web.example.com\r\nContent-Length: 100\r\n\r\n0123456789")
+            .await
+            .expect("partial body");
+        let mut answer = Vec::new();
+        let cut = tokio::time::timeout(Duration::from_secs(3), stalled.read_to_end(&mut answer)).await;
+        assert!(cut.is_ok(), "the stalled upload was not cut");
+        let answer = String::from_utf8_lossy(&answer);
+        assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+        let (status, _) = get(&client(), lb.http(), "web.example.com", "/").await;
+        assert_eq!(status, 200);
+        lb.stop().await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn oversized_request_heads_get_431() {
     within(async {
         let web = http_backend("web").await;

@@ -8,7 +8,8 @@
 //! be connected (refused, `timeout connect`) is marked down and another is tried, up to
 //! `retries` more (the request was not sent, so this is safe for every method, as
 //! HAProxy's default `retry-on conn-failure`); when every try failed → 502; no response
-//! head within `timeout server` → 504. A pooled connection found closed when used is
+//! head within `timeout server` → 504; a request body that stalls for `timeout client`
+//! → 408. A pooled connection found closed when used is
 //! replaced by another without counting a retry; an idempotent request without a body sent
 //! on a connection that was idle a while, which the server closed as the request went out,
 //! is sent once more on a fresh connection.
@@ -22,7 +23,7 @@
 //! May depend on: std, tokio, hyper, hyper-util, tracing, [`super::balance`],
 //! [`super::body`], [`super::conn`], [`super::exchange`], [`super::headers`],
 //! [`super::live`], [`super::pool`], [`super::replies`], [`super::route`],
-//! [`super::shared`], [`super::tcp`], [`super::timeouts`].
+//! [`super::shared`], [`super::tcp`], [`super::timeouts`], [`crate::lb::LbError`].
 
 use super::balance;
 use super::body::{RequestBody, ResponseBody};
@@ -39,6 +40,7 @@ use super::route::{normalize_host, request_host};
 use super::shared::ListenerKind;
 use super::tcp;
 use super::timeouts::within;
+use crate::lb::LbError;
 use hyper::body::{Body, Incoming};
 use hyper::header::{HeaderMap, HeaderValue, CACHE_CONTROL, SET_COOKIE, STRICT_TRANSPORT_SECURITY};
 use hyper::upgrade::OnUpgrade;
@@ -108,6 +110,21 @@ fn is_idempotent(method: &Method) -> bool {
         *method,
         Method::GET | Method::HEAD | Method::OPTIONS | Method::PUT | Method::DELETE | Method::TRACE
     )
+}
+
+/// Whether `error` was caused by the client's request body stalling (`timeout client`).
+fn client_timed_out(error: &hyper::Error) -> bool {
+    let mut cause = std::error::Error::source(error);
+    while let Some(error) = cause {
+        if matches!(
+            error.downcast_ref::<LbError>(),
+            Some(LbError::ClientTimeout { .. })
+        ) {
+            return true;
+        }
+        cause = error.source();
+    }
+    false
 }
 
 /// A request head kept for one replay.
@@ -325,9 +342,13 @@ async fn forward(
                 tracing::debug!(
                     error = &error as &dyn std::error::Error,
                     server = %live_server.name,
-                    "the server failed the request"
+                    "the request failed"
                 );
-                return replies::error(StatusCode::BAD_GATEWAY);
+                return replies::error(if client_timed_out(&error) {
+                    StatusCode::REQUEST_TIMEOUT
+                } else {
+                    StatusCode::BAD_GATEWAY
+                });
             }
         }
     }
