@@ -41,7 +41,8 @@ const TEST_TIMEOUT: Duration = Duration::from_secs(60);
 // ---------------------------------------------------------------------------------------
 
 /// An HTTP server in this process answering JSON with its name, port, the request's path
-/// and headers; `?sleep=<ms>` delays the answer; `Upgrade` requests are switched and echoed.
+/// and headers and the size of its body; `?sleep=<ms>` delays the answer; `?size=<n>`
+/// answers `n` bytes instead; `Upgrade` requests are switched and echoed.
 struct HttpBackend {
     addr: SocketAddr,
     task: JoinHandle<()>,
@@ -91,6 +92,13 @@ async fn answer(
         .and_then(|ms| ms.parse::<u64>().ok())
     {
         tokio::time::sleep(Duration::from_millis(ms)).await;
+    }
+    if let Some(size) = query
+        .split('&')
+        .find_map(|pair| pair.strip_prefix("size="))
+        .and_then(|n| n.parse::<usize>().ok())
+    {
+        return Ok(Response::new(Full::new(Bytes::from(vec![b'x'; size]))));
     }
     if request.headers().contains_key(hyper::header::UPGRADE) {
         let upgrade = hyper::upgrade::on(&mut request);
@@ -278,7 +286,10 @@ struct Lb {
 }
 
 impl Lb {
+    /// Starts a proxy serving `first` (whose `applied_index` must not be 0) and waits until
+    /// it does.
     async fn start(config: LbConfig, first: RoutingTable) -> Lb {
+        let index = first.applied_index;
         let proxy = Proxy::bind(Arc::new(config)).await.expect("bind the proxy");
         let addrs = proxy.addrs();
         let (tables, receiver) = watch::channel(Arc::new(first));
@@ -287,12 +298,25 @@ impl Lb {
         let task = tokio::spawn(proxy.run(receiver, Arc::clone(&hup), async move {
             let _ = stopped.await;
         }));
-        Lb {
+        let lb = Lb {
             addrs,
             tables,
             hup,
             stop: Some(stop),
             task: Some(task),
+        };
+        let client = client();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let applied = match client.get(lb.stats_url("/_haproxy_getconfig")).send().await {
+                Ok(response) => response.json::<Value>().await.ok(),
+                Err(_) => None,
+            };
+            if applied.is_some_and(|table| table["applied_index"] == index) {
+                return lb;
+            }
+            assert!(Instant::now() < deadline, "the first table was not applied");
+            tokio::time::sleep(Duration::from_millis(10)).await;
         }
     }
 
@@ -1055,6 +1079,79 @@ async fn upgrades_are_tunnelled() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_bodies_stream_both_ways() {
+    within(async {
+        let web = http_backend("web").await;
+        let lb = Lb::start(
+            config(),
+            table(
+                vec![backend("web_10000", Mode::Http, &[web.addr])],
+                vec![],
+                vec![vhost("web.example.com", &[], "web_10000")],
+            ),
+        )
+        .await;
+        let client = client();
+        let url = format!("http://{}/", lb.http());
+        const SIZE: usize = 8 << 20;
+        let body: Value = client
+            .post(&url)
+            .header("host", "web.example.com")
+            .body(vec![7u8; SIZE])
+            .send()
+            .await
+            .expect("upload")
+            .json()
+            .await
+            .expect("json");
+        assert_eq!(body["body_len"], SIZE);
+        let download = client
+            .get(format!("{url}?size={SIZE}"))
+            .header("host", "web.example.com")
+            .send()
+            .await
+            .expect("download");
+        assert_eq!(download.status(), 200);
+        assert_eq!(download.bytes().await.expect("body").len(), SIZE);
+
+        // A chunked upload arriving in pieces, with pauses.
+        let mut raw = RawHttp::connect(lb.http()).await;
+        let stream = raw.stream.get_mut();
+        stream
+            .write_all(b"POST /chunked HTTP/1.1\r\nHost: web.example.com\r\nTransfer-Encoding: chunked\r\n\r\n")
+            .await
+            .expect("head");
+        for _ in 0..3 {
+            stream
+                .write_all(format!("{:x}\r\n{}\r\n", 1000, "y".repeat(1000)).as_bytes())
+                .await
+                .expect("chunk");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        stream.write_all(b"0\r\n\r\n").await.expect("last chunk");
+        let (status, _, body) = raw.read_response().await.expect("response");
+        assert_eq!(status, 200);
+        let body: Value = serde_json::from_str(&body).expect("json");
+        assert_eq!(body["body_len"], 3000);
+        assert_eq!(body["headers"]["transfer-encoding"], json!(["chunked"]));
+
+        let stats: Value = client
+            .get(lb.stats_url("/haproxy?stats"))
+            .send()
+            .await
+            .expect("stats")
+            .json()
+            .await
+            .expect("json");
+        let backend = &stats["backends"][0];
+        assert!(backend["bytes_in"].as_u64().expect("bytes_in") >= SIZE as u64);
+        assert!(backend["bytes_out"].as_u64().expect("bytes_out") >= SIZE as u64);
+        lb.stop().await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn backend_changes_under_load_fail_no_request_and_close_no_connection() {
     within(async {
         let web: Vec<HttpBackend> = vec![
@@ -1386,6 +1483,67 @@ async fn a_client_that_never_finishes_its_headers_is_cut() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_client_and_keep_alive_timeouts() {
+    within(async {
+        let web = http_backend("web").await;
+        let mut config = config();
+        config.limits.server_timeout = Duration::from_millis(300);
+        config.limits.client_timeout = Duration::from_millis(300);
+        config.limits.keep_alive_timeout = Duration::from_millis(300);
+        let lb = Lb::start(
+            config,
+            table(
+                vec![backend("web_10000", Mode::Http, &[web.addr])],
+                vec![],
+                vec![vhost("web.example.com", &[], "web_10000")],
+            ),
+        )
+        .await;
+        // timeout server: no response head in time gives 504.
+        let mut raw = RawHttp::connect(lb.http()).await;
+        let started = Instant::now();
+        let (status, _, body) = raw
+            .get("web.example.com", "/?sleep=2000")
+            .await
+            .expect("a response");
+        assert_eq!(status, 504, "{body}");
+        assert!(body.contains("504 Gateway Time-out"), "{body}");
+        assert!(started.elapsed() < Duration::from_millis(1500));
+
+        // timeout http-keep-alive: an idle connection is closed.
+        let mut idle = RawHttp::connect(lb.http()).await;
+        assert_eq!(idle.get("web.example.com", "/").await.expect("served").0, 200);
+        let idle_since = Instant::now();
+        let mut rest = Vec::new();
+        tokio::time::timeout(Duration::from_secs(3), idle.stream.read_to_end(&mut rest))
+            .await
+            .expect("the idle connection is closed")
+            .expect("clean close");
+        let waited = idle_since.elapsed();
+        assert!(
+            waited >= Duration::from_millis(250) && waited < Duration::from_millis(1500),
+            "closed after {waited:?}"
+        );
+
+        // timeout client: a request body that stops coming is cut; others are served.
+        let mut stalled = TcpStream::connect(lb.http()).await.expect("connect");
+        stalled
+            .write_all(b"POST / HTTP/1.1\r\nHost: web.example.com\r\nContent-Length: 100\r\n\r\n0123456789")
+            .await
+            .expect("partial body");
+        let mut answer = Vec::new();
+        let cut = tokio::time::timeout(Duration::from_secs(3), stalled.read_to_end(&mut answer)).await;
+        assert!(cut.is_ok(), "the stalled upload was not cut");
+        let answer = String::from_utf8_lossy(&answer);
+        assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+        let (status, _) = get(&client(), lb.http(), "web.example.com", "/").await;
+        assert_eq!(status, 200);
+        lb.stop().await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn oversized_request_heads_get_431() {
     within(async {
         let web = http_backend("web").await;
@@ -1428,8 +1586,11 @@ async fn oversized_request_heads_get_431() {
 async fn stats_json_csv_metrics_and_control_endpoints() {
     within(async {
         let web = http_backend("web").await;
+        let mut config = config();
+        // A short watchdog period: connections add their counts to the frontend soon.
+        config.limits.http_request_timeout = Duration::from_millis(400);
         let lb = Lb::start(
-            config(),
+            config,
             table(
                 vec![backend("web_10000", Mode::Http, &[web.addr])],
                 vec![],
@@ -1642,6 +1803,44 @@ async fn listeners_follow_the_frontends() {
         lb.send(with(&[first_port, second_port, blocked_port], 4));
         wait_listening(blocked, true).await;
         assert_eq!(get(&client(), blocked, "x", "/").await.0, 200);
+        lb.stop().await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_beyond_maxconn_wait_for_a_free_slot() {
+    within(async {
+        let web = http_backend("web").await;
+        let mut config = config();
+        config.limits.max_connections = 1;
+        let lb = Lb::start(
+            config,
+            table(
+                vec![backend("web_10000", Mode::Http, &[web.addr])],
+                vec![],
+                vec![vhost("web.example.com", &[], "web_10000")],
+            ),
+        )
+        .await;
+        let mut first = RawHttp::connect(lb.http()).await;
+        assert_eq!(
+            first.get("web.example.com", "/").await.expect("first").0,
+            200
+        );
+        let mut second = RawHttp::connect(lb.http()).await;
+        let waiting = tokio::time::timeout(
+            Duration::from_millis(500),
+            second.get("web.example.com", "/"),
+        )
+        .await;
+        assert!(waiting.is_err(), "the second connection is not served yet");
+        drop(first);
+        let (status, _, _) = tokio::time::timeout(Duration::from_secs(5), second.read_response())
+            .await
+            .expect("served once the first closed")
+            .expect("response");
+        assert_eq!(status, 200);
         lb.stop().await;
     })
     .await;

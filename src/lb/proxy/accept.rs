@@ -1,21 +1,24 @@
 //! Accepting client connections on one listener and handing each to its mode.
 //!
-//! `maxconn`: a permit of the shared semaphore is taken before each `accept`, so beyond
-//! the limit new connections wait in the kernel's backlog (as with HAProxy) until a served
-//! connection ends. Each accepted socket gets `TCP_NODELAY`, then its own task: TLS first
+//! `maxconn`: a listener accepts only while the shared semaphore has a free permit, and an
+//! accepted connection is served once it holds one; so beyond the limit new connections
+//! wait in the kernel's backlog (as with HAProxy), at most one per listener waits accepted,
+//! and each is served as soon as a served connection ends. Each accepted socket gets `TCP_NODELAY`, then its own task: TLS first
 //! where the listener asks (the HTTPS port; a service port whose frontend has an
 //! `SSL_CERT`), then HTTP or TCP by the frontend's mode in the newest table. Accept errors
 //! (e.g. out of file descriptors) are logged and retried after a short pause; they never
 //! end the loop.
 //!
 //! May depend on: std, tokio, tokio-rustls, rustls, tracing, [`super::conn`],
-//! [`super::http_conn`], [`super::io`], [`super::shared`], [`super::tcp`],
-//! [`crate::lb`] (modes).
+//! [`super::http_conn`], [`super::io`], [`super::live`], [`super::shared`],
+//! [`super::stats`], [`super::tcp`], [`super::timeouts`], [`crate::lb`] (modes).
 
 use super::conn::{forwarded_for, ConnCtx};
 use super::http_conn;
 use super::io::{ClientMeter, Metered};
+use super::live::Live;
 use super::shared::{ListenerKind, Shared};
+use super::stats::Tally;
 use super::tcp;
 use super::timeouts::within;
 use crate::lb::Mode;
@@ -23,7 +26,6 @@ use hyper::header::HeaderValue;
 use rustls::ServerConfig;
 use std::io;
 use std::net::SocketAddr;
-use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -43,9 +45,12 @@ pub(crate) async fn accept_loop(
     tls: Option<Arc<ServerConfig>>,
 ) {
     loop {
-        let Ok(permit) = Arc::clone(&shared.connections).acquire_owned().await else {
-            return;
-        };
+        // Accept only while a slot is free, without keeping it: a listener that holds a slot
+        // while waiting for a client would starve the other listeners.
+        match shared.connections.acquire().await {
+            Ok(free) => drop(free),
+            Err(_) => return,
+        }
         let (stream, peer) = match listener.accept().await {
             Ok(accepted) => accepted,
             Err(error) => {
@@ -57,6 +62,9 @@ pub(crate) async fn accept_loop(
                 }
                 continue;
             }
+        };
+        let Ok(permit) = Arc::clone(&shared.connections).acquire_owned().await else {
+            return;
         };
         // Latency matters more than packet count; failure only costs that.
         let _ = stream.set_nodelay(true);
@@ -121,10 +129,7 @@ async fn connection(
     };
     let _open = counters.open();
     let local_port = stream.local_addr().map_or(listener.port(), |a| a.port());
-    let meter = Arc::new(ClientMeter {
-        frontend: Arc::clone(&counters),
-        reads: AtomicU64::new(0),
-    });
+    let meter = Arc::new(ClientMeter::new(Arc::clone(&counters)));
     let io = Metered::new(stream, Arc::clone(&meter));
     let accept_backend = backend.map(|b| live.backends[b].backend.name.clone());
     let context = |tls: bool, sni: Option<String>| ConnCtx {
@@ -141,6 +146,7 @@ async fn connection(
         in_flight: 0.into(),
         requests: 0.into(),
         idle_reads: 0.into(),
+        tally: Tally::default(),
     };
     match tls {
         None => serve(io, mode, context(false, None), live, backend, &shared).await,
@@ -165,7 +171,7 @@ async fn serve<I>(
     io: I,
     mode: Mode,
     ctx: ConnCtx,
-    live: Arc<crate::lb::proxy::live::Live>,
+    live: Arc<Live>,
     backend: Option<usize>,
     shared: &Shared,
 ) where

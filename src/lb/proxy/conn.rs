@@ -1,12 +1,15 @@
 //! One client connection's context, shared by its requests: where it came from and which
 //! listener it hit (for routing and the `X-Forwarded-*` headers, computed once per
 //! connection), whether it speaks TLS (and the SNI name), its meter, and how many requests
-//! it has seen and has in progress (read by the keep-alive watchdog).
+//! it has seen and has in progress (read by the keep-alive watchdog), and its counts not yet
+//! added to its frontend (added by the watchdog periodically and when the connection ends).
 //!
-//! May depend on: std, hyper (header values), [`super::io`], [`super::shared`].
+//! May depend on: std, hyper (header values), [`super::io`], [`super::shared`],
+//! [`super::stats`].
 
 use super::io::ClientMeter;
 use super::shared::{ListenerKind, Shared};
+use super::stats::Tally;
 use hyper::header::HeaderValue;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU32, AtomicU64};
@@ -42,6 +45,22 @@ pub(crate) struct ConnCtx {
     pub requests: AtomicU64,
     /// `meter.reads` when the last response ended (more reads since: a new head began).
     pub idle_reads: AtomicU64,
+    /// Requests and responses not yet added to the frontend.
+    pub tally: Tally,
+}
+
+impl ConnCtx {
+    /// Adds the connection's pending counts (bytes, requests, responses) to its frontend.
+    pub fn flush(&self) {
+        self.meter.flush();
+        self.tally.flush(&self.meter.frontend);
+    }
+}
+
+impl Drop for ConnCtx {
+    fn drop(&mut self) {
+        self.flush();
+    }
 }
 
 /// The client's address as an `X-Forwarded-For` value (IPv4-mapped addresses as IPv4).

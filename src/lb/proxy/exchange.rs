@@ -1,8 +1,8 @@
 //! The bookkeeping of one request: [`InFlight`] marks a client connection busy (its
 //! keep-alive watchdog leaves it alone) from the request head until the response ends, and
 //! then notes how much the client had sent (more after that is a new request head);
-//! [`Exchange`] counts the request at its server and backend (`current`, which `leastconn`
-//! reads, and `total`) while it is being served, and when it ends puts the upstream
+//! [`Exchange`] counts the request at its server (`current`, which `leastconn` reads, and
+//! `total`; the backend's are the sums over its servers) while it is being served, and when it ends puts the upstream
 //! connection back into the server's pool if the response was read to its end.
 //!
 //! May depend on: std, [`super::conn`], [`super::live`], [`super::pool`], [`super::server`].
@@ -64,11 +64,9 @@ impl Exchange {
             in_flight: None,
             reusable: false,
         };
-        let state = exchange.server();
-        for counters in [&state.counters, &state.backend.counters] {
-            counters.current.fetch_add(1, Relaxed);
-            counters.total.fetch_add(1, Relaxed);
-        }
+        let counters = &exchange.server().counters;
+        counters.current.fetch_add(1, Relaxed);
+        counters.total.fetch_add(1, Relaxed);
         exchange
     }
 
@@ -82,7 +80,6 @@ impl Drop for Exchange {
     fn drop(&mut self) {
         let state = &self.live.backends[self.backend].servers[self.server].state;
         state.counters.current.fetch_sub(1, Relaxed);
-        state.backend.counters.current.fetch_sub(1, Relaxed);
         if self.reusable {
             if let Some(upstream) = self.upstream.take() {
                 state.pool.put(upstream);

@@ -8,7 +8,8 @@
 //! be connected (refused, `timeout connect`) is marked down and another is tried, up to
 //! `retries` more (the request was not sent, so this is safe for every method, as
 //! HAProxy's default `retry-on conn-failure`); when every try failed → 502; no response
-//! head within `timeout server` → 504. A pooled connection found closed when used is
+//! head within `timeout server` → 504; a request body that stalls for `timeout client`
+//! → 408. A pooled connection found closed when used is
 //! replaced by another without counting a retry; an idempotent request without a body sent
 //! on a connection that was idle a while, which the server closed as the request went out,
 //! is sent once more on a fresh connection.
@@ -22,7 +23,7 @@
 //! May depend on: std, tokio, hyper, hyper-util, tracing, [`super::balance`],
 //! [`super::body`], [`super::conn`], [`super::exchange`], [`super::headers`],
 //! [`super::live`], [`super::pool`], [`super::replies`], [`super::route`],
-//! [`super::shared`], [`super::tcp`], [`super::timeouts`].
+//! [`super::shared`], [`super::tcp`], [`super::timeouts`], [`crate::lb::LbError`].
 
 use super::balance;
 use super::body::{RequestBody, ResponseBody};
@@ -39,6 +40,7 @@ use super::route::{normalize_host, request_host};
 use super::shared::ListenerKind;
 use super::tcp;
 use super::timeouts::within;
+use crate::lb::LbError;
 use hyper::body::{Body, Incoming};
 use hyper::header::{HeaderMap, HeaderValue, CACHE_CONTROL, SET_COOKIE, STRICT_TRANSPORT_SECURITY};
 use hyper::upgrade::OnUpgrade;
@@ -63,8 +65,7 @@ pub(crate) async fn handle(
     ctx: Arc<ConnCtx>,
     request: Request<Incoming>,
 ) -> Result<Response<ResponseBody>, Infallible> {
-    let frontend = &ctx.meter.frontend;
-    frontend.requests.fetch_add(1, Relaxed);
+    ctx.tally.request();
     let in_flight = InFlight::start(Arc::clone(&ctx));
     let response = match route(&live, &ctx, &request) {
         None => replies::error(StatusCode::SERVICE_UNAVAILABLE),
@@ -76,7 +77,7 @@ pub(crate) async fn handle(
             response
         }
     };
-    frontend.count_response(response.status());
+    ctx.tally.response(response.status());
     Ok(response)
 }
 
@@ -109,6 +110,21 @@ fn is_idempotent(method: &Method) -> bool {
         *method,
         Method::GET | Method::HEAD | Method::OPTIONS | Method::PUT | Method::DELETE | Method::TRACE
     )
+}
+
+/// Whether `error` was caused by the client's request body stalling (`timeout client`).
+fn client_timed_out(error: &hyper::Error) -> bool {
+    let mut cause = std::error::Error::source(error);
+    while let Some(error) = cause {
+        if matches!(
+            error.downcast_ref::<LbError>(),
+            Some(LbError::ClientTimeout { .. })
+        ) {
+            return true;
+        }
+        cause = error.source();
+    }
+    false
 }
 
 /// A request head kept for one replay.
@@ -158,17 +174,18 @@ async fn forward(
         }
     }
 
+    // The server the request's sticky cookie names, if it can take it; a response from
+    // any other server sets the cookie anew.
     let mut chosen = None;
-    let mut set_cookie = false;
     if backend.backend.sticky {
         let cookie = sticky_cookie(request.headers());
         let carried = cookie.is_some();
         chosen = cookie.and_then(|cookie| balance::sticky(backend, cookie));
-        set_cookie = chosen.is_none();
         if carried {
             strip_sticky_cookie(request.headers_mut());
         }
     }
+    let sticky_target = chosen;
 
     let upgrade = is_upgrade(request.headers());
     let mut client_upgrade: Option<OnUpgrade> = upgrade.then(|| hyper::upgrade::on(&mut request));
@@ -279,7 +296,7 @@ async fn forward(
                 }
                 let (mut parts, body) = response.into_parts();
                 strip_hop_by_hop(&mut parts.headers, false);
-                if set_cookie {
+                if backend.backend.sticky && sticky_target != Some(server) {
                     parts
                         .headers
                         .append(SET_COOKIE, live_server.set_cookie.clone());
@@ -325,9 +342,13 @@ async fn forward(
                 tracing::debug!(
                     error = &error as &dyn std::error::Error,
                     server = %live_server.name,
-                    "the server failed the request"
+                    "the request failed"
                 );
-                return replies::error(StatusCode::BAD_GATEWAY);
+                return replies::error(if client_timed_out(&error) {
+                    StatusCode::REQUEST_TIMEOUT
+                } else {
+                    StatusCode::BAD_GATEWAY
+                });
             }
         }
     }

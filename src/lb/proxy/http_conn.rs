@@ -11,7 +11,7 @@
 //!   - a request in progress → left alone (`timeout server`/`client` apply to it).
 //!
 //!   So a limit is enforced within half a period of its value. One timer per connection,
-//!   none per request.
+//!   none per request. Each look also adds the connection's counts to its frontend.
 //! - Shutdown: requests in progress finish, then the connection closes.
 //!
 //! Each request reads the newest table through a per-connection cache (one atomic load when
@@ -92,6 +92,7 @@ where
             continue;
         }
         if watchdog.enabled() && sleep.is_elapsed() {
+            ctx.flush();
             match watchdog.check(&ctx, Instant::now()) {
                 Verdict::Keep => {
                     sleep.as_mut().reset(watchdog.deadline);

@@ -1,7 +1,7 @@
-//! Byte-counting wrappers around the proxy's sockets: [`Metered`] adds every byte read and
-//! written to a set of counters (a frontend's for client sockets; a server's and its
-//! backend's for upstream sockets) and bumps an activity tick on every read, which the idle
-//! watchdogs of client connections and tunnels compare between two wake-ups.
+//! Byte-counting wrappers around the proxy's sockets: [`Metered`] counts every byte read and
+//! written with a [`Meter`]: a frontend's (batched per client connection, [`ClientMeter`]),
+//! a server's (upstream sockets), or an activity tick ([`Ticks`]), which the idle watchdogs
+//! of client connections and tunnels compare between two wake-ups.
 //!
 //! The wrappers forward vectored writes, so hyper keeps using `writev`.
 //!
@@ -23,23 +23,67 @@ pub(crate) trait Meter: Send + Sync + 'static {
     fn written(&self, n: usize);
 }
 
-/// A client connection's meter: its frontend's byte counters and its activity tick.
+/// Bytes a client connection counts locally before adding them to its frontend (so that
+/// small requests do not touch the frontend's shared counters each time).
+const FLUSH_BYTES: u64 = 64 * 1024;
+
+/// A client connection's meter: its activity tick, and its bytes, added to its frontend's
+/// counters every [`FLUSH_BYTES`], when [`ClientMeter::flush`] is called (the connection's
+/// watchdog does, periodically) and when the connection ends.
 #[derive(Debug)]
 pub(crate) struct ClientMeter {
     /// The frontend the client connected to.
     pub frontend: Arc<Counters>,
     /// Reads so far (compared by the keep-alive watchdog).
     pub reads: AtomicU64,
+    /// Bytes read and not yet added to the frontend.
+    pending_in: AtomicU64,
+    /// Bytes written and not yet added to the frontend.
+    pending_out: AtomicU64,
+}
+
+impl ClientMeter {
+    /// A meter counting at `frontend`.
+    pub fn new(frontend: Arc<Counters>) -> Self {
+        Self {
+            frontend,
+            reads: AtomicU64::new(0),
+            pending_in: AtomicU64::new(0),
+            pending_out: AtomicU64::new(0),
+        }
+    }
+
+    /// Adds the pending bytes to the frontend.
+    pub fn flush(&self) {
+        let bytes_in = self.pending_in.swap(0, Relaxed);
+        if bytes_in > 0 {
+            self.frontend.bytes_in.fetch_add(bytes_in, Relaxed);
+        }
+        let bytes_out = self.pending_out.swap(0, Relaxed);
+        if bytes_out > 0 {
+            self.frontend.bytes_out.fetch_add(bytes_out, Relaxed);
+        }
+    }
+}
+
+impl Drop for ClientMeter {
+    fn drop(&mut self) {
+        self.flush();
+    }
 }
 
 impl Meter for ClientMeter {
     fn read(&self, n: usize) {
-        self.frontend.bytes_in.fetch_add(n as u64, Relaxed);
         self.reads.fetch_add(1, Relaxed);
+        if self.pending_in.fetch_add(n as u64, Relaxed) + n as u64 >= FLUSH_BYTES {
+            self.flush();
+        }
     }
 
     fn written(&self, n: usize) {
-        self.frontend.bytes_out.fetch_add(n as u64, Relaxed);
+        if self.pending_out.fetch_add(n as u64, Relaxed) + n as u64 >= FLUSH_BYTES {
+            self.flush();
+        }
     }
 }
 
@@ -138,17 +182,36 @@ mod tests {
     #[tokio::test]
     async fn counts_bytes_both_ways() {
         let (a, mut b) = tokio::io::duplex(64);
-        let meter = Arc::new(ClientMeter {
-            frontend: Arc::new(Counters::default()),
-            reads: AtomicU64::new(0),
-        });
+        let frontend = Arc::new(Counters::default());
+        let meter = Arc::new(ClientMeter::new(Arc::clone(&frontend)));
         let mut metered = Metered::new(a, Arc::clone(&meter));
         metered.write_all(b"hello").await.expect("write");
         b.write_all(b"abc").await.expect("write back");
         let mut buf = [0u8; 3];
         metered.read_exact(&mut buf).await.expect("read");
-        assert_eq!(meter.frontend.bytes_out.load(Relaxed), 5);
-        assert_eq!(meter.frontend.bytes_in.load(Relaxed), 3);
         assert!(meter.reads.load(Relaxed) >= 1);
+        assert_eq!(frontend.bytes_out.load(Relaxed), 0, "not flushed yet");
+        meter.flush();
+        assert_eq!(frontend.bytes_out.load(Relaxed), 5);
+        assert_eq!(frontend.bytes_in.load(Relaxed), 3);
+        let big = vec![0u8; FLUSH_BYTES as usize];
+        let reader = tokio::spawn(async move {
+            // "hello" is still unread, then the big write.
+            let mut sink = vec![0u8; 5 + FLUSH_BYTES as usize];
+            b.read_exact(&mut sink).await.expect("read all");
+        });
+        metered.write_all(&big).await.expect("write big");
+        reader.await.expect("reader");
+        assert!(
+            frontend.bytes_out.load(Relaxed) > FLUSH_BYTES / 2,
+            "large transfers are added as they go"
+        );
+        drop(metered);
+        drop(meter);
+        assert_eq!(
+            frontend.bytes_out.load(Relaxed),
+            5 + FLUSH_BYTES,
+            "flushed at the end"
+        );
     }
 }

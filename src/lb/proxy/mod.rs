@@ -15,8 +15,9 @@
 //! connection and its timeouts), [`forward`] (one HTTP request), [`tcp`] (tcp mode and
 //! tunnels), [`balance`], [`route`], [`headers`], [`replies`], [`body`], [`pool`]
 //! (upstream connections), [`exchange`], [`live`] (a table made servable), [`server`]
-//! (state that outlives tables), [`stats`], [`stats_report`], [`stats_http`], [`tls`],
-//! [`io`], [`timeouts`], [`conn`], [`shared`].
+//! (state that outlives tables), [`stats`], [`stats_report`], [`stats_csv`],
+//! [`stats_prometheus`], [`stats_http`], [`tls`], [`io`], [`timeouts`], [`conn`],
+//! [`shared`].
 //!
 //! May depend on: std, tokio, hyper, hyper-util, rustls, tokio-rustls, rcgen, axum,
 //! tracing, sha1, hex, serde; [`crate::lb`] (table, configuration, error).
@@ -38,7 +39,9 @@ mod route;
 mod server;
 mod shared;
 mod stats;
+mod stats_csv;
 mod stats_http;
+mod stats_prometheus;
 mod stats_report;
 mod tcp;
 mod timeouts;

@@ -12,8 +12,8 @@
 //! nothing, so no new request goes to a server that left. Reuse is last-in first-out (the
 //! warmest connection).
 //!
-//! May depend on: std, tokio, hyper, hyper-util, tracing, [`super::body`], [`super::io`],
-//! [`super::server`], [`super::timeouts`], [`crate::lb::LbError`].
+//! May depend on: std, tokio, hyper, hyper-util, bytes, tracing, [`super::body`],
+//! [`super::io`], [`super::server`], [`super::timeouts`], [`crate::lb::LbError`].
 
 use super::body::RequestBody;
 use super::io::Metered;
@@ -195,7 +195,9 @@ pub(crate) async fn connect(
 ) -> Result<Box<Upstream>, LbError> {
     let stream = connect_tcp(server, timeout).await?;
     let io = TokioIo::new(Metered::new(stream, Arc::clone(server)));
-    let (sender, connection) = http1::handshake(io)
+    let (sender, connection) = http1::Builder::new()
+        .writev(false)
+        .handshake(io)
         .await
         .map_err(|error| LbError::Connect {
             address: server.address,

@@ -31,7 +31,9 @@ pub(crate) const FIRST_PROBE_AFTER: Duration = Duration::from_millis(10);
 /// One backend's state.
 #[derive(Debug, Default)]
 pub(crate) struct BackendState {
-    /// Its counters (`current` and `total` count requests in http mode, connections in tcp).
+    /// Its own counters: requests, responses, connect errors, retries; `total` and the
+    /// bytes only of servers that left (the stats add its servers' counters, so the hot
+    /// path counts a dispatch once, at the server).
     pub counters: Counters,
     /// The next round-robin position.
     pub next: AtomicUsize,
@@ -44,7 +46,7 @@ pub(crate) struct ServerState {
     pub address: SocketAddr,
     /// Its counters (`current`: requests or tcp connections in progress, for leastconn).
     pub counters: Counters,
-    /// Its backend's state (upstream bytes count there too).
+    /// Its backend's state.
     pub backend: Arc<BackendState>,
     /// Idle keep-alive connections to it.
     pub pool: Pool,
@@ -110,9 +112,18 @@ impl ServerState {
                 .is_ok()
     }
 
-    /// It left the routing table: close its idle connections and pool no more.
+    /// It left the routing table: close its idle connections, pool no more, and leave
+    /// its totals to the backend (what it serves from now on is not counted there).
     pub fn retire(&self) {
         self.pool.retire();
+        let backend = &self.backend.counters;
+        for (from, to) in [
+            (&self.counters.total, &backend.total),
+            (&self.counters.bytes_in, &backend.bytes_in),
+            (&self.counters.bytes_out, &backend.bytes_out),
+        ] {
+            to.fetch_add(from.load(Relaxed), Relaxed);
+        }
     }
 
     /// [`FIRST_PROBE_AFTER`] doubled per failure after the first, at most [`PROBE_AFTER`].
@@ -128,16 +139,15 @@ impl ServerState {
     }
 }
 
-/// Upstream sockets count their bytes at the server and its backend.
+/// Upstream sockets count their bytes at the server (a backend's are the sums over its
+/// servers).
 impl Meter for ServerState {
     fn read(&self, n: usize) {
         self.counters.bytes_out.fetch_add(n as u64, Relaxed);
-        self.backend.counters.bytes_out.fetch_add(n as u64, Relaxed);
     }
 
     fn written(&self, n: usize) {
         self.counters.bytes_in.fetch_add(n as u64, Relaxed);
-        self.backend.counters.bytes_in.fetch_add(n as u64, Relaxed);
     }
 }
 

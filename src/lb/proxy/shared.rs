@@ -98,7 +98,8 @@ pub(crate) fn http_builder(config: &LbConfig) -> http1::Builder {
     builder
         .timer(TokioTimer::new())
         .keep_alive(!limits.keep_alive_timeout.is_zero())
-        .header_read_timeout(None);
+        .header_read_timeout(None)
+        .writev(false);
     if limits.max_header_bytes > 0 {
         builder.max_header_size(limits.max_header_bytes);
         if limits.max_header_bytes >= HYPER_DEFAULT_MAX_BUF {

@@ -37,6 +37,54 @@ pub(crate) struct Counters {
     samples: Mutex<VecDeque<(u64, u64)>>,
 }
 
+/// Requests and responses one client connection counted and has not yet added to its
+/// frontend (so that requests do not each touch the frontend's shared counters).
+#[derive(Debug, Default)]
+pub(crate) struct Tally {
+    /// Requests.
+    requests: AtomicU64,
+    /// Responses by class, as in [`Counters::responses`].
+    responses: [AtomicU64; 6],
+}
+
+impl Tally {
+    /// Counts a request.
+    pub fn request(&self) {
+        self.requests.fetch_add(1, Relaxed);
+    }
+
+    /// Counts a response.
+    pub fn response(&self, status: StatusCode) {
+        self.responses[class(status)].fetch_add(1, Relaxed);
+    }
+
+    /// Adds what it counted to `counters` and starts again from zero.
+    pub fn flush(&self, counters: &Counters) {
+        let requests = self.requests.swap(0, Relaxed);
+        if requests > 0 {
+            counters.requests.fetch_add(requests, Relaxed);
+        }
+        for (pending, total) in self.responses.iter().zip(&counters.responses) {
+            let n = pending.swap(0, Relaxed);
+            if n > 0 {
+                total.fetch_add(n, Relaxed);
+            }
+        }
+    }
+}
+
+/// The index of `status`'s class: 1xx, 2xx, 3xx, 4xx, 5xx, other.
+fn class(status: StatusCode) -> usize {
+    match status.as_u16() {
+        100..=199 => 0,
+        200..=299 => 1,
+        300..=399 => 2,
+        400..=499 => 3,
+        500..=599 => 4,
+        _ => 5,
+    }
+}
+
 /// A point-in-time copy of [`Counters`], for the stats port.
 #[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
 pub(crate) struct CounterSnapshot {
@@ -75,15 +123,7 @@ pub(crate) struct CounterSnapshot {
 impl Counters {
     /// Counts one response by its class.
     pub fn count_response(&self, status: StatusCode) {
-        let class = match status.as_u16() {
-            100..=199 => 0,
-            200..=299 => 1,
-            300..=399 => 2,
-            400..=499 => 3,
-            500..=599 => 4,
-            _ => 5,
-        };
-        self.responses[class].fetch_add(1, Relaxed);
+        self.responses[class(status)].fetch_add(1, Relaxed);
     }
 
     /// Records the totals for the rates (called once a second).
@@ -173,6 +213,21 @@ mod tests {
             ),
             (1, 2, 1, 1, 2)
         );
+    }
+
+    #[test]
+    fn tallies_add_up_when_flushed() {
+        let counters = Counters::default();
+        let tally = Tally::default();
+        tally.request();
+        tally.request();
+        tally.response(StatusCode::OK);
+        tally.response(StatusCode::BAD_GATEWAY);
+        assert_eq!(counters.snapshot().requests, 0);
+        tally.flush(&counters);
+        tally.flush(&counters);
+        let snap = counters.snapshot();
+        assert_eq!((snap.requests, snap.hrsp_2xx, snap.hrsp_5xx), (2, 1, 1));
     }
 
     #[test]

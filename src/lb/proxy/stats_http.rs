@@ -2,18 +2,20 @@
 //!
 //! | Path | Response |
 //! | --- | --- |
-//! | `GET /haproxy?stats` (also `?stats;json`) | the [`Report`](super::stats_report::Report) as JSON |
+//! | `GET /haproxy?stats` (also `?stats;json`) | the [`super::stats_report::Report`] as JSON |
 //! | `GET /haproxy?stats;csv` | HAProxy-style CSV |
 //! | `GET /metrics` | Prometheus text |
 //! | `GET /_haproxy_health_check` | 200 (HAProxy's `monitor-uri` page) |
 //! | `GET /_haproxy_getconfig` | the routing table in use, as JSON |
 //! | `GET` or `POST /_mlb_signal/hup`, `/_mlb_signal/usr1` | notifies the service (re-read and rebuild) and answers 200 |
 //!
-//! May depend on: std, axum, tokio (sync), serde_json, [`super::live`],
-//! [`super::shared`], [`super::stats_report`].
+//! May depend on: std, axum, tokio (sync), serde_json, [`super::shared`],
+//! [`super::stats_csv`], [`super::stats_prometheus`], [`super::stats_report`].
 
 use super::shared::Shared;
-use super::stats_report::{csv, prometheus, report, Report};
+use super::stats_csv::csv;
+use super::stats_prometheus::prometheus;
+use super::stats_report::{report, Report};
 use axum::extract::{RawQuery, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
