@@ -18,7 +18,7 @@ use tokio::sync::{watch, Notify};
 #[derive(Debug)]
 pub enum Listeners {
     /// The built-in proxy.
-    Proxy(Proxy),
+    Proxy(Box<Proxy>),
     /// HAProxy mode.
     Haproxy,
 }
@@ -29,7 +29,9 @@ impl Listeners {
     pub async fn bind(config: &LbConfig) -> Result<Self, LbError> {
         match config.haproxy {
             Some(_) => Ok(Self::Haproxy),
-            None => Ok(Self::Proxy(Proxy::bind(Arc::new(config.clone())).await?)),
+            None => Ok(Self::Proxy(Box::new(
+                Proxy::bind(Arc::new(config.clone())).await?,
+            ))),
         }
     }
 }
