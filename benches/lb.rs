@@ -8,7 +8,10 @@
 //!    each, one after the other, same machine.
 //! 2. Backend change → routed: the same app scaled up one instance at a time; each round is
 //!    timed from the new task's TASK_RUNNING on `/v2/events` to the first response through
-//!    `orch lb` that names the task's port (a client loop GETs through the LB back to back).
+//!    `orch lb` that names the task's port (a client loop GETs through the LB back to back),
+//!    split into the app's start (until nginx accepts on its port, polled every millisecond)
+//!    and the rest. Then the same with a TCP health check and `--health-check`, from the
+//!    task's `health_status_changed_event` (alive) to its first response through the LB.
 //!
 //! Needs Debian's `wrk`, `haproxy` and `nginx`. Run: `cargo bench --bench lb`
 //! (`ORCH_BENCH_SECONDS` per wrk run, default 15; `ORCH_BENCH_ROUNDS`, default 20).
@@ -52,7 +55,9 @@ async fn start_cluster() -> Cluster {
     cluster
 }
 
-/// An app of `instances` nginx tasks answering their own port, keep-alive on.
+/// An app of `instances` nginx tasks answering their own port, keep-alive on. Each task gets
+/// a whole CPU: the agent enforces `cpus` as a CFS quota, and nginx at 0.01 CPU would be the
+/// bottleneck.
 fn nginx_app(id: &str, instances: usize, dir: &Path) -> serde_json::Value {
     let conf = dir.join("nginx.conf.in");
     std::fs::write(
@@ -71,7 +76,7 @@ fn nginx_app(id: &str, instances: usize, dir: &Path) -> serde_json::Value {
             "mkdir -p tmp && sed \"s/PORT/$PORT0/g\" {} > nginx.conf && exec nginx -p \"$PWD\" -c \"$PWD/nginx.conf\"",
             conf.display()
         ),
-        "cpus": 0.01, "mem": 16, "instances": instances,
+        "cpus": 1, "mem": 16, "instances": instances,
         "portDefinitions": [{"port": 0}],
         "labels": {"HAPROXY_GROUP": "external", "HAPROXY_0_VHOST": HOST},
         "upgradeStrategy": {"minimumHealthCapacity": 1, "maximumOverCapacity": 1}
@@ -241,18 +246,13 @@ async fn change_to_routed(cluster: &Cluster, rounds: usize) {
     let lb = LbProcess::start(cluster, &masters, &[]).await;
     let url = format!("{}/", LbProcess::url(lb.http));
     let mut events = support::follow_events(&master, &["status_update_event"]).await;
-    let mut delays = Vec::with_capacity(rounds);
-    let http = reqwest::Client::builder()
-        .no_proxy()
-        .build()
-        .expect("client");
+    let (mut routed, mut listening, mut overhead) = (Vec::new(), Vec::new(), Vec::new());
     for round in 1..=rounds {
-        let instances = 4 + round;
         let scaled = cluster
             .http
             .put(
                 &format!("{master}/v2/apps/bench/web?force=true"),
-                &json!({ "instances": instances }),
+                &json!({ "instances": 4 + round }),
             )
             .await;
         assert!(scaled.ok(), "{}", scaled.body);
@@ -262,26 +262,124 @@ async fn change_to_routed(cluster: &Cluster, rounds: usize) {
             })
             .await;
         let port = running.data["ports"][0].as_u64().expect("the task's port");
-        let want = format!("{port}\n");
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            if let Ok(response) = http.get(&url).header("Host", HOST).send().await {
-                if response.text().await.is_ok_and(|body| body == want) {
-                    break;
-                }
-            }
-            assert!(
-                Instant::now() < deadline,
-                "port {port} never served through orch lb"
-            );
-        }
-        delays.push(running.at.elapsed());
+        let port = u16::try_from(port).expect("a port");
+        let listens = tokio::spawn(listening_after(port, running.at));
+        let served = first_served_through(&url, port, running.at).await;
+        let listens = listens.await.expect("the listen probe");
+        routed.push(served);
+        listening.push(listens);
+        overhead.push(served.saturating_sub(listens));
     }
+    report(
+        &format!("backend change → routed ({rounds} scale-ups): TASK_RUNNING → first response from the task through orch lb"),
+        &mut routed,
+    );
+    report(
+        "  of which: TASK_RUNNING → nginx accepts on its port (the app starting)",
+        &mut listening,
+    );
+    report(
+        "  the rest: nginx accepting → first response through orch lb",
+        &mut overhead,
+    );
+    drop(lb);
+
+    // With health checks and --health-check: a task is routed once its check passes.
+    let lb = LbProcess::start(cluster, &masters, &["--health-check"]).await;
+    let url = format!("{}/", LbProcess::url(lb.http));
+    let mut events = support::follow_events(&master, &["health_status_changed_event"]).await;
+    let checked = json!({"healthChecks": [{"protocol": "TCP", "portIndex": 0, "delaySeconds": 0,
+        "gracePeriodSeconds": 30, "intervalSeconds": 1, "timeoutSeconds": 1,
+        "maxConsecutiveFailures": 3}], "instances": 4});
+    let updated = cluster
+        .http
+        .put(&format!("{master}/v2/apps/bench/web?force=true"), &checked)
+        .await;
+    assert!(updated.ok(), "{}", updated.body);
+    wait_body(&url, Duration::from_secs(60), |_| true).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    while let Ok(Some(_)) = tokio::time::timeout(Duration::from_millis(100), events.recv()).await {}
+    let mut healthy_to_routed = Vec::new();
+    for round in 1..=rounds {
+        let scaled = cluster
+            .http
+            .put(
+                &format!("{master}/v2/apps/bench/web?force=true"),
+                &json!({ "instances": 4 + round }),
+            )
+            .await;
+        assert!(scaled.ok(), "{}", scaled.body);
+        let healthy = loop {
+            let event = tokio::time::timeout(Duration::from_secs(30), events.recv())
+                .await
+                .expect("a health event within 30 s")
+                .expect("the event stream");
+            if event.data["alive"] == json!(true) {
+                break event;
+            }
+        };
+        let tasks = cluster
+            .http
+            .get(&format!("{master}/v2/apps/bench/web/tasks"))
+            .await
+            .json();
+        let task_id = healthy.data["taskId"].clone();
+        let port = tasks["tasks"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|task| task["id"] == task_id)
+            .and_then(|task| task["ports"][0].as_u64())
+            .unwrap_or_else(|| panic!("the healthy task {task_id} in {tasks}"));
+        let port = u16::try_from(port).expect("a port");
+        healthy_to_routed.push(first_served_through(&url, port, healthy.at).await);
+    }
+    report(
+        &format!("healthy → routed ({rounds} scale-ups, TCP check, --health-check): health_status_changed_event alive → first response from the task through orch lb"),
+        &mut healthy_to_routed,
+    );
+}
+
+/// From `since` until a GET through the LB at `url` is answered by the task on `port`.
+async fn first_served_through(url: &str, port: u16, since: Instant) -> Duration {
+    let http = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .expect("client");
+    let want = format!("{port}\n");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Ok(response) = http.get(url).header("Host", HOST).send().await {
+            if response.text().await.is_ok_and(|body| body == want) {
+                return since.elapsed();
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "port {port} never served through orch lb"
+        );
+    }
+}
+
+/// From `since` until 127.0.0.1:`port` accepts a connection (polled every millisecond).
+async fn listening_after(port: u16, since: Instant) -> Duration {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .is_err()
+    {
+        assert!(Instant::now() < deadline, "port {port} never accepted");
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    since.elapsed()
+}
+
+fn report(what: &str, delays: &mut [Duration]) {
     delays.sort();
     println!(
-        "backend change → routed ({rounds} scale-ups): median {}, p90 {}, max {}",
-        common::ms(common::percentile(&delays, 50.0)),
-        common::ms(common::percentile(&delays, 90.0)),
-        common::ms(common::percentile(&delays, 100.0)),
+        "{what}: median {}, p90 {}, max {}",
+        common::ms(common::percentile(delays, 50.0)),
+        common::ms(common::percentile(delays, 90.0)),
+        common::ms(common::percentile(delays, 100.0)),
     );
 }

@@ -6,8 +6,9 @@
 //!
 //! Up and down: a failed connect marks a server down and a successful one marks it up again
 //! (the cluster's own health checks decide membership; this only steers new traffic away
-//! from a server that just refused). A down server gets one probe connection after
-//! [`FIRST_PROBE_AFTER`], doubling with every failed probe up to [`PROBE_AFTER`], so it comes
+//! from a server that just refused). A down server gets one probe connection every
+//! [`FIRST_PROBE_AFTER`] for its first [`QUICK_PROBES`] failures, then the wait doubles with
+//! every failed probe up to [`PROBE_AFTER`], so it comes
 //! back without health checks of our own: a task that refused because it was still starting
 //! (it is routed from TASK_RUNNING on) serves a few milliseconds later, a dead one costs one
 //! connect every 2 s.
@@ -25,8 +26,11 @@ use std::time::{Duration, Instant};
 /// How long a down server is left alone before one connection probes it again, at most.
 pub(crate) const PROBE_AFTER: Duration = Duration::from_secs(2);
 
-/// The wait before the first probe after a server went down.
+/// The wait before the first probes after a server went down.
 pub(crate) const FIRST_PROBE_AFTER: Duration = Duration::from_millis(10);
+
+/// Failures in a row probed every [`FIRST_PROBE_AFTER`] before the wait starts doubling.
+pub(crate) const QUICK_PROBES: u32 = 10;
 
 /// One backend's state.
 #[derive(Debug, Default)]
@@ -126,9 +130,14 @@ impl ServerState {
         }
     }
 
-    /// [`FIRST_PROBE_AFTER`] doubled per failure after the first, at most [`PROBE_AFTER`].
+    /// [`FIRST_PROBE_AFTER`], doubled per failure after the first [`QUICK_PROBES`], at most
+    /// [`PROBE_AFTER`].
     fn probe_wait(&self) -> Duration {
-        let doublings = self.failures.load(Relaxed).saturating_sub(1).min(16);
+        let doublings = self
+            .failures
+            .load(Relaxed)
+            .saturating_sub(QUICK_PROBES)
+            .min(16);
         FIRST_PROBE_AFTER
             .saturating_mul(1 << doublings)
             .min(PROBE_AFTER)
@@ -179,17 +188,19 @@ mod tests {
     }
 
     #[test]
-    fn the_wait_between_probes_doubles_up_to_the_cap_and_resets_when_up() {
+    fn the_wait_between_probes_starts_short_doubles_up_to_the_cap_and_resets_when_up() {
         let server = ServerState::new(
             SocketAddr::from(([127, 0, 0, 1], 1)),
             Arc::new(BackendState::default()),
         );
         let mut waits = Vec::new();
-        for _ in 0..10 {
+        for _ in 0..20 {
             server.mark_down();
             waits.push(server.probe_wait().as_millis());
         }
-        assert_eq!(waits, [10, 20, 40, 80, 160, 320, 640, 1280, 2000, 2000]);
+        let mut expected = vec![10; 10];
+        expected.extend([20, 40, 80, 160, 320, 640, 1280, 2000, 2000, 2000]);
+        assert_eq!(waits, expected);
         server.mark_up();
         server.mark_down();
         assert_eq!(server.probe_wait(), FIRST_PROBE_AFTER);
