@@ -5,7 +5,8 @@
 //!    port; in the same run Debian's HAProxy runs the haproxy.cfg that `orch lb
 //!    --haproxy-config` writes for the same apps (marathon-lb's template and settings) on the
 //!    same backends. `wrk -t2 -c64 -d<seconds>s --latency -H 'Host: bench.local'` against
-//!    each, one after the other, same machine.
+//!    each, one after the other, same machine; then HAProxy once more with the same config
+//!    minus marathon-lb's `option http-server-close` (server connections kept alive).
 //! 2. Backend change → routed: the same app scaled up one instance at a time; each round is
 //!    timed from the new task's TASK_RUNNING on `/v2/events` to the first response through
 //!    `orch lb` that names the task's port (a client loop GETs through the LB back to back),
@@ -225,6 +226,28 @@ async fn throughput(cluster: &Cluster, seconds: u64) {
     wait_body(&haproxy_url, Duration::from_secs(10), |_| true).await;
     let (haproxy_rate, haproxy_p99, haproxy_summary) = wrk(&haproxy_url, seconds);
     let haproxy_rss = common::rss_mib(haproxy.0.id());
+    drop(haproxy);
+
+    // The same config without marathon-lb's `option http-server-close`: HAProxy keeps its
+    // server connections alive too, as orch lb does.
+    let text = std::fs::read_to_string(&cfg).expect("read haproxy.cfg");
+    let keep_alive_cfg = cluster.dir().join("haproxy-keep-alive.cfg");
+    std::fs::write(
+        &keep_alive_cfg,
+        text.replace("  option http-server-close\n", ""),
+    )
+    .expect("write haproxy-keep-alive.cfg");
+    let haproxy = Haproxy(
+        Command::new("haproxy")
+            .args(["-db", "-f"])
+            .arg(&keep_alive_cfg)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("run haproxy"),
+    );
+    wait_body(&haproxy_url, Duration::from_secs(10), |_| true).await;
+    let (keep_alive_rate, keep_alive_p99, keep_alive_summary) = wrk(&haproxy_url, seconds);
     drop(haproxy);
 
     println!("throughput: wrk -t2 -c64 -d{seconds}s --latency, vhost routing, 4 nginx backends");

@@ -71,12 +71,31 @@ fn web_app(
     })
 }
 
-async fn start_cluster() -> Cluster {
+/// A master and an agent offering task ports `ports` (each test its own range: the tests of
+/// this file run side by side on one machine, and two agents handing out the same port
+/// would send one test's traffic to another's task).
+async fn start_cluster(ports: &str) -> Cluster {
     let mut cluster = Cluster::start(1, &[]);
     cluster.wait_for_leader(Duration::from_secs(20)).await;
-    cluster.add_agent(&["--containerizers", "mesos"]);
+    let resources = format!("cpus:8;mem:8192;disk:1000;ports:[{ports}]");
+    cluster.add_agent(&["--resources", &resources, "--containerizers", "mesos"]);
     cluster.wait_for_agents(0, 1, Duration::from_secs(20)).await;
     cluster
+}
+
+/// Creates a [`web_app`] (arguments after the dir as there).
+async fn create_web(
+    cluster: &Cluster,
+    id: &str,
+    instances: u32,
+    labels: Value,
+    port_labels: Value,
+) {
+    create(
+        cluster,
+        &web_app(cluster.dir(), id, instances, labels, port_labels),
+    )
+    .await;
 }
 
 async fn create(cluster: &Cluster, app: &Value) {
@@ -156,7 +175,7 @@ async fn wait_deployments_done(cluster: &Cluster, timeout: Duration) {
 #[tokio::test]
 async fn routes_follow_the_apps_of_a_running_cluster() {
     tokio::time::timeout(TEST_TIMEOUT, async {
-        let cluster = start_cluster().await;
+        let cluster = start_cluster("28000-28199").await;
         let masters = vec![cluster.masters[0].addr.clone()];
         let lb = LbProcess::start(&cluster, &masters, &[]).await;
         let vip_port = free_port();
@@ -166,50 +185,38 @@ async fn routes_follow_the_apps_of_a_running_cluster() {
             &["--vip-address", "127.0.0.1", "--external-on", "false"],
         );
 
-        create(
+        create_web(
             &cluster,
-            &web_app(
-                cluster.dir(),
-                "/shop/web",
-                2,
-                json!({"HAPROXY_GROUP": "external",
+            "/shop/web",
+            2,
+            json!({"HAPROXY_GROUP": "external",
             "HAPROXY_0_VHOST": "shop.example.com,www.shop.example.com"}),
-                json!({"VIP_0": format!("/shop-web:{vip_port}")}),
-            ),
+            json!({"VIP_0": format!("/shop-web:{vip_port}")}),
         )
         .await;
-        create(
+        create_web(
             &cluster,
-            &web_app(
-                cluster.dir(),
-                "/shop/api",
-                1,
-                json!({"HAPROXY_GROUP": "external",
+            "/shop/api",
+            1,
+            json!({"HAPROXY_GROUP": "external",
             "HAPROXY_0_VHOST": "shop.example.com", "HAPROXY_0_PATH": "/api /whoami"}),
-                json!({}),
-            ),
+            json!({}),
         )
         .await;
-        create(
+        create_web(
             &cluster,
-            &web_app(
-                cluster.dir(),
-                "/plain",
-                1,
-                json!({"HAPROXY_GROUP": "external", "HAPROXY_0_MODE": "tcp"}),
-                json!({}),
-            ),
+            "/plain",
+            1,
+            json!({"HAPROXY_GROUP": "external", "HAPROXY_0_MODE": "tcp"}),
+            json!({}),
         )
         .await;
-        create(
+        create_web(
             &cluster,
-            &web_app(
-                cluster.dir(),
-                "/internal/db",
-                1,
-                json!({"HAPROXY_GROUP": "internal", "HAPROXY_0_MODE": "http"}),
-                json!({}),
-            ),
+            "/internal/db",
+            1,
+            json!({"HAPROXY_GROUP": "internal", "HAPROXY_0_MODE": "http"}),
+            json!({}),
         )
         .await;
 
@@ -337,24 +344,14 @@ async fn routes_follow_the_apps_of_a_running_cluster() {
 
         // Stats: the backends with their servers up, and the routing table.
         let stats = http
-            .client
-            .get(format!("{}/haproxy?stats", LbProcess::url(lb.stats)))
-            .send()
+            .get(&format!("{}/haproxy?stats", LbProcess::url(lb.stats)))
             .await
-            .expect("stats")
-            .text()
-            .await
-            .expect("stats body");
+            .body;
         assert!(stats.contains(&format!("shop_web_{web_port}")), "{stats}");
-        let config: Value = http
-            .client
-            .get(format!("{}/_haproxy_getconfig", LbProcess::url(lb.stats)))
-            .send()
+        let config = http
+            .get(&format!("{}/_haproxy_getconfig", LbProcess::url(lb.stats)))
             .await
-            .expect("config")
-            .json()
-            .await
-            .expect("config JSON");
+            .json();
         assert_eq!(
             config["backends"][format!("shop_web_{web_port}")]["servers"]
                 .as_array()
@@ -363,14 +360,9 @@ async fn routes_follow_the_apps_of_a_running_cluster() {
             "{config}"
         );
         let metrics = http
-            .client
-            .get(format!("{}/metrics", LbProcess::url(lb.stats)))
-            .send()
+            .get(&format!("{}/metrics", LbProcess::url(lb.stats)))
             .await
-            .expect("metrics")
-            .text()
-            .await
-            .expect("metrics body");
+            .body;
         assert!(
             metrics.contains(&format!("shop_web_{web_port}")),
             "{metrics}"
@@ -452,20 +444,19 @@ impl Load {
 #[tokio::test]
 async fn restarts_and_scale_downs_under_load_fail_no_request() {
     tokio::time::timeout(TEST_TIMEOUT, async {
-        let cluster = start_cluster().await;
+        let cluster = start_cluster("28200-28399").await;
         let masters = vec![cluster.masters[0].addr.clone()];
         let lb = LbProcess::start(&cluster, &masters, &["--health-check"]).await;
-        create(
-            &cluster,
-            &web_app(
-                cluster.dir(),
-                "/busy",
-                4,
-                json!({"HAPROXY_GROUP": "external", "HAPROXY_0_VHOST": "busy.example.com"}),
-                json!({}),
-            ),
-        )
-        .await;
+        // A service port of its own: the other tests' LBs bind 10000 and up.
+        let mut busy = web_app(
+            cluster.dir(),
+            "/busy",
+            4,
+            json!({"HAPROXY_GROUP": "external", "HAPROXY_0_VHOST": "busy.example.com"}),
+            json!({}),
+        );
+        busy["portDefinitions"][0]["port"] = json!(free_port());
+        create(&cluster, &busy).await;
         let url = format!("{}/whoami", LbProcess::url(lb.http));
         let http = Http::new();
         let mut serving = std::collections::BTreeSet::new();
@@ -538,15 +529,10 @@ async fn restarts_and_scale_downs_under_load_fail_no_request() {
             failures.len(),
             &failures[..failures.len().min(10)]
         );
-        let config: Value = http
-            .client
-            .get(format!("{}/_haproxy_getconfig", LbProcess::url(lb.stats)))
-            .send()
+        let config = http
+            .get(&format!("{}/_haproxy_getconfig", LbProcess::url(lb.stats)))
             .await
-            .expect("config")
-            .json()
-            .await
-            .expect("config JSON");
+            .json();
         let servers: Vec<usize> = config["backends"]
             .as_object()
             .expect("backends")
@@ -562,7 +548,7 @@ async fn restarts_and_scale_downs_under_load_fail_no_request() {
 #[tokio::test]
 async fn a_blue_green_switch_through_the_lb_fails_no_request() {
     tokio::time::timeout(TEST_TIMEOUT, async {
-        let cluster = start_cluster().await;
+        let cluster = start_cluster("28400-28599").await;
         let masters = vec![cluster.masters[0].addr.clone()];
         let lb = LbProcess::start(&cluster, &masters, &["--health-check"]).await;
         let (port, alt_port) = (free_port(), free_port());
@@ -630,15 +616,10 @@ async fn a_blue_green_switch_through_the_lb_fails_no_request() {
             seen.iter().all(|b| b.starts_with("/shop-green:")),
             "{seen:?}"
         );
-        let config: Value = http
-            .client
-            .get(format!("{}/_haproxy_getconfig", LbProcess::url(lb.stats)))
-            .send()
+        let config = http
+            .get(&format!("{}/_haproxy_getconfig", LbProcess::url(lb.stats)))
             .await
-            .expect("config")
-            .json()
-            .await
-            .expect("config JSON");
+            .json();
         assert_eq!(
             config["backends"][format!("shop_{port}")]["servers"]
                 .as_array()
