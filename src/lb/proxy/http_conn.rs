@@ -149,8 +149,12 @@ struct Watchdog {
     deadline: Instant,
     /// The phase seen last.
     phase: Phase,
-    /// Since when the connection is in `phase` (as far as the checks can tell).
+    /// Since when the connection is in `phase` with no new request (as far as the checks
+    /// can tell).
     since: Instant,
+    /// The connection's request count at the last look: a connection that took requests
+    /// since then is not idle, whatever phase each look happened to catch.
+    seen_requests: u64,
 }
 
 impl Watchdog {
@@ -173,6 +177,7 @@ impl Watchdog {
             deadline: now + period,
             phase: Phase::Head,
             since: now,
+            seen_requests: 0,
         }
     }
 
@@ -183,20 +188,24 @@ impl Watchdog {
     /// Looks at the connection (at `now`, past the deadline) and sets the next deadline.
     fn check(&mut self, ctx: &ConnCtx, now: Instant) -> Verdict {
         let reads = ctx.meter.reads.load(Relaxed);
+        let requests = ctx.requests.load(Relaxed);
         let phase = if ctx.in_flight.load(Relaxed) > 0 {
             Phase::Busy
-        } else if ctx.requests.load(Relaxed) == 0 || reads != ctx.idle_reads.load(Relaxed) {
+        } else if requests == 0 || reads != ctx.idle_reads.load(Relaxed) {
             Phase::Head
         } else {
             Phase::Idle
         };
-        self.judge(phase, now)
+        self.judge(phase, requests, now)
     }
 
-    /// The verdict for a connection in `phase` at `now`; sets the next deadline.
-    fn judge(&mut self, phase: Phase, now: Instant) -> Verdict {
+    /// The verdict for a connection in `phase` having taken `requests` so far, at `now`;
+    /// sets the next deadline.
+    fn judge(&mut self, phase: Phase, requests: u64, now: Instant) -> Verdict {
         self.deadline = now + self.period;
-        if phase != self.phase {
+        let took_requests = requests != self.seen_requests;
+        self.seen_requests = requests;
+        if phase != self.phase || took_requests {
             self.phase = phase;
             self.since = now;
         }
@@ -231,9 +240,9 @@ mod tests {
         assert_eq!(dog.period, Duration::from_millis(300));
         let start = Instant::now();
         let at = |ms| start + Duration::from_millis(ms);
-        assert_eq!(dog.judge(Phase::Head, at(300)), Verdict::Keep);
+        assert_eq!(dog.judge(Phase::Head, 0, at(300)), Verdict::Keep);
         assert_eq!(dog.deadline, at(600));
-        assert_eq!(dog.judge(Phase::Head, at(600)), Verdict::Cut);
+        assert_eq!(dog.judge(Phase::Head, 0, at(600)), Verdict::Cut);
     }
 
     #[tokio::test(start_paused = true)]
@@ -244,14 +253,31 @@ mod tests {
         let at = |ms| start + Duration::from_millis(ms);
         for ms in (500..=5000).step_by(500) {
             assert_eq!(
-                dog.judge(Phase::Busy, at(ms)),
+                dog.judge(Phase::Busy, 0, at(ms)),
                 Verdict::Keep,
                 "busy at {ms}"
             );
         }
-        assert_eq!(dog.judge(Phase::Idle, at(5500)), Verdict::Keep);
-        assert_eq!(dog.judge(Phase::Idle, at(6000)), Verdict::Keep);
-        assert_eq!(dog.judge(Phase::Idle, at(6500)), Verdict::CloseIdle);
+        assert_eq!(dog.judge(Phase::Idle, 0, at(5500)), Verdict::Keep);
+        assert_eq!(dog.judge(Phase::Idle, 0, at(6000)), Verdict::Keep);
+        assert_eq!(dog.judge(Phase::Idle, 0, at(6500)), Verdict::CloseIdle);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_connection_taking_requests_between_looks_is_not_idle() {
+        let mut dog = Watchdog::new(&limits(15_000, 1000));
+        let start = Instant::now();
+        let at = |ms| start + Duration::from_millis(ms);
+        // Every look lands between two requests, but requests keep coming.
+        for (look, ms) in (500..=5000).step_by(500).enumerate() {
+            assert_eq!(
+                dog.judge(Phase::Idle, 10 * look as u64 + 1, at(ms)),
+                Verdict::Keep,
+                "took requests before {ms}"
+            );
+        }
+        assert_eq!(dog.judge(Phase::Idle, 91, at(5500)), Verdict::Keep);
+        assert_eq!(dog.judge(Phase::Idle, 91, at(6000)), Verdict::CloseIdle);
     }
 
     #[tokio::test(start_paused = true)]
@@ -261,7 +287,7 @@ mod tests {
         let mut dog = Watchdog::new(&limits(0, 1000));
         let start = Instant::now();
         assert_eq!(
-            dog.judge(Phase::Head, start + Duration::from_secs(3600)),
+            dog.judge(Phase::Head, 0, start + Duration::from_secs(3600)),
             Verdict::Keep,
             "no http-request timeout"
         );
