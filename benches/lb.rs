@@ -275,14 +275,7 @@ async fn change_to_routed(cluster: &Cluster, rounds: usize) {
     let mut events = support::follow_events(&master, &["status_update_event"]).await;
     let (mut routed, mut listening, mut overhead) = (Vec::new(), Vec::new(), Vec::new());
     for round in 1..=rounds {
-        let scaled = cluster
-            .http
-            .put(
-                &format!("{master}/v2/apps/bench/web?force=true"),
-                &json!({ "instances": 4 + round }),
-            )
-            .await;
-        assert!(scaled.ok(), "{}", scaled.body);
+        scale(cluster, 4 + round).await;
         let running =
             support::wait_status(&mut events, "TASK_RUNNING", Duration::from_secs(30), |_| {
                 true
@@ -328,14 +321,7 @@ async fn change_to_routed(cluster: &Cluster, rounds: usize) {
     while let Ok(Some(_)) = tokio::time::timeout(Duration::from_millis(100), events.recv()).await {}
     let mut healthy_to_routed = Vec::new();
     for round in 1..=rounds {
-        let scaled = cluster
-            .http
-            .put(
-                &format!("{master}/v2/apps/bench/web?force=true"),
-                &json!({ "instances": 4 + round }),
-            )
-            .await;
-        assert!(scaled.ok(), "{}", scaled.body);
+        scale(cluster, 4 + round).await;
         let healthy = loop {
             let event = tokio::time::timeout(Duration::from_secs(30), events.recv())
                 .await
@@ -365,6 +351,19 @@ async fn change_to_routed(cluster: &Cluster, rounds: usize) {
         &format!("healthy → routed ({rounds} scale-ups, TCP check, --health-check): health_status_changed_event alive → first response from the task through orch lb"),
         &mut healthy_to_routed,
     );
+}
+
+/// Sets the bench app's instances (overriding its deployment).
+async fn scale(cluster: &Cluster, instances: usize) {
+    let master = cluster.url(0);
+    let scaled = cluster
+        .http
+        .put(
+            &format!("{master}/v2/apps/bench/web?force=true"),
+            &json!({ "instances": instances }),
+        )
+        .await;
+    assert!(scaled.ok(), "{}", scaled.body);
 }
 
 /// From `since` until a GET through the LB at `url` is answered by the task on `port`.
