@@ -34,8 +34,8 @@ use super::zone::{
     EnumeratedFramework, EnumeratedRecord, EnumeratedTask, RecordSet, Soa, Srv, Zone, ZoneConfig,
     VIP_APEX,
 };
-use crate::model::{Agent, App, Goal, Task, TaskState};
-use crate::state::Snapshot;
+use crate::model::{parse_ip, split_host_port, Agent, App, Task};
+use crate::state::{serves, Snapshot};
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
@@ -58,7 +58,7 @@ pub fn records(snapshot: &Snapshot, config: &ZoneConfig) -> Zone {
             continue;
         };
         let app = snapshot.apps.get(&task.app_id).map(AsRef::as_ref);
-        if !eligible(task, agent, app, config) {
+        if !serves(task, agent, app, config.healthy_only) {
             continue;
         }
         apps_with_tasks.insert(&task.app_id);
@@ -70,15 +70,6 @@ pub fn records(snapshot: &Snapshot, config: &ZoneConfig) -> Zone {
         }
     }
     zone.finish(snapshot.applied_index, tasks)
-}
-
-/// Whether `task` gets records (see [`records`]).
-fn eligible(task: &Task, agent: &Agent, app: Option<&App>, config: &ZoneConfig) -> bool {
-    let checked = app.is_some_and(|app| !app.spec.health_checks().is_empty());
-    task.state == TaskState::Running
-        && task.goal == Goal::Running
-        && agent.is_reachable()
-        && (!config.healthy_only || !checked || task.healthy() == Some(true))
 }
 
 /// One record value.
@@ -203,7 +194,7 @@ impl<'a> Builder<'a> {
         let apex = self.apex.clone();
         for agent in agents.filter(|agent| agent.is_reachable()) {
             let port = split_host_port(&agent.info.address).1;
-            if let Some(ip) = agent_ip(agent) {
+            if let Some(ip) = agent.ip() {
                 self.ip(&format!("slave.{apex}"), ip);
                 self.ip(&format!("agent.{apex}"), ip);
                 if let Some(port) = port {
@@ -221,7 +212,7 @@ impl<'a> Builder<'a> {
     fn task(&mut self, task: &Task, agent: &Agent, app: Option<&App>) -> EnumeratedTask {
         let raw = app_task_name(&task.app_id);
         let label = task_label(&raw);
-        let agent_ip = agent_ip(agent);
+        let agent_ip = agent.ip();
         let mut task_ips: Vec<IpAddr> = task
             .ip_addresses
             .iter()
@@ -490,45 +481,8 @@ fn named_vip(value: &str) -> Option<String> {
     Some(vip_name(vip)).filter(|name| !name.is_empty())
 }
 
-/// The IP of an agent: the host of its `ip:port` address, else its hostname if that is an
-/// IP. No name lookups: an agent known only by name has no IP here.
-fn agent_ip(agent: &Agent) -> Option<IpAddr> {
-    parse_ip(split_host_port(&agent.info.address).0).or_else(|| parse_ip(&agent.info.hostname))
-}
-
 /// `host:port` as an IP and an optional port; `None` when the host is not an IP.
 fn address(text: &str) -> Option<(IpAddr, Option<u16>)> {
     let (host, port) = split_host_port(text);
     Some((parse_ip(host)?, port))
 }
-
-/// An IP, with or without IPv6 brackets.
-fn parse_ip(text: &str) -> Option<IpAddr> {
-    let text = text.trim();
-    let bare = text
-        .strip_prefix('[')
-        .and_then(|t| t.strip_suffix(']'))
-        .unwrap_or(text);
-    bare.parse().ok()
-}
-
-/// Splits `host:port`, `[v6]:port`, or a bare host or IP (no port).
-fn split_host_port(text: &str) -> (&str, Option<u16>) {
-    let text = text.trim();
-    if let Some(rest) = text.strip_prefix('[') {
-        if let Some((host, after)) = rest.split_once(']') {
-            let port = after.strip_prefix(':').and_then(|p| p.parse().ok());
-            return (host, port);
-        }
-    }
-    if text.parse::<IpAddr>().is_ok() {
-        return (text, None);
-    }
-    match text.rsplit_once(':') {
-        Some((host, port)) => (host, port.parse().ok()),
-        None => (text, None),
-    }
-}
-
-#[cfg(test)]
-mod tests;

@@ -14,7 +14,7 @@
 //! **Which tasks.** A task serves while it is `TASK_RUNNING`, its goal is still Running (a
 //! decommissioned task leaves the rotation at once, before it is killed) and its agent is
 //! known and reachable; with [`RouteConfig::health_check`], tasks of apps with health checks
-//! also need every check passing. These are DNS's rules (`crate::dns::records`).
+//! also need every check passing: [`crate::state::serves`], the rule DNS follows too.
 //!
 //! **Where traffic goes** (marathon-lb's `get_task_ip_and_ports`): a host-networking port,
 //! or a port mapping with a host port, is reached at the agent's IP (the host of its address,
@@ -78,9 +78,9 @@ use super::table::{
     Backend, BackendCheck, Balance, Frontend, FrontendKind, Mode, RouteConfig, RoutingTable,
     Server, VhostRoute,
 };
-use crate::model::{Agent, App, AppId, Goal, HealthCheck, HealthProtocol, Task, TaskState};
+use crate::model::{parse_ip, Agent, App, AppId, HealthCheck, HealthProtocol, Task};
 use crate::model::{AppSpec, Timestamp};
-use crate::state::Snapshot;
+use crate::state::{serves, Snapshot};
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -115,12 +115,7 @@ fn eligible_tasks<'a>(snapshot: &'a Snapshot, config: &RouteConfig) -> Eligible<
         let Some(app) = snapshot.apps.get(&task.app_id) else {
             continue;
         };
-        let checked = !app.spec.health_checks().is_empty();
-        let in_rotation = task.state == TaskState::Running
-            && task.goal == Goal::Running
-            && agent.is_reachable()
-            && (!config.health_check || !checked || task.healthy() == Some(true));
-        if in_rotation {
+        if serves(task, agent, Some(app), config.health_check) {
             tasks
                 .entry(&task.app_id)
                 .or_default()
@@ -397,7 +392,7 @@ fn servers(members: &[&App], tasks: &Eligible<'_>, index: usize) -> Vec<Server> 
 
 /// Where port index `index` of `task` is reached (see the module docs).
 fn endpoint(spec: &AppSpec, task: &Task, agent: &Agent, index: usize) -> Option<(IpAddr, u16)> {
-    let agent_side = || agent_ip(agent).or_else(|| task_ip(task));
+    let agent_side = || agent.ip().or_else(|| task_ip(task));
     let (ip, port) = if spec.host_networking() {
         (agent_side(), task.ports.get(index).copied())
     } else {
@@ -411,7 +406,7 @@ fn endpoint(spec: &AppSpec, task: &Task, agent: &Agent, index: usize) -> Option<
             (agent_side(), task.ports.get(host_index).copied())
         } else {
             (
-                task_ip(task).or_else(|| agent_ip(agent)),
+                task_ip(task).or_else(|| agent.ip()),
                 Some(mapping.container_port),
             )
         }
@@ -422,27 +417,6 @@ fn endpoint(spec: &AppSpec, task: &Task, agent: &Agent, index: usize) -> Option<
 /// The task's first IP address that parses.
 fn task_ip(task: &Task) -> Option<IpAddr> {
     task.ip_addresses.iter().find_map(|ip| parse_ip(ip))
-}
-
-/// The agent's IP: the host of its `ip:port` address, else its hostname if that is an IP.
-fn agent_ip(agent: &Agent) -> Option<IpAddr> {
-    let address = agent.info.address.trim();
-    let host = match address.strip_prefix('[') {
-        Some(rest) => rest.split(']').next().unwrap_or(rest),
-        None if address.parse::<IpAddr>().is_ok() => address,
-        None => address.rsplit_once(':').map_or(address, |(host, _)| host),
-    };
-    parse_ip(host).or_else(|| parse_ip(&agent.info.hostname))
-}
-
-/// An IP, with or without IPv6 brackets.
-fn parse_ip(text: &str) -> Option<IpAddr> {
-    let text = text.trim();
-    let bare = text
-        .strip_prefix('[')
-        .and_then(|t| t.strip_suffix(']'))
-        .unwrap_or(text);
-    bare.parse().ok()
 }
 
 /// marathon-lb's server name: `<host>_<ip>_<port>`, or `<ip>_<port>` when the host is the IP,

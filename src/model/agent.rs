@@ -1,6 +1,8 @@
 //! Agents as the masters record them.
 
+use super::address::{parse_ip, split_host_port};
 use super::{Attributes, Resources, Timestamp};
+use std::net::IpAddr;
 
 /// A stable agent id, kept in the agent's work dir (Mesos' `<uuid>-S0` shape).
 #[derive(
@@ -73,5 +75,11 @@ impl Agent {
     /// True unless the leader declared it unreachable.
     pub fn is_reachable(&self) -> bool {
         matches!(self.reachability, Reachability::Reachable)
+    }
+
+    /// Its IP: the host of its `ip:port` address, else its hostname if that is an IP. No name
+    /// lookups: an agent known only by name has no IP here.
+    pub fn ip(&self) -> Option<IpAddr> {
+        parse_ip(split_host_port(&self.info.address).0).or_else(|| parse_ip(&self.info.hostname))
     }
 }

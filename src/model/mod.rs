@@ -6,6 +6,7 @@
 //!
 //! May depend on: nothing internal.
 
+mod address;
 mod agent;
 mod app;
 mod app_id;
@@ -22,6 +23,7 @@ mod resources;
 mod task;
 mod timestamp;
 
+pub use address::{parse_ip, split_host_port};
 pub use agent::{Agent, AgentId, AgentInfo, Reachability, DEFAULT_ROLE, PUBLIC_ROLE};
 pub use app::{App, AppError, VersionInfo};
 pub use app_id::{AppId, AppIdError};

@@ -23,7 +23,7 @@ pub use command::{Applied, Command, HealthChange, Rejection, RepoChange};
 pub use deployments::DeploymentChange;
 pub use events::{events, Event};
 pub use groups::GroupChanges;
-pub use snapshot::Snapshot;
+pub use snapshot::{serves, Snapshot};
 
 use crate::model::{
     Agent, AgentId, App, AppError, AppId, Deployment, DeploymentId, Group, GroupId, RepoRecord,

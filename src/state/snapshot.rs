@@ -5,7 +5,7 @@
 //! May depend on: model, state.
 
 use super::ClusterState;
-use crate::model::{Agent, AgentId, App, AppId, Task, TaskId};
+use crate::model::{Agent, AgentId, App, AppId, Goal, Task, TaskId, TaskState};
 use imbl::OrdMap;
 use std::sync::Arc;
 
@@ -38,4 +38,16 @@ impl Snapshot {
             masters,
         }
     }
+}
+
+/// Whether `task` (of `app`, on `agent`) takes traffic: it is TASK_RUNNING, still wanted (a
+/// task whose kill is decided leaves at once, before it is signalled), on a reachable agent,
+/// and, with `healthy_only`, passing every health check when its app has any. DNS records
+/// and load-balancer backends both follow this rule.
+pub fn serves(task: &Task, agent: &Agent, app: Option<&App>, healthy_only: bool) -> bool {
+    let checked = app.is_some_and(|app| !app.spec.health_checks().is_empty());
+    task.state == TaskState::Running
+        && task.goal == Goal::Running
+        && agent.is_reachable()
+        && (!healthy_only || !checked || task.healthy() == Some(true))
 }

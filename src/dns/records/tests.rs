@@ -4,7 +4,8 @@
 
 use super::*;
 use crate::model::{
-    AgentId, AgentInfo, AppId, Attributes, HealthResult, Reachability, Resources, TaskId, Timestamp,
+    AgentId, AgentInfo, AppId, Attributes, Goal, HealthResult, Reachability, Resources, TaskId,
+    TaskState, Timestamp,
 };
 use serde_json::{json, Value as Json};
 use std::sync::Arc;
@@ -674,7 +675,6 @@ fn host_port_splitting() {
         Some(("fd00::1".parse().expect("ip"), None))
     );
     assert_eq!(address("master.example:5050"), None);
-    assert_eq!(split_host_port("host"), ("host", None));
     assert_eq!(protocols("udp,tcp"), ["udp", "tcp"]);
     assert_eq!(protocols(""), ["tcp", "udp"]);
     assert_eq!(protocols("TCP"), ["tcp"]);

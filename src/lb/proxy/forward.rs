@@ -33,7 +33,7 @@ use super::headers::{
     add_forwarded, https_location, is_upgrade, sticky_cookie, strip_hop_by_hop,
     strip_sticky_cookie, HSTS_VALUE, X_MARATHON_APP_ID,
 };
-use super::live::Live;
+use super::live::{Live, LiveBackend};
 use super::pool;
 use super::replies;
 use super::route::{normalize_host, request_host};
@@ -148,6 +148,24 @@ fn from_head((method, uri, version, headers): Head) -> Request<RequestBody> {
     request
 }
 
+/// Connecting to (or sending on a new connection to) `server` failed: it is marked down and
+/// noted as tried; `true` while a retry is left (one is used), `false` to give up.
+fn retry_elsewhere(
+    backend: &LiveBackend,
+    server: usize,
+    tried: &mut Vec<usize>,
+    retries: &mut u32,
+) -> bool {
+    backend.servers[server].state.mark_down();
+    tried.push(server);
+    if *retries == 0 {
+        return false;
+    }
+    *retries -= 1;
+    backend.state.counters.retries.fetch_add(1, Relaxed);
+    true
+}
+
 /// Sends `request` to a server of backend `b` and returns the response (or the proxy's
 /// error page).
 async fn forward(
@@ -225,13 +243,9 @@ async fn forward(
                         server = %live_server.name,
                         "connect failed"
                     );
-                    state.mark_down();
-                    tried.push(server);
-                    if retries == 0 {
+                    if !retry_elsewhere(backend, server, &mut tried, &mut retries) {
                         return replies::error(StatusCode::BAD_GATEWAY);
                     }
-                    retries -= 1;
-                    backend.state.counters.retries.fetch_add(1, Relaxed);
                     continue;
                 }
             },
@@ -246,13 +260,9 @@ async fn forward(
                 continue;
             }
             tracing::debug!(server = %live_server.name, "the server closed a new connection");
-            state.mark_down();
-            tried.push(server);
-            if retries == 0 {
+            if !retry_elsewhere(backend, server, &mut tried, &mut retries) {
                 return replies::error(StatusCode::BAD_GATEWAY);
             }
-            retries -= 1;
-            backend.state.counters.retries.fetch_add(1, Relaxed);
             continue;
         }
         if reused.is_none() {
@@ -323,13 +333,9 @@ async fn forward(
                         chosen = Some(server);
                         continue;
                     }
-                    state.mark_down();
-                    tried.push(server);
-                    if retries == 0 {
+                    if !retry_elsewhere(backend, server, &mut tried, &mut retries) {
                         return replies::error(StatusCode::BAD_GATEWAY);
                     }
-                    retries -= 1;
-                    backend.state.counters.retries.fetch_add(1, Relaxed);
                     continue;
                 }
                 if let Some(head) = replay {

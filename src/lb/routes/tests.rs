@@ -2,7 +2,9 @@
 //! apps with marathon-lb labels, and tasks in every state that matters.
 
 use super::*;
-use crate::model::{AgentId, AgentInfo, Attributes, HealthResult, Reachability, Resources, TaskId};
+use crate::model::{
+    AgentId, AgentInfo, Attributes, Goal, HealthResult, Reachability, Resources, TaskId, TaskState,
+};
 use proptest::prelude::*;
 use serde_json::{json, Value as Json};
 
