@@ -1488,7 +1488,9 @@ async fn server_client_and_keep_alive_timeouts() {
         let web = http_backend("web").await;
         let mut config = config();
         config.limits.server_timeout = Duration::from_millis(300);
-        config.limits.client_timeout = Duration::from_millis(300);
+        // Shorter than `timeout server`: a stalled upload is also a request the server has
+        // not answered yet, and the client's silence must be the timer that fires first.
+        config.limits.client_timeout = Duration::from_millis(150);
         config.limits.keep_alive_timeout = Duration::from_millis(300);
         let lb = Lb::start(
             config,
