@@ -486,3 +486,6 @@ fn address(text: &str) -> Option<(IpAddr, Option<u16>)> {
     let (host, port) = split_host_port(text);
     Some((parse_ip(host)?, port))
 }
+
+#[cfg(test)]
+mod tests;
