@@ -231,7 +231,7 @@ async fn up_status_up_again_destroy() {
         let names: Vec<&str> = pids.iter().map(|(n, _)| n.as_str()).collect();
         assert_eq!(names, ["agent-1", "master-1"]);
         assert!(pids.iter().all(|(_, pid)| alive(*pid)), "{pids:?}");
-        assert!(wd.cluster_dir().join("cluster.json").exists());
+        assert!(wd.cluster_dir().join("state.json").exists());
         assert!(wd.cluster_dir().join("master-1.log").exists());
 
         let status = wd.orch_ok(&["status", "-f", "infra.yaml"]).await;
@@ -361,7 +361,7 @@ async fn a_taken_port_is_named_and_nothing_starts() {
             "{}",
             describe_output(&out)
         );
-        assert!(!wd.cluster_dir().join("cluster.json").exists());
+        assert!(!wd.cluster_dir().join("state.json").exists());
         wd.assert_no_processes(Duration::from_secs(1)).await;
     })
     .await
@@ -447,7 +447,7 @@ async fn foreground_up_stops_everything_on_sigint_and_restarts_on_the_same_ports
             up_output()
         );
         wd.assert_no_processes(Duration::from_secs(5)).await;
-        assert!(wd.cluster_dir().join("cluster.json").exists(), "the data stays");
+        assert!(wd.cluster_dir().join("state.json").exists(), "the data stays");
 
         // A restart reuses the recorded ports and data: the app is still there.
         let out = wd.orch_ok(&["up", "-f", "infra.yaml", "--detach"]).await;

@@ -22,10 +22,23 @@ pub struct DestroyArgs {
 /// Runs `orch destroy`.
 pub async fn run(args: DestroyArgs) -> anyhow::Result<()> {
     let loaded = infra_file::load(&args.infra)?;
-    loaded.infra.provider.ensure_built()?;
     let cluster = &loaded.infra.cluster;
     let dir = loaded.cluster_dir();
     let shown = loaded.shown_dir();
+    if loaded.infra.provider != crate::provision::infra::ProviderKind::Local {
+        // The provider's tags and labels find its machines even without a state file.
+        if !args.yes
+            && !confirm(&format!(
+                "Destroy cluster '{cluster}' ({} provider): every machine, network and \
+                 firewall it made, and {shown}?",
+                loaded.infra.provider.name()
+            ))?
+        {
+            say!("nothing destroyed");
+            return Ok(());
+        }
+        return super::remote::destroy(&loaded).await;
+    }
     if !dir.exists() {
         say!("cluster '{cluster}' does not exist (no {shown}); nothing to destroy");
         return Ok(());

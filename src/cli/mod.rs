@@ -18,6 +18,7 @@ mod infra_file;
 mod lb;
 mod master;
 mod node;
+mod remote;
 mod status;
 mod task;
 mod up;

@@ -11,7 +11,9 @@ use crate::provision::record::ClusterRecord;
 /// Runs `orch status`.
 pub async fn run(args: InfraArgs) -> anyhow::Result<()> {
     let loaded = infra_file::load(&args)?;
-    loaded.infra.provider.ensure_built()?;
+    if loaded.infra.provider != crate::provision::infra::ProviderKind::Local {
+        return super::remote::status(&loaded).await;
+    }
     let cluster = &loaded.infra.cluster;
     let Some(record) = ClusterRecord::load(&loaded.cluster_dir())? else {
         println!(

@@ -5,7 +5,7 @@
 use super::infra_file::{self, InfraArgs};
 use crate::provision::cluster_api::ClusterApi;
 use crate::provision::containers;
-use crate::provision::infra::ProviderKind;
+use crate::provision::infra::{InfraError, ProviderKind};
 use crate::provision::local::{self, Prepared, Stopped, UpRequest};
 use crate::provision::record::ClusterRecord;
 use anyhow::Context;
@@ -35,9 +35,18 @@ pub struct UpArgs {
     #[arg(long)]
     detach: bool,
     /// The provider, instead of the infra file's `provider:` (local, docker, ssh,
-    /// digital_ocean; only local is built).
+    /// digital_ocean).
     #[arg(long)]
     provider: Option<String>,
+    /// Print what would be done and do nothing (docker, ssh, digital_ocean).
+    #[arg(long)]
+    plan: bool,
+    /// The orch binary to install on the machines [default: this one].
+    #[arg(long, value_name = "PATH")]
+    binary: Option<std::path::PathBuf>,
+    /// Accept and record SSH host keys that neither known_hosts nor the infra file knows.
+    #[arg(long)]
+    trust_on_first_use: bool,
 }
 
 /// SIGINT, SIGTERM and SIGHUP (the terminal is gone), registered when created (so a signal
@@ -78,12 +87,29 @@ enum Startup {
 /// Runs `orch up`.
 pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     let mut signals = Signals::new()?;
-    let loaded = infra_file::load(&args.infra)?;
-    let mut infra = loaded.infra.clone();
+    let mut loaded = infra_file::load(&args.infra)?;
     if let Some(provider) = &args.provider {
-        infra.provider = ProviderKind::parse(provider)?;
+        loaded.infra.provider = ProviderKind::parse(provider)?;
+        loaded
+            .infra
+            .validate()
+            .map_err(|source| InfraError::InFile {
+                file: loaded.shown.clone(),
+                source: Box::new(source),
+            })?;
     }
-    infra.provider.ensure_built()?;
+    if loaded.infra.provider != ProviderKind::Local {
+        let flags = super::remote::RemoteFlags {
+            plan: args.plan,
+            binary: args.binary.clone(),
+            trust_on_first_use: args.trust_on_first_use,
+        };
+        return super::remote::up(&loaded, &flags).await;
+    }
+    if args.plan {
+        anyhow::bail!("--plan is for the docker, ssh and digital_ocean providers; the local provider's `orch up` only starts processes of this machine");
+    }
+    let infra = loaded.infra.clone();
     // Secrets come from this process's environment; a missing one fails before anything
     // starts.
     let repos = infra

@@ -11,6 +11,7 @@
 //!
 //! May depend on: model (RepoConfig, Resources). No network, no processes.
 
+use super::provider_config::{DigitalOceanEntry, DockerEntry, MachineRole, SshEntry};
 use crate::model::Resources;
 use crate::model::{is_url, RepoConfig};
 use serde::de::{self, Deserializer, Visitor};
@@ -23,8 +24,12 @@ use std::path::{Component, Path, PathBuf};
 /// The infra file `orch up` reads when no `-f` is given (relative to the current directory).
 pub const DEFAULT_FILE: &str = "infra/local.yaml";
 
-/// How many agents at most: each takes its own 1000 task ports from 31000 up.
+/// How many agents the local provider runs at most: each takes its own 1000 task ports from
+/// 31000 up.
 pub const MAX_AGENTS: u32 = 34;
+
+/// How many agents (public ones included) the other providers make at most.
+pub const MAX_REMOTE_AGENTS: u32 = 250;
 
 /// Why an infra file cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -89,11 +94,11 @@ pub enum ProviderKind {
     /// Every process on this machine, data under `.orch/<cluster>/` (the embedded default).
     #[default]
     Local,
-    /// Containers of the local Docker engine (not built yet).
+    /// Containers of the local Docker engine, on a network of their own.
     Docker,
-    /// Hosts reachable over SSH (not built yet).
+    /// Existing hosts reached over SSH.
     Ssh,
-    /// DigitalOcean droplets (not built yet).
+    /// DigitalOcean droplets made through its API.
     DigitalOcean,
 }
 
@@ -118,16 +123,6 @@ impl ProviderKind {
             Self::Docker => "docker",
             Self::Ssh => "ssh",
             Self::DigitalOcean => "digital_ocean",
-        }
-    }
-
-    /// `Ok` for the providers this build has.
-    pub fn ensure_built(self) -> Result<(), InfraError> {
-        match self {
-            Self::Local => Ok(()),
-            other => Err(InfraError::NotBuilt {
-                provider: other.name().to_owned(),
-            }),
         }
     }
 }
@@ -187,9 +182,13 @@ pub struct Infra {
     /// How many masters: 1, 3 or 5 [default: 1].
     #[serde(default = "one")]
     pub masters: u32,
-    /// How many agents, 1 to [`MAX_AGENTS`] [default: 1].
+    /// How many agents, 1 to [`MAX_AGENTS`] with the local provider [default: 1].
     #[serde(default = "one")]
     pub agents: u32,
+    /// How many public agents (`orch agent --public`, for the `slave_public` role), on their
+    /// own machines; not with the local provider [default: 0].
+    #[serde(default)]
+    pub public_agents: u32,
     /// The first master's API address; the other masters and the agents take the next free
     /// ports after it [default: `127.0.0.1:8080`].
     #[serde(default = "default_api")]
@@ -200,6 +199,9 @@ pub struct Infra {
     /// agent, since agents on one host must not hand out the same ports.
     #[serde(default)]
     pub agent_resources: Option<String>,
+    /// Each agent's `--attributes` for constraints, e.g. `rack:r1;zone:a` [default: none].
+    #[serde(default)]
+    pub agent_attributes: Option<String>,
     /// The agents' containerizers, comma-separated: `mesos`, `docker`, `mock`
     /// [default: `mesos,docker` when a Docker engine answers, else `mesos`].
     #[serde(default)]
@@ -219,6 +221,15 @@ pub struct Infra {
     /// 127.0.0.1: HTTP 8000, HTTPS 8443, app-id 9091, stats 9090, group `external`].
     #[serde(default)]
     pub lb: LbEntry,
+    /// The docker provider's settings.
+    #[serde(default)]
+    pub docker: DockerEntry,
+    /// The ssh provider's settings and hosts.
+    #[serde(default)]
+    pub ssh: SshEntry,
+    /// The digital_ocean provider's settings.
+    #[serde(default)]
+    pub digital_ocean: DigitalOceanEntry,
 }
 
 /// The cluster's DNS server (`dns:`), run inside the first master (`--with-dns`).
@@ -490,13 +501,18 @@ impl Default for Infra {
             provider: ProviderKind::Local,
             masters: 1,
             agents: 1,
+            public_agents: 0,
             api: default_api(),
             agent_resources: None,
+            agent_attributes: None,
             containerizers: None,
             vars: BTreeMap::new(),
             gitops: Vec::new(),
             dns: DnsEntry::default(),
             lb: LbEntry::default(),
+            docker: DockerEntry::default(),
+            ssh: SshEntry::default(),
+            digital_ocean: DigitalOceanEntry::default(),
         }
     }
 }
@@ -516,7 +532,14 @@ impl Infra {
         let infra = if value.is_null() {
             Self::default()
         } else {
-            serde_yaml_ng::from_str::<Self>(text).map_err(parse_error)?
+            let mut infra = serde_yaml_ng::from_str::<Self>(text).map_err(parse_error)?;
+            infra
+                .counts_from_ssh_hosts(|key| value.get(key).is_some())
+                .map_err(|source| InfraError::InFile {
+                    file: file.to_owned(),
+                    source: Box::new(source),
+                })?;
+            infra
         };
         infra.validate().map_err(|source| InfraError::InFile {
             file: file.to_owned(),
@@ -552,16 +575,9 @@ impl Infra {
                 ),
             ));
         }
+        self.validate_counts()?;
         if ![1, 3, 5].contains(&self.masters) {
             return Err(invalid("masters", "must be 1, 3 or 5"));
-        }
-        if !(1..=MAX_AGENTS).contains(&self.agents) {
-            return Err(invalid(
-                "agents",
-                format!(
-                    "must be 1 to {MAX_AGENTS} (each agent takes 1000 task ports from 31000 up)"
-                ),
-            ));
         }
         if self.api.ip().is_unspecified() {
             return Err(invalid(
@@ -625,6 +641,97 @@ impl Infra {
             }
         }
         Ok(())
+    }
+
+    /// With the ssh provider the hosts' roles fix the counts: `masters`, `agents` and
+    /// `public_agents` are taken from `ssh.hosts`, and must agree with them where the file
+    /// gives them (`given` tells whether a top-level key is present).
+    pub fn counts_from_ssh_hosts(
+        &mut self,
+        given: impl Fn(&str) -> bool,
+    ) -> Result<(), InfraError> {
+        if self.provider != ProviderKind::Ssh {
+            return Ok(());
+        }
+        for (key, role) in [
+            ("masters", MachineRole::Master),
+            ("agents", MachineRole::Agent),
+            ("public_agents", MachineRole::PublicAgent),
+        ] {
+            let from_hosts = self.ssh.count(role);
+            let field = match role {
+                MachineRole::Master => &mut self.masters,
+                MachineRole::Agent => &mut self.agents,
+                MachineRole::PublicAgent => &mut self.public_agents,
+            };
+            if given(key) && *field != from_hosts {
+                return Err(invalid(
+                    key,
+                    format!(
+                        "is {} but ssh.hosts has {from_hosts} {} host(s); leave {key} out or make them agree",
+                        *field,
+                        role.name()
+                    ),
+                ));
+            }
+            *field = from_hosts;
+        }
+        Ok(())
+    }
+
+    fn validate_counts(&self) -> Result<(), InfraError> {
+        if self.provider == ProviderKind::Ssh {
+            // The hosts fix the counts: check them first.
+            self.ssh.validate()?;
+        }
+        match self.provider {
+            ProviderKind::Local => {
+                if !(1..=MAX_AGENTS).contains(&self.agents) {
+                    return Err(invalid(
+                        "agents",
+                        format!(
+                            "must be 1 to {MAX_AGENTS} (each agent takes 1000 task ports from 31000 up)"
+                        ),
+                    ));
+                }
+                if self.public_agents != 0 {
+                    return Err(invalid(
+                        "public_agents",
+                        "needs a provider with machines of their own (docker, ssh, digital_ocean)",
+                    ));
+                }
+            }
+            ProviderKind::Docker | ProviderKind::Ssh | ProviderKind::DigitalOcean => {
+                if self.agents + self.public_agents == 0 {
+                    return Err(invalid("agents", "a cluster needs at least one agent"));
+                }
+                if self.agents + self.public_agents > MAX_REMOTE_AGENTS {
+                    return Err(invalid(
+                        "agents",
+                        format!("agents + public_agents must be at most {MAX_REMOTE_AGENTS}"),
+                    ));
+                }
+                if let Some(text) = &self.agent_attributes {
+                    crate::model::parse_attributes(text)
+                        .map_err(|e| invalid("agent_attributes", e.to_string()))?;
+                }
+            }
+        }
+        match self.provider {
+            ProviderKind::Local => Ok(()),
+            ProviderKind::Docker => self.docker.validate(),
+            ProviderKind::Ssh => Ok(()),
+            ProviderKind::DigitalOcean => {
+                self.digital_ocean.validate()?;
+                match self.gitops.iter().position(|g| !is_url(&g.repo)) {
+                    Some(i) => Err(invalid(
+                        format!("gitops[{i}].repo"),
+                        "must be a URL: droplets cannot read a path of this machine",
+                    )),
+                    None => Ok(()),
+                }
+            }
+        }
     }
 
     /// The containerizers given, in order (None when the key is absent).
@@ -1030,19 +1137,37 @@ gitops:
     }
 
     #[test]
-    fn providers_parse_and_only_local_is_built() {
+    fn providers_parse_and_their_sections_are_checked() {
         assert_eq!(
             ProviderKind::parse("local").expect("local"),
             ProviderKind::Local
         );
-        let docker = ProviderKind::parse("docker").expect("docker");
-        assert_eq!(
-            docker.ensure_built().expect_err("not built").to_string(),
-            "provider 'docker' is not built yet (only 'local' is)"
-        );
         assert!(ProviderKind::parse("aws").is_err());
-        let infra = Infra::from_yaml("provider: digital_ocean\n", "f").expect("valid file");
-        assert!(infra.provider.ensure_built().is_err());
+        let ssh = "provider: ssh\nssh:\n  hosts:\n    - {address: 127.0.0.11, role: master}\n    - {address: 127.0.0.21, role: agent}\n    - {address: 127.0.0.22, role: public_agent}\n";
+        let infra = Infra::from_yaml(ssh, "f").expect("valid file");
+        assert_eq!(
+            (infra.masters, infra.agents, infra.public_agents),
+            (1, 1, 1)
+        );
+        let cases = [
+            ("provider: docker\npublic_agents: 2\ndocker: {network: 'a b'}\n", "f: docker.network: 'a b' is not a network name"),
+            ("provider: docker\ndocker: {subnet: 10.0.0.0}\n", "f: docker.subnet: '10.0.0.0' is not a CIDR subnet"),
+            ("public_agents: 1\n", "f: public_agents: needs a provider with machines of their own"),
+            (&format!("masters: 3\n{ssh}"), "f: masters: is 3 but ssh.hosts has 1 master host(s)"),
+            ("provider: ssh\nssh: {hosts: [{address: db.example, role: master}]}\n", "f: ssh.hosts[0].ip: 'db.example' is not an IP address"),
+            ("provider: ssh\nssh: {hosts: [{address: 10.0.0.1, role: agent}]}\n", "f: ssh.hosts: has 0 masters"),
+            ("provider: ssh\nssh: {hosts: [{address: 10.0.0.1, role: king}]}\n", "f: ssh.hosts[0].role: unknown variant `king`"),
+            ("provider: digital_ocean\n", "f: digital_ocean.region: '' is not a region slug"),
+            ("provider: digital_ocean\ndigital_ocean: {region: nyc3}\n", "f: digital_ocean.ssh_keys: names no key"),
+            ("provider: digital_ocean\ndigital_ocean: {region: nyc3, ssh_keys: [1]}\ngitops: [{repo: ..}]\n", "f: gitops[0].repo: must be a URL"),
+        ];
+        for (text, want) in cases {
+            let got = error_text(Infra::from_yaml(text, "f"));
+            assert!(
+                got.starts_with(want),
+                "for {text:?}:\n got {got}\nwant {want}..."
+            );
+        }
     }
 
     #[test]

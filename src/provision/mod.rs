@@ -20,9 +20,16 @@
 //! state, raft, agent or cli: provisioning talks to a cluster only through its HTTP API.
 
 pub mod cluster_api;
+pub mod cluster_spec;
 pub mod containers;
 pub mod infra;
 pub mod layout;
 pub mod local;
 pub mod procs;
+pub mod provider;
+pub mod provider_config;
 pub mod record;
+pub mod remote;
+pub mod state_file;
+pub mod steps;
+pub mod templates;

@@ -1,4 +1,4 @@
-//! The state file of a local cluster, `.orch/<cluster>/cluster.json`: the layout (ports,
+//! The state file of a local cluster, `.orch/<cluster>/state.json`: the layout (ports,
 //! dirs), the infra file it came from, the containerizers offered and the pid (+ start time)
 //! of every process started, so that a later `orch up` reuses the same ports and data and
 //! `orch status`/`orch destroy` find the processes again. Written atomically (temporary
@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 /// The state file's name inside the cluster dir.
-pub const FILE: &str = "cluster.json";
+pub const FILE: &str = super::state_file::FILE;
 
 /// The state file cannot be read or written.
 #[derive(Debug, thiserror::Error)]
@@ -62,7 +62,7 @@ impl From<Pid> for ProcId {
     }
 }
 
-/// What `.orch/<cluster>/cluster.json` holds.
+/// What `.orch/<cluster>/state.json` holds.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ClusterRecord {
     /// The provider that made it (`local`).
