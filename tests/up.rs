@@ -475,8 +475,12 @@ async fn invalid_infra_files_are_refused_with_the_key_named() {
             ("mastres: 3\n", "error: bad.yaml: unknown field `mastres`"),
             ("agents: many\n", "error: bad.yaml: agents: invalid type"),
             (
-                "provider: docker\n",
-                "error: provider 'docker' is not built yet",
+                "provider: digital_ocean\n",
+                "error: bad.yaml: digital_ocean.region: '' is not a region slug",
+            ),
+            (
+                "provider: docker\npublic_agents: 1\ndocker: {subnet: 10.9.0.0/40}\n",
+                "error: bad.yaml: docker.subnet: '10.9.0.0/40' is not a CIDR subnet",
             ),
             (
                 "gitops:\n  - repo: ..\n    interval: often\n",
@@ -503,7 +507,7 @@ async fn invalid_infra_files_are_refused_with_the_key_named() {
             .orch(&["up", "--provider", "ssh", "-f", "infra.yaml"])
             .await;
         assert!(
-            String::from_utf8_lossy(&out.stderr).contains("provider 'ssh' is not built yet"),
+            String::from_utf8_lossy(&out.stderr).contains("infra.yaml: ssh.hosts: names no host"),
             "{}",
             describe_output(&out)
         );
