@@ -4,6 +4,7 @@
 
 use super::infra_file::Loaded;
 use super::up::say;
+use crate::provision::digital_ocean::DigitalOceanProvider;
 use crate::provision::infra::{InfraError, ProviderKind};
 use crate::provision::provider::{Change, Provider, ProviderOptions};
 use crate::provision::remote::{self, UpRequest};
@@ -40,9 +41,12 @@ pub fn provider(loaded: &Loaded, flags: &RemoteFlags) -> anyhow::Result<Box<dyn 
         ProviderKind::Local => anyhow::bail!("the local provider has no machines of its own"),
         ProviderKind::Docker => Err(not_built(infra.provider))?,
         ProviderKind::Ssh => Err(not_built(infra.provider))?,
-        ProviderKind::DigitalOcean => Err(not_built(infra.provider))?,
+        ProviderKind::DigitalOcean => {
+            Box::new(DigitalOceanProvider::new(infra, options, |name| {
+                std::env::var(name).ok()
+            })?)
+        }
     };
-    let _ = &options;
     Ok(provider)
 }
 

@@ -22,6 +22,7 @@
 pub mod cluster_api;
 pub mod cluster_spec;
 pub mod containers;
+pub mod digital_ocean;
 pub mod infra;
 pub mod layout;
 pub mod local;
