@@ -1,0 +1,440 @@
+//! `orch up`, `orch up --plan` and `orch destroy` with the digital_ocean provider against
+//! a FAKE of DigitalOcean's API (tests/support/fake_digitalocean.rs), run as a user runs
+//! them: the real orch binary in a temp dir, the token in its environment.
+//!
+//! Each test has its own fake, its own droplet addresses (`127.61.<test>.N`) and its own
+//! cluster name, so the tests run side by side.
+
+#[path = "support/fake_digitalocean.rs"]
+mod fake_digitalocean;
+mod support;
+
+use fake_digitalocean::{FakeDigitalOcean, FakeOptions, Seen};
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::{Output, Stdio};
+use std::time::{Duration, Instant};
+use support::{describe_output, free_port, BIN};
+
+/// Bound for one `orch` command.
+const COMMAND_TIMEOUT: Duration = Duration::from_secs(120);
+/// Bound for a whole test.
+const TEST_TIMEOUT: Duration = Duration::from_secs(300);
+/// The token the fakes accept.
+const TOKEN: &str = "dop_v1_fake_token_for_tests";
+
+/// A temp dir with `infra.yaml` naming a fake.
+struct Setup {
+    dir: tempfile::TempDir,
+    cluster: String,
+    fake: FakeDigitalOcean,
+}
+
+impl Setup {
+    /// Cluster `cluster` with `agents` agents, droplets on `127.61.<net>.N`.
+    async fn new(cluster: &str, net: u8, agents: u32) -> Setup {
+        let fake =
+            FakeDigitalOcean::start(FakeOptions::new(TOKEN, &format!("127.61.{net}."))).await;
+        let dir = tempfile::Builder::new()
+            .prefix("orch-do-")
+            .tempdir()
+            .expect("temp dir");
+        let infra = format!(
+            "cluster: {cluster}\n\
+             provider: digital_ocean\n\
+             masters: 1\n\
+             agents: {agents}\n\
+             api: 127.0.0.1:{api}\n\
+             dns: {{enabled: false}}\n\
+             lb: {{enabled: false}}\n\
+             digital_ocean:\n  \
+               region: nyc3\n  \
+               size: s-1vcpu-2gb\n  \
+               ssh_keys: [\"512190\"]\n  \
+               api_url: {url}\n  \
+               ssh_port: 2222\n",
+            api = free_port(),
+            url = fake.url,
+        );
+        std::fs::write(dir.path().join("infra.yaml"), infra).expect("write infra.yaml");
+        Setup {
+            dir,
+            cluster: cluster.to_owned(),
+            fake,
+        }
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    fn cluster_dir(&self) -> PathBuf {
+        self.path().join(".orch").join(&self.cluster)
+    }
+
+    fn tag(&self) -> String {
+        format!("orch-cluster-{}", self.cluster)
+    }
+
+    /// `orch ARGS` here, with the token unless `token` is false, and `env`.
+    fn command(&self, args: &[&str], token: bool, env: &[(&str, &str)]) -> tokio::process::Command {
+        let mut command = tokio::process::Command::new(BIN);
+        command
+            .current_dir(self.path())
+            .args(args)
+            .env_remove("DIGITALOCEAN_TOKEN")
+            .env_remove("DO_TOKEN")
+            .env_remove("ORCH_FAIL_AT")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        if token {
+            command.env("DIGITALOCEAN_TOKEN", TOKEN);
+        }
+        for (k, v) in env {
+            command.env(k, v);
+        }
+        command
+    }
+
+    async fn orch(&self, args: &[&str], token: bool, env: &[(&str, &str)]) -> Output {
+        let child = self.command(args, token, env).spawn().expect("spawn orch");
+        tokio::time::timeout(COMMAND_TIMEOUT, child.wait_with_output())
+            .await
+            .unwrap_or_else(|_| panic!("orch {} did not exit in time", args.join(" ")))
+            .expect("wait for orch")
+    }
+
+    /// `orch up` stopped at wait-ssh: everything up to and including the machines step.
+    async fn up_to_machines(&self) -> Output {
+        let out = self
+            .orch(
+                &["up", "-f", "infra.yaml"],
+                true,
+                &[("ORCH_FAIL_AT", "wait-ssh")],
+            )
+            .await;
+        let text = describe_output(&out);
+        assert!(!out.status.success(), "stops at wait-ssh:\n{text}");
+        assert!(
+            text.contains("failure injected at step wait-ssh"),
+            "the machines step finished:\n{text}"
+        );
+        out
+    }
+
+    async fn destroy(&self) -> Output {
+        let out = self
+            .orch(&["destroy", "-f", "infra.yaml", "--yes"], true, &[])
+            .await;
+        assert!(out.status.success(), "destroy:\n{}", describe_output(&out));
+        out
+    }
+
+    fn creates(&self) -> Vec<Seen> {
+        self.fake.requests_to("POST", "/v2/droplets")
+    }
+
+    fn state(&self) -> Value {
+        let text =
+            std::fs::read_to_string(self.cluster_dir().join("state.json")).expect("state.json");
+        serde_json::from_str(&text).expect("state JSON")
+    }
+}
+
+fn names_of(create: &Seen) -> Vec<String> {
+    let body = create.body.as_ref().expect("a create body");
+    body["names"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|n| n.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_else(|| vec![body["name"].as_str().unwrap_or("").to_owned()])
+}
+
+/// Every droplet of the fake has a unique name, and there are `n` of them.
+fn assert_unique_droplets(setup: &Setup, n: usize) {
+    let droplets = setup.fake.droplets();
+    let mut names: Vec<String> = droplets
+        .iter()
+        .map(|d| d["name"].as_str().unwrap_or("").to_owned())
+        .collect();
+    names.sort();
+    names.dedup();
+    assert_eq!(
+        names.len(),
+        droplets.len(),
+        "no two droplets of a name: {names:?}"
+    );
+    assert_eq!(droplets.len(), n, "{names:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn machines_are_created_in_batches_once_pinned_and_destroyed_by_tag() {
+    tokio::time::timeout(TEST_TIMEOUT, async {
+        let setup = Setup::new("do-batch", 1, 10).await;
+        let out = setup.up_to_machines().await;
+        let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+
+        // 11 droplets: the master alone (its own tags), then 10 agents in one request.
+        let creates = setup.creates();
+        let sizes: Vec<usize> = creates.iter().map(|c| names_of(c).len()).collect();
+        assert_eq!(sizes, [1, 10], "{stdout}");
+        assert!(creates.iter().all(|c| c.status == 202));
+        assert_unique_droplets(&setup, 11);
+        let agent_batch = creates[1].body.as_ref().expect("body");
+        assert_eq!(
+            agent_batch["tags"],
+            serde_json::json!(["orch", "orch-cluster-do-batch", "orch-role-agent"])
+        );
+        assert_eq!(agent_batch["region"], "nyc3");
+        assert_eq!(agent_batch["size"], "s-1vcpu-2gb");
+        assert_eq!(agent_batch["ssh_keys"], serde_json::json!([512190]));
+        // Listed by tag before creating, following the pages (11 droplets, pages of 4).
+        let first_list = setup
+            .fake
+            .requests()
+            .iter()
+            .position(|s| s.method == "GET" && s.path == "/v2/droplets")
+            .expect("a list");
+        let first_create = setup
+            .fake
+            .requests()
+            .iter()
+            .position(|s| s.method == "POST" && s.path == "/v2/droplets")
+            .expect("a create");
+        assert!(first_list < first_create);
+        let lists = setup.fake.requests_to("GET", "/v2/droplets");
+        assert!(lists
+            .iter()
+            .all(|l| l.param("tag_name") == Some(setup.tag())));
+        assert!(
+            lists
+                .iter()
+                .any(|l| l.param("page").as_deref() == Some("3")),
+            "the third page was read"
+        );
+
+        // Each droplet's user data gives it the host key kept for it here.
+        for create in &creates {
+            let body = create.body.as_ref().expect("body");
+            let user_data = body["user_data"].as_str().expect("user data");
+            for name in names_of(create) {
+                let machine = name.strip_prefix("do-batch-").expect("cluster prefix");
+                let private = fake_digitalocean::host_key_for(user_data, &name)
+                    .unwrap_or_else(|| panic!("no host key for {name}"));
+                let kept =
+                    std::fs::read_to_string(setup.cluster_dir().join("host-keys").join(machine))
+                        .expect("host key file");
+                assert_eq!(private.trim(), kept.trim(), "{name}");
+            }
+        }
+
+        // The state has every machine with its public IPv4; a firewall exists.
+        let state = setup.state();
+        let machines = state["machines"].as_array().expect("machines");
+        assert_eq!(machines.len(), 11);
+        assert!(machines.iter().all(|m| m["ip"]
+            .as_str()
+            .is_some_and(|ip| ip.starts_with("127.61.1."))));
+        let firewalls = setup.fake.firewalls();
+        assert_eq!(firewalls.len(), 1);
+        assert_eq!(firewalls[0]["name"], "orch-do-batch");
+        assert_eq!(
+            firewalls[0]["tags"],
+            serde_json::json!(["orch-cluster-do-batch"])
+        );
+        assert!(stdout.contains("agent-10: droplet"), "{stdout}");
+
+        // A re-run creates nothing.
+        setup.up_to_machines().await;
+        assert_eq!(setup.creates().len(), 2, "no new create request");
+        assert_eq!(setup.fake.created_total(), 11);
+        assert_eq!(setup.fake.requests_to("POST", "/v2/firewalls").len(), 1);
+
+        // Destroy: by tag, and the firewall.
+        setup.destroy().await;
+        let deletes = setup.fake.requests_to("DELETE", "/v2/droplets");
+        assert_eq!(deletes.len(), 1);
+        assert_eq!(deletes[0].param("tag_name"), Some(setup.tag()));
+        assert_eq!(deletes[0].status, 204);
+        assert!(setup.fake.droplets().is_empty());
+        assert!(setup.fake.firewalls().is_empty());
+        assert!(!setup.cluster_dir().exists());
+        // Nothing is left to destroy, and destroy says so.
+        let again = setup.destroy().await;
+        assert!(String::from_utf8_lossy(&again.stdout).contains("removed nothing"));
+    })
+    .await
+    .expect("test timed out");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_killed_after_the_first_create_is_continued_without_duplicates() {
+    tokio::time::timeout(TEST_TIMEOUT, async {
+        let setup = Setup::new("do-crash", 2, 3).await;
+        let mut child = setup
+            .command(
+                &["up", "-f", "infra.yaml"],
+                true,
+                &[("ORCH_FAIL_AT", "wait-ssh")],
+            )
+            .spawn()
+            .expect("spawn orch up");
+        let begin = Instant::now();
+        while !setup.creates().iter().any(|c| c.status == 202) {
+            assert!(begin.elapsed() < Duration::from_secs(60), "no create seen");
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        child.start_kill().expect("kill -9 orch up");
+        let _ = child.wait().await;
+        let after_crash = setup.fake.created_total();
+        assert!(after_crash >= 1);
+
+        // The re-run finds what the first made and makes only the rest.
+        setup.up_to_machines().await;
+        assert_unique_droplets(&setup, 4);
+        assert_eq!(setup.fake.created_total(), 4);
+        let created: Vec<String> = setup.creates().iter().flat_map(names_of).collect();
+        let mut unique = created.clone();
+        unique.sort();
+        unique.dedup();
+        assert_eq!(
+            unique.len(),
+            created.len(),
+            "no name created twice: {created:?}"
+        );
+        assert_eq!(setup.state()["machines"].as_array().map(Vec::len), Some(4));
+        assert_eq!(setup.fake.firewalls().len(), 1, "one firewall");
+
+        setup.destroy().await;
+        assert!(setup.fake.droplets().is_empty());
+        assert!(setup.fake.firewalls().is_empty());
+    })
+    .await
+    .expect("test timed out");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rate_limited_requests_are_waited_out_and_retried() {
+    tokio::time::timeout(TEST_TIMEOUT, async {
+        let setup = Setup::new("do-429", 3, 1).await;
+        setup.fake.inject_429("GET", "/v2/droplets", 2, 1);
+        setup.fake.inject_429("POST", "/v2/droplets", 1, 1);
+        let begin = Instant::now();
+        let out = setup.up_to_machines().await;
+        let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+        assert!(begin.elapsed() >= Duration::from_secs(3), "waited 3 × 1s");
+        let limited = setup
+            .fake
+            .requests()
+            .iter()
+            .filter(|s| s.status == 429)
+            .count();
+        assert_eq!(limited, 3);
+        assert_eq!(
+            stdout.matches("rate limited by DigitalOcean (429); waiting 1s").count(),
+            3,
+            "{stdout}"
+        );
+        assert_unique_droplets(&setup, 2);
+        let accepted = setup.creates().iter().filter(|c| c.status == 202).count();
+        assert_eq!(accepted, 2, "one accepted create per role after the 429");
+
+        // Errors carry DigitalOcean's words and request id.
+        std::fs::write(
+            setup.path().join("bad.yaml"),
+            std::fs::read_to_string(setup.path().join("infra.yaml"))
+                .expect("infra")
+                .replace("cluster: do-429", "cluster: do-429-bad")
+                .replace("ssh_keys: [\"512190\"]", "ssh_keys: [\"999\"]"),
+        )
+        .expect("write bad.yaml");
+        let out = setup.orch(&["up", "-f", "bad.yaml"], true, &[]).await;
+        let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+        assert!(!out.status.success());
+        assert!(
+            stderr.contains("POST /v2/droplets: 422 unprocessable_entity: \"ssh_key 999 is not a key of this account.\" (request id "),
+            "{}",
+            describe_output(&out)
+        );
+        setup
+            .orch(&["destroy", "-f", "bad.yaml", "--yes"], true, &[])
+            .await;
+        setup.destroy().await;
+        assert!(setup.fake.droplets().is_empty());
+    })
+    .await
+    .expect("test timed out");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_token_nothing_is_asked_and_both_variables_are_named() {
+    tokio::time::timeout(TEST_TIMEOUT, async {
+        let setup = Setup::new("do-token", 4, 1).await;
+        for args in [
+            &["up", "-f", "infra.yaml"][..],
+            &["up", "-f", "infra.yaml", "--plan"][..],
+            &["destroy", "-f", "infra.yaml", "--yes"][..],
+        ] {
+            let out = setup.orch(args, false, &[]).await;
+            let text = describe_output(&out);
+            assert!(!out.status.success(), "{text}");
+            assert!(
+                text.contains("DIGITALOCEAN_TOKEN") && text.contains("DO_TOKEN"),
+                "{text}"
+            );
+            assert!(!text.contains("==> machines"), "no step ran: {text}");
+        }
+        assert!(
+            setup.fake.requests().is_empty(),
+            "no request: {:?}",
+            setup.fake.requests()
+        );
+        assert!(!setup.cluster_dir().join("state.json").exists());
+
+        // A wrong token: DigitalOcean's 401, shown with its message.
+        let out = setup
+            .orch(
+                &["up", "-f", "infra.yaml"],
+                false,
+                &[("DO_TOKEN", "dop_v1_wrong")],
+            )
+            .await;
+        let text = describe_output(&out);
+        assert!(
+            text.contains("401 unauthorized: \"Unable to authenticate you\""),
+            "{text}"
+        );
+        assert!(setup.fake.droplets().is_empty());
+
+        // The plan lists what would be made and makes nothing.
+        let out = setup
+            .orch(
+                &["up", "-f", "infra.yaml", "--plan"],
+                false,
+                &[("DO_TOKEN", TOKEN)],
+            )
+            .await;
+        let text = describe_output(&out);
+        assert!(out.status.success(), "{text}");
+        assert!(
+            text.contains("create droplet do-token-master-1 (nyc3, s-1vcpu-2gb, debian-12-x64)"),
+            "{text}"
+        );
+        assert!(
+            text.contains("2 droplet(s) to create in 2 request(s)"),
+            "{text}"
+        );
+        assert!(text.contains("create firewall orch-do-token"), "{text}");
+        assert!(
+            setup.fake.requests().iter().all(|s| s.method == "GET"),
+            "the plan only reads"
+        );
+    })
+    .await
+    .expect("test timed out");
+}
