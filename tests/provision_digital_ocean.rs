@@ -9,7 +9,7 @@
 mod fake_digitalocean;
 mod support;
 
-use fake_digitalocean::{FakeDigitalOcean, FakeOptions, Seen};
+use fake_digitalocean::{AccountKey, FakeDigitalOcean, FakeOptions, Seen, SshHosting};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Output, Stdio};
@@ -22,6 +22,11 @@ const COMMAND_TIMEOUT: Duration = Duration::from_secs(120);
 const TEST_TIMEOUT: Duration = Duration::from_secs(300);
 /// The token the fakes accept.
 const TOKEN: &str = "dop_v1_fake_token_for_tests";
+/// The droplets' SSH port.
+const SSH_PORT: u16 = 2222;
+
+/// Clusters that run nodes come up one at a time (two cores).
+static CLUSTERS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// A temp dir with `infra.yaml` naming a fake.
 struct Setup {
@@ -31,14 +36,50 @@ struct Setup {
 }
 
 impl Setup {
-    /// Cluster `cluster` with `agents` agents, droplets on `127.61.<net>.N`.
+    /// Cluster `cluster` with `agents` agents, droplets on `127.61.<net>.N` (without sshd).
     async fn new(cluster: &str, net: u8, agents: u32) -> Setup {
-        let fake =
-            FakeDigitalOcean::start(FakeOptions::new(TOKEN, &format!("127.61.{net}."))).await;
+        Self::make(cluster, net, agents, false).await
+    }
+
+    /// [`Setup::new`] with droplets that are SSH hosts (a real sshd each), reached with a
+    /// client key registered as the account's key 512190.
+    async fn with_ssh(cluster: &str, net: u8, agents: u32) -> Setup {
+        Self::make(cluster, net, agents, true).await
+    }
+
+    async fn make(cluster: &str, net: u8, agents: u32, ssh: bool) -> Setup {
         let dir = tempfile::Builder::new()
             .prefix("orch-do-")
             .tempdir()
             .expect("temp dir");
+        let mut options = FakeOptions::new(TOKEN, &format!("127.61.{net}."));
+        let mut extra = String::new();
+        if ssh {
+            let key = dir.path().join("client_key");
+            let out = std::process::Command::new("ssh-keygen")
+                .args(["-q", "-t", "ed25519", "-N", "", "-C", "orch-do-test", "-f"])
+                .arg(&key)
+                .stdin(Stdio::null())
+                .output()
+                .expect("ssh-keygen");
+            assert!(out.status.success(), "ssh-keygen: {out:?}");
+            let public = std::fs::read_to_string(key.with_extension("pub")).expect("public key");
+            options.account_keys = vec![AccountKey {
+                id: 512190,
+                fingerprint: "3b:16:bf:e4:8b:00:8b:b8:59:8c:a9:d3:f0:19:45:fa".to_owned(),
+                public_key: public.trim().to_owned(),
+            }];
+            let root = dir.path().join("droplets");
+            options.ssh = Some(SshHosting {
+                port: SSH_PORT,
+                root: root.clone(),
+            });
+            extra = format!(
+                "  identity_file: client_key\n  install_dir: {}/{cluster}-{{machine}}/opt/orch\n",
+                root.display()
+            );
+        }
+        let fake = FakeDigitalOcean::start(options).await;
         let infra = format!(
             "cluster: {cluster}\n\
              provider: digital_ocean\n\
@@ -52,7 +93,7 @@ impl Setup {
                size: s-1vcpu-2gb\n  \
                ssh_keys: [\"512190\"]\n  \
                api_url: {url}\n  \
-               ssh_port: 2222\n",
+               ssh_port: {SSH_PORT}\n{extra}",
             api = free_port(),
             url = fake.url,
         );
@@ -122,6 +163,28 @@ impl Setup {
             "the machines step finished:\n{text}"
         );
         out
+    }
+
+    /// `orch up` to the end, with the stripped binary; returns stdout.
+    async fn up(&self) -> String {
+        let binary = support::sshd::stripped_orch();
+        let binary = binary.to_str().expect("utf-8 path");
+        let out = self
+            .orch(&["up", "-f", "infra.yaml", "--binary", binary], true, &[])
+            .await;
+        assert!(
+            out.status.success(),
+            "orch up:\n{}\n{}",
+            describe_output(&out),
+            self.fake.sshd_logs()
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Processes running under the droplets' dirs.
+    fn processes(&self) -> Vec<(u32, String)> {
+        let root = self.path().join("droplets").display().to_string();
+        support::sshd::processes(|cwd, cmdline| cwd.starts_with(&root) || cmdline.contains(&root))
     }
 
     async fn destroy(&self) -> Output {
@@ -273,9 +336,79 @@ async fn machines_are_created_in_batches_once_pinned_and_destroyed_by_tag() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cluster_comes_up_on_droplets_and_a_rerun_changes_nothing() {
+    tokio::time::timeout(TEST_TIMEOUT, async {
+        let _one = CLUSTERS.lock().await;
+        let setup = Setup::with_ssh("do-up", 5, 2).await;
+        let begin = Instant::now();
+        let stdout = setup.up().await;
+        let first = begin.elapsed();
+        for line in [
+            "==> machines",
+            "==> wait-ssh",
+            "==> upload",
+            "==> start-masters",
+            "leader: ",
+            "2 of 2 agents registered",
+            "cluster 'do-up' is up",
+            "3 started, 0 restarted, 0 unchanged",
+        ] {
+            assert!(stdout.contains(line), "{line:?} in:\n{stdout}");
+        }
+        // The leader answers on the master droplet's public IPv4.
+        let state = setup.state();
+        let master_ip = state["machines"][0]["ip"].as_str().expect("ip").to_owned();
+        assert!(master_ip.starts_with("127.61.5."));
+        assert!(stdout.contains(&format!("http://{master_ip}:")), "{stdout}");
+
+        // status: the droplets from the API, the nodes over SSH.
+        let out = setup.orch(&["status", "-f", "infra.yaml"], true, &[]).await;
+        let status = describe_output(&out);
+        assert!(out.status.success(), "{status}");
+        assert_eq!(status.matches("active/running").count(), 3, "{status}");
+        assert!(
+            status.contains("agents  2 registered, 2 reachable"),
+            "{status}"
+        );
+
+        // A re-run changes nothing and creates nothing.
+        let begin = Instant::now();
+        let stdout = setup.up().await;
+        let second = begin.elapsed();
+        assert!(
+            stdout.contains("0 started, 0 restarted, 3 unchanged"),
+            "{stdout}"
+        );
+        assert_eq!(setup.fake.created_total(), 3);
+        assert_eq!(
+            setup.creates().len(),
+            2,
+            "master and agents: one request each"
+        );
+        assert_eq!(setup.fake.requests_to("POST", "/v2/firewalls").len(), 1);
+        eprintln!(
+            "up: {first:.1?}, re-run: {second:.1?}, requests: {}",
+            setup.fake.requests().len()
+        );
+
+        setup.destroy().await;
+        assert!(setup.fake.droplets().is_empty());
+        assert!(setup.fake.firewalls().is_empty());
+        assert_eq!(
+            setup.processes(),
+            vec![],
+            "nothing runs on deleted droplets"
+        );
+    })
+    .await
+    .expect("test timed out");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_run_killed_after_the_first_create_is_continued_without_duplicates() {
     tokio::time::timeout(TEST_TIMEOUT, async {
-        let setup = Setup::new("do-crash", 2, 3).await;
+        let _one = CLUSTERS.lock().await;
+        let setup = Setup::with_ssh("do-crash", 2, 1).await;
         let mut child = setup
             .command(
                 &["up", "-f", "infra.yaml"],
@@ -294,10 +427,13 @@ async fn a_run_killed_after_the_first_create_is_continued_without_duplicates() {
         let after_crash = setup.fake.created_total();
         assert!(after_crash >= 1);
 
-        // The re-run finds what the first made and makes only the rest.
-        setup.up_to_machines().await;
-        assert_unique_droplets(&setup, 4);
-        assert_eq!(setup.fake.created_total(), 4);
+        // The re-run finds what the first made, makes only the rest, and brings the
+        // cluster up.
+        let stdout = setup.up().await;
+        assert!(stdout.contains("cluster 'do-crash' is up"), "{stdout}");
+        assert!(stdout.contains("leader: "), "{stdout}");
+        assert_unique_droplets(&setup, 2);
+        assert_eq!(setup.fake.created_total(), 2);
         let created: Vec<String> = setup.creates().iter().flat_map(names_of).collect();
         let mut unique = created.clone();
         unique.sort();
@@ -307,12 +443,17 @@ async fn a_run_killed_after_the_first_create_is_continued_without_duplicates() {
             created.len(),
             "no name created twice: {created:?}"
         );
-        assert_eq!(setup.state()["machines"].as_array().map(Vec::len), Some(4));
+        assert_eq!(setup.state()["machines"].as_array().map(Vec::len), Some(2));
         assert_eq!(setup.fake.firewalls().len(), 1, "one firewall");
 
         setup.destroy().await;
         assert!(setup.fake.droplets().is_empty());
         assert!(setup.fake.firewalls().is_empty());
+        assert_eq!(
+            setup.processes(),
+            vec![],
+            "nothing runs on deleted droplets"
+        );
     })
     .await
     .expect("test timed out");

@@ -181,6 +181,11 @@ pub struct DigitalOceanEntry {
     /// [default: `0.0.0.0/0` and `::/0` for the API and LB ports; SSH from everywhere].
     #[serde(default)]
     pub allow_from: Vec<String>,
+    /// Where orch lives on each droplet [default: `/opt/orch`]; `{machine}` in it is
+    /// replaced by the machine's name (for droplets that share a filesystem, as the test
+    /// fake's do).
+    #[serde(default = "default_install_dir")]
+    pub install_dir: String,
 }
 
 impl Default for DigitalOceanEntry {
@@ -195,6 +200,7 @@ impl Default for DigitalOceanEntry {
             identity_file: None,
             ssh_port: default_ssh_port(),
             allow_from: Vec::new(),
+            install_dir: default_install_dir(),
         }
     }
 }
@@ -372,6 +378,12 @@ impl DigitalOceanEntry {
             return Err(invalid(
                 "digital_ocean.ssh_keys",
                 "names no key; droplets are reached over SSH as root with one of them",
+            ));
+        }
+        if !self.install_dir.starts_with('/') {
+            return Err(invalid(
+                "digital_ocean.install_dir",
+                "must be an absolute path",
             ));
         }
         if !(self.api_url.starts_with("https://") || self.api_url.starts_with("http://")) {

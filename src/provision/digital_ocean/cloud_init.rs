@@ -142,7 +142,6 @@ fn encode(key: &PrivateKey, path: &Path) -> Result<HostKey, CloudInitError> {
 pub fn render(
     cluster: &str,
     ssh_port: u16,
-    install_dir: &str,
     keys: &[(String, HostKey)],
 ) -> Result<String, CloudInitError> {
     let mut block = String::new();
@@ -167,7 +166,6 @@ pub fn render(
             ("cluster", cluster),
             ("host_keys", &block),
             ("ssh_port", &port),
-            ("install_dir", install_dir),
         ],
     )?;
     if text.len() > MAX_USER_DATA {
@@ -224,7 +222,7 @@ mod tests {
             ("demo-master-1".to_owned(), a.clone()),
             ("demo-agent-1".to_owned(), b.clone()),
         ];
-        let text = render("demo", 2222, "/opt/orch", &keys).expect("render");
+        let text = render("demo", 2222, &keys).expect("render");
         assert!(text.starts_with("## template: jinja\n#cloud-config\n"));
         for (host, key) in [("demo-master-1", &a), ("demo-agent-1", &b)] {
             let yaml = for_host(&text, host);

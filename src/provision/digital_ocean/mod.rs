@@ -12,8 +12,12 @@
 //! as soon as DigitalOcean accepted it (`droplet/<machine>` → id) and as a machine once it
 //! is active with a public IPv4.
 //!
-//! May depend on: provision::{cluster_spec, infra, provider, provider_config, state_file,
-//! steps, templates}.
+//! The SSH steps (wait-ssh, upload, render, start) and the nodes' status are the ssh
+//! provider's ([`SshProvider::for_hosts`]), given each droplet as a host: its public IPv4,
+//! root, `ssh_port`, the pinned host key, `identity_file`.
+//!
+//! May depend on: provision::{cluster_spec, infra, provider, provider_config, ssh,
+//! state_file, steps, templates}.
 
 pub mod api;
 pub mod cloud_init;
@@ -27,6 +31,7 @@ use super::cluster_spec::{Machine, NodeSpec, WantedMachine};
 use super::infra::Infra;
 use super::provider::{Change, MachineStatus, Provider, ProviderError, ProviderOptions};
 use super::provider_config::DigitalOceanEntry;
+use super::ssh::{resolve_path, Identity, SshHost, SshProvider};
 use super::state_file::{State, StateFile};
 use super::steps::{Progress, Step};
 use std::collections::BTreeMap;
@@ -35,8 +40,6 @@ use std::time::{Duration, Instant};
 
 /// The environment variables the token is read from, in order.
 pub const TOKEN_VARIABLES: [&str; 2] = ["DIGITALOCEAN_TOKEN", "DO_TOKEN"];
-/// Where orch lives on a droplet.
-pub const INSTALL_DIR: &str = "/opt/orch";
 /// How long droplets may take to become active.
 const ACTIVE_TIMEOUT: Duration = Duration::from_secs(600);
 /// How long `orch destroy` waits for the droplets to be gone.
@@ -65,6 +68,8 @@ pub struct DigitalOceanProvider {
     infra: Infra,
     options: ProviderOptions,
     api: Api,
+    /// The ssh provider driving the droplets, once they are known.
+    ssh: Option<SshProvider>,
 }
 
 impl DigitalOceanProvider {
@@ -89,6 +94,7 @@ impl DigitalOceanProvider {
             infra: infra.clone(),
             options,
             api,
+            ssh: None,
         })
     }
 
@@ -115,7 +121,7 @@ impl DigitalOceanProvider {
             role: wanted.role,
             ip,
             id: droplet.id.to_string(),
-            install_dir: INSTALL_DIR.to_owned(),
+            install_dir: self.entry().install_dir.replace("{machine}", &wanted.name),
             resources: None,
             attributes: None,
         }
@@ -138,7 +144,7 @@ impl DigitalOceanProvider {
                     .map_err(|e| ProviderError::on_machine(Step::Machines, &machine.name, e))?;
                 keys.push((droplet_name(self.cluster(), &machine.name), key));
             }
-            let user_data = cloud_init::render(self.cluster(), entry.ssh_port, INSTALL_DIR, &keys)
+            let user_data = cloud_init::render(self.cluster(), entry.ssh_port, &keys)
                 .map_err(|e| ProviderError::failed("cannot render the cloud-init user data", e))?;
             let body = droplets::create_body(entry, self.cluster(), batch, &user_data);
             progress.note(format!(
@@ -258,13 +264,53 @@ impl DigitalOceanProvider {
         }
     }
 
-    fn ssh_missing(&self) -> ProviderError {
-        ProviderError::Refused(format!(
-            "the SSH steps of the digital_ocean provider (wait-ssh, upload, render, start) need \
-             the ssh provider, which is not in this build; the droplets exist: \
-             `orch destroy` removes them (cluster '{}')",
-            self.cluster()
-        ))
+    /// The droplets as SSH hosts: public IPv4, root, `ssh_port`, pinned host key.
+    fn hosts(&self, machines: &[Machine]) -> Result<Vec<SshHost>, ProviderError> {
+        let entry = self.entry();
+        let identity = match &entry.identity_file {
+            Some(file) => Identity::File(resolve_path(&self.options.base_dir, file)),
+            None => Identity::Agent,
+        };
+        let mut hosts = Vec::new();
+        for machine in machines {
+            let key = cloud_init::load(&self.options.cluster_dir, &machine.name)
+                .map_err(|e| ProviderError::on_machine(Step::WaitSsh, &machine.name, e))?;
+            hosts.push(SshHost {
+                name: machine.name.clone(),
+                role: machine.role,
+                address: machine.ip.to_string(),
+                port: entry.ssh_port,
+                user: "root".to_owned(),
+                ip: machine.ip,
+                install_dir: machine.install_dir.clone(),
+                host_key: key.map(|k| k.public_openssh),
+                identity: identity.clone(),
+                sudo: false,
+                resources: None,
+                attributes: None,
+            });
+        }
+        Ok(hosts)
+    }
+
+    /// The ssh provider for `machines` (made once per run; its connections are kept).
+    fn ssh(&mut self, machines: &[Machine]) -> Result<&mut SshProvider, ProviderError> {
+        let same = self.ssh.as_ref().is_some_and(|ssh| {
+            machines
+                .iter()
+                .all(|m| ssh.host(&m.name).is_some_and(|h| h.ip == m.ip))
+        });
+        if !same {
+            let hosts = self.hosts(machines)?;
+            // Host keys are pinned; a known_hosts file only serves --trust-on-first-use,
+            // and it is the cluster's own, not ~/.ssh/known_hosts.
+            let provider = SshProvider::for_hosts(hosts, &self.options, &self.infra.cluster)
+                .with_known_hosts(self.options.cluster_dir.join("known_hosts"));
+            self.ssh = Some(provider);
+        }
+        self.ssh
+            .as_mut()
+            .ok_or_else(|| ProviderError::Refused("no droplets to reach over SSH".to_owned()))
     }
 }
 
@@ -407,25 +453,44 @@ impl Provider for DigitalOceanProvider {
 
     async fn install(
         &mut self,
-        _machines: &[Machine],
-        _nodes: &[NodeSpec],
+        machines: &[Machine],
+        nodes: &[NodeSpec],
         progress: &Progress,
     ) -> Result<(), ProviderError> {
-        progress.step(Step::WaitSsh)?;
-        Err(self.ssh_missing())
+        self.ssh(machines)?.install(machines, nodes, progress).await
     }
 
     async fn start(
         &mut self,
-        _machines: &[Machine],
-        _nodes: &[NodeSpec],
-        _progress: &Progress,
+        machines: &[Machine],
+        nodes: &[NodeSpec],
+        progress: &Progress,
     ) -> Result<Vec<Change>, ProviderError> {
-        Err(self.ssh_missing())
+        self.ssh(machines)?.start(machines, nodes, progress).await
     }
 
     async fn status(&mut self, state: &State) -> Result<Vec<MachineStatus>, ProviderError> {
         let listed = self.listed().await?;
+        let active: Vec<Machine> = state
+            .machines
+            .iter()
+            .filter(|m| {
+                listed
+                    .get(&droplet_name(self.cluster(), &m.name))
+                    .is_some_and(|d| d.ready().is_some())
+            })
+            .cloned()
+            .collect();
+        let mut nodes: BTreeMap<String, String> = BTreeMap::new();
+        if !active.is_empty() {
+            let reached = State {
+                machines: active.clone(),
+                ..state.clone()
+            };
+            for node in self.ssh(&active)?.status(&reached).await? {
+                nodes.insert(node.name, node.state);
+            }
+        }
         let mut out = Vec::new();
         for machine in &state.machines {
             let name = droplet_name(self.cluster(), &machine.name);
@@ -438,7 +503,11 @@ impl Provider for DigitalOceanProvider {
                     .map(IpAddr::V4)
                     .or(Some(machine.ip)),
                 id: droplet.map_or_else(|| machine.id.clone(), |d| d.id.to_string()),
-                state: droplet.map_or_else(|| "missing".to_owned(), |d| d.status.clone()),
+                state: match (droplet, nodes.get(&machine.name)) {
+                    (None, _) => "missing".to_owned(),
+                    (Some(d), Some(node)) => format!("{}/{node}", d.status),
+                    (Some(d), None) => d.status.clone(),
+                },
             });
         }
         Ok(out)
