@@ -490,8 +490,7 @@ fn answer(
             match action {
                 Some(mut action) => {
                     let droplet = action["resource_id"].as_u64().unwrap_or(0);
-                    let done =
-                        droplet_view(inner, droplet).map_or(true, |d| d["status"] == "active");
+                    let done = droplet_view(inner, droplet).is_none_or(|d| d["status"] == "active");
                     action["status"] = json!(if done { "completed" } else { "in-progress" });
                     (StatusCode::OK, json!({"action": action}))
                 }

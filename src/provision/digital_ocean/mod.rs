@@ -589,3 +589,73 @@ impl Provider for DigitalOceanProvider {
         Ok(removed)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::provision::infra::ProviderKind;
+
+    #[test]
+    fn the_token_comes_from_either_variable_and_its_absence_names_both() {
+        let none = token(|_| None).expect_err("no token");
+        let text = none.to_string();
+        assert!(
+            text.contains("DIGITALOCEAN_TOKEN") && text.contains("DO_TOKEN"),
+            "{text}"
+        );
+        assert!(matches!(none, ProviderError::Refused(_)));
+        let second = token(|name| (name == "DO_TOKEN").then(|| "dop_v1_b".to_owned()));
+        assert_eq!(second.ok().as_deref(), Some("dop_v1_b"));
+        let both = token(|name| Some(format!("{name}-value")));
+        assert_eq!(both.ok().as_deref(), Some("DIGITALOCEAN_TOKEN-value"));
+        let blank = token(|name| (name == "DIGITALOCEAN_TOKEN").then(|| " ".to_owned()));
+        assert!(blank.is_err(), "a blank token is none");
+    }
+
+    #[test]
+    fn the_example_infra_file_is_valid_and_names_every_key() {
+        let text = include_str!("../../../infra/digital_ocean.yaml");
+        let infra = Infra::from_yaml(text, "infra/digital_ocean.yaml").expect("valid");
+        assert_eq!(infra.provider, ProviderKind::DigitalOcean);
+        assert_eq!(infra.digital_ocean.region, "nyc3");
+        for key in [
+            "region:",
+            "size:",
+            "image:",
+            "ssh_keys:",
+            "vpc_uuid:",
+            "api_url:",
+            "identity_file:",
+            "ssh_port:",
+            "allow_from:",
+            "install_dir:",
+        ] {
+            assert!(text.contains(key), "{key} is shown");
+        }
+    }
+
+    #[test]
+    fn the_provider_refuses_without_a_token_or_with_an_underscore() {
+        let infra = Infra {
+            cluster: "demo".to_owned(),
+            provider: ProviderKind::DigitalOcean,
+            ..Infra::default()
+        };
+        let options = ProviderOptions {
+            binary: "/bin/true".into(),
+            trust_on_first_use: false,
+            base_dir: ".".into(),
+            cluster_dir: ".orch/demo".into(),
+        };
+        let error =
+            DigitalOceanProvider::new(&infra, options.clone(), |_| None).expect_err("no token");
+        assert!(matches!(error, ProviderError::Refused(_)));
+        let underscored = Infra {
+            cluster: "my_demo".to_owned(),
+            ..infra.clone()
+        };
+        let error = DigitalOceanProvider::new(&underscored, options, |_| Some("t".to_owned()))
+            .expect_err("bad name");
+        assert!(error.to_string().contains("'_'"), "{error}");
+    }
+}
