@@ -462,12 +462,13 @@ async fn a_run_killed_after_the_first_create_is_continued_without_duplicates() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rate_limited_requests_are_waited_out_and_retried() {
     tokio::time::timeout(TEST_TIMEOUT, async {
-        let setup = Setup::new("do-429", 3, 1).await;
+        let _one = CLUSTERS.lock().await;
+        let setup = Setup::with_ssh("do-429", 3, 1).await;
         setup.fake.inject_429("GET", "/v2/droplets", 2, 1);
         setup.fake.inject_429("POST", "/v2/droplets", 1, 1);
         let begin = Instant::now();
-        let out = setup.up_to_machines().await;
-        let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+        let stdout = setup.up().await;
+        assert!(stdout.contains("cluster 'do-429' is up"), "{stdout}");
         assert!(begin.elapsed() >= Duration::from_secs(3), "waited 3 × 1s");
         let limited = setup
             .fake
@@ -507,6 +508,7 @@ async fn rate_limited_requests_are_waited_out_and_retried() {
             .await;
         setup.destroy().await;
         assert!(setup.fake.droplets().is_empty());
+        assert_eq!(setup.processes(), vec![], "nothing runs on deleted droplets");
     })
     .await
     .expect("test timed out");

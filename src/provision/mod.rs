@@ -15,7 +15,9 @@
 //! - [`containers`]: the Docker engine: is one there, remove a cluster's containers;
 //! - [`cluster_api`]: the API calls made to the cluster (leader, agents, gitops);
 //! - [`local`]: the local provider's steps: prepare, start, wait until ready, stop;
-//! - [`ssh`]: the ssh provider: a cluster on existing hosts reached over SSH.
+//! - [`ssh`]: the ssh provider: a cluster on existing hosts reached over SSH;
+//! - [`digital_ocean`]: the digital_ocean provider: droplets through DigitalOcean's API v2,
+//!   then the ssh provider's steps on them.
 //!
 //! May depend on: model, driver (executor pid files, Docker labels). Never master, api,
 //! state, raft, agent or cli: provisioning talks to a cluster only through its HTTP API.

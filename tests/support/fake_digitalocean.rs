@@ -898,11 +898,21 @@ impl SshdHost {
     }
 }
 
-/// Kills (SIGKILL) every process whose working dir or command line lies under `dir`.
+/// Kills (SIGKILL) every process whose working dir or command line lies under `dir`,
+/// again until none is left (a supervisor may start one between two kills).
 fn kill_under(dir: &Path) {
+    let begin = Instant::now();
+    while kill_once(dir) > 0 && begin.elapsed() < Duration::from_secs(5) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// One pass of [`kill_under`]; how many processes it signalled.
+fn kill_once(dir: &Path) -> usize {
+    let mut killed = 0;
     let root = dir.display().to_string();
     let Ok(entries) = std::fs::read_dir("/proc") else {
-        return;
+        return 0;
     };
     for entry in entries.flatten() {
         let Some(pid) = entry
@@ -921,10 +931,15 @@ fn kill_under(dir: &Path) {
         let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
         let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
         if cwd.starts_with(&root) || cmdline.contains(&root) {
-            let _ = nix::sys::signal::kill(
+            if nix::sys::signal::kill(
                 nix::unistd::Pid::from_raw(pid),
                 nix::sys::signal::Signal::SIGKILL,
-            );
+            )
+            .is_ok()
+            {
+                killed += 1;
+            }
         }
     }
+    killed
 }
