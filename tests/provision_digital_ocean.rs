@@ -318,7 +318,34 @@ async fn machines_are_created_in_batches_once_pinned_and_destroyed_by_tag() {
         assert_eq!(setup.fake.created_total(), 11);
         assert_eq!(setup.fake.requests_to("POST", "/v2/firewalls").len(), 1);
 
-        // Destroy: by tag, and the firewall.
+        // The plan sees what exists and changes nothing.
+        let posts = setup
+            .fake
+            .requests()
+            .iter()
+            .filter(|s| s.method != "GET")
+            .count();
+        let out = setup
+            .orch(&["up", "-f", "infra.yaml", "--plan"], true, &[])
+            .await;
+        let plan = describe_output(&out);
+        assert!(out.status.success(), "{plan}");
+        assert!(
+            plan.contains("droplet do-batch-agent-10 exists (id "),
+            "{plan}"
+        );
+        assert!(plan.contains("firewall orch-do-batch exists"), "{plan}");
+        assert!(!plan.contains("create droplet"), "{plan}");
+        let after = setup
+            .fake
+            .requests()
+            .iter()
+            .filter(|s| s.method != "GET")
+            .count();
+        assert_eq!(posts, after, "the plan only reads");
+
+        // Destroy finds everything by tag, even with the state (and keys) gone.
+        std::fs::remove_dir_all(setup.cluster_dir()).expect("remove .orch/do-batch");
         setup.destroy().await;
         let deletes = setup.fake.requests_to("DELETE", "/v2/droplets");
         assert_eq!(deletes.len(), 1);
@@ -326,7 +353,6 @@ async fn machines_are_created_in_batches_once_pinned_and_destroyed_by_tag() {
         assert_eq!(deletes[0].status, 204);
         assert!(setup.fake.droplets().is_empty());
         assert!(setup.fake.firewalls().is_empty());
-        assert!(!setup.cluster_dir().exists());
         // Nothing is left to destroy, and destroy says so.
         let again = setup.destroy().await;
         assert!(String::from_utf8_lossy(&again.stdout).contains("removed nothing"));

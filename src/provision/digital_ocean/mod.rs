@@ -47,6 +47,18 @@ const GONE_TIMEOUT: Duration = Duration::from_secs(180);
 /// The state's resource key of a droplet's id.
 const DROPLET_KEY: &str = "droplet/";
 
+/// Records the droplet id of `machine` in the state (saved when it is new).
+fn record_droplet(state: &mut StateFile, machine: &str, id: u64) -> Result<(), ProviderError> {
+    let key = format!("{DROPLET_KEY}{machine}");
+    let id = id.to_string();
+    if state.state.resources.get(&key) != Some(&id) {
+        state.update(|s| {
+            s.resources.insert(key, id);
+        })?;
+    }
+    Ok(())
+}
+
 /// The token: the first of [`TOKEN_VARIABLES`] that `lookup` finds non-empty.
 pub fn token(lookup: impl Fn(&str) -> Option<String>) -> Result<String, ProviderError> {
     TOKEN_VARIABLES
@@ -168,12 +180,7 @@ impl DigitalOceanProvider {
                 let name = droplet_name(self.cluster(), &machine.name);
                 match created.iter().find(|d| d.name == name) {
                     Some(droplet) => {
-                        state.update(|s| {
-                            s.resources.insert(
-                                format!("{DROPLET_KEY}{}", machine.name),
-                                droplet.id.to_string(),
-                            );
-                        })?;
+                        record_droplet(state, &machine.name, droplet.id)?;
                         progress.machine(
                             &machine.name,
                             format!("created droplet {} ({name})", droplet.id),
@@ -210,12 +217,7 @@ impl DigitalOceanProvider {
                 let Some(droplet) = listed.get(&name) else {
                     continue;
                 };
-                state.update(|s| {
-                    s.resources.insert(
-                        format!("{DROPLET_KEY}{}", machine.name),
-                        droplet.id.to_string(),
-                    );
-                })?;
+                record_droplet(state, &machine.name, droplet.id)?;
                 if let Some(ip) = droplet.ready() {
                     let found = self.machine(machine, droplet, IpAddr::V4(ip));
                     state.update(|s| s.put_machine(found.clone()))?;
@@ -404,12 +406,7 @@ impl Provider for DigitalOceanProvider {
             let name = droplet_name(self.cluster(), &machine.name);
             match listed.get(&name) {
                 Some(droplet) => {
-                    state.update(|s| {
-                        s.resources.insert(
-                            format!("{DROPLET_KEY}{}", machine.name),
-                            droplet.id.to_string(),
-                        );
-                    })?;
+                    record_droplet(state, &machine.name, droplet.id)?;
                     progress.machine(
                         &machine.name,
                         format!("droplet {} exists ({})", droplet.id, droplet.status),
