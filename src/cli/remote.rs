@@ -7,6 +7,7 @@ use super::up::say;
 use crate::provision::infra::{InfraError, ProviderKind};
 use crate::provision::provider::{Change, Provider, ProviderOptions};
 use crate::provision::remote::{self, UpRequest};
+use crate::provision::ssh::SshProvider;
 use crate::provision::steps::Progress;
 use anyhow::Context;
 use std::path::PathBuf;
@@ -39,7 +40,7 @@ pub fn provider(loaded: &Loaded, flags: &RemoteFlags) -> anyhow::Result<Box<dyn 
     let provider: Box<dyn Provider> = match infra.provider {
         ProviderKind::Local => anyhow::bail!("the local provider has no machines of its own"),
         ProviderKind::Docker => Err(not_built(infra.provider))?,
-        ProviderKind::Ssh => Err(not_built(infra.provider))?,
+        ProviderKind::Ssh => Box::new(SshProvider::from_infra(infra, &options)),
         ProviderKind::DigitalOcean => Err(not_built(infra.provider))?,
     };
     let _ = &options;

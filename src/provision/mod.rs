@@ -14,7 +14,8 @@
 //!   tasks, signals;
 //! - [`containers`]: the Docker engine: is one there, remove a cluster's containers;
 //! - [`cluster_api`]: the API calls made to the cluster (leader, agents, gitops);
-//! - [`local`]: the local provider's steps: prepare, start, wait until ready, stop.
+//! - [`local`]: the local provider's steps: prepare, start, wait until ready, stop;
+//! - [`ssh`]: the ssh provider: a cluster on existing hosts reached over SSH.
 //!
 //! May depend on: model, driver (executor pid files, Docker labels). Never master, api,
 //! state, raft, agent or cli: provisioning talks to a cluster only through its HTTP API.
@@ -30,6 +31,7 @@ pub mod provider;
 pub mod provider_config;
 pub mod record;
 pub mod remote;
+pub mod ssh;
 pub mod state_file;
 pub mod steps;
 pub mod templates;

@@ -12,6 +12,8 @@
 //! by every crate.
 #![allow(dead_code)]
 
+pub mod sshd;
+
 use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query};
 use hickory_proto::rr::{Name, RData, RecordType};
 use std::collections::{BTreeMap, BTreeSet, HashSet};
