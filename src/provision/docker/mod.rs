@@ -720,11 +720,15 @@ impl Provider for DockerProvider {
                 .filter(|t| t.as_str() != "<none>:<none>")
                 .cloned()
                 .collect();
-            let shown = tags
-                .first()
-                .cloned()
-                .or_else(|| recorded.clone())
-                .unwrap_or_else(|| summary.id.clone());
+            let short_id = summary.id.trim_start_matches("sha256:").chars().take(12);
+            let shown = match tags.first() {
+                Some(tag) => tag.clone(),
+                None => format!(
+                    "{} (untagged: {})",
+                    recorded.as_deref().unwrap_or("old build"),
+                    short_id.collect::<String>()
+                ),
+            };
             let options = RemoveImageOptionsBuilder::default().force(true).build();
             match bounded(
                 &format!("removing image {shown}"),
