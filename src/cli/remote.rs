@@ -4,6 +4,7 @@
 
 use super::infra_file::Loaded;
 use super::up::say;
+use crate::provision::docker::DockerProvider;
 use crate::provision::infra::{InfraError, ProviderKind};
 use crate::provision::provider::{Change, Provider, ProviderOptions};
 use crate::provision::remote::{self, UpRequest};
@@ -39,7 +40,7 @@ pub fn provider(loaded: &Loaded, flags: &RemoteFlags) -> anyhow::Result<Box<dyn 
     let infra = &loaded.infra;
     let provider: Box<dyn Provider> = match infra.provider {
         ProviderKind::Local => anyhow::bail!("the local provider has no machines of its own"),
-        ProviderKind::Docker => Err(not_built(infra.provider))?,
+        ProviderKind::Docker => Box::new(DockerProvider::new(infra, &options)?),
         ProviderKind::Ssh => Box::new(SshProvider::from_infra(infra, &options)),
         ProviderKind::DigitalOcean => Err(not_built(infra.provider))?,
     };
