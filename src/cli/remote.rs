@@ -5,6 +5,7 @@
 use super::infra_file::Loaded;
 use super::up::say;
 use crate::provision::digital_ocean::DigitalOceanProvider;
+use crate::provision::docker::DockerProvider;
 use crate::provision::infra::{InfraError, ProviderKind};
 use crate::provision::provider::{Change, Provider, ProviderOptions};
 use crate::provision::remote::{self, UpRequest};
@@ -40,7 +41,7 @@ pub fn provider(loaded: &Loaded, flags: &RemoteFlags) -> anyhow::Result<Box<dyn 
     let infra = &loaded.infra;
     let provider: Box<dyn Provider> = match infra.provider {
         ProviderKind::Local => anyhow::bail!("the local provider has no machines of its own"),
-        ProviderKind::Docker => Err(not_built(infra.provider))?,
+        ProviderKind::Docker => Box::new(DockerProvider::new(infra, &options)?),
         ProviderKind::Ssh => Box::new(SshProvider::from_infra(infra, &options)),
         ProviderKind::DigitalOcean => {
             Box::new(DigitalOceanProvider::new(infra, options, |name| {
@@ -49,12 +50,6 @@ pub fn provider(loaded: &Loaded, flags: &RemoteFlags) -> anyhow::Result<Box<dyn 
         }
     };
     Ok(provider)
-}
-
-fn not_built(kind: ProviderKind) -> InfraError {
-    InfraError::NotBuilt {
-        provider: kind.name().to_owned(),
-    }
 }
 
 /// `orch up` (or `orch up --plan`) with a provider of machines.

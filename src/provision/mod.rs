@@ -1,10 +1,11 @@
 //! Provisioning: `orch up`, `orch status` and `orch destroy` create, inspect and remove a
 //! whole cluster from an infra file (`infra/*.yaml`).
 //!
-//! Only the local provider is built: every master and agent runs as a process of this
-//! machine, with data, logs, pid files and a state file in `.orch/<cluster>/`. The docker,
-//! ssh and digital_ocean providers are named in the infra file's `provider:` key and refused
-//! with "not built yet".
+//! The local provider runs every master and agent as a process of this machine, with data,
+//! logs, pid files and a state file in `.orch/<cluster>/`; the [`docker`] provider runs each
+//! as a container of the local Docker engine, the [`ssh`] provider on existing hosts reached
+//! over SSH, the [`digital_ocean`] provider on droplets it creates (all three through the
+//! shared flow of [`remote`]).
 //!
 //! - [`infra`]: the typed, validated infra file and its gitops entries as
 //!   [`RepoConfig`](crate::model::RepoConfig)s;
@@ -15,6 +16,7 @@
 //! - [`containers`]: the Docker engine: is one there, remove a cluster's containers;
 //! - [`cluster_api`]: the API calls made to the cluster (leader, agents, gitops);
 //! - [`local`]: the local provider's steps: prepare, start, wait until ready, stop;
+//! - [`docker`]: the docker provider: node image, network, a container per machine;
 //! - [`ssh`]: the ssh provider: a cluster on existing hosts reached over SSH;
 //! - [`digital_ocean`]: the digital_ocean provider: droplets through DigitalOcean's API v2,
 //!   then the ssh provider's steps on them.
@@ -26,6 +28,7 @@ pub mod cluster_api;
 pub mod cluster_spec;
 pub mod containers;
 pub mod digital_ocean;
+pub mod docker;
 pub mod infra;
 pub mod layout;
 pub mod local;
