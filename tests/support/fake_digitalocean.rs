@@ -930,15 +930,14 @@ fn kill_once(dir: &Path) -> usize {
             .unwrap_or_default();
         let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
         let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
-        if cwd.starts_with(&root) || cmdline.contains(&root) {
-            if nix::sys::signal::kill(
+        if (cwd.starts_with(&root) || cmdline.contains(&root))
+            && nix::sys::signal::kill(
                 nix::unistd::Pid::from_raw(pid),
                 nix::sys::signal::Signal::SIGKILL,
             )
             .is_ok()
-            {
-                killed += 1;
-            }
+        {
+            killed += 1;
         }
     }
     killed
