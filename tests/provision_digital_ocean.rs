@@ -318,6 +318,14 @@ async fn machines_are_created_in_batches_once_pinned_and_destroyed_by_tag() {
         assert_eq!(setup.fake.created_total(), 11);
         assert_eq!(setup.fake.requests_to("POST", "/v2/firewalls").len(), 1);
 
+        // A droplet powered off is named, not waited for.
+        setup.fake.set_status("do-batch-agent-3", "off");
+        let out = setup.orch(&["up", "-f", "infra.yaml"], true, &[]).await;
+        let text = describe_output(&out);
+        assert!(!out.status.success(), "{text}");
+        assert!(text.contains("is off; power it on"), "{text}");
+        setup.fake.set_status("do-batch-agent-3", "active");
+
         // The plan sees what exists and changes nothing.
         let posts = setup
             .fake

@@ -225,6 +225,16 @@ impl FakeDigitalOcean {
             .collect()
     }
 
+    /// Sets the status of the droplet `name` (`off`: powered off in the control panel).
+    pub fn set_status(&self, name: &str, status: &str) {
+        let mut inner = self.lock();
+        for droplet in inner.droplets.values_mut() {
+            if droplet.json["name"] == name {
+                droplet.json["status"] = json!(status);
+            }
+        }
+    }
+
     /// The firewalls that exist.
     pub fn firewalls(&self) -> Vec<Value> {
         self.lock().firewalls.clone()

@@ -218,6 +218,16 @@ impl DigitalOceanProvider {
                     continue;
                 };
                 record_droplet(state, &machine.name, droplet.id)?;
+                if matches!(droplet.status.as_str(), "off" | "archive") {
+                    return Err(ProviderError::on_machine(
+                        Step::Machines,
+                        &machine.name,
+                        format!(
+                            "droplet {} ({name}) is {}; power it on in DigitalOcean, or                              `orch destroy` and up again",
+                            droplet.id, droplet.status
+                        ),
+                    ));
+                }
                 if let Some(ip) = droplet.ready() {
                     let found = self.machine(machine, droplet, IpAddr::V4(ip));
                     state.update(|s| s.put_machine(found.clone()))?;
