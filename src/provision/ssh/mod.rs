@@ -18,7 +18,9 @@ pub mod session;
 
 use crate::provision::cluster_spec::{Machine, MachineRole, NodeSpec, WantedMachine};
 use crate::provision::infra::Infra;
-use crate::provision::provider::{Change, MachineStatus, Provider, ProviderError, ProviderOptions};
+use crate::provision::provider::{
+    Change, MachineStatus, Provider, ProviderError, ProviderOptions,
+};
 use crate::provision::state_file::{State, StateFile};
 use crate::provision::steps::{Progress, Step};
 use crate::provision::templates::TemplateError;
@@ -338,10 +340,9 @@ impl SshProvider {
                 })
             })
             .collect();
-        let known_hosts = ssh
-            .known_hosts
-            .as_deref()
-            .map_or_else(default_known_hosts, |k| resolve_path(&options.base_dir, k));
+        let known_hosts = ssh.known_hosts.as_deref().map_or_else(default_known_hosts, |k| {
+            resolve_path(&options.base_dir, k)
+        });
         Self::for_hosts(hosts, options, &infra.cluster).with_known_hosts(known_hosts)
     }
 
@@ -388,12 +389,12 @@ impl SshProvider {
         let pinned = match &host.host_key {
             Some(key) => {
                 let text = key.split_whitespace().take(2).collect::<Vec<_>>().join(" ");
-                Some(
-                    russh::keys::PublicKey::from_openssh(&text).map_err(|e| SshError::BadPin {
+                Some(russh::keys::PublicKey::from_openssh(&text).map_err(|e| {
+                    SshError::BadPin {
                         host: host.name.clone(),
                         reason: e.to_string(),
-                    })?,
-                )
+                    }
+                })?)
             }
             None => None,
         };
@@ -465,11 +466,7 @@ impl SshProvider {
         Ok(out)
     }
 
-    async fn kind(
-        &mut self,
-        host: &SshHost,
-        connection: &Connection,
-    ) -> Result<ServiceKind, SshError> {
+    async fn kind(&mut self, host: &SshHost, connection: &Connection) -> Result<ServiceKind, SshError> {
         if let Some(kind) = self.kinds.get(&host.name) {
             return Ok(*kind);
         }
@@ -498,11 +495,7 @@ impl SshProvider {
         Ok(sha)
     }
 
-    async fn wait_all(
-        &mut self,
-        machines: &[Machine],
-        progress: &Progress,
-    ) -> Result<(), ProviderError> {
+    async fn wait_all(&mut self, machines: &[Machine], progress: &Progress) -> Result<(), ProviderError> {
         progress.step(Step::WaitSsh)?;
         let mut jobs = Vec::new();
         for machine in machines {
@@ -536,16 +529,10 @@ impl SshProvider {
         Ok(())
     }
 
-    async fn upload_all(
-        &mut self,
-        machines: &[Machine],
-        progress: &Progress,
-    ) -> Result<(), ProviderError> {
+    async fn upload_all(&mut self, machines: &[Machine], progress: &Progress) -> Result<(), ProviderError> {
         progress.step(Step::Upload)?;
         let sha = self.local_sha().await?;
-        let size = std::fs::metadata(&self.binary)
-            .map(|m| m.len())
-            .unwrap_or(0);
+        let size = std::fs::metadata(&self.binary).map(|m| m.len()).unwrap_or(0);
         let hosts = self
             .connections_for(machines.iter().map(|m| m.name.as_str()))
             .await?;
@@ -556,10 +543,7 @@ impl SshProvider {
             async move {
                 progress.enter(Step::Upload, &host.name)?;
                 let on = |e: SshError| ProviderError::on_machine(Step::Upload, &host.name, e);
-                let out = connection
-                    .run(&node::prepare_script(&layout))
-                    .await
-                    .map_err(on)?;
+                let out = connection.run(&node::prepare_script(&layout)).await.map_err(on)?;
                 if out.status == node::FOREIGN_EXIT {
                     return Err(on(SshError::ForeignInstallDir {
                         host: host.name.clone(),
@@ -645,8 +629,7 @@ impl SshProvider {
                 let Some(spec) = spec else {
                     return Ok(());
                 };
-                let content =
-                    node::render_service(&layout, &spec, kind).map_err(|e| on(e.into()))?;
+                let content = node::render_service(&layout, &spec, kind).map_err(|e| on(e.into()))?;
                 let path = layout.service_path(kind);
                 let (mode, unit) = match kind {
                     ServiceKind::Systemd => ("644", true),
@@ -750,10 +733,7 @@ impl Provider for SshProvider {
             let kind = self.kind(&host, &connection).await.map_err(failed)?;
             let layout = self.layout(&host);
             let out = connection
-                .run_ok(
-                    "inspecting the install dir",
-                    &node::inspect_script(&layout, kind),
-                )
+                .run_ok("inspecting the install dir", &node::inspect_script(&layout, kind))
                 .await
                 .map_err(failed)?;
             let marker = node::field(&out, "marker").unwrap_or("");
@@ -812,10 +792,7 @@ impl Provider for SshProvider {
             let machine = host.machine();
             progress.machine(
                 &machine.name,
-                format!(
-                    "{} (cluster IP {}, {})",
-                    machine.id, machine.ip, machine.install_dir
-                ),
+                format!("{} (cluster IP {}, {})", machine.id, machine.ip, machine.install_dir),
             );
             state.update(|s| s.put_machine(machine.clone()))?;
             machines.push(machine);
@@ -860,10 +837,7 @@ impl Provider for SshProvider {
                 progress.enter(step, &host.name)?;
                 let on = |e: SshError| ProviderError::on_machine(step, &host.name, e);
                 let out = connection
-                    .run_ok(
-                        "reading the node's state",
-                        &node::state_script(&layout, kind),
-                    )
+                    .run_ok("reading the node's state", &node::state_script(&layout, kind))
                     .await
                     .map_err(on)?;
                 let alive = node::field(&out, "alive") == Some("1");
@@ -922,10 +896,7 @@ impl Provider for SshProvider {
             let layout = self.layout(&host);
             let state = match self.kind(&host, &connection).await {
                 Ok(kind) => connection
-                    .run_ok(
-                        "reading the node's state",
-                        &node::state_script(&layout, kind),
-                    )
+                    .run_ok("reading the node's state", &node::state_script(&layout, kind))
                     .await
                     .ok(),
                 Err(_) => None,
@@ -983,27 +954,17 @@ impl Provider for SshProvider {
                 let mut removed = Vec::new();
                 for line in out.lines() {
                     match line.trim() {
-                        "unit" => {
-                            removed.push(format!("unit {} on {}", layout.unit_name(), host.name))
-                        }
+                        "unit" => removed.push(format!("unit {} on {}", layout.unit_name(), host.name)),
                         "removed" => {
-                            progress.machine(
-                                &host.name,
-                                format!("stopped the node, removed {}", layout.dir),
-                            );
+                            progress.machine(&host.name, format!("stopped the node, removed {}", layout.dir));
                             removed.push(format!("{} on {}", layout.dir, host.name));
                         }
-                        "absent" => {
-                            progress.machine(&host.name, format!("{} does not exist", layout.dir))
-                        }
+                        "absent" => progress.machine(&host.name, format!("{} does not exist", layout.dir)),
                         other => {
                             if let Some(owner) = other.strip_prefix("foreign=") {
                                 progress.machine(
                                     &host.name,
-                                    format!(
-                                        "left {}: it is not this cluster's ({owner})",
-                                        layout.dir
-                                    ),
+                                    format!("left {}: it is not this cluster's ({owner})", layout.dir),
                                 );
                             }
                         }
