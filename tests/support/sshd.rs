@@ -190,15 +190,14 @@ pub fn processes(select: impl Fn(&str, &str) -> bool) -> Vec<(u32, String)> {
     found
 }
 
-/// A copy of the orch binary without debug info (the debug build is ~300 MB; this one is a
-/// fraction of it), made once per test process: pass it to `orch up --binary`.
+/// A copy of the orch binary without debug info and symbols (the debug build is ~300 MB;
+/// this one is a fraction of it), made once per test process: pass it to `orch up --binary`.
 pub fn stripped_orch() -> PathBuf {
     static STRIPPED: OnceLock<PathBuf> = OnceLock::new();
     STRIPPED
         .get_or_init(|| {
             let path = std::env::temp_dir().join(format!("orch-stripped-{}", std::process::id()));
             let status = Command::new("strip")
-                .arg("--strip-debug")
                 .arg("-o")
                 .arg(&path)
                 .arg(super::BIN)

@@ -532,7 +532,6 @@ impl SshProvider {
     async fn upload_all(&mut self, machines: &[Machine], progress: &Progress) -> Result<(), ProviderError> {
         progress.step(Step::Upload)?;
         let sha = self.local_sha().await?;
-        let size = std::fs::metadata(&self.binary).map(|m| m.len()).unwrap_or(0);
         let hosts = self
             .connections_for(machines.iter().map(|m| m.name.as_str()))
             .await?;
@@ -600,7 +599,6 @@ impl SshProvider {
                 Ok(())
             }
         });
-        let _ = size;
         first_error(futures::future::join_all(jobs).await)?;
         Ok(())
     }
@@ -682,23 +680,22 @@ fn first_error<T>(results: Vec<Result<T, ProviderError>>) -> Result<Vec<T>, Prov
 
 /// Hex sha256 of a file's content.
 fn sha256_file(path: &Path) -> Result<String, SshError> {
-    use sha2::{Digest as _, Sha256};
     use std::io::Read as _;
     let local = |source| SshError::Local {
         path: path.to_owned(),
         source,
     };
     let mut file = std::fs::File::open(path).map_err(local)?;
-    let mut hasher = Sha256::new();
+    let mut context = ring::digest::Context::new(&ring::digest::SHA256);
     let mut buffer = vec![0u8; 1 << 20];
     loop {
         let n = file.read(&mut buffer).map_err(local)?;
         if n == 0 {
             break;
         }
-        hasher.update(&buffer[..n]);
+        context.update(&buffer[..n]);
     }
-    Ok(hex::encode(hasher.finalize()))
+    Ok(hex::encode(context.finish()))
 }
 
 #[async_trait::async_trait]
