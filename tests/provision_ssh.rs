@@ -53,7 +53,13 @@ impl Workdir {
     /// `infra.yaml` with `hosts` (in order, one line each) and `extra` lines in `ssh:`;
     /// known_hosts is `known_hosts` in this dir, which holds every host unless `known` is
     /// false.
-    fn new(cluster: &str, hosts: &SshdHosts, lines: &[HostLine], known: bool, pins: &[Option<String>]) -> Self {
+    fn new(
+        cluster: &str,
+        hosts: &SshdHosts,
+        lines: &[HostLine],
+        known: bool,
+        pins: &[Option<String>],
+    ) -> Self {
         let dir = tempfile::Builder::new()
             .prefix("orch-ssh-")
             .tempdir()
@@ -112,7 +118,10 @@ impl Workdir {
         let child = command.spawn().expect("spawn orch");
         match tokio::time::timeout(COMMAND_TIMEOUT, child.wait_with_output()).await {
             Ok(out) => out.expect("wait for orch"),
-            Err(_) => panic!("`orch {}` did not exit within {COMMAND_TIMEOUT:?}", args.join(" ")),
+            Err(_) => panic!(
+                "`orch {}` did not exit within {COMMAND_TIMEOUT:?}",
+                args.join(" ")
+            ),
         }
     }
 
@@ -198,8 +207,8 @@ fn assert_clean(hosts: &SshdHosts) {
 /// Kills the supervisor and the node of a host (its service is stopped).
 fn break_host(root: &Path) {
     for file in ["supervisor.pid", "node.pid"] {
-        let pid = std::fs::read_to_string(root.join(file))
-            .unwrap_or_else(|e| panic!("read {file}: {e}"));
+        let pid =
+            std::fs::read_to_string(root.join(file)).unwrap_or_else(|e| panic!("read {file}: {e}"));
         support::send_signal(pid.trim().parse().expect("a pid"), "KILL");
     }
 }
@@ -263,14 +272,20 @@ async fn up_rerun_repair_status_destroy() {
 
         let (again, took) = work.up_ok(&hosts).await;
         eprintln!("re-run: {took:.1?}\n{again}");
-        assert!(again.contains("0 started, 0 restarted, 3 unchanged"), "{again}");
+        assert!(
+            again.contains("0 started, 0 restarted, 3 unchanged"),
+            "{again}"
+        );
         assert!(!again.contains("uploaded orch"), "{again}");
         assert!(again.contains("orch is up to date"), "{again}");
 
         break_host(&hosts.hosts[2].install_dir);
         let (repaired, _) = work.up_ok(&hosts).await;
         assert!(repaired.contains("agent-2: started"), "{repaired}");
-        assert!(repaired.contains("1 started, 0 restarted, 2 unchanged"), "{repaired}");
+        assert!(
+            repaired.contains("1 started, 0 restarted, 2 unchanged"),
+            "{repaired}"
+        );
 
         let out = work.orch_env(&["status", "-f", "infra.yaml"], &[]).await;
         let status = String::from_utf8_lossy(&out.stdout).into_owned();
@@ -286,7 +301,10 @@ async fn up_rerun_repair_status_destroy() {
         assert!(status.contains("2 reachable"), "{status}");
 
         let removed = work.destroy_ok(&hosts).await;
-        assert!(removed.contains("destroyed"), "{removed} (task on {agent_host})");
+        assert!(
+            removed.contains("destroyed"),
+            "{removed} (task on {agent_host})"
+        );
         assert_clean(&hosts);
         assert!(!work.state_dir().exists());
     })
@@ -356,14 +374,20 @@ async fn a_failure_at_any_step_is_cleaned_up_by_a_rerun_or_destroy() {
             let name = step.name();
             let out = work.up_with(&[], &[("ORCH_FAIL_AT", name)]).await;
             let text = describe_output(&out);
-            assert!(!out.status.success(), "ORCH_FAIL_AT={name} succeeded:\n{text}");
+            assert!(
+                !out.status.success(),
+                "ORCH_FAIL_AT={name} succeeded:\n{text}"
+            );
             assert!(
                 text.contains(&format!("failure injected at step {name}")),
                 "{text}"
             );
             if i % 2 == 0 {
                 let (again, _) = work.up_ok(&hosts).await;
-                assert!(again.contains("cluster 'sshfail' is up"), "after {name}: {again}");
+                assert!(
+                    again.contains("cluster 'sshfail' is up"),
+                    "after {name}: {again}"
+                );
                 let master = format!("http://{}:8080/v2/info", hosts.hosts[0].ip);
                 assert!(Http::new().get(&master).await.ok(), "after {name}: no API");
             } else {

@@ -18,9 +18,7 @@ pub mod session;
 
 use crate::provision::cluster_spec::{Machine, MachineRole, NodeSpec, WantedMachine};
 use crate::provision::infra::Infra;
-use crate::provision::provider::{
-    Change, MachineStatus, Provider, ProviderError, ProviderOptions,
-};
+use crate::provision::provider::{Change, MachineStatus, Provider, ProviderError, ProviderOptions};
 use crate::provision::state_file::{State, StateFile};
 use crate::provision::steps::{Progress, Step};
 use crate::provision::templates::TemplateError;
@@ -340,9 +338,10 @@ impl SshProvider {
                 })
             })
             .collect();
-        let known_hosts = ssh.known_hosts.as_deref().map_or_else(default_known_hosts, |k| {
-            resolve_path(&options.base_dir, k)
-        });
+        let known_hosts = ssh
+            .known_hosts
+            .as_deref()
+            .map_or_else(default_known_hosts, |k| resolve_path(&options.base_dir, k));
         Self::for_hosts(hosts, options, &infra.cluster).with_known_hosts(known_hosts)
     }
 
@@ -389,12 +388,12 @@ impl SshProvider {
         let pinned = match &host.host_key {
             Some(key) => {
                 let text = key.split_whitespace().take(2).collect::<Vec<_>>().join(" ");
-                Some(russh::keys::PublicKey::from_openssh(&text).map_err(|e| {
-                    SshError::BadPin {
+                Some(
+                    russh::keys::PublicKey::from_openssh(&text).map_err(|e| SshError::BadPin {
                         host: host.name.clone(),
                         reason: e.to_string(),
-                    }
-                })?)
+                    })?,
+                )
             }
             None => None,
         };
@@ -466,7 +465,11 @@ impl SshProvider {
         Ok(out)
     }
 
-    async fn kind(&mut self, host: &SshHost, connection: &Connection) -> Result<ServiceKind, SshError> {
+    async fn kind(
+        &mut self,
+        host: &SshHost,
+        connection: &Connection,
+    ) -> Result<ServiceKind, SshError> {
         if let Some(kind) = self.kinds.get(&host.name) {
             return Ok(*kind);
         }
@@ -495,7 +498,11 @@ impl SshProvider {
         Ok(sha)
     }
 
-    async fn wait_all(&mut self, machines: &[Machine], progress: &Progress) -> Result<(), ProviderError> {
+    async fn wait_all(
+        &mut self,
+        machines: &[Machine],
+        progress: &Progress,
+    ) -> Result<(), ProviderError> {
         progress.step(Step::WaitSsh)?;
         let mut jobs = Vec::new();
         for machine in machines {
@@ -529,7 +536,11 @@ impl SshProvider {
         Ok(())
     }
 
-    async fn upload_all(&mut self, machines: &[Machine], progress: &Progress) -> Result<(), ProviderError> {
+    async fn upload_all(
+        &mut self,
+        machines: &[Machine],
+        progress: &Progress,
+    ) -> Result<(), ProviderError> {
         progress.step(Step::Upload)?;
         let sha = self.local_sha().await?;
         let hosts = self
@@ -542,7 +553,10 @@ impl SshProvider {
             async move {
                 progress.enter(Step::Upload, &host.name)?;
                 let on = |e: SshError| ProviderError::on_machine(Step::Upload, &host.name, e);
-                let out = connection.run(&node::prepare_script(&layout)).await.map_err(on)?;
+                let out = connection
+                    .run(&node::prepare_script(&layout))
+                    .await
+                    .map_err(on)?;
                 if out.status == node::FOREIGN_EXIT {
                     return Err(on(SshError::ForeignInstallDir {
                         host: host.name.clone(),
@@ -627,7 +641,8 @@ impl SshProvider {
                 let Some(spec) = spec else {
                     return Ok(());
                 };
-                let content = node::render_service(&layout, &spec, kind).map_err(|e| on(e.into()))?;
+                let content =
+                    node::render_service(&layout, &spec, kind).map_err(|e| on(e.into()))?;
                 let path = layout.service_path(kind);
                 let (mode, unit) = match kind {
                     ServiceKind::Systemd => ("644", true),
@@ -730,7 +745,10 @@ impl Provider for SshProvider {
             let kind = self.kind(&host, &connection).await.map_err(failed)?;
             let layout = self.layout(&host);
             let out = connection
-                .run_ok("inspecting the install dir", &node::inspect_script(&layout, kind))
+                .run_ok(
+                    "inspecting the install dir",
+                    &node::inspect_script(&layout, kind),
+                )
                 .await
                 .map_err(failed)?;
             let marker = node::field(&out, "marker").unwrap_or("");
@@ -789,7 +807,10 @@ impl Provider for SshProvider {
             let machine = host.machine();
             progress.machine(
                 &machine.name,
-                format!("{} (cluster IP {}, {})", machine.id, machine.ip, machine.install_dir),
+                format!(
+                    "{} (cluster IP {}, {})",
+                    machine.id, machine.ip, machine.install_dir
+                ),
             );
             state.update(|s| s.put_machine(machine.clone()))?;
             machines.push(machine);
@@ -834,7 +855,10 @@ impl Provider for SshProvider {
                 progress.enter(step, &host.name)?;
                 let on = |e: SshError| ProviderError::on_machine(step, &host.name, e);
                 let out = connection
-                    .run_ok("reading the node's state", &node::state_script(&layout, kind))
+                    .run_ok(
+                        "reading the node's state",
+                        &node::state_script(&layout, kind),
+                    )
                     .await
                     .map_err(on)?;
                 let alive = node::field(&out, "alive") == Some("1");
@@ -893,7 +917,10 @@ impl Provider for SshProvider {
             let layout = self.layout(&host);
             let state = match self.kind(&host, &connection).await {
                 Ok(kind) => connection
-                    .run_ok("reading the node's state", &node::state_script(&layout, kind))
+                    .run_ok(
+                        "reading the node's state",
+                        &node::state_script(&layout, kind),
+                    )
                     .await
                     .ok(),
                 Err(_) => None,
@@ -951,17 +978,27 @@ impl Provider for SshProvider {
                 let mut removed = Vec::new();
                 for line in out.lines() {
                     match line.trim() {
-                        "unit" => removed.push(format!("unit {} on {}", layout.unit_name(), host.name)),
+                        "unit" => {
+                            removed.push(format!("unit {} on {}", layout.unit_name(), host.name))
+                        }
                         "removed" => {
-                            progress.machine(&host.name, format!("stopped the node, removed {}", layout.dir));
+                            progress.machine(
+                                &host.name,
+                                format!("stopped the node, removed {}", layout.dir),
+                            );
                             removed.push(format!("{} on {}", layout.dir, host.name));
                         }
-                        "absent" => progress.machine(&host.name, format!("{} does not exist", layout.dir)),
+                        "absent" => {
+                            progress.machine(&host.name, format!("{} does not exist", layout.dir))
+                        }
                         other => {
                             if let Some(owner) = other.strip_prefix("foreign=") {
                                 progress.machine(
                                     &host.name,
-                                    format!("left {}: it is not this cluster's ({owner})", layout.dir),
+                                    format!(
+                                        "left {}: it is not this cluster's ({owner})",
+                                        layout.dir
+                                    ),
                                 );
                             }
                         }
@@ -1026,12 +1063,18 @@ mod tests {
         let infra = Infra::from_yaml(text, "f").expect("valid");
         let provider = SshProvider::from_infra(&infra, &options());
         let master = provider.host("master-1").expect("master");
-        assert_eq!(master.identity, Identity::File(PathBuf::from("/work/infra/keys/id")));
+        assert_eq!(
+            master.identity,
+            Identity::File(PathBuf::from("/work/infra/keys/id"))
+        );
         let target = provider.target(master).expect("target");
         assert_eq!(target.known_hosts, PathBuf::from("/work/infra/kh"));
         assert_eq!(target.port, 2201);
         assert!(target.pinned.is_some());
         let agent = provider.host("agent-1").expect("agent");
-        assert!(matches!(provider.target(agent), Err(SshError::BadPin { .. })));
+        assert!(matches!(
+            provider.target(agent),
+            Err(SshError::BadPin { .. })
+        ));
     }
 }

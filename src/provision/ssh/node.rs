@@ -465,10 +465,12 @@ mod tests {
     fn both_services_run_the_node_with_its_arguments() {
         let layout = Layout::new("/opt/orch/", "demo", "agent-1");
         assert_eq!(layout.binary(), "/opt/orch/bin/orch");
-        assert_eq!(layout.unit_path(), "/etc/systemd/system/orch-demo-agent-1.service");
+        assert_eq!(
+            layout.unit_path(),
+            "/etc/systemd/system/orch-demo-agent-1.service"
+        );
         let command = "/opt/orch/bin/orch agent --resources 'cpus:1;ports:[32000-32099]' --attributes 'rack:it'\\''s'";
-        let script =
-            render_service(&layout, &spec(), ServiceKind::Supervised).expect("supervise");
+        let script = render_service(&layout, &spec(), ServiceKind::Supervised).expect("supervise");
         assert!(script.starts_with("#!/bin/sh\n"), "{script}");
         assert!(script.contains(&format!("    {command} >> /opt/orch/logs/node.log 2>&1 &")));
         assert!(script.contains("echo $$ > /opt/orch/supervisor.pid"));
@@ -491,9 +493,15 @@ mod tests {
         assert_eq!(decide(false, Some(&now), &now), Action::Start);
         assert_eq!(decide(false, None, &now), Action::Start);
         assert_eq!(decide(true, Some(&now), &now), Action::Nothing);
-        assert_eq!(decide(true, Some(&format!("{now}\n")), &now), Action::Nothing);
+        assert_eq!(
+            decide(true, Some(&format!("{now}\n")), &now),
+            Action::Nothing
+        );
         assert_eq!(decide(true, Some(&before), &now), Action::Restart);
-        assert_eq!(decide(true, Some(&stamp("def", "service v2")), &now), Action::Restart);
+        assert_eq!(
+            decide(true, Some(&stamp("def", "service v2")), &now),
+            Action::Restart
+        );
         assert_eq!(decide(true, None, &now), Action::Restart);
     }
 
@@ -512,9 +520,15 @@ mod tests {
             String::from_utf8_lossy(&out.stdout).trim().to_owned()
         };
         let content = "a 'quoted' $HOME line\nORCH_END_OF_FILE\n";
-        assert_eq!(run(write_file_script(&path, content, "644", false)), "written");
+        assert_eq!(
+            run(write_file_script(&path, content, "644", false)),
+            "written"
+        );
         assert_eq!(std::fs::read_to_string(&file).expect("read"), content);
-        assert_eq!(run(write_file_script(&path, content, "644", false)), "unchanged");
+        assert_eq!(
+            run(write_file_script(&path, content, "644", false)),
+            "unchanged"
+        );
         let layout = Layout::new(&dir.path().join("root").display().to_string(), "demo", "m");
         let out = run(prepare_script(&layout));
         assert_eq!(field(&out, "sha"), Some(""));
