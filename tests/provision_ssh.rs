@@ -256,6 +256,13 @@ async fn up_rerun_repair_status_destroy() {
             true,
             &[],
         );
+        let plan = work.up_with(&["--plan"], &[]).await;
+        let text = describe_output(&plan);
+        assert!(plan.status.success(), "{text}");
+        assert!(text.contains("upload orch to master-1 (not installed)"), "{text}");
+        assert!(text.contains("start agent-2 (not running)"), "{text}");
+        assert!(!hosts.hosts[0].install_dir.exists(), "the plan changed something");
+
         let (first, took) = work.up_ok(&hosts).await;
         eprintln!("first orch up: {took:.1?}\n{first}");
         assert!(first.contains("uploaded orch"), "{first}");
@@ -278,6 +285,10 @@ async fn up_rerun_repair_status_destroy() {
         );
         assert!(!again.contains("uploaded orch"), "{again}");
         assert!(again.contains("orch is up to date"), "{again}");
+        let plan = work.up_with(&["--plan"], &[]).await;
+        let text = describe_output(&plan);
+        assert!(text.contains("master-1: running as specified"), "{text}");
+        assert!(text.contains("agent-1: orch binary up to date"), "{text}");
 
         break_host(&hosts.hosts[2].install_dir);
         let (repaired, _) = work.up_ok(&hosts).await;
@@ -395,6 +406,87 @@ async fn a_failure_at_any_step_is_cleaned_up_by_a_rerun_or_destroy() {
                 assert_clean(&hosts);
             }
         }
+        work.destroy_ok(&hosts).await;
+        assert_clean(&hosts);
+    })
+    .await;
+}
+
+/// Runs `orch ARGS` in `dir` printing each output line with the time since the start;
+/// returns the wall time and the output.
+async fn timed_orch(dir: &Path, args: &[&str]) -> (Duration, String) {
+    use tokio::io::AsyncBufReadExt as _;
+    let begin = Instant::now();
+    let mut child = tokio::process::Command::new(BIN)
+        .current_dir(dir)
+        .args(args)
+        .env_remove("ORCH_FAIL_AT")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn orch");
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let mut text = String::new();
+    let read = async {
+        while let Ok(Some(line)) = lines.next_line().await {
+            eprintln!("{:>6.2}s {line}", begin.elapsed().as_secs_f64());
+            text.push_str(&line);
+            text.push('\n');
+        }
+        child.wait().await.expect("wait for orch")
+    };
+    let status = tokio::time::timeout(COMMAND_TIMEOUT, read)
+        .await
+        .expect("orch did not finish in time");
+    assert!(status.success(), "orch {} failed:\n{text}", args.join(" "));
+    (begin.elapsed(), text)
+}
+
+/// `orch up` on 3 masters + 3 agents, first run and a re-run that changes nothing, timed
+/// line by line: `cargo test --test provision_ssh -- --ignored --nocapture`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a measurement, not a check: run it alone"]
+async fn timing_three_masters_three_agents() {
+    bounded(async {
+        let hosts = SshdHosts::start(&[
+            "127.0.34.1",
+            "127.0.34.2",
+            "127.0.34.3",
+            "127.0.34.4",
+            "127.0.34.5",
+            "127.0.34.6",
+        ]);
+        let work = Workdir::new(
+            "sshtime",
+            &hosts,
+            &[
+                master(),
+                master(),
+                master(),
+                agent(33500),
+                agent(33600),
+                agent(33700),
+            ],
+            true,
+            &[],
+        );
+        let binary = stripped_orch();
+        let args = [
+            "up",
+            "-f",
+            "infra.yaml",
+            "--binary",
+            binary.to_str().expect("utf-8"),
+        ];
+        let (first, first_text) = timed_orch(work.path(), &args).await;
+        assert!(first_text.contains("6 started"), "{first_text}");
+        let (again, again_text) = timed_orch(work.path(), &args).await;
+        assert!(
+            again_text.contains("0 started, 0 restarted, 6 unchanged"),
+            "{again_text}"
+        );
+        eprintln!("3 masters + 3 agents: first orch up {first:.1?}, re-run {again:.1?}");
         work.destroy_ok(&hosts).await;
         assert_clean(&hosts);
     })

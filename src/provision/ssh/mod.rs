@@ -473,14 +473,7 @@ impl SshProvider {
         if let Some(kind) = self.kinds.get(&host.name) {
             return Ok(*kind);
         }
-        let out = connection
-            .run_ok("probing for systemd", node::probe_script())
-            .await?;
-        let kind = if node::field(&out, "systemd") == Some("1") {
-            ServiceKind::Systemd
-        } else {
-            ServiceKind::Supervised
-        };
+        let kind = probe(connection).await?;
         self.kinds.insert(host.name.clone(), kind);
         Ok(kind)
     }
@@ -527,13 +520,89 @@ impl SshProvider {
                         begin.elapsed().as_secs_f64()
                     ),
                 );
-                Ok::<_, ProviderError>((host.name.clone(), connection))
+                let kind = probe(&connection)
+                    .await
+                    .map_err(|e| ProviderError::on_machine(Step::WaitSsh, &host.name, e))?;
+                Ok::<_, ProviderError>((host.name.clone(), connection, kind))
             });
         }
-        for (name, connection) in first_error(futures::future::join_all(jobs).await)? {
+        for (name, connection, kind) in first_error(futures::future::join_all(jobs).await)? {
+            self.kinds.insert(name.clone(), kind);
             self.connections.insert(name, connection);
         }
         Ok(())
+    }
+
+    /// The plan's lines (see [`Provider::plan`]).
+    async fn plan_lines(&mut self, wanted: &[WantedMachine]) -> Result<Vec<String>, ProviderError> {
+        let sha = self.local_sha().await?;
+        let mut lines = Vec::new();
+        for machine in wanted {
+            let host = self.known(&machine.name)?.clone();
+            let name = &host.name;
+            let connection = match self.connection(name).await {
+                Ok(connection) => connection,
+                Err(error) => {
+                    lines.push(format!(
+                        "reach {name} over SSH ({}:{}): not now: {}",
+                        host.address,
+                        host.port,
+                        error_chain(&error)
+                    ));
+                    continue;
+                }
+            };
+            let failed = |e: SshError| ProviderError::failed(format!("inspecting {name}"), e);
+            let kind = self.kind(&host, &connection).await.map_err(failed)?;
+            let layout = self.layout(&host);
+            let out = connection
+                .run_ok(
+                    "inspecting the install dir",
+                    &node::inspect_script(&layout, kind),
+                )
+                .await
+                .map_err(failed)?;
+            let marker = node::field(&out, "marker").unwrap_or("");
+            if !marker.is_empty() && marker != self.cluster {
+                lines.push(format!(
+                    "{name}: {} belongs to cluster {marker}: `orch up` would refuse it",
+                    layout.dir
+                ));
+                continue;
+            }
+            let remote_sha = node::field(&out, "sha").unwrap_or("");
+            if remote_sha.is_empty() {
+                lines.push(format!("upload orch to {name} (not installed)"));
+            } else if remote_sha != sha {
+                lines.push(format!("upload orch to {name} (binary differs)"));
+            } else {
+                lines.push(format!("{name}: orch binary up to date"));
+            }
+            lines.push(format!(
+                "render the service of {name} ({}; rendered once the cluster's addresses are known)",
+                match kind {
+                    ServiceKind::Systemd => "systemd unit",
+                    ServiceKind::Supervised => "supervisor script, no systemd",
+                }
+            ));
+            let alive = node::field(&out, "alive") == Some("1");
+            let started = node::field(&out, "started").filter(|s| !s.is_empty());
+            let current = node::field(&out, "current").unwrap_or("");
+            let binary_changes = remote_sha != sha;
+            let action = if binary_changes && alive {
+                Action::Restart
+            } else {
+                node::decide(alive, started, current)
+            };
+            lines.push(match action {
+                Action::Start => format!("start {name} (not running)"),
+                Action::Restart => format!("restart {name} (binary or service changed)"),
+                Action::Nothing => format!(
+                    "{name}: running as specified (unless the infra file changed its flags)"
+                ),
+            });
+        }
+        Ok(lines)
     }
 
     async fn upload_all(
@@ -689,6 +758,18 @@ async fn open_waiting(
     .map(Arc::new)
 }
 
+/// How the host keeps a node running: systemd when it runs the host.
+async fn probe(connection: &Connection) -> Result<ServiceKind, SshError> {
+    let out = connection
+        .run_ok("probing for systemd", node::probe_script())
+        .await?;
+    Ok(if node::field(&out, "systemd") == Some("1") {
+        ServiceKind::Systemd
+    } else {
+        ServiceKind::Supervised
+    })
+}
+
 fn first_error<T>(results: Vec<Result<T, ProviderError>>) -> Result<Vec<T>, ProviderError> {
     results.into_iter().collect()
 }
@@ -724,74 +805,11 @@ impl Provider for SshProvider {
         wanted: &[WantedMachine],
         _state: &State,
     ) -> Result<Vec<String>, ProviderError> {
-        let sha = self.local_sha().await?;
-        let mut lines = Vec::new();
-        for machine in wanted {
-            let host = self.known(&machine.name)?.clone();
-            let name = &host.name;
-            let connection = match self.connection(name).await {
-                Ok(connection) => connection,
-                Err(error) => {
-                    lines.push(format!(
-                        "reach {name} over SSH ({}:{}): not now: {}",
-                        host.address,
-                        host.port,
-                        error_chain(&error)
-                    ));
-                    continue;
-                }
-            };
-            let failed = |e: SshError| ProviderError::failed(format!("inspecting {name}"), e);
-            let kind = self.kind(&host, &connection).await.map_err(failed)?;
-            let layout = self.layout(&host);
-            let out = connection
-                .run_ok(
-                    "inspecting the install dir",
-                    &node::inspect_script(&layout, kind),
-                )
-                .await
-                .map_err(failed)?;
-            let marker = node::field(&out, "marker").unwrap_or("");
-            if !marker.is_empty() && marker != self.cluster {
-                lines.push(format!(
-                    "{name}: {} belongs to cluster {marker}: `orch up` would refuse it",
-                    layout.dir
-                ));
-                continue;
-            }
-            let remote_sha = node::field(&out, "sha").unwrap_or("");
-            if remote_sha.is_empty() {
-                lines.push(format!("upload orch to {name} (not installed)"));
-            } else if remote_sha != sha {
-                lines.push(format!("upload orch to {name} (binary differs)"));
-            } else {
-                lines.push(format!("{name}: orch binary up to date"));
-            }
-            lines.push(format!(
-                "render the service of {name} ({}; rendered once the cluster's addresses are known)",
-                match kind {
-                    ServiceKind::Systemd => "systemd unit",
-                    ServiceKind::Supervised => "supervisor script, no systemd",
-                }
-            ));
-            let alive = node::field(&out, "alive") == Some("1");
-            let started = node::field(&out, "started").filter(|s| !s.is_empty());
-            let current = node::field(&out, "current").unwrap_or("");
-            let binary_changes = remote_sha != sha;
-            let action = if binary_changes && alive {
-                Action::Restart
-            } else {
-                node::decide(alive, started, current)
-            };
-            lines.push(match action {
-                Action::Start => format!("start {name} (not running)"),
-                Action::Restart => format!("restart {name} (binary or service changed)"),
-                Action::Nothing => format!(
-                    "{name}: running as specified (unless the infra file changed its flags)"
-                ),
-            });
-        }
-        Ok(lines)
+        // The plan changes nothing, not even known_hosts.
+        let trust_on_first_use = std::mem::replace(&mut self.trust_on_first_use, false);
+        let lines = self.plan_lines(wanted).await;
+        self.trust_on_first_use = trust_on_first_use;
+        lines
     }
 
     async fn machines(
