@@ -259,9 +259,15 @@ async fn up_rerun_repair_status_destroy() {
         let plan = work.up_with(&["--plan"], &[]).await;
         let text = describe_output(&plan);
         assert!(plan.status.success(), "{text}");
-        assert!(text.contains("upload orch to master-1 (not installed)"), "{text}");
+        assert!(
+            text.contains("upload orch to master-1 (not installed)"),
+            "{text}"
+        );
         assert!(text.contains("start agent-2 (not running)"), "{text}");
-        assert!(!hosts.hosts[0].install_dir.exists(), "the plan changed something");
+        assert!(
+            !hosts.hosts[0].install_dir.exists(),
+            "the plan changed something"
+        );
 
         let (first, took) = work.up_ok(&hosts).await;
         eprintln!("first orch up: {took:.1?}\n{first}");
