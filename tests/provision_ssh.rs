@@ -248,7 +248,7 @@ async fn bounded(test: impl std::future::Future<Output = ()>) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn up_rerun_repair_status_destroy() {
     bounded(async {
-        let hosts = SshdHosts::start(&["127.0.31.1", "127.0.31.2", "127.0.31.3"]);
+        let mut hosts = SshdHosts::start(&["127.0.31.1", "127.0.31.2", "127.0.31.3"]);
         let work = Workdir::new(
             "sshup",
             &hosts,
@@ -316,6 +316,19 @@ async fn up_rerun_repair_status_destroy() {
             );
         }
         assert!(status.contains("2 reachable"), "{status}");
+
+        // A host whose sshd is down is unreachable; its node keeps running.
+        hosts.stop(1);
+        let out = work.orch_env(&["status", "-f", "infra.yaml"], &[]).await;
+        let status = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(out.status.success(), "{}", describe_output(&out));
+        assert!(
+            status
+                .lines()
+                .any(|l| l.starts_with("agent-1") && l.contains("unreachable")),
+            "agent-1 not unreachable in:\n{status}"
+        );
+        hosts.restart(1);
 
         let removed = work.destroy_ok(&hosts).await;
         assert!(

@@ -133,6 +133,22 @@ impl SshdHosts {
         })
     }
 
+    /// Stops the sshd of host `i` (the host becomes unreachable; what runs under its install
+    /// root keeps running).
+    pub fn stop(&mut self, i: usize) {
+        let host = &mut self.hosts[i];
+        let _ = host.child.kill();
+        let _ = host.child.wait();
+    }
+
+    /// Starts the sshd of host `i` again, with the same address, port and host key.
+    pub fn restart(&mut self, i: usize) {
+        self.stop(i);
+        let host = &mut self.hosts[i];
+        host.child = spawn_sshd(&host.dir);
+        wait_banner(host);
+    }
+
     /// Every sshd's log, for failure messages.
     pub fn logs(&self) -> String {
         self.hosts
@@ -257,17 +273,7 @@ fn start_host(ip: IpAddr, dir: &Path, authorized: &Path) -> SshdHost {
         authorized.display()
     );
     std::fs::write(&config, text).expect("write sshd_config");
-    let log = std::fs::File::create(dir.join("sshd.log")).expect("create sshd.log");
-    let child = Command::new(SSHD)
-        .arg("-D")
-        .arg("-e")
-        .arg("-f")
-        .arg(&config)
-        .stdin(Stdio::null())
-        .stdout(log.try_clone().expect("clone log"))
-        .stderr(log)
-        .spawn()
-        .unwrap_or_else(|e| panic!("start {SSHD}: {e}"));
+    let child = spawn_sshd(dir);
     SshdHost {
         ip,
         port,
@@ -276,6 +282,25 @@ fn start_host(ip: IpAddr, dir: &Path, authorized: &Path) -> SshdHost {
         install_dir: dir.join("opt/orch"),
         child,
     }
+}
+
+/// Runs sshd with `<dir>/sshd_config`, appending to `<dir>/sshd.log`.
+fn spawn_sshd(dir: &Path) -> Child {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("sshd.log"))
+        .expect("open sshd.log");
+    Command::new(SSHD)
+        .arg("-D")
+        .arg("-e")
+        .arg("-f")
+        .arg(dir.join("sshd_config"))
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().expect("clone log"))
+        .stderr(log)
+        .spawn()
+        .unwrap_or_else(|e| panic!("start {SSHD}: {e}"))
 }
 
 fn wait_banner(host: &mut SshdHost) {
