@@ -304,6 +304,22 @@ async fn up_rerun_repair_status_destroy() {
             "{repaired}"
         );
 
+        // A changed spec (agent-2's attributes) restarts exactly that node.
+        let file = work.path().join("infra.yaml");
+        let text = std::fs::read_to_string(&file).expect("read infra.yaml");
+        let changed = text.replace(
+            "ports:[33200-33299]\"",
+            "ports:[33200-33299]\", attributes: \"rack:r2\"",
+        );
+        assert_ne!(text, changed);
+        std::fs::write(&file, changed).expect("write infra.yaml");
+        let (restarted, _) = work.up_ok(&hosts).await;
+        assert!(restarted.contains("agent-2: restarted"), "{restarted}");
+        assert!(
+            restarted.contains("0 started, 1 restarted, 2 unchanged"),
+            "{restarted}"
+        );
+
         let out = work.orch_env(&["status", "-f", "infra.yaml"], &[]).await;
         let status = String::from_utf8_lossy(&out.stdout).into_owned();
         assert!(out.status.success(), "{}", describe_output(&out));

@@ -1,10 +1,10 @@
 //! Provisioning: `orch up`, `orch status` and `orch destroy` create, inspect and remove a
 //! whole cluster from an infra file (`infra/*.yaml`).
 //!
-//! Only the local provider is built: every master and agent runs as a process of this
-//! machine, with data, logs, pid files and a state file in `.orch/<cluster>/`. The docker,
-//! ssh and digital_ocean providers are named in the infra file's `provider:` key and refused
-//! with "not built yet".
+//! The local provider runs every master and agent as a process of this machine, with data,
+//! logs, pid files and a state file in `.orch/<cluster>/`. The ssh provider ([`ssh`]) installs
+//! and runs the nodes on existing hosts over SSH. Providers not built yet are named in the
+//! infra file's `provider:` key and refused with "not built yet".
 //!
 //! - [`infra`]: the typed, validated infra file and its gitops entries as
 //!   [`RepoConfig`](crate::model::RepoConfig)s;
