@@ -207,19 +207,32 @@ pub fn processes(select: impl Fn(&str, &str) -> bool) -> Vec<(u32, String)> {
 }
 
 /// A copy of the orch binary without debug info and symbols (the debug build is ~300 MB;
-/// this one is a fraction of it), made once per test process: pass it to `orch up --binary`.
+/// this one is a fraction of it): pass it to `orch up --binary`. One copy per build of the
+/// binary (named by its size and mtime) in the temp dir, shared by test processes and reused
+/// across runs; made under a temporary name and renamed, so a reader never sees half a file.
 pub fn stripped_orch() -> PathBuf {
     static STRIPPED: OnceLock<PathBuf> = OnceLock::new();
     STRIPPED
         .get_or_init(|| {
-            let path = std::env::temp_dir().join(format!("orch-stripped-{}", std::process::id()));
+            let meta = std::fs::metadata(super::BIN).expect("stat the orch binary");
+            let mtime = meta
+                .modified()
+                .ok()
+                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                .map_or(0, |d| d.as_nanos());
+            let path = std::env::temp_dir().join(format!("orch-stripped-{}-{mtime}", meta.len()));
+            if path.exists() {
+                return path;
+            }
+            let temp = path.with_extension(format!("part{}", std::process::id()));
             let status = Command::new("strip")
                 .arg("-o")
-                .arg(&path)
+                .arg(&temp)
                 .arg(super::BIN)
                 .status()
                 .expect("run strip");
             assert!(status.success(), "strip {} failed", super::BIN);
+            std::fs::rename(&temp, &path).expect("rename the stripped binary");
             path
         })
         .clone()
