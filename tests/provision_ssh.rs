@@ -53,7 +53,13 @@ impl Workdir {
     /// `infra.yaml` with `hosts` (in order, one line each) and `extra` lines in `ssh:`;
     /// known_hosts is `known_hosts` in this dir, which holds every host unless `known` is
     /// false.
-    fn new(cluster: &str, hosts: &SshdHosts, lines: &[HostLine], known: bool, pins: &[Option<String>]) -> Self {
+    fn new(
+        cluster: &str,
+        hosts: &SshdHosts,
+        lines: &[HostLine],
+        known: bool,
+        pins: &[Option<String>],
+    ) -> Self {
         let dir = tempfile::Builder::new()
             .prefix("orch-ssh-")
             .tempdir()
@@ -112,7 +118,10 @@ impl Workdir {
         let child = command.spawn().expect("spawn orch");
         match tokio::time::timeout(COMMAND_TIMEOUT, child.wait_with_output()).await {
             Ok(out) => out.expect("wait for orch"),
-            Err(_) => panic!("`orch {}` did not exit within {COMMAND_TIMEOUT:?}", args.join(" ")),
+            Err(_) => panic!(
+                "`orch {}` did not exit within {COMMAND_TIMEOUT:?}",
+                args.join(" ")
+            ),
         }
     }
 
@@ -198,8 +207,8 @@ fn assert_clean(hosts: &SshdHosts) {
 /// Kills the supervisor and the node of a host (its service is stopped).
 fn break_host(root: &Path) {
     for file in ["supervisor.pid", "node.pid"] {
-        let pid = std::fs::read_to_string(root.join(file))
-            .unwrap_or_else(|e| panic!("read {file}: {e}"));
+        let pid =
+            std::fs::read_to_string(root.join(file)).unwrap_or_else(|e| panic!("read {file}: {e}"));
         support::send_signal(pid.trim().parse().expect("a pid"), "KILL");
     }
 }
@@ -239,7 +248,7 @@ async fn bounded(test: impl std::future::Future<Output = ()>) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn up_rerun_repair_status_destroy() {
     bounded(async {
-        let hosts = SshdHosts::start(&["127.0.31.1", "127.0.31.2", "127.0.31.3"]);
+        let mut hosts = SshdHosts::start(&["127.0.31.1", "127.0.31.2", "127.0.31.3"]);
         let work = Workdir::new(
             "sshup",
             &hosts,
@@ -247,6 +256,19 @@ async fn up_rerun_repair_status_destroy() {
             true,
             &[],
         );
+        let plan = work.up_with(&["--plan"], &[]).await;
+        let text = describe_output(&plan);
+        assert!(plan.status.success(), "{text}");
+        assert!(
+            text.contains("upload orch to master-1 (not installed)"),
+            "{text}"
+        );
+        assert!(text.contains("start agent-2 (not running)"), "{text}");
+        assert!(
+            !hosts.hosts[0].install_dir.exists(),
+            "the plan changed something"
+        );
+
         let (first, took) = work.up_ok(&hosts).await;
         eprintln!("first orch up: {took:.1?}\n{first}");
         assert!(first.contains("uploaded orch"), "{first}");
@@ -263,14 +285,40 @@ async fn up_rerun_repair_status_destroy() {
 
         let (again, took) = work.up_ok(&hosts).await;
         eprintln!("re-run: {took:.1?}\n{again}");
-        assert!(again.contains("0 started, 0 restarted, 3 unchanged"), "{again}");
+        assert!(
+            again.contains("0 started, 0 restarted, 3 unchanged"),
+            "{again}"
+        );
         assert!(!again.contains("uploaded orch"), "{again}");
         assert!(again.contains("orch is up to date"), "{again}");
+        let plan = work.up_with(&["--plan"], &[]).await;
+        let text = describe_output(&plan);
+        assert!(text.contains("master-1: running as specified"), "{text}");
+        assert!(text.contains("agent-1: orch binary up to date"), "{text}");
 
         break_host(&hosts.hosts[2].install_dir);
         let (repaired, _) = work.up_ok(&hosts).await;
         assert!(repaired.contains("agent-2: started"), "{repaired}");
-        assert!(repaired.contains("1 started, 0 restarted, 2 unchanged"), "{repaired}");
+        assert!(
+            repaired.contains("1 started, 0 restarted, 2 unchanged"),
+            "{repaired}"
+        );
+
+        // A changed spec (agent-2's attributes) restarts exactly that node.
+        let file = work.path().join("infra.yaml");
+        let text = std::fs::read_to_string(&file).expect("read infra.yaml");
+        let changed = text.replace(
+            "ports:[33200-33299]\"",
+            "ports:[33200-33299]\", attributes: \"rack:r2\"",
+        );
+        assert_ne!(text, changed);
+        std::fs::write(&file, changed).expect("write infra.yaml");
+        let (restarted, _) = work.up_ok(&hosts).await;
+        assert!(restarted.contains("agent-2: restarted"), "{restarted}");
+        assert!(
+            restarted.contains("0 started, 1 restarted, 2 unchanged"),
+            "{restarted}"
+        );
 
         let out = work.orch_env(&["status", "-f", "infra.yaml"], &[]).await;
         let status = String::from_utf8_lossy(&out.stdout).into_owned();
@@ -285,8 +333,24 @@ async fn up_rerun_repair_status_destroy() {
         }
         assert!(status.contains("2 reachable"), "{status}");
 
+        // A host whose sshd is down is unreachable; its node keeps running.
+        hosts.stop(1);
+        let out = work.orch_env(&["status", "-f", "infra.yaml"], &[]).await;
+        let status = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(out.status.success(), "{}", describe_output(&out));
+        assert!(
+            status
+                .lines()
+                .any(|l| l.starts_with("agent-1") && l.contains("unreachable")),
+            "agent-1 not unreachable in:\n{status}"
+        );
+        hosts.restart(1);
+
         let removed = work.destroy_ok(&hosts).await;
-        assert!(removed.contains("destroyed"), "{removed} (task on {agent_host})");
+        assert!(
+            removed.contains("destroyed"),
+            "{removed} (task on {agent_host})"
+        );
         assert_clean(&hosts);
         assert!(!work.state_dir().exists());
     })
@@ -356,14 +420,20 @@ async fn a_failure_at_any_step_is_cleaned_up_by_a_rerun_or_destroy() {
             let name = step.name();
             let out = work.up_with(&[], &[("ORCH_FAIL_AT", name)]).await;
             let text = describe_output(&out);
-            assert!(!out.status.success(), "ORCH_FAIL_AT={name} succeeded:\n{text}");
+            assert!(
+                !out.status.success(),
+                "ORCH_FAIL_AT={name} succeeded:\n{text}"
+            );
             assert!(
                 text.contains(&format!("failure injected at step {name}")),
                 "{text}"
             );
             if i % 2 == 0 {
                 let (again, _) = work.up_ok(&hosts).await;
-                assert!(again.contains("cluster 'sshfail' is up"), "after {name}: {again}");
+                assert!(
+                    again.contains("cluster 'sshfail' is up"),
+                    "after {name}: {again}"
+                );
                 let master = format!("http://{}:8080/v2/info", hosts.hosts[0].ip);
                 assert!(Http::new().get(&master).await.ok(), "after {name}: no API");
             } else {
@@ -371,6 +441,87 @@ async fn a_failure_at_any_step_is_cleaned_up_by_a_rerun_or_destroy() {
                 assert_clean(&hosts);
             }
         }
+        work.destroy_ok(&hosts).await;
+        assert_clean(&hosts);
+    })
+    .await;
+}
+
+/// Runs `orch ARGS` in `dir` printing each output line with the time since the start;
+/// returns the wall time and the output.
+async fn timed_orch(dir: &Path, args: &[&str]) -> (Duration, String) {
+    use tokio::io::AsyncBufReadExt as _;
+    let begin = Instant::now();
+    let mut child = tokio::process::Command::new(BIN)
+        .current_dir(dir)
+        .args(args)
+        .env_remove("ORCH_FAIL_AT")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn orch");
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let mut text = String::new();
+    let read = async {
+        while let Ok(Some(line)) = lines.next_line().await {
+            eprintln!("{:>6.2}s {line}", begin.elapsed().as_secs_f64());
+            text.push_str(&line);
+            text.push('\n');
+        }
+        child.wait().await.expect("wait for orch")
+    };
+    let status = tokio::time::timeout(COMMAND_TIMEOUT, read)
+        .await
+        .expect("orch did not finish in time");
+    assert!(status.success(), "orch {} failed:\n{text}", args.join(" "));
+    (begin.elapsed(), text)
+}
+
+/// `orch up` on 3 masters + 3 agents, first run and a re-run that changes nothing, timed
+/// line by line: `cargo test --test provision_ssh -- --ignored --nocapture`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a measurement, not a check: run it alone"]
+async fn timing_three_masters_three_agents() {
+    bounded(async {
+        let hosts = SshdHosts::start(&[
+            "127.0.34.1",
+            "127.0.34.2",
+            "127.0.34.3",
+            "127.0.34.4",
+            "127.0.34.5",
+            "127.0.34.6",
+        ]);
+        let work = Workdir::new(
+            "sshtime",
+            &hosts,
+            &[
+                master(),
+                master(),
+                master(),
+                agent(33500),
+                agent(33600),
+                agent(33700),
+            ],
+            true,
+            &[],
+        );
+        let binary = stripped_orch();
+        let args = [
+            "up",
+            "-f",
+            "infra.yaml",
+            "--binary",
+            binary.to_str().expect("utf-8"),
+        ];
+        let (first, first_text) = timed_orch(work.path(), &args).await;
+        assert!(first_text.contains("6 started"), "{first_text}");
+        let (again, again_text) = timed_orch(work.path(), &args).await;
+        assert!(
+            again_text.contains("0 started, 0 restarted, 6 unchanged"),
+            "{again_text}"
+        );
+        eprintln!("3 masters + 3 agents: first orch up {first:.1?}, re-run {again:.1?}");
         work.destroy_ok(&hosts).await;
         assert_clean(&hosts);
     })

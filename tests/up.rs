@@ -507,7 +507,8 @@ async fn invalid_infra_files_are_refused_with_the_key_named() {
             .orch(&["up", "--provider", "ssh", "-f", "infra.yaml"])
             .await;
         assert!(
-            String::from_utf8_lossy(&out.stderr).contains("infra.yaml: ssh.hosts: names no host"),
+            String::from_utf8_lossy(&out.stderr)
+                .contains("error: infra.yaml: ssh.hosts: names no host"),
             "{}",
             describe_output(&out)
         );

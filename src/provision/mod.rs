@@ -2,24 +2,22 @@
 //! whole cluster from an infra file (`infra/*.yaml`).
 //!
 //! The local provider runs every master and agent as a process of this machine, with data,
-//! logs, pid files and a state file in `.orch/<cluster>/`; the [`docker`] provider runs each
-//! as a container of the local Docker engine, the [`ssh`] provider on existing hosts reached
-//! over SSH, the [`digital_ocean`] provider on droplets it creates (all three through the
-//! shared flow of [`remote`]).
+//! logs, pid files and a state file in `.orch/<cluster>/`. The other providers give each node
+//! a machine of its own and share one step list ([`remote`], [`steps`]): the [`docker`]
+//! provider as containers of the local Docker engine, the [`ssh`] provider on existing hosts,
+//! the [`digital_ocean`] provider on droplets it creates (then driven over SSH).
 //!
-//! - [`infra`]: the typed, validated infra file and its gitops entries as
-//!   [`RepoConfig`](crate::model::RepoConfig)s;
-//! - [`layout`]: pure port planning and each process's dirs, files and command line;
-//! - [`record`]: the state file;
-//! - [`procs`]: `/proc`: is a recorded process still ours, which processes are a cluster's
-//!   tasks, signals;
-//! - [`containers`]: the Docker engine: is one there, remove a cluster's containers;
-//! - [`cluster_api`]: the API calls made to the cluster (leader, agents, gitops);
-//! - [`local`]: the local provider's steps: prepare, start, wait until ready, stop;
-//! - [`docker`]: the docker provider: node image, network, a container per machine;
-//! - [`ssh`]: the ssh provider: a cluster on existing hosts reached over SSH;
-//! - [`digital_ocean`]: the digital_ocean provider: droplets through DigitalOcean's API v2,
-//!   then the ssh provider's steps on them.
+//! - [`infra`], [`provider_config`]: the typed, validated infra file, its per-provider
+//!   sections, and its gitops entries as [`RepoConfig`](crate::model::RepoConfig)s;
+//! - local provider: [`layout`] (pure port planning, each process's dirs and command line),
+//!   [`record`] (its state file), [`procs`] (`/proc`: is a recorded process still ours),
+//!   [`containers`] (remove a local cluster's task containers), [`local`] (prepare, start,
+//!   wait until ready, stop);
+//! - other providers: [`cluster_spec`] (pure: machines wanted, each node's command line),
+//!   [`state_file`] (`state.json`), [`steps`] (the step list, progress, failure injection),
+//!   [`provider`] (the trait each provider implements), [`remote`] (the shared flow),
+//!   [`templates`] (rendering `templates/`);
+//! - [`cluster_api`]: the API calls made to the cluster (leader, agents, gitops).
 //!
 //! May depend on: model, driver (executor pid files, Docker labels). Never master, api,
 //! state, raft, agent or cli: provisioning talks to a cluster only through its HTTP API.

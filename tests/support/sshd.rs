@@ -133,6 +133,22 @@ impl SshdHosts {
         })
     }
 
+    /// Stops the sshd of host `i` (the host becomes unreachable; what runs under its install
+    /// root keeps running).
+    pub fn stop(&mut self, i: usize) {
+        let host = &mut self.hosts[i];
+        let _ = host.child.kill();
+        let _ = host.child.wait();
+    }
+
+    /// Starts the sshd of host `i` again, with the same address, port and host key.
+    pub fn restart(&mut self, i: usize) {
+        self.stop(i);
+        let host = &mut self.hosts[i];
+        host.child = spawn_sshd(&host.dir);
+        wait_banner(host);
+    }
+
     /// Every sshd's log, for failure messages.
     pub fn logs(&self) -> String {
         self.hosts
@@ -190,21 +206,33 @@ pub fn processes(select: impl Fn(&str, &str) -> bool) -> Vec<(u32, String)> {
     found
 }
 
-/// A copy of the orch binary without debug info (the debug build is ~300 MB; this one is a
-/// fraction of it), made once per test process: pass it to `orch up --binary`.
+/// A copy of the orch binary without debug info and symbols (the debug build is ~300 MB;
+/// this one is a fraction of it): pass it to `orch up --binary`. One copy per build of the
+/// binary (named by its size and mtime) in the temp dir, shared by test processes and reused
+/// across runs; made under a temporary name and renamed, so a reader never sees half a file.
 pub fn stripped_orch() -> PathBuf {
     static STRIPPED: OnceLock<PathBuf> = OnceLock::new();
     STRIPPED
         .get_or_init(|| {
-            let path = std::env::temp_dir().join(format!("orch-stripped-{}", std::process::id()));
+            let meta = std::fs::metadata(super::BIN).expect("stat the orch binary");
+            let mtime = meta
+                .modified()
+                .ok()
+                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                .map_or(0, |d| d.as_nanos());
+            let path = std::env::temp_dir().join(format!("orch-stripped-{}-{mtime}", meta.len()));
+            if path.exists() {
+                return path;
+            }
+            let temp = path.with_extension(format!("part{}", std::process::id()));
             let status = Command::new("strip")
-                .arg("--strip-debug")
                 .arg("-o")
-                .arg(&path)
+                .arg(&temp)
                 .arg(super::BIN)
                 .status()
                 .expect("run strip");
             assert!(status.success(), "strip {} failed", super::BIN);
+            std::fs::rename(&temp, &path).expect("rename the stripped binary");
             path
         })
         .clone()
@@ -258,17 +286,7 @@ fn start_host(ip: IpAddr, dir: &Path, authorized: &Path) -> SshdHost {
         authorized.display()
     );
     std::fs::write(&config, text).expect("write sshd_config");
-    let log = std::fs::File::create(dir.join("sshd.log")).expect("create sshd.log");
-    let child = Command::new(SSHD)
-        .arg("-D")
-        .arg("-e")
-        .arg("-f")
-        .arg(&config)
-        .stdin(Stdio::null())
-        .stdout(log.try_clone().expect("clone log"))
-        .stderr(log)
-        .spawn()
-        .unwrap_or_else(|e| panic!("start {SSHD}: {e}"));
+    let child = spawn_sshd(dir);
     SshdHost {
         ip,
         port,
@@ -277,6 +295,25 @@ fn start_host(ip: IpAddr, dir: &Path, authorized: &Path) -> SshdHost {
         install_dir: dir.join("opt/orch"),
         child,
     }
+}
+
+/// Runs sshd with `<dir>/sshd_config`, appending to `<dir>/sshd.log`.
+fn spawn_sshd(dir: &Path) -> Child {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("sshd.log"))
+        .expect("open sshd.log");
+    Command::new(SSHD)
+        .arg("-D")
+        .arg("-e")
+        .arg("-f")
+        .arg(dir.join("sshd_config"))
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().expect("clone log"))
+        .stderr(log)
+        .spawn()
+        .unwrap_or_else(|e| panic!("start {SSHD}: {e}"))
 }
 
 fn wait_banner(host: &mut SshdHost) {

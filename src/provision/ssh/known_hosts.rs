@@ -192,8 +192,10 @@ pub fn append(path: &Path, line: &str) -> std::io::Result<()> {
 mod tests {
     use super::*;
 
-    const A: &str = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIEkhKHAn9++/tCLksL1sn0xzkf/DMhFY7gN+y6nYP+uR";
-    const B: &str = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIO4+axAhfP40H2YJ0h2nMVpK/c6DJoceSqetyJJYAHbK";
+    const A: &str =
+        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIEkhKHAn9++/tCLksL1sn0xzkf/DMhFY7gN+y6nYP+uR";
+    const B: &str =
+        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIO4+axAhfP40H2YJ0h2nMVpK/c6DJoceSqetyJJYAHbK";
 
     fn key(text: &str) -> PublicKey {
         PublicKey::from_openssh(text).expect("test key")
@@ -243,7 +245,10 @@ mod tests {
         );
         let entries = parse(&text);
         assert_eq!(entries.len(), 2);
-        assert_eq!(check(&a, "[127.0.0.5]:2222", None, &entries), Verdict::Known);
+        assert_eq!(
+            check(&a, "[127.0.0.5]:2222", None, &entries),
+            Verdict::Known
+        );
         assert_eq!(check(&b, "10.0.0.9", None, &entries), Verdict::Known);
         assert_eq!(check(&a, "10.0.0.1", None, &entries), Verdict::Unknown);
         let changed = check(&b, "[127.0.0.5]:2222", None, &entries);

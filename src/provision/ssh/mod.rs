@@ -18,9 +18,7 @@ pub mod session;
 
 use crate::provision::cluster_spec::{Machine, MachineRole, NodeSpec, WantedMachine};
 use crate::provision::infra::Infra;
-use crate::provision::provider::{
-    Change, MachineStatus, Provider, ProviderError, ProviderOptions,
-};
+use crate::provision::provider::{Change, MachineStatus, Provider, ProviderError, ProviderOptions};
 use crate::provision::state_file::{State, StateFile};
 use crate::provision::steps::{Progress, Step};
 use crate::provision::templates::TemplateError;
@@ -340,9 +338,10 @@ impl SshProvider {
                 })
             })
             .collect();
-        let known_hosts = ssh.known_hosts.as_deref().map_or_else(default_known_hosts, |k| {
-            resolve_path(&options.base_dir, k)
-        });
+        let known_hosts = ssh
+            .known_hosts
+            .as_deref()
+            .map_or_else(default_known_hosts, |k| resolve_path(&options.base_dir, k));
         Self::for_hosts(hosts, options, &infra.cluster).with_known_hosts(known_hosts)
     }
 
@@ -389,12 +388,12 @@ impl SshProvider {
         let pinned = match &host.host_key {
             Some(key) => {
                 let text = key.split_whitespace().take(2).collect::<Vec<_>>().join(" ");
-                Some(russh::keys::PublicKey::from_openssh(&text).map_err(|e| {
-                    SshError::BadPin {
+                Some(
+                    russh::keys::PublicKey::from_openssh(&text).map_err(|e| SshError::BadPin {
                         host: host.name.clone(),
                         reason: e.to_string(),
-                    }
-                })?)
+                    })?,
+                )
             }
             None => None,
         };
@@ -466,18 +465,15 @@ impl SshProvider {
         Ok(out)
     }
 
-    async fn kind(&mut self, host: &SshHost, connection: &Connection) -> Result<ServiceKind, SshError> {
+    async fn kind(
+        &mut self,
+        host: &SshHost,
+        connection: &Connection,
+    ) -> Result<ServiceKind, SshError> {
         if let Some(kind) = self.kinds.get(&host.name) {
             return Ok(*kind);
         }
-        let out = connection
-            .run_ok("probing for systemd", node::probe_script())
-            .await?;
-        let kind = if node::field(&out, "systemd") == Some("1") {
-            ServiceKind::Systemd
-        } else {
-            ServiceKind::Supervised
-        };
+        let kind = probe(connection).await?;
         self.kinds.insert(host.name.clone(), kind);
         Ok(kind)
     }
@@ -495,7 +491,11 @@ impl SshProvider {
         Ok(sha)
     }
 
-    async fn wait_all(&mut self, machines: &[Machine], progress: &Progress) -> Result<(), ProviderError> {
+    async fn wait_all(
+        &mut self,
+        machines: &[Machine],
+        progress: &Progress,
+    ) -> Result<(), ProviderError> {
         progress.step(Step::WaitSsh)?;
         let mut jobs = Vec::new();
         for machine in machines {
@@ -520,19 +520,98 @@ impl SshProvider {
                         begin.elapsed().as_secs_f64()
                     ),
                 );
-                Ok::<_, ProviderError>((host.name.clone(), connection))
+                let kind = probe(&connection)
+                    .await
+                    .map_err(|e| ProviderError::on_machine(Step::WaitSsh, &host.name, e))?;
+                Ok::<_, ProviderError>((host.name.clone(), connection, kind))
             });
         }
-        for (name, connection) in first_error(futures::future::join_all(jobs).await)? {
+        for (name, connection, kind) in first_error(futures::future::join_all(jobs).await)? {
+            self.kinds.insert(name.clone(), kind);
             self.connections.insert(name, connection);
         }
         Ok(())
     }
 
-    async fn upload_all(&mut self, machines: &[Machine], progress: &Progress) -> Result<(), ProviderError> {
+    /// The plan's lines (see [`Provider::plan`]).
+    async fn plan_lines(&mut self, wanted: &[WantedMachine]) -> Result<Vec<String>, ProviderError> {
+        let sha = self.local_sha().await?;
+        let mut lines = Vec::new();
+        for machine in wanted {
+            let host = self.known(&machine.name)?.clone();
+            let name = &host.name;
+            let connection = match self.connection(name).await {
+                Ok(connection) => connection,
+                Err(error) => {
+                    lines.push(format!(
+                        "reach {name} over SSH ({}:{}): not now: {}",
+                        host.address,
+                        host.port,
+                        error_chain(&error)
+                    ));
+                    continue;
+                }
+            };
+            let failed = |e: SshError| ProviderError::failed(format!("inspecting {name}"), e);
+            let kind = self.kind(&host, &connection).await.map_err(failed)?;
+            let layout = self.layout(&host);
+            let out = connection
+                .run_ok(
+                    "inspecting the install dir",
+                    &node::inspect_script(&layout, kind),
+                )
+                .await
+                .map_err(failed)?;
+            let marker = node::field(&out, "marker").unwrap_or("");
+            if !marker.is_empty() && marker != self.cluster {
+                lines.push(format!(
+                    "{name}: {} belongs to cluster {marker}: `orch up` would refuse it",
+                    layout.dir
+                ));
+                continue;
+            }
+            let remote_sha = node::field(&out, "sha").unwrap_or("");
+            if remote_sha.is_empty() {
+                lines.push(format!("upload orch to {name} (not installed)"));
+            } else if remote_sha != sha {
+                lines.push(format!("upload orch to {name} (binary differs)"));
+            } else {
+                lines.push(format!("{name}: orch binary up to date"));
+            }
+            lines.push(format!(
+                "render the service of {name} ({}; rendered once the cluster's addresses are known)",
+                match kind {
+                    ServiceKind::Systemd => "systemd unit",
+                    ServiceKind::Supervised => "supervisor script, no systemd",
+                }
+            ));
+            let alive = node::field(&out, "alive") == Some("1");
+            let started = node::field(&out, "started").filter(|s| !s.is_empty());
+            let current = node::field(&out, "current").unwrap_or("");
+            let binary_changes = remote_sha != sha;
+            let action = if binary_changes && alive {
+                Action::Restart
+            } else {
+                node::decide(alive, started, current)
+            };
+            lines.push(match action {
+                Action::Start => format!("start {name} (not running)"),
+                Action::Restart => format!("restart {name} (binary or service changed)"),
+                Action::Nothing => format!(
+                    "{name}: running as specified (unless the infra file changed its flags)"
+                ),
+            });
+        }
+        Ok(lines)
+    }
+
+    async fn upload_all(
+        &mut self,
+        machines: &[Machine],
+        progress: &Progress,
+    ) -> Result<(), ProviderError> {
         progress.step(Step::Upload)?;
         let sha = self.local_sha().await?;
-        let size = std::fs::metadata(&self.binary).map(|m| m.len()).unwrap_or(0);
         let hosts = self
             .connections_for(machines.iter().map(|m| m.name.as_str()))
             .await?;
@@ -543,7 +622,10 @@ impl SshProvider {
             async move {
                 progress.enter(Step::Upload, &host.name)?;
                 let on = |e: SshError| ProviderError::on_machine(Step::Upload, &host.name, e);
-                let out = connection.run(&node::prepare_script(&layout)).await.map_err(on)?;
+                let out = connection
+                    .run(&node::prepare_script(&layout))
+                    .await
+                    .map_err(on)?;
                 if out.status == node::FOREIGN_EXIT {
                     return Err(on(SshError::ForeignInstallDir {
                         host: host.name.clone(),
@@ -600,7 +682,6 @@ impl SshProvider {
                 Ok(())
             }
         });
-        let _ = size;
         first_error(futures::future::join_all(jobs).await)?;
         Ok(())
     }
@@ -629,7 +710,8 @@ impl SshProvider {
                 let Some(spec) = spec else {
                     return Ok(());
                 };
-                let content = node::render_service(&layout, &spec, kind).map_err(|e| on(e.into()))?;
+                let content =
+                    node::render_service(&layout, &spec, kind).map_err(|e| on(e.into()))?;
                 let path = layout.service_path(kind);
                 let (mode, unit) = match kind {
                     ServiceKind::Systemd => ("644", true),
@@ -676,29 +758,40 @@ async fn open_waiting(
     .map(Arc::new)
 }
 
+/// How the host keeps a node running: systemd when it runs the host.
+async fn probe(connection: &Connection) -> Result<ServiceKind, SshError> {
+    let out = connection
+        .run_ok("probing for systemd", node::probe_script())
+        .await?;
+    Ok(if node::field(&out, "systemd") == Some("1") {
+        ServiceKind::Systemd
+    } else {
+        ServiceKind::Supervised
+    })
+}
+
 fn first_error<T>(results: Vec<Result<T, ProviderError>>) -> Result<Vec<T>, ProviderError> {
     results.into_iter().collect()
 }
 
 /// Hex sha256 of a file's content.
 fn sha256_file(path: &Path) -> Result<String, SshError> {
-    use sha2::{Digest as _, Sha256};
     use std::io::Read as _;
     let local = |source| SshError::Local {
         path: path.to_owned(),
         source,
     };
     let mut file = std::fs::File::open(path).map_err(local)?;
-    let mut hasher = Sha256::new();
+    let mut context = ring::digest::Context::new(&ring::digest::SHA256);
     let mut buffer = vec![0u8; 1 << 20];
     loop {
         let n = file.read(&mut buffer).map_err(local)?;
         if n == 0 {
             break;
         }
-        hasher.update(&buffer[..n]);
+        context.update(&buffer[..n]);
     }
-    Ok(hex::encode(hasher.finalize()))
+    Ok(hex::encode(context.finish()))
 }
 
 #[async_trait::async_trait]
@@ -712,71 +805,11 @@ impl Provider for SshProvider {
         wanted: &[WantedMachine],
         _state: &State,
     ) -> Result<Vec<String>, ProviderError> {
-        let sha = self.local_sha().await?;
-        let mut lines = Vec::new();
-        for machine in wanted {
-            let host = self.known(&machine.name)?.clone();
-            let name = &host.name;
-            let connection = match self.connection(name).await {
-                Ok(connection) => connection,
-                Err(error) => {
-                    lines.push(format!(
-                        "reach {name} over SSH ({}:{}): not now: {}",
-                        host.address,
-                        host.port,
-                        error_chain(&error)
-                    ));
-                    continue;
-                }
-            };
-            let failed = |e: SshError| ProviderError::failed(format!("inspecting {name}"), e);
-            let kind = self.kind(&host, &connection).await.map_err(failed)?;
-            let layout = self.layout(&host);
-            let out = connection
-                .run_ok("inspecting the install dir", &node::inspect_script(&layout, kind))
-                .await
-                .map_err(failed)?;
-            let marker = node::field(&out, "marker").unwrap_or("");
-            if !marker.is_empty() && marker != self.cluster {
-                lines.push(format!(
-                    "{name}: {} belongs to cluster {marker}: `orch up` would refuse it",
-                    layout.dir
-                ));
-                continue;
-            }
-            let remote_sha = node::field(&out, "sha").unwrap_or("");
-            if remote_sha.is_empty() {
-                lines.push(format!("upload orch to {name} (not installed)"));
-            } else if remote_sha != sha {
-                lines.push(format!("upload orch to {name} (binary differs)"));
-            } else {
-                lines.push(format!("{name}: orch binary up to date"));
-            }
-            lines.push(format!(
-                "render the service of {name} ({}; rendered once the cluster's addresses are known)",
-                match kind {
-                    ServiceKind::Systemd => "systemd unit",
-                    ServiceKind::Supervised => "supervisor script, no systemd",
-                }
-            ));
-            let alive = node::field(&out, "alive") == Some("1");
-            let started = node::field(&out, "started").filter(|s| !s.is_empty());
-            let current = node::field(&out, "current").unwrap_or("");
-            let binary_changes = remote_sha != sha;
-            let action = if binary_changes && alive {
-                Action::Restart
-            } else {
-                node::decide(alive, started, current)
-            };
-            lines.push(match action {
-                Action::Start => format!("start {name} (not running)"),
-                Action::Restart => format!("restart {name} (binary or service changed)"),
-                Action::Nothing => format!(
-                    "{name}: running as specified (unless the infra file changed its flags)"
-                ),
-            });
-        }
-        Ok(lines)
+        // The plan changes nothing, not even known_hosts.
+        let trust_on_first_use = std::mem::replace(&mut self.trust_on_first_use, false);
+        let lines = self.plan_lines(wanted).await;
+        self.trust_on_first_use = trust_on_first_use;
+        lines
     }
 
     async fn machines(
@@ -792,7 +825,10 @@ impl Provider for SshProvider {
             let machine = host.machine();
             progress.machine(
                 &machine.name,
-                format!("{} (cluster IP {}, {})", machine.id, machine.ip, machine.install_dir),
+                format!(
+                    "{} (cluster IP {}, {})",
+                    machine.id, machine.ip, machine.install_dir
+                ),
             );
             state.update(|s| s.put_machine(machine.clone()))?;
             machines.push(machine);
@@ -837,7 +873,10 @@ impl Provider for SshProvider {
                 progress.enter(step, &host.name)?;
                 let on = |e: SshError| ProviderError::on_machine(step, &host.name, e);
                 let out = connection
-                    .run_ok("reading the node's state", &node::state_script(&layout, kind))
+                    .run_ok(
+                        "reading the node's state",
+                        &node::state_script(&layout, kind),
+                    )
                     .await
                     .map_err(on)?;
                 let alive = node::field(&out, "alive") == Some("1");
@@ -896,7 +935,10 @@ impl Provider for SshProvider {
             let layout = self.layout(&host);
             let state = match self.kind(&host, &connection).await {
                 Ok(kind) => connection
-                    .run_ok("reading the node's state", &node::state_script(&layout, kind))
+                    .run_ok(
+                        "reading the node's state",
+                        &node::state_script(&layout, kind),
+                    )
                     .await
                     .ok(),
                 Err(_) => None,
@@ -954,17 +996,27 @@ impl Provider for SshProvider {
                 let mut removed = Vec::new();
                 for line in out.lines() {
                     match line.trim() {
-                        "unit" => removed.push(format!("unit {} on {}", layout.unit_name(), host.name)),
+                        "unit" => {
+                            removed.push(format!("unit {} on {}", layout.unit_name(), host.name))
+                        }
                         "removed" => {
-                            progress.machine(&host.name, format!("stopped the node, removed {}", layout.dir));
+                            progress.machine(
+                                &host.name,
+                                format!("stopped the node, removed {}", layout.dir),
+                            );
                             removed.push(format!("{} on {}", layout.dir, host.name));
                         }
-                        "absent" => progress.machine(&host.name, format!("{} does not exist", layout.dir)),
+                        "absent" => {
+                            progress.machine(&host.name, format!("{} does not exist", layout.dir))
+                        }
                         other => {
                             if let Some(owner) = other.strip_prefix("foreign=") {
                                 progress.machine(
                                     &host.name,
-                                    format!("left {}: it is not this cluster's ({owner})", layout.dir),
+                                    format!(
+                                        "left {}: it is not this cluster's ({owner})",
+                                        layout.dir
+                                    ),
                                 );
                             }
                         }
@@ -1029,12 +1081,18 @@ mod tests {
         let infra = Infra::from_yaml(text, "f").expect("valid");
         let provider = SshProvider::from_infra(&infra, &options());
         let master = provider.host("master-1").expect("master");
-        assert_eq!(master.identity, Identity::File(PathBuf::from("/work/infra/keys/id")));
+        assert_eq!(
+            master.identity,
+            Identity::File(PathBuf::from("/work/infra/keys/id"))
+        );
         let target = provider.target(master).expect("target");
         assert_eq!(target.known_hosts, PathBuf::from("/work/infra/kh"));
         assert_eq!(target.port, 2201);
         assert!(target.pinned.is_some());
         let agent = provider.host("agent-1").expect("agent");
-        assert!(matches!(provider.target(agent), Err(SshError::BadPin { .. })));
+        assert!(matches!(
+            provider.target(agent),
+            Err(SshError::BadPin { .. })
+        ));
     }
 }

@@ -196,8 +196,9 @@ pub fn decide(alive: bool, started_with: Option<&str>, current: &str) -> Action 
 
 /// The shell functions every script uses: `alive PIDFILE NEEDLE` (the process of the pid
 /// file runs and its command line contains NEEDLE; zombies are not alive), `stop_pid
-/// PIDFILE NEEDLE` (TERM, up to 10 s, then KILL), `kill_under DIR` (KILL every process whose
-/// working directory or command line is under DIR).
+/// PIDFILE NEEDLE` (TERM, up to 10 s, then KILL), `binary_sha` (sha256 of `bin/orch`, cached
+/// in `bin/orch.sha256` while that is newer than the binary; nothing when it is absent),
+/// `kill_under DIR` (KILL every process whose working directory or command line is under DIR).
 const FUNCTIONS: &str = r#"
 alive() {
     [ -f "$1" ] || return 1
@@ -217,6 +218,13 @@ stop_pid() {
         kill -KILL "$victim" 2>/dev/null
     fi
     rm -f "$1"
+}
+binary_sha() {
+    if [ -f "$BIN.sha256" ] && [ "$BIN.sha256" -nt "$BIN" ]; then cat "$BIN.sha256"; return 0; fi
+    [ -f "$BIN" ] || return 0
+    s=$(sha256sum < "$BIN" | cut -c1-64)
+    [ -n "${NO_CACHE:-}" ] || printf '%s\n' "$s" > "$BIN.sha256" 2>/dev/null
+    echo "$s"
 }
 kill_under() {
     for p in /proc/[0-9]*; do
@@ -266,7 +274,7 @@ if [ -e "$D" ]; then
 fi
 mkdir -p "$D" && printf '%s\n' "$C" > "$D/{MARKER}" || exit 1
 mkdir -p "$D/bin" "$D/data" "$D/logs" || exit 1
-if [ -f "$BIN" ]; then echo "sha=$(sha256sum < "$BIN" | cut -c1-64)"; else echo "sha="; fi
+echo "sha=$(binary_sha)"
 "#,
         header(layout)
     )
@@ -277,7 +285,8 @@ if [ -f "$BIN" ]; then echo "sha=$(sha256sum < "$BIN" | cut -c1-64)"; else echo 
 pub fn inspect_script(layout: &Layout, kind: ServiceKind) -> String {
     format!(
         r#"{}
-if [ -f "$BIN" ]; then echo "sha=$(sha256sum < "$BIN" | cut -c1-64)"; else echo "sha="; fi
+NO_CACHE=1
+echo "sha=$(binary_sha)"
 echo "marker=$(cat "$D/{MARKER}" 2>/dev/null)"
 F={}
 if [ -f "$F" ]; then echo "service=$(sha256sum < "$F" | cut -c1-64)"; else echo "service="; fi
@@ -291,7 +300,7 @@ if [ -f "$F" ]; then echo "service=$(sha256sum < "$F" | cut -c1-64)"; else echo 
 /// Moves an uploaded binary at `temp` into place (mode 755) and prints its sha256.
 pub fn install_binary_script(layout: &Layout, temp: &str) -> String {
     format!(
-        "{}\nT={}\nchmod 755 \"$T\" && mv -f \"$T\" \"$BIN\" || exit 1\necho \"sha=$(sha256sum < \"$BIN\" | cut -c1-64)\"\n",
+        "{}\nT={}\nrm -f \"$BIN.sha256\"\nchmod 755 \"$T\" && mv -f \"$T\" \"$BIN\" || exit 1\necho \"sha=$(binary_sha)\"\n",
         header(layout),
         quote(temp)
     )
@@ -335,7 +344,7 @@ fn state_lines(kind: ServiceKind) -> String {
         r#"if {alive}; then echo alive=1; else echo alive=0; fi
 echo "started=$(cat "$D/started" 2>/dev/null)"
 if [ -f "$BIN" ] && [ -f "{service}" ]; then
-    echo "current=$(sha256sum < "$BIN" | cut -c1-64) $(sha256sum < "{service}" | cut -c1-64)"
+    echo "current=$(binary_sha) $(sha256sum < "{service}" | cut -c1-64)"
 else
     echo "current="
 fi
@@ -379,7 +388,7 @@ alive "$D/supervisor.pid" "$SCRIPT" || { echo "the supervisor does not run:"; ta
     format!(
         r#"{}
 mkdir -p "$D/logs" "$D/data" || exit 1
-current="$(sha256sum < "$BIN" | cut -c1-64) $(sha256sum < "{service}" | cut -c1-64)"
+current="$(binary_sha) $(sha256sum < "{service}" | cut -c1-64)"
 rm -f "$D/started"
 {start}printf '%s\n' "$current" > "$D/started"
 echo started
@@ -465,10 +474,12 @@ mod tests {
     fn both_services_run_the_node_with_its_arguments() {
         let layout = Layout::new("/opt/orch/", "demo", "agent-1");
         assert_eq!(layout.binary(), "/opt/orch/bin/orch");
-        assert_eq!(layout.unit_path(), "/etc/systemd/system/orch-demo-agent-1.service");
+        assert_eq!(
+            layout.unit_path(),
+            "/etc/systemd/system/orch-demo-agent-1.service"
+        );
         let command = "/opt/orch/bin/orch agent --resources 'cpus:1;ports:[32000-32099]' --attributes 'rack:it'\\''s'";
-        let script =
-            render_service(&layout, &spec(), ServiceKind::Supervised).expect("supervise");
+        let script = render_service(&layout, &spec(), ServiceKind::Supervised).expect("supervise");
         assert!(script.starts_with("#!/bin/sh\n"), "{script}");
         assert!(script.contains(&format!("    {command} >> /opt/orch/logs/node.log 2>&1 &")));
         assert!(script.contains("echo $$ > /opt/orch/supervisor.pid"));
@@ -491,9 +502,15 @@ mod tests {
         assert_eq!(decide(false, Some(&now), &now), Action::Start);
         assert_eq!(decide(false, None, &now), Action::Start);
         assert_eq!(decide(true, Some(&now), &now), Action::Nothing);
-        assert_eq!(decide(true, Some(&format!("{now}\n")), &now), Action::Nothing);
+        assert_eq!(
+            decide(true, Some(&format!("{now}\n")), &now),
+            Action::Nothing
+        );
         assert_eq!(decide(true, Some(&before), &now), Action::Restart);
-        assert_eq!(decide(true, Some(&stamp("def", "service v2")), &now), Action::Restart);
+        assert_eq!(
+            decide(true, Some(&stamp("def", "service v2")), &now),
+            Action::Restart
+        );
         assert_eq!(decide(true, None, &now), Action::Restart);
     }
 
@@ -512,9 +529,15 @@ mod tests {
             String::from_utf8_lossy(&out.stdout).trim().to_owned()
         };
         let content = "a 'quoted' $HOME line\nORCH_END_OF_FILE\n";
-        assert_eq!(run(write_file_script(&path, content, "644", false)), "written");
+        assert_eq!(
+            run(write_file_script(&path, content, "644", false)),
+            "written"
+        );
         assert_eq!(std::fs::read_to_string(&file).expect("read"), content);
-        assert_eq!(run(write_file_script(&path, content, "644", false)), "unchanged");
+        assert_eq!(
+            run(write_file_script(&path, content, "644", false)),
+            "unchanged"
+        );
         let layout = Layout::new(&dir.path().join("root").display().to_string(), "demo", "m");
         let out = run(prepare_script(&layout));
         assert_eq!(field(&out, "sha"), Some(""));
