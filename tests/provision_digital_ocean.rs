@@ -615,3 +615,36 @@ async fn without_a_token_nothing_is_asked_and_both_variables_are_named() {
     .await
     .expect("test timed out");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn eleven_droplets_from_two_requests_run_one_cluster() {
+    tokio::time::timeout(TEST_TIMEOUT, async {
+        let _one = CLUSTERS.lock().await;
+        let setup = Setup::with_ssh("do-eleven", 6, 10).await;
+        let begin = Instant::now();
+        let stdout = setup.up().await;
+        let took = begin.elapsed();
+        assert!(stdout.contains("cluster 'do-eleven' is up"), "{stdout}");
+        assert!(stdout.contains("10 of 10 agents registered"), "{stdout}");
+        assert!(
+            stdout.contains("11 started, 0 restarted, 0 unchanged"),
+            "{stdout}"
+        );
+        let sizes: Vec<usize> = setup.creates().iter().map(|c| names_of(c).len()).collect();
+        assert_eq!(sizes, [1, 10]);
+        assert_unique_droplets(&setup, 11);
+        eprintln!(
+            "11 droplets: up in {took:.1?}, {} API requests",
+            setup.fake.requests().len()
+        );
+        setup.destroy().await;
+        assert!(setup.fake.droplets().is_empty());
+        assert_eq!(
+            setup.processes(),
+            vec![],
+            "nothing runs on deleted droplets"
+        );
+    })
+    .await
+    .expect("test timed out");
+}
