@@ -282,6 +282,46 @@ async fn a_three_master_cluster_comes_up_survives_a_killed_leader_and_goes_away(
         })
         .await;
 
+        // A Docker task, run by an agent on this engine from the node image (its busybox):
+        // its sandbox lies in the agent's volume, a path the engine can bind.
+        let boxed = json!({"id": "/boxed",
+            "cmd": "echo from-docker > $MESOS_SANDBOX/hello.txt && while true; do sleep 1; done",
+            "cpus": 0.1, "mem": 32, "instances": 1,
+            "container": {"type": "DOCKER", "docker": {"image": "orch-node:pdock-full"}}});
+        let resp = http.post(&format!("{}/v2/apps", apis[0]), &boxed).await;
+        assert_eq!(resp.status, 201, "{}", resp.body);
+        eventually("the Docker task running", Duration::from_secs(90), || async {
+            (running_tasks(&http, &apis, "boxed").await == 1).then_some(())
+        })
+        .await;
+        let filters: HashMap<&str, Vec<String>> =
+            [("label", vec!["orch.task-id".to_owned()])].into();
+        let tasks = docker
+            .list_containers(Some(
+                ListContainersOptionsBuilder::default()
+                    .filters(&filters)
+                    .build(),
+            ))
+            .await
+            .expect("list task containers");
+        let mut volumes = Vec::new();
+        for agent in ["agent-1", "agent-2"] {
+            let volume = docker
+                .inspect_volume(&format!("orch-pdock-full-{agent}"))
+                .await
+                .expect("agent volume");
+            volumes.push(volume.mountpoint);
+        }
+        let sandbox = tasks
+            .iter()
+            .filter_map(|t| t.labels.as_ref()?.get("orch.sandbox").cloned())
+            .find(|s| s.contains("/sandboxes/boxed."))
+            .expect("the task container carries its sandbox");
+        assert!(
+            volumes.iter().any(|v| sandbox.starts_with(v.as_str())),
+            "{sandbox} lies in an agent volume ({volumes:?})"
+        );
+
         // A re-run changes nothing.
         let names: Vec<String> = ["master-1", "master-2", "master-3", "agent-1", "agent-2"]
             .iter()
@@ -340,7 +380,13 @@ async fn a_three_master_cluster_comes_up_survives_a_killed_leader_and_goes_away(
         let repaired = container_ids(&docker, std::slice::from_ref(killed)).await;
         assert_eq!(repaired[0].1, "running");
 
-        let status = cluster.ok(&["status"]).await;
+        // The repaired master may answer before it has caught up: ask until one knows the
+        // agents.
+        let status = eventually("status with agents", Duration::from_secs(60), || async {
+            let status = cluster.ok(&["status"]).await;
+            (!status.contains("agents  unknown")).then_some(status)
+        })
+        .await;
         assert!(status.contains("): up"), "{status}");
         for machine in ["master-1", "master-3", "agent-2"] {
             assert!(status.contains(machine), "{status}");
@@ -352,6 +398,7 @@ async fn a_three_master_cluster_comes_up_survives_a_killed_leader_and_goes_away(
         let out = cluster.ok(&["destroy", "--yes"]).await;
         assert!(out.contains("network orch-pdock-full"), "{out}");
         assert!(out.contains("image orch-node:pdock-full"), "{out}");
+        assert!(out.contains("task container orch-boxed."), "{out}");
         assert_eq!(leftovers(&docker, "pdock-full").await, Vec::<String>::new());
         assert!(!cluster.state_file().exists());
         assert!(docker.inspect_image("orch-node:pdock-full").await.is_err());

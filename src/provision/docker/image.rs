@@ -400,7 +400,7 @@ mod tests {
         assert!(text.contains("orch.binary-stamp=\"5-6-7.8\""));
         assert!(text.contains("FROM scratch"));
         assert!(text.contains("orch.binary-sha256=\"abc123\""));
-        assert!(text.contains("orch.cluster=\"demo\""));
+        assert!(text.contains("orch.image-of=\"demo\""));
         assert!(text.contains("ENTRYPOINT [\"/usr/local/bin/orch\"]"));
         assert!(text.contains("mkdir -p /tmp /var/lib/orch"));
         assert!(!text.contains("{{"));

@@ -1,8 +1,9 @@
 //! The docker provider: a whole cluster as containers of the local Docker engine. One image
 //! built locally from the orch binary ([`image`]), one bridge network with a subnet so that
 //! each machine has a fixed IP known before any container starts ([`network`]), one
-//! container and one named volume per machine ([`containers`]). Everything is labelled
-//! `orch.cluster=<cluster>`, so `orch destroy` finds it even without the state file.
+//! container and one named volume per machine ([`containers`]). Containers, volumes and the
+//! network are labelled `orch.cluster=<cluster>`, the image `orch.image-of=<cluster>`, so
+//! `orch destroy` finds them even without the state file.
 //!
 //! Agents get the engine's socket mounted and run Docker tasks as siblings on the host
 //! engine. An agent's volume is mounted at the volume's own path on the host (its
@@ -42,6 +43,9 @@ pub const MACHINE_LABEL: &str = "orch.machine";
 pub const ROLE_LABEL: &str = "orch.role";
 /// The label holding the hash of a container's spec.
 pub const SPEC_LABEL: &str = "orch.spec-hash";
+/// The label naming the cluster that built an image. Not [`CLUSTER_LABEL`]: containers
+/// inherit their image's labels, and a task container run from the node image is no node.
+pub const IMAGE_LABEL: &str = "orch.image-of";
 /// The label holding the sha256 of the binary in an image.
 pub const BINARY_LABEL: &str = "orch.binary-sha256";
 /// The label holding the binary's size, inode and mtime in an image (see [`image::stamp`]).
@@ -702,6 +706,8 @@ impl Provider for DockerProvider {
             removed.push(format!("network {name}"));
         }
         // The image this cluster built: by label (the tag may have moved on).
+        let filters: HashMap<&str, Vec<String>> =
+            [("label", vec![format!("{IMAGE_LABEL}={}", self.cluster())])].into();
         let images = bounded(
             "listing images",
             docker.list_images(Some(
