@@ -16,7 +16,7 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::process::{Output, Stdio};
 use std::time::{Duration, Instant};
-use support::{describe_output, Http, BIN};
+use support::{describe_output, git_in, Http, BIN};
 
 /// Bound for one `orch` command (an image build of a debug binary included).
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(300);
@@ -259,9 +259,20 @@ async fn a_three_master_cluster_comes_up_survives_a_killed_leader_and_goes_away(
     tokio::time::timeout(Duration::from_secs(900), async {
         let cluster = DockerCluster::new(
             "pdock-full",
-            "masters: 3\nagents: 2\ndocker:\n  subnet: 172.30.231.0/24\n",
+            "masters: 3\nagents: 2\ndocker:\n  subnet: 172.30.231.0/24\n\
+             gitops:\n  - repo: repo\n    name: apps\n    interval: 2s\n",
         );
+        // A local gitops repo: bind-mounted read-only into the masters.
+        let repo = cluster.path().join("repo");
+        std::fs::create_dir_all(repo.join("apps")).expect("mkdir repo");
+        let hello = json!({"id": "/hello", "cmd": "while true; do sleep 1; done",
+            "cpus": 0.1, "mem": 16, "instances": 1});
+        std::fs::write(repo.join("apps/hello.json"), hello.to_string()).expect("app file");
+        git_in(&repo, &["init", "-q", "-b", "main"]);
+        git_in(&repo, &["add", "-A"]);
+        git_in(&repo, &["commit", "-q", "-m", "hello"]);
         let out = cluster.ok(&["up"]).await;
+        assert!(out.contains("repo apps: registered"), "{out}");
         assert!(
             out.contains("API     http://172.30.231.11:8080 http://172.30.231.12:8080 http://172.30.231.13:8080"),
             "{out}"
@@ -321,6 +332,11 @@ async fn a_three_master_cluster_comes_up_survives_a_killed_leader_and_goes_away(
             volumes.iter().any(|v| sandbox.starts_with(v.as_str())),
             "{sandbox} lies in an agent volume ({volumes:?})"
         );
+
+        eventually("the gitops app running", Duration::from_secs(90), || async {
+            (running_tasks(&http, &apis, "hello").await == 1).then_some(())
+        })
+        .await;
 
         // A re-run changes nothing.
         let names: Vec<String> = ["master-1", "master-2", "master-3", "agent-1", "agent-2"]
