@@ -250,6 +250,34 @@ async fn running_tasks(http: &Http, apis: &[String], app: &str) -> usize {
     0
 }
 
+/// Waits until `n` tasks of `app` run; on timeout panics with what the masters say.
+async fn wait_running(http: &Http, apis: &[String], app: &str, n: usize, limit: Duration) {
+    let begin = Instant::now();
+    while running_tasks(http, apis, app).await != n {
+        if begin.elapsed() > limit {
+            let mut said = String::new();
+            for api in apis {
+                for path in [
+                    format!("/v2/apps/{app}"),
+                    "/v2/queue".to_owned(),
+                    "/v1/agents".to_owned(),
+                ] {
+                    let body = match http
+                        .send(reqwest::Method::GET, &format!("{api}{path}"), None, None)
+                        .await
+                    {
+                        Ok(resp) => format!("{} {}", resp.status, resp.body),
+                        Err(error) => error.to_string(),
+                    };
+                    said.push_str(&format!("\n{api}{path}: {body}"));
+                }
+            }
+            panic!("{n} tasks of {app} not running within {limit:?}:{said}");
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_three_master_cluster_comes_up_survives_a_killed_leader_and_goes_away() {
     let Some(docker) = engine().await else {
@@ -288,10 +316,7 @@ async fn a_three_master_cluster_comes_up_survives_a_killed_leader_and_goes_away(
             "cpus": 0.1, "mem": 16, "instances": 2});
         let resp = http.post(&format!("{}/v2/apps", apis[0]), &app).await;
         assert_eq!(resp.status, 201, "{}", resp.body);
-        eventually("2 tasks running", Duration::from_secs(90), || async {
-            (running_tasks(&http, &apis, "sleeper").await == 2).then_some(())
-        })
-        .await;
+        wait_running(&http, &apis, "sleeper", 2, Duration::from_secs(120)).await;
 
         // A Docker task, run by an agent on this engine from the node image (its busybox):
         // its sandbox lies in the agent's volume, a path the engine can bind.
@@ -301,10 +326,7 @@ async fn a_three_master_cluster_comes_up_survives_a_killed_leader_and_goes_away(
             "container": {"type": "DOCKER", "docker": {"image": "orch-node:pdock-full"}}});
         let resp = http.post(&format!("{}/v2/apps", apis[0]), &boxed).await;
         assert_eq!(resp.status, 201, "{}", resp.body);
-        eventually("the Docker task running", Duration::from_secs(90), || async {
-            (running_tasks(&http, &apis, "boxed").await == 1).then_some(())
-        })
-        .await;
+        wait_running(&http, &apis, "boxed", 1, Duration::from_secs(120)).await;
         let filters: HashMap<&str, Vec<String>> =
             [("label", vec!["orch.task-id".to_owned()])].into();
         let tasks = docker
@@ -333,10 +355,7 @@ async fn a_three_master_cluster_comes_up_survives_a_killed_leader_and_goes_away(
             "{sandbox} lies in an agent volume ({volumes:?})"
         );
 
-        eventually("the gitops app running", Duration::from_secs(90), || async {
-            (running_tasks(&http, &apis, "hello").await == 1).then_some(())
-        })
-        .await;
+        wait_running(&http, &apis, "hello", 1, Duration::from_secs(120)).await;
 
         // A re-run changes nothing.
         let names: Vec<String> = ["master-1", "master-2", "master-3", "agent-1", "agent-2"]
