@@ -288,12 +288,12 @@ async fn a_three_master_cluster_comes_up_survives_a_killed_leader_and_goes_away(
         let cluster = DockerCluster::new(
             "pdock-full",
             "masters: 3\nagents: 2\ndocker:\n  subnet: 172.30.231.0/24\n\
-             gitops:\n  - repo: repo\n    name: apps\n    interval: 2s\n",
+             gitops:\n  - repo: repo\n    name: apps\n    group: /git\n    interval: 2s\n",
         );
         // A local gitops repo: bind-mounted read-only into the masters.
         let repo = cluster.path().join("repo");
         std::fs::create_dir_all(repo.join("apps")).expect("mkdir repo");
-        let hello = json!({"id": "/hello", "cmd": "while true; do sleep 1; done",
+        let hello = json!({"id": "hello", "cmd": "while true; do sleep 1; done",
             "cpus": 0.1, "mem": 16, "instances": 1});
         std::fs::write(repo.join("apps/hello.json"), hello.to_string()).expect("app file");
         git_in(&repo, &["init", "-q", "-b", "main"]);
@@ -310,6 +310,10 @@ async fn a_three_master_cluster_comes_up_survives_a_killed_leader_and_goes_away(
             .map(|n| format!("http://172.30.231.{n}:8080"))
             .collect();
         let http = Http::new();
+
+        // The repo's app, under its own group (a sync of the repo must not touch the apps
+        // posted below).
+        wait_running(&http, &apis, "git/hello", 1, Duration::from_secs(120)).await;
 
         // A process app: a busybox shell loop in the agents' containers.
         let app = json!({"id": "/sleeper", "cmd": "while true; do sleep 1; done",
@@ -355,7 +359,6 @@ async fn a_three_master_cluster_comes_up_survives_a_killed_leader_and_goes_away(
             "{sandbox} lies in an agent volume ({volumes:?})"
         );
 
-        wait_running(&http, &apis, "hello", 1, Duration::from_secs(120)).await;
 
         // A re-run changes nothing.
         let names: Vec<String> = ["master-1", "master-2", "master-3", "agent-1", "agent-2"]
