@@ -16,7 +16,7 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::process::{Output, Stdio};
 use std::time::{Duration, Instant};
-use support::{describe_output, Http, BIN};
+use support::{describe_output, git_in, Http, BIN};
 
 /// Bound for one `orch` command (an image build of a debug binary included).
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(300);
@@ -250,6 +250,34 @@ async fn running_tasks(http: &Http, apis: &[String], app: &str) -> usize {
     0
 }
 
+/// Waits until `n` tasks of `app` run; on timeout panics with what the masters say.
+async fn wait_running(http: &Http, apis: &[String], app: &str, n: usize, limit: Duration) {
+    let begin = Instant::now();
+    while running_tasks(http, apis, app).await != n {
+        if begin.elapsed() > limit {
+            let mut said = String::new();
+            for api in apis {
+                for path in [
+                    format!("/v2/apps/{app}"),
+                    "/v2/queue".to_owned(),
+                    "/v1/agents".to_owned(),
+                ] {
+                    let body = match http
+                        .send(reqwest::Method::GET, &format!("{api}{path}"), None, None)
+                        .await
+                    {
+                        Ok(resp) => format!("{} {}", resp.status, resp.body),
+                        Err(error) => error.to_string(),
+                    };
+                    said.push_str(&format!("\n{api}{path}: {body}"));
+                }
+            }
+            panic!("{n} tasks of {app} not running within {limit:?}:{said}");
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_three_master_cluster_comes_up_survives_a_killed_leader_and_goes_away() {
     let Some(docker) = engine().await else {
@@ -259,9 +287,20 @@ async fn a_three_master_cluster_comes_up_survives_a_killed_leader_and_goes_away(
     tokio::time::timeout(Duration::from_secs(900), async {
         let cluster = DockerCluster::new(
             "pdock-full",
-            "masters: 3\nagents: 2\ndocker:\n  subnet: 172.30.231.0/24\n",
+            "masters: 3\nagents: 2\ndocker:\n  subnet: 172.30.231.0/24\n\
+             gitops:\n  - repo: repo\n    name: apps\n    group: /git\n    interval: 2s\n",
         );
+        // A local gitops repo: bind-mounted read-only into the masters.
+        let repo = cluster.path().join("repo");
+        std::fs::create_dir_all(repo.join("apps")).expect("mkdir repo");
+        let hello = json!({"id": "hello", "cmd": "while true; do sleep 1; done",
+            "cpus": 0.1, "mem": 16, "instances": 1});
+        std::fs::write(repo.join("apps/hello.json"), hello.to_string()).expect("app file");
+        git_in(&repo, &["init", "-q", "-b", "main"]);
+        git_in(&repo, &["add", "-A"]);
+        git_in(&repo, &["commit", "-q", "-m", "hello"]);
         let out = cluster.ok(&["up"]).await;
+        assert!(out.contains("repo apps: registered"), "{out}");
         assert!(
             out.contains("API     http://172.30.231.11:8080 http://172.30.231.12:8080 http://172.30.231.13:8080"),
             "{out}"
@@ -272,15 +311,54 @@ async fn a_three_master_cluster_comes_up_survives_a_killed_leader_and_goes_away(
             .collect();
         let http = Http::new();
 
+        // The repo's app, under its own group (a sync of the repo must not touch the apps
+        // posted below).
+        wait_running(&http, &apis, "git/hello", 1, Duration::from_secs(120)).await;
+
         // A process app: a busybox shell loop in the agents' containers.
         let app = json!({"id": "/sleeper", "cmd": "while true; do sleep 1; done",
             "cpus": 0.1, "mem": 16, "instances": 2});
         let resp = http.post(&format!("{}/v2/apps", apis[0]), &app).await;
         assert_eq!(resp.status, 201, "{}", resp.body);
-        eventually("2 tasks running", Duration::from_secs(90), || async {
-            (running_tasks(&http, &apis, "sleeper").await == 2).then_some(())
-        })
-        .await;
+        wait_running(&http, &apis, "sleeper", 2, Duration::from_secs(120)).await;
+
+        // A Docker task, run by an agent on this engine from the node image (its busybox):
+        // its sandbox lies in the agent's volume, a path the engine can bind.
+        let boxed = json!({"id": "/boxed",
+            "cmd": "echo from-docker > $MESOS_SANDBOX/hello.txt && while true; do sleep 1; done",
+            "cpus": 0.1, "mem": 32, "instances": 1,
+            "container": {"type": "DOCKER", "docker": {"image": "orch-node:pdock-full"}}});
+        let resp = http.post(&format!("{}/v2/apps", apis[0]), &boxed).await;
+        assert_eq!(resp.status, 201, "{}", resp.body);
+        wait_running(&http, &apis, "boxed", 1, Duration::from_secs(120)).await;
+        let filters: HashMap<&str, Vec<String>> =
+            [("label", vec!["orch.task-id".to_owned()])].into();
+        let tasks = docker
+            .list_containers(Some(
+                ListContainersOptionsBuilder::default()
+                    .filters(&filters)
+                    .build(),
+            ))
+            .await
+            .expect("list task containers");
+        let mut volumes = Vec::new();
+        for agent in ["agent-1", "agent-2"] {
+            let volume = docker
+                .inspect_volume(&format!("orch-pdock-full-{agent}"))
+                .await
+                .expect("agent volume");
+            volumes.push(volume.mountpoint);
+        }
+        let sandbox = tasks
+            .iter()
+            .filter_map(|t| t.labels.as_ref()?.get("orch.sandbox").cloned())
+            .find(|s| s.contains("/sandboxes/boxed."))
+            .expect("the task container carries its sandbox");
+        assert!(
+            volumes.iter().any(|v| sandbox.starts_with(v.as_str())),
+            "{sandbox} lies in an agent volume ({volumes:?})"
+        );
+
 
         // A re-run changes nothing.
         let names: Vec<String> = ["master-1", "master-2", "master-3", "agent-1", "agent-2"]
@@ -340,7 +418,13 @@ async fn a_three_master_cluster_comes_up_survives_a_killed_leader_and_goes_away(
         let repaired = container_ids(&docker, std::slice::from_ref(killed)).await;
         assert_eq!(repaired[0].1, "running");
 
-        let status = cluster.ok(&["status"]).await;
+        // The repaired master may answer before it has caught up: ask until one knows the
+        // agents.
+        let status = eventually("status with agents", Duration::from_secs(60), || async {
+            let status = cluster.ok(&["status"]).await;
+            (!status.contains("agents  unknown")).then_some(status)
+        })
+        .await;
         assert!(status.contains("): up"), "{status}");
         for machine in ["master-1", "master-3", "agent-2"] {
             assert!(status.contains(machine), "{status}");
@@ -352,6 +436,7 @@ async fn a_three_master_cluster_comes_up_survives_a_killed_leader_and_goes_away(
         let out = cluster.ok(&["destroy", "--yes"]).await;
         assert!(out.contains("network orch-pdock-full"), "{out}");
         assert!(out.contains("image orch-node:pdock-full"), "{out}");
+        assert!(out.contains("task container orch-boxed."), "{out}");
         assert_eq!(leftovers(&docker, "pdock-full").await, Vec::<String>::new());
         assert!(!cluster.state_file().exists());
         assert!(docker.inspect_image("orch-node:pdock-full").await.is_err());

@@ -400,7 +400,7 @@ mod tests {
         assert!(text.contains("orch.binary-stamp=\"5-6-7.8\""));
         assert!(text.contains("FROM scratch"));
         assert!(text.contains("orch.binary-sha256=\"abc123\""));
-        assert!(text.contains("orch.cluster=\"demo\""));
+        assert!(text.contains("orch.image-of=\"demo\""));
         assert!(text.contains("ENTRYPOINT [\"/usr/local/bin/orch\"]"));
         assert!(text.contains("mkdir -p /tmp /var/lib/orch"));
         assert!(!text.contains("{{"));
@@ -414,7 +414,11 @@ mod tests {
         let long = format!("rootfs/{}/{}", "d".repeat(120), "f".repeat(50));
         tar.file(&long, 0o644, b"").expect("long name");
         let bytes = tar.finish();
-        assert_eq!(bytes.len(), 512 * 5 + 1024);
+        assert_eq!(
+            bytes.len(),
+            512 * 4 + 1024,
+            "3 headers, 1 data block, 2 end blocks"
+        );
         let file = &bytes[512..1024];
         assert_eq!(&file[..8], b"rootfs/a");
         assert_eq!(&file[124..136], b"00000000005\0");

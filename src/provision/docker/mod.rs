@@ -1,8 +1,9 @@
 //! The docker provider: a whole cluster as containers of the local Docker engine. One image
 //! built locally from the orch binary ([`image`]), one bridge network with a subnet so that
 //! each machine has a fixed IP known before any container starts ([`network`]), one
-//! container and one named volume per machine ([`containers`]). Everything is labelled
-//! `orch.cluster=<cluster>`, so `orch destroy` finds it even without the state file.
+//! container and one named volume per machine ([`containers`]). Containers, volumes and the
+//! network are labelled `orch.cluster=<cluster>`, the image `orch.image-of=<cluster>`, so
+//! `orch destroy` finds them even without the state file.
 //!
 //! Agents get the engine's socket mounted and run Docker tasks as siblings on the host
 //! engine. An agent's volume is mounted at the volume's own path on the host (its
@@ -42,6 +43,9 @@ pub const MACHINE_LABEL: &str = "orch.machine";
 pub const ROLE_LABEL: &str = "orch.role";
 /// The label holding the hash of a container's spec.
 pub const SPEC_LABEL: &str = "orch.spec-hash";
+/// The label naming the cluster that built an image. Not [`CLUSTER_LABEL`]: containers
+/// inherit their image's labels, and a task container run from the node image is no node.
+pub const IMAGE_LABEL: &str = "orch.image-of";
 /// The label holding the sha256 of the binary in an image.
 pub const BINARY_LABEL: &str = "orch.binary-sha256";
 /// The label holding the binary's size, inode and mtime in an image (see [`image::stamp`]).
@@ -702,6 +706,8 @@ impl Provider for DockerProvider {
             removed.push(format!("network {name}"));
         }
         // The image this cluster built: by label (the tag may have moved on).
+        let filters: HashMap<&str, Vec<String>> =
+            [("label", vec![format!("{IMAGE_LABEL}={}", self.cluster())])].into();
         let images = bounded(
             "listing images",
             docker.list_images(Some(
@@ -749,5 +755,82 @@ impl Provider for DockerProvider {
             removed.push(format!("image {shown}"));
         }
         Ok(removed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::provision::infra::ProviderKind;
+
+    fn options() -> ProviderOptions {
+        ProviderOptions {
+            binary: "/usr/local/bin/orch".into(),
+            trust_on_first_use: false,
+            base_dir: "/srv/infra".into(),
+            cluster_dir: "/srv/.orch/demo".into(),
+        }
+    }
+
+    #[test]
+    fn the_example_infra_file_names_network_image_and_socket() {
+        let infra = Infra::from_yaml(include_str!("../../../infra/docker.yaml"), "docker.yaml")
+            .expect("infra/docker.yaml is valid");
+        assert_eq!(infra.provider, ProviderKind::Docker);
+        assert_eq!((infra.masters, infra.agents), (3, 2));
+        let provider = DockerProvider::new(&infra, &options()).expect("provider");
+        assert_eq!(provider.network, "orch-demo");
+        assert_eq!(provider.image, "orch-node:demo");
+        assert_eq!(provider.socket, DEFAULT_SOCKET);
+        let refused = Infra {
+            docker: crate::provision::provider_config::DockerEntry {
+                subnet: Some("10.0.0.0/31".to_owned()),
+                ..Default::default()
+            },
+            ..infra
+        };
+        assert!(matches!(
+            DockerProvider::new(&refused, &options()),
+            Err(ProviderError::Refused(_))
+        ));
+    }
+
+    #[test]
+    fn machines_get_role_addresses_and_agents_their_volume_paths() {
+        let infra = Infra {
+            provider: ProviderKind::Docker,
+            cluster: "demo".to_owned(),
+            masters: 1,
+            agents: 2,
+            ..Infra::default()
+        };
+        let provider = DockerProvider::new(&infra, &options()).expect("provider");
+        let wanted = cluster_spec::wanted_machines(&infra);
+        let subnet: Subnet = "172.30.9.0/24".parse().expect("subnet");
+        let mountpoints = HashMap::from([(
+            "agent-1".to_owned(),
+            "/var/lib/docker/volumes/orch-demo-agent-1/_data".to_owned(),
+        )]);
+        let machines = provider
+            .machines_on(&wanted, &subnet, &mountpoints)
+            .expect("machines");
+        let ips: Vec<String> = machines.iter().map(|m| m.ip.to_string()).collect();
+        assert_eq!(ips, ["172.30.9.11", "172.30.9.101", "172.30.9.102"]);
+        assert_eq!(machines[0].install_dir, INSTALL_DIR);
+        assert_eq!(machines[1].install_dir, mountpoints["agent-1"]);
+        assert_eq!(machines[2].install_dir, INSTALL_DIR, "no volume yet");
+        assert_eq!(machines[1].id, "orch-demo-agent-1");
+        let nodes = cluster_spec::node_specs(&infra, &machines);
+        let master = provider.node_container(&machines[0], &nodes[0], "sha256:i");
+        assert_eq!(master.volume_at, INSTALL_DIR);
+        assert!(master.binds.is_empty(), "no gitops repos, no socket");
+        let agent = provider.node_container(&machines[1], &nodes[1], "sha256:i");
+        assert_eq!(agent.volume, "orch-demo-agent-1");
+        if Path::new(DEFAULT_SOCKET).exists() {
+            assert_eq!(agent.binds, [(DEFAULT_SOCKET.to_owned(), false)]);
+            assert!(agent
+                .args
+                .ends_with(&["--containerizers".to_owned(), "mesos,docker".to_owned()]));
+        }
     }
 }

@@ -176,7 +176,27 @@ pub async fn ensure(
         }
         return Ok((id, subnet, false));
     }
-    let subnet = plan_subnet(docker, wanted).await?;
+    // A subnet picked here may be taken by another network meanwhile: pick again.
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let subnet = plan_subnet(docker, wanted).await?;
+        match create(docker, name, cluster, subnet).await {
+            Ok(id) => return Ok((id, subnet, true)),
+            Err(error) if wanted.is_none() && attempt < 3 && !error.is_not_found() => {
+                tracing::warn!(network = name, %subnet, error = %error, "subnet taken meanwhile; picking another");
+            }
+            Err(error) => return Err(error),
+        }
+    }
+}
+
+async fn create(
+    docker: &Docker,
+    name: &str,
+    cluster: &str,
+    subnet: Subnet,
+) -> Result<String, DockerError> {
     let gateway = subnet.gateway().ok_or(DockerError::NoSubnet)?;
     let request = NetworkCreateRequest {
         name: name.to_owned(),
@@ -201,7 +221,7 @@ pub async fn ensure(
         docker.create_network(request),
     )
     .await?;
-    Ok((created.id, subnet, true))
+    Ok(created.id)
 }
 
 #[cfg(test)]
