@@ -8,9 +8,9 @@
 //! master runs the DNS server and the load balancer (when enabled) on its own IP with the
 //! ports of the `dns:` and `lb:` sections.
 //!
-//! May depend on: provision::infra, provision::provider_config. No I/O.
+//! May depend on: provision::{infra, layout, provider_config}. No I/O.
 
-use super::infra::Infra;
+use super::infra::{DnsEntry, Infra, LbEntry};
 pub use super::provider_config::MachineRole;
 use std::net::{IpAddr, SocketAddr};
 
@@ -174,42 +174,16 @@ fn role_command(role: MachineRole) -> &'static str {
 
 /// The DNS server's and load balancer's flags for the first master, on its own IP.
 fn service_args(infra: &Infra, ip: IpAddr) -> Vec<String> {
-    let mut args = Vec::new();
-    if infra.dns.enabled {
-        args.push("--with-dns".to_owned());
-        args.extend([
-            "--dns-listen".to_owned(),
-            SocketAddr::new(ip, infra.dns.listen.port()).to_string(),
-            "--dns-http-listen".to_owned(),
-            SocketAddr::new(ip, infra.dns.http_listen.port()).to_string(),
-            "--dns-domain".to_owned(),
-            infra.dns.domain.clone(),
-        ]);
-        if !infra.dns.resolvers.is_empty() {
-            args.extend(["--dns-resolvers".to_owned(), infra.dns.resolvers.join(",")]);
-        }
-    }
-    if infra.lb.enabled {
-        let lb = &infra.lb;
-        args.push("--with-lb".to_owned());
-        for (name, value) in [
-            ("--lb-bind-addr", ip.to_string()),
-            ("--lb-http-port", lb.http_port.to_string()),
-            ("--lb-https-port", lb.https_port.to_string()),
-            ("--lb-app-id-port", lb.app_id_port.to_string()),
-            ("--lb-stats-port", lb.stats_port.to_string()),
-            ("--lb-group", lb.group.join(",")),
-            ("--lb-ssl-certs", lb.ssl_certs.join(",")),
-        ] {
-            if !value.is_empty() {
-                args.extend([name.to_owned(), value]);
-            }
-        }
-        if lb.health_check {
-            args.push("--lb-health-check".to_owned());
-        }
-    }
-    args
+    let dns = infra.dns.enabled.then(|| DnsEntry {
+        listen: SocketAddr::new(ip, infra.dns.listen.port()),
+        http_listen: SocketAddr::new(ip, infra.dns.http_listen.port()),
+        ..infra.dns.clone()
+    });
+    let lb = infra.lb.enabled.then(|| LbEntry {
+        bind_addr: ip,
+        ..infra.lb.clone()
+    });
+    super::layout::service_args(dns.as_ref(), lb.as_ref())
 }
 
 /// The endpoints `orch up` and `orch status` print: the masters' APIs, DNS and the LB.

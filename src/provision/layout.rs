@@ -272,46 +272,56 @@ impl Layout {
             }
         }
         let first_master = self.masters.first().is_some_and(|m| m.name == node.name);
-        if let Some(dns) = self.dns.as_ref().filter(|_| first_master) {
-            args.push("--with-dns".to_owned());
-            for (name, value) in [
-                ("--dns-listen", dns.listen.to_string()),
-                ("--dns-http-listen", dns.http_listen.to_string()),
-                ("--dns-domain", dns.domain.clone()),
-                ("--dns-resolvers", dns.resolvers.join(",")),
-            ] {
-                if !value.is_empty() {
-                    args.extend([name.to_owned(), value]);
-                }
-            }
-            if let Some(lb) = self.lb.as_ref() {
-                // VIP names resolve to the load balancer.
-                if !lb.bind_addr.is_unspecified() && lb.bind_addr != dns.listen.ip() {
-                    args.extend(["--dns-vip-address".to_owned(), lb.bind_addr.to_string()]);
-                }
-            }
-        }
-        if let Some(lb) = self.lb.as_ref().filter(|_| first_master) {
-            args.push("--with-lb".to_owned());
-            for (name, value) in [
-                ("--lb-bind-addr", lb.bind_addr.to_string()),
-                ("--lb-http-port", lb.http_port.to_string()),
-                ("--lb-https-port", lb.https_port.to_string()),
-                ("--lb-app-id-port", lb.app_id_port.to_string()),
-                ("--lb-stats-port", lb.stats_port.to_string()),
-                ("--lb-group", lb.group.join(",")),
-                ("--lb-ssl-certs", lb.ssl_certs.join(",")),
-            ] {
-                if !value.is_empty() {
-                    args.extend([name.to_owned(), value]);
-                }
-            }
-            if lb.health_check {
-                args.push("--lb-health-check".to_owned());
-            }
+        if first_master {
+            args.extend(service_args(self.dns.as_ref(), self.lb.as_ref()));
         }
         args
     }
+}
+
+/// The first master's flags for the DNS server (`--with-dns ...`) and the load balancer
+/// (`--with-lb ...`) it runs; VIP names point at the LB when it binds another address.
+pub fn service_args(dns: Option<&DnsEntry>, lb: Option<&LbEntry>) -> Vec<String> {
+    let mut args = Vec::new();
+    if let Some(dns) = dns {
+        args.push("--with-dns".to_owned());
+        for (name, value) in [
+            ("--dns-listen", dns.listen.to_string()),
+            ("--dns-http-listen", dns.http_listen.to_string()),
+            ("--dns-domain", dns.domain.clone()),
+            ("--dns-resolvers", dns.resolvers.join(",")),
+        ] {
+            if !value.is_empty() {
+                args.extend([name.to_owned(), value]);
+            }
+        }
+        if let Some(lb) = lb {
+            // VIP names resolve to the load balancer.
+            if !lb.bind_addr.is_unspecified() && lb.bind_addr != dns.listen.ip() {
+                args.extend(["--dns-vip-address".to_owned(), lb.bind_addr.to_string()]);
+            }
+        }
+    }
+    if let Some(lb) = lb {
+        args.push("--with-lb".to_owned());
+        for (name, value) in [
+            ("--lb-bind-addr", lb.bind_addr.to_string()),
+            ("--lb-http-port", lb.http_port.to_string()),
+            ("--lb-https-port", lb.https_port.to_string()),
+            ("--lb-app-id-port", lb.app_id_port.to_string()),
+            ("--lb-stats-port", lb.stats_port.to_string()),
+            ("--lb-group", lb.group.join(",")),
+            ("--lb-ssl-certs", lb.ssl_certs.join(",")),
+        ] {
+            if !value.is_empty() {
+                args.extend([name.to_owned(), value]);
+            }
+        }
+        if lb.health_check {
+            args.push("--lb-health-check".to_owned());
+        }
+    }
+    args
 }
 
 /// "3 masters and 2 agents, API 127.0.0.1:8080".
