@@ -36,10 +36,10 @@ fn main() {
     let ips: Vec<String> = (1..=6).map(|n| format!("127.0.251.{n}")).collect();
     let refs: Vec<&str> = ips.iter().map(String::as_str).collect();
     let hosts = SshdHosts::start(&refs);
+    std::fs::write(dir.path().join("known_hosts"), hosts.known_hosts()).expect("write known_hosts");
     let mut yaml = format!(
-        "cluster: bench-up-ssh\nprovider: ssh\nssh:\n  identity_file: {}\n  known_hosts: {}\n  hosts:\n",
-        hosts.client_key.display(),
-        hosts.known_hosts()
+        "cluster: bench-up-ssh\nprovider: ssh\ncontainerizers: mesos\nssh:\n  identity_file: {}\n  known_hosts: known_hosts\n  hosts:\n",
+        hosts.client_key.display()
     );
     for (i, host) in hosts.hosts.iter().enumerate() {
         let role = if i < 3 { "master" } else { "agent" };
