@@ -8,7 +8,7 @@
 //! model (RepoConfig).
 
 use super::cluster_api::{ClusterApi, ClusterApiError};
-use super::cluster_spec::{self, endpoint_lines, master_addresses, Machine, MachineRole};
+use super::cluster_spec::{self, endpoint_lines, master_addresses, Machine};
 use super::infra::Infra;
 use super::provider::{Change, MachineStatus, Provider, ProviderError};
 use super::state_file::{State, StateError, StateFile};
@@ -392,14 +392,20 @@ pub async fn status(
     let apis = master_addresses(infra, &state.machines);
     let mut leader = None;
     let mut agents = None;
+    // A master that just came back may not know the leader or the agents yet: ask on.
     for client in clients(&apis) {
-        if let Ok(view) = client.leader().await {
-            leader = view.leader;
+        let Ok(view) = client.leader().await else {
+            continue;
+        };
+        leader = leader.or(view.leader);
+        if agents.is_none() {
             agents = client
                 .agents()
                 .await
                 .ok()
                 .map(|a| (a.registered, a.reachable));
+        }
+        if leader.is_some() && agents.is_some() {
             break;
         }
     }
@@ -447,9 +453,4 @@ pub async fn destroy(
         }
     }
     Ok(removed)
-}
-
-/// Machines of `role` among `machines`.
-pub fn with_role(machines: &[Machine], role: MachineRole) -> impl Iterator<Item = &Machine> {
-    machines.iter().filter(move |m| m.role == role)
 }
