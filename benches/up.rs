@@ -8,8 +8,10 @@
 //!    its own install root: from nothing (connect, upload the binary over SFTP, render, start
 //!    the supervised nodes, leader, agents), a re-run, then `orch destroy`.
 //!
-//! Both use this build's orch binary (the release one under `cargo bench`). Needs a Docker
-//! engine and Debian's openssh-server. Run: `cargo bench --bench up`.
+//! Both use this build's orch binary (the release one under `cargo bench`, which keeps its
+//! debug info); the ssh rounds are then repeated with the binary stripped (`--binary`), as one
+//! would ship it. Needs a Docker engine and Debian's openssh-server and binutils.
+//! Run: `cargo bench --bench up` (`ORCH_BENCH_ROUNDS`, default 3).
 
 #[path = "../tests/support/mod.rs"]
 mod support;
@@ -31,7 +33,7 @@ fn main() {
     let docker = "cluster: bench-up-docker\nprovider: docker\nmasters: 3\nagents: 3\n\
                   docker:\n  subnet: 172.31.251.0/24\n";
     std::fs::write(dir.path().join("docker.yaml"), docker).expect("write docker.yaml");
-    report("docker", &measure(dir.path(), "docker.yaml", rounds));
+    report("docker", &measure(dir.path(), "docker.yaml", rounds, &[]));
 
     let ips: Vec<String> = (1..=6).map(|n| format!("127.0.251.{n}")).collect();
     let refs: Vec<&str> = ips.iter().map(String::as_str).collect();
@@ -53,15 +55,28 @@ fn main() {
         ));
     }
     std::fs::write(dir.path().join("ssh.yaml"), yaml).expect("write ssh.yaml");
-    report("ssh", &measure(dir.path(), "ssh.yaml", rounds));
+    report("ssh", &measure(dir.path(), "ssh.yaml", rounds, &[]));
+    // What one would ship: the same binary without its debug info (`strip`).
+    let stripped = support::sshd::stripped_orch();
+    let size = |path: &Path| std::fs::metadata(path).map_or(0, |m| m.len()) / (1 << 20);
+    println!(
+        "ssh with a stripped binary ({} MiB instead of {} MiB)",
+        size(&stripped),
+        size(Path::new(support::BIN))
+    );
+    let binary = stripped.display().to_string();
+    report(
+        "ssh, stripped binary",
+        &measure(dir.path(), "ssh.yaml", rounds, &["--binary", &binary]),
+    );
 }
 
 /// Per round: up from nothing, re-run, destroy.
-fn measure(dir: &Path, file: &str, rounds: usize) -> Vec<[Duration; 3]> {
+fn measure(dir: &Path, file: &str, rounds: usize, extra: &[&str]) -> Vec<[Duration; 3]> {
     (0..rounds)
         .map(|round| {
-            let up = orch(dir, &["up", "-f", file]);
-            let rerun = orch(dir, &["up", "-f", file]);
+            let up = orch(dir, &[&["up", "-f", file], extra].concat());
+            let rerun = orch(dir, &[&["up", "-f", file], extra].concat());
             let destroy = orch(dir, &["destroy", "-f", file, "--yes"]);
             println!(
                 "  {file} round {}: up {:.1}s, re-run {:.1}s, destroy {:.1}s",
