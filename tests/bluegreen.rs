@@ -43,8 +43,8 @@ fn write_app_checking(dir: &Path, release: u32, check_path: &str) -> PathBuf {
         "env": {"RELEASE": release.to_string()},
         "portDefinitions": [{"port": 10500, "name": "http"}],
         "healthChecks": [{"protocol": "HTTP", "path": check_path, "portIndex": 0,
-                          "gracePeriodSeconds": 15, "intervalSeconds": 1,
-                          "timeoutSeconds": 1, "maxConsecutiveFailures": 3}],
+                          "gracePeriodSeconds": 15, "intervalSeconds": 3,
+                          "timeoutSeconds": 2, "maxConsecutiveFailures": 3}],
         "labels": {"HAPROXY_DEPLOYMENT_GROUP": "bg", "HAPROXY_DEPLOYMENT_ALT_PORT": "10501",
                    "HAPROXY_GROUP": "external"}
     });
