@@ -6,7 +6,7 @@
 //!    holds its port (queried every millisecond). Mesos-DNS: up to 60 s refresh + 60 s TTL.
 //! 2. Throughput: 1,000 tasks (10 apps × 100 instances on 10 simulated agents), `orch dns`
 //!    following the master, and in the same run NSD serving the same records from a zone
-//!    file (written from the same zone: `orch::dns::records` of the master's snapshot). Both
+//!    file (written from the same zone: `orch_dns::records` of the master's snapshot). Both
 //!    on loopback, queried by `dnsperf` with every A and SRV name of the zone.
 //!
 //! Needs Debian's `dnsperf` and `nsd`. Run: `cargo bench --bench dns`
@@ -17,8 +17,8 @@ mod support;
 
 mod common;
 
-use orch::dns::{records, Zone, ZoneConfig};
-use orch::state::Snapshot;
+use orch_core::state::Snapshot;
+use orch_dns::{records, Zone, ZoneConfig};
 use serde_json::json;
 use std::fmt::Write as _;
 use std::net::SocketAddr;
@@ -208,7 +208,7 @@ async fn wait_running_snapshot(master: &str, n: usize) -> Snapshot {
             let running = snapshot
                 .tasks
                 .values()
-                .filter(|t| t.state == orch::model::TaskState::Running)
+                .filter(|t| t.state == orch_core::model::TaskState::Running)
                 .count();
             if running >= n {
                 return snapshot;

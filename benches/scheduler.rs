@@ -9,8 +9,8 @@ mod common;
 
 use std::time::Instant;
 
-use orch::model::{AgentId, AppId, Constraint, PortRange, Resources};
-use orch::scheduler::{place, AgentSlot, PlacementRequest};
+use orch_core::model::{AgentId, AppId, Constraint, PortRange, Resources};
+use orch_core::scheduler::{place, AgentSlot, PlacementRequest};
 use serde_json::json;
 
 fn agents(count: usize) -> Vec<AgentSlot> {

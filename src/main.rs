@@ -2,13 +2,16 @@
 
 use clap::Parser;
 
+mod cli;
+mod telemetry;
+
 /// mimalloc: glibc malloc was the largest user-space cost on the write path.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> std::process::ExitCode {
-    let cli = orch::cli::Cli::parse();
-    match orch::cli::run(cli) {
+    let cli = cli::Cli::parse();
+    match cli::run(cli) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("error: {error:#}");

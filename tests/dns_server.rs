@@ -3,7 +3,7 @@
 //! and silent upstreams), zone updates, malformed packets, shutdown; and every `/v1` endpoint
 //! with reqwest.
 
-use orch::dns::{
+use orch_dns::{
     router, serve, DnsConfig, DnsError, EnumeratedFramework, EnumeratedRecord, EnumeratedTask,
     ForwardConfig, RecordSet, Soa, Srv, Zone,
 };

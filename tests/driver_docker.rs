@@ -3,10 +3,10 @@
 
 mod support;
 
-use orch::driver::docker::DockerDriver;
-use orch::driver::{Driver, DriverError, Launch};
-use orch::model::{AppId, TaskId, TaskState, Timestamp};
-use orch::protocol::{DockerNetwork, DockerSpec, PortAssignment, TaskSpec, VolumeSpec};
+use orch_core::model::{AppId, TaskId, TaskState, Timestamp};
+use orch_core::protocol::{DockerNetwork, DockerSpec, PortAssignment, TaskSpec, VolumeSpec};
+use orch_driver::docker::DockerDriver;
+use orch_driver::{Driver, DriverError, Launch};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;

@@ -1,11 +1,11 @@
 //! The process driver with real `orch executor` supervisors: environment, sandbox files,
 //! exit statuses, kill grace, recovery after the driver is dropped, memory limits.
 
-use orch::driver::executor::{ProcId, StateFiles};
-use orch::driver::process::ProcessDriver;
-use orch::driver::{Driver, DriverError, Launch};
-use orch::model::{AppId, TaskId, TaskState, Timestamp};
-use orch::protocol::{PortAssignment, TaskSpec};
+use orch_core::model::{AppId, TaskId, TaskState, Timestamp};
+use orch_core::protocol::{PortAssignment, TaskSpec};
+use orch_driver::executor::{ProcId, StateFiles};
+use orch_driver::process::ProcessDriver;
+use orch_driver::{Driver, DriverError, Launch};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};

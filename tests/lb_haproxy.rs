@@ -9,15 +9,15 @@
 
 mod support;
 
-use orch::lb::{
-    apply_haproxy_config, haproxy_config, routes, run_haproxy_mode, HaproxyApplied, HaproxyError,
-    HaproxyMode, LbConfig, Limits, RouteConfig,
-};
-use orch::model::{
+use orch_core::model::{
     Agent, AgentId, AgentInfo, App, AppId, Attributes, Goal, Reachability, Resources, Task, TaskId,
     TaskState, Timestamp,
 };
-use orch::state::Snapshot;
+use orch_core::state::Snapshot;
+use orch_lb::{
+    apply_haproxy_config, haproxy_config, routes, run_haproxy_mode, HaproxyApplied, HaproxyError,
+    HaproxyMode, LbConfig, Limits, RouteConfig,
+};
 use serde_json::json;
 use std::collections::BTreeSet;
 use std::net::IpAddr;
@@ -292,7 +292,7 @@ async fn haproxy_routes_what_the_table_says() {
 
         // The master's snapshot stream, as `orch lb` would follow it.
         let master = cluster.masters[0].addr.clone();
-        let mut snapshots = orch::discovery::from_masters(vec![master]);
+        let mut snapshots = orch_discovery::from_masters(vec![master]);
         let snapshot = tokio::time::timeout(
             Duration::from_secs(60),
             snapshots.wait_for(|s| {

@@ -1,4 +1,4 @@
-//! The built-in load balancer through its library API (`orch::lb::Proxy`), with routing
+//! The built-in load balancer through its library API (`orch_lb::Proxy`), with routing
 //! tables built by hand and sent over a watch channel, real backends (HTTP servers in this
 //! process answering with their name, a python3 `http.server` process, TCP echo servers),
 //! and real clients (reqwest, raw sockets, `curl` for TLS with certificates made by the
@@ -12,11 +12,11 @@ use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
-use orch::lb::{
+use orch_core::model::{AppId, TaskId};
+use orch_lb::{
     Backend, Balance, Frontend, FrontendKind, LbConfig, LbError, Limits, Mode, Proxy, ProxyAddrs,
     RoutingTable, Server, VhostRoute,
 };
-use orch::model::{AppId, TaskId};
 use serde_json::{json, Value};
 use sha1::{Digest, Sha1};
 use std::collections::{BTreeMap, BTreeSet};

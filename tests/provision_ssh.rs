@@ -416,7 +416,7 @@ async fn a_failure_at_any_step_is_cleaned_up_by_a_rerun_or_destroy() {
     bounded(async {
         let hosts = SshdHosts::start(&["127.0.33.1", "127.0.33.2"]);
         let work = Workdir::new("sshfail", &hosts, &[master(), agent(33400)], true, &[]);
-        for (i, step) in orch::provision::steps::Step::ALL.iter().enumerate() {
+        for (i, step) in orch_provision::steps::Step::ALL.iter().enumerate() {
             let name = step.name();
             let out = work.up_with(&[], &[("ORCH_FAIL_AT", name)]).await;
             let text = describe_output(&out);

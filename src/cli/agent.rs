@@ -2,12 +2,12 @@
 //! and serve the sandbox file API until SIGTERM/SIGINT. Tasks keep running when the agent
 //! stops; the next start re-attaches to them.
 
-use crate::agent::{self, Agent, AgentConfig, AgentInstance, AgentSettings};
-use crate::driver::docker::DockerDriver;
-use crate::driver::mock::MockDriver;
-use crate::driver::process::ProcessDriver;
-use crate::driver::Driver;
 use anyhow::Context;
+use orch_agent::{Agent, AgentConfig, AgentInstance, AgentSettings};
+use orch_driver::docker::DockerDriver;
+use orch_driver::mock::MockDriver;
+use orch_driver::process::ProcessDriver;
+use orch_driver::Driver;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -103,7 +103,7 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
     let dns = args.dns.config(config.masters.clone())?;
     let lb = args.lb.config(config.masters.clone());
     if dns.is_some() || lb.is_some() {
-        let snapshots = crate::discovery::from_masters(config.masters.clone());
+        let snapshots = orch_discovery::from_masters(config.masters.clone());
         if let Some(dns) = dns {
             super::dns::start_embedded(dns, snapshots.clone(), super::shutdown_signal()).await?;
         }
@@ -113,12 +113,16 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
     }
     let loops: Vec<_> = agents
         .iter()
-        .map(|agent| tokio::spawn(agent::run(Arc::clone(agent))))
+        .map(|agent| tokio::spawn(orch_agent::run(Arc::clone(agent))))
         .collect();
     tracing::info!(listen = %bound, masters = ?config.masters, "agent listening");
-    agent::serve(listener, agent::router(agents), super::shutdown_signal())
-        .await
-        .context("the HTTP server failed")?;
+    orch_agent::serve(
+        listener,
+        orch_agent::router(agents),
+        super::shutdown_signal(),
+    )
+    .await
+    .context("the HTTP server failed")?;
     for handle in loops {
         handle.abort();
     }
@@ -139,7 +143,7 @@ async fn drivers(instance: &AgentInstance) -> anyhow::Result<Vec<Arc<dyn Driver>
             "docker" => {
                 std::fs::create_dir_all(&instance.work_dir)
                     .with_context(|| format!("cannot create {}", instance.work_dir.display()))?;
-                let id = crate::agent::load_or_create_agent_id(&instance.work_dir)?;
+                let id = orch_agent::load_or_create_agent_id(&instance.work_dir)?;
                 drivers.push(Arc::new(
                     DockerDriver::connect(id.0)
                         .await

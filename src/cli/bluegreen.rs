@@ -12,30 +12,24 @@
 //! shifts by instance ratio with nothing but scaling here: this command talks to the
 //! Marathon API only (`/v2/apps`, `/v2/tasks/delete?scale=true`).
 //!
-//! This file is the HTTP loop; the decisions are pure functions in `bluegreen/`:
-//! [`definition`] (the file's checks, the next colour's definition), [`live`] (the group's
-//! apps as the API shows them), [`start`] (what to create or continue), [`step`] (the next
-//! step of the swap).
+//! This file is the HTTP loop; the decisions are pure functions in
+//! [`orch_lb::bluegreen`]: `definition` (the file's checks, the next colour's definition),
+//! `live` (the group's apps as the API shows them), `start` (what to create or continue),
+//! `step` (the next step of the swap).
 //!
-//! May depend on: the client in `cli::client`, reqwest, tokio (sleep), the clock, and its
-//! submodules.
-
-mod definition;
-mod error;
-mod live;
-mod start;
-mod step;
+//! May depend on: the client in `cli::client`, reqwest, tokio (sleep), the clock, and
+//! `orch_lb::bluegreen`.
 
 use super::client::{id_path, read_definition, Client, Output};
 use anyhow::Context;
-use definition::{Deployable, BIND_PORT, GROUP};
-use live::{group_members, LiveApp};
+use orch_lb::bluegreen::definition::{self, Deployable, BIND_PORT, GROUP};
+use orch_lb::bluegreen::live::{group_members, LiveApp};
+use orch_lb::bluegreen::start::{plan_start, Finish, Options, Start, Swap};
+use orch_lb::bluegreen::step::{next_step, Step, Waiting};
 use reqwest::Method;
 use serde_json::json;
-use start::{plan_start, Finish, Options, Start, Swap};
 use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime};
-use step::{next_step, Step, Waiting};
 
 /// The flags of `orch app deploy-bluegreen`, named as zdd.py names them.
 #[derive(Debug, clap::Args)]
@@ -110,7 +104,7 @@ pub async fn run(args: DeployArgs, client: &Client) -> anyhow::Result<()> {
     let deployable = Deployable::from_definition(&definition)
         .with_context(|| format!("{file} cannot be deployed blue/green"))?;
     let members = fetch_members(client, &deployable.group).await?;
-    let now = crate::model::Timestamp::from_system_time(SystemTime::now());
+    let now = orch_core::model::Timestamp::from_system_time(SystemTime::now());
     let start = plan_start(&deployable, &members, &args.options(), now)?;
     let clock = Instant::now();
     let report = |line: String| say(client, clock, line);

@@ -4,9 +4,9 @@
 
 use super::infra_file::{self, InfraArgs};
 use super::up::{describe, say};
-use crate::provision::local;
-use crate::provision::record::ClusterRecord;
 use anyhow::Context;
+use orch_provision::local;
+use orch_provision::record::ClusterRecord;
 use std::io::{BufRead, IsTerminal, Write};
 
 /// Flags of `orch destroy`.
@@ -25,7 +25,7 @@ pub async fn run(args: DestroyArgs) -> anyhow::Result<()> {
     let cluster = &loaded.infra.cluster;
     let dir = loaded.cluster_dir();
     let shown = loaded.shown_dir();
-    if loaded.infra.provider != crate::provision::infra::ProviderKind::Local {
+    if loaded.infra.provider != orch_provision::infra::ProviderKind::Local {
         // The provider's tags and labels find its machines even without a state file.
         if !args.yes
             && !confirm(&format!(

@@ -1,8 +1,8 @@
 //! `orch dns`: Mesos-DNS-compatible DNS and HTTP API fed by the masters' snapshot stream; and
 //! the same server inside a master or agent (`--with-dns` and the `--dns-*` flags).
 
-use crate::dns::{self, DnsConfig};
 use anyhow::Context;
+use orch_dns::DnsConfig;
 use std::net::{IpAddr, SocketAddr};
 
 /// Flags of `orch dns`.
@@ -109,7 +109,7 @@ fn config(
     let mut resolvers = zone
         .resolvers
         .iter()
-        .map(|text| dns::parse_resolver(text))
+        .map(|text| orch_dns::parse_resolver(text))
         .collect::<Result<Vec<_>, _>>()?;
     if resolvers.is_empty() && zone.external_on {
         resolvers = system_resolvers();
@@ -134,18 +134,18 @@ fn system_resolvers() -> Vec<SocketAddr> {
     let text = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
     text.lines()
         .filter_map(|line| line.trim().strip_prefix("nameserver"))
-        .filter_map(|rest| dns::parse_resolver(rest.trim()).ok())
+        .filter_map(|rest| orch_dns::parse_resolver(rest.trim()).ok())
         .collect()
 }
 
 /// Runs `orch dns` until SIGTERM/SIGINT.
 pub async fn run(args: DnsArgs) -> anyhow::Result<()> {
     let config = config(args.masters, args.listen, args.http_listen, &args.zone)?;
-    let listeners = dns::Listeners::bind(&config)
+    let listeners = orch_dns::Listeners::bind(&config)
         .await
         .context("cannot start the DNS server")?;
-    let snapshots = crate::discovery::from_masters(config.masters.clone());
-    dns::run(config, listeners, snapshots, super::shutdown_signal())
+    let snapshots = orch_discovery::from_masters(config.masters.clone());
+    orch_dns::run(config, listeners, snapshots, super::shutdown_signal())
         .await
         .context("the DNS server failed")
 }
@@ -153,14 +153,14 @@ pub async fn run(args: DnsArgs) -> anyhow::Result<()> {
 /// Starts the embedded server of `--with-dns` on `snapshots`; it stops with `shutdown`.
 pub async fn start_embedded(
     config: DnsConfig,
-    snapshots: tokio::sync::watch::Receiver<std::sync::Arc<crate::state::Snapshot>>,
+    snapshots: tokio::sync::watch::Receiver<std::sync::Arc<orch_core::state::Snapshot>>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let listeners = dns::Listeners::bind(&config)
+    let listeners = orch_dns::Listeners::bind(&config)
         .await
         .context("cannot start the DNS server (--with-dns)")?;
     tokio::spawn(async move {
-        if let Err(error) = dns::run(config, listeners, snapshots, shutdown).await {
+        if let Err(error) = orch_dns::run(config, listeners, snapshots, shutdown).await {
             tracing::error!(
                 error = &error as &dyn std::error::Error,
                 "the DNS server failed"

@@ -1,9 +1,9 @@
 //! `orch executor --sandbox DIR`: the detached per-task supervisor of the process driver
-//! (hidden; the agent starts it). See [`crate::driver::executor`].
+//! (hidden; the agent starts it). See [`orch_driver::executor`].
 //!
 //! May depend on: driver.
 
-use crate::driver::executor;
+use orch_driver::executor;
 use std::path::PathBuf;
 
 /// Arguments of `orch executor`.

@@ -1,9 +1,9 @@
 //! `orch gitops add|remove|status|sync|rollback|resume`: orch's `/v1/gitops`.
 
 use super::client::{cell, columns, Client};
-use crate::model::{is_url, RepoConfig};
 use anyhow::Context;
 use clap::Subcommand;
+use orch_core::model::{is_url, RepoConfig};
 use reqwest::Method;
 use serde_json::{json, Value};
 

@@ -2,9 +2,9 @@
 //! infra file it names: `infra/local.yaml` when no `-f` is given and it exists, else the
 //! built-in defaults (1 master, 1 agent, API 127.0.0.1:8080, no gitops).
 
-use crate::provision::infra::{absolute, Infra, DEFAULT_FILE};
-use crate::provision::local::cluster_dir;
 use anyhow::Context;
+use orch_provision::infra::{absolute, Infra, DEFAULT_FILE};
+use orch_provision::local::cluster_dir;
 use std::path::{Path, PathBuf};
 
 /// Which infra file to use.

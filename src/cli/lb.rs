@@ -1,8 +1,8 @@
 //! `orch lb`: the marathon-lb-compatible load balancer fed by the masters' snapshot stream;
 //! and the same load balancer inside a master or agent (`--with-lb` and the `--lb-*` flags).
 
-use crate::lb::{self, HaproxyMode, LbConfig, Limits, RouteConfig};
 use anyhow::Context;
+use orch_lb::{HaproxyMode, LbConfig, Limits, RouteConfig};
 use std::net::IpAddr;
 use std::path::PathBuf;
 
@@ -183,11 +183,11 @@ fn config(args: LbArgs) -> LbConfig {
 /// Runs `orch lb` until SIGTERM/SIGINT.
 pub async fn run(args: LbArgs) -> anyhow::Result<()> {
     let config = config(args);
-    let bound = lb::Listeners::bind(&config)
+    let bound = orch_lb::Listeners::bind(&config)
         .await
         .context("cannot start the load balancer")?;
-    let snapshots = crate::discovery::from_masters(config.masters.clone());
-    lb::run(config, bound, snapshots, super::shutdown_signal())
+    let snapshots = orch_discovery::from_masters(config.masters.clone());
+    orch_lb::run(config, bound, snapshots, super::shutdown_signal())
         .await
         .context("the load balancer failed")
 }
@@ -195,14 +195,14 @@ pub async fn run(args: LbArgs) -> anyhow::Result<()> {
 /// Starts the embedded load balancer of `--with-lb` on `snapshots`; it stops with `shutdown`.
 pub async fn start_embedded(
     config: LbConfig,
-    snapshots: tokio::sync::watch::Receiver<std::sync::Arc<crate::state::Snapshot>>,
+    snapshots: tokio::sync::watch::Receiver<std::sync::Arc<orch_core::state::Snapshot>>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let bound = lb::Listeners::bind(&config)
+    let bound = orch_lb::Listeners::bind(&config)
         .await
         .context("cannot start the load balancer (--with-lb)")?;
     tokio::spawn(async move {
-        if let Err(error) = lb::run(config, bound, snapshots, shutdown).await {
+        if let Err(error) = orch_lb::run(config, bound, snapshots, shutdown).await {
             tracing::error!(
                 error = &error as &dyn std::error::Error,
                 "the load balancer failed"

@@ -1,10 +1,10 @@
 //! `orch master`: bind, start Raft, serve the API until SIGTERM/SIGINT, shut down cleanly.
 
-use crate::api;
-use crate::config::{MasterConfig, MasterSettings};
-use crate::gitops::Gitops;
-use crate::master::Master;
 use anyhow::Context;
+use orch_master::api;
+use orch_master::config::{MasterConfig, MasterSettings};
+use orch_master::gitops::Gitops;
+use orch_master::master::Master;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 

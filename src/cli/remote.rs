@@ -4,14 +4,14 @@
 
 use super::infra_file::Loaded;
 use super::up::say;
-use crate::provision::digital_ocean::DigitalOceanProvider;
-use crate::provision::docker::DockerProvider;
-use crate::provision::infra::{InfraError, ProviderKind};
-use crate::provision::provider::{Change, Provider, ProviderOptions};
-use crate::provision::remote::{self, UpRequest};
-use crate::provision::ssh::SshProvider;
-use crate::provision::steps::Progress;
 use anyhow::Context;
+use orch_provision::digital_ocean::DigitalOceanProvider;
+use orch_provision::docker::DockerProvider;
+use orch_provision::infra::{InfraError, ProviderKind};
+use orch_provision::provider::{Change, Provider, ProviderOptions};
+use orch_provision::remote::{self, UpRequest};
+use orch_provision::ssh::SshProvider;
+use orch_provision::steps::Progress;
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -166,7 +166,7 @@ pub async fn status(loaded: &Loaded) -> anyhow::Result<()> {
         }
         None => println!("agents  unknown"),
     }
-    for line in crate::provision::cluster_spec::endpoint_lines(infra, &report.state.machines) {
+    for line in orch_provision::cluster_spec::endpoint_lines(infra, &report.state.machines) {
         println!("{line}");
     }
     Ok(())

@@ -4,14 +4,14 @@
 
 use super::infra_file::{self, InfraArgs};
 use super::up::{api_url, service_lines};
-use crate::provision::cluster_api::ClusterApi;
-use crate::provision::local;
-use crate::provision::record::ClusterRecord;
+use orch_provision::cluster_api::ClusterApi;
+use orch_provision::local;
+use orch_provision::record::ClusterRecord;
 
 /// Runs `orch status`.
 pub async fn run(args: InfraArgs) -> anyhow::Result<()> {
     let loaded = infra_file::load(&args)?;
-    if loaded.infra.provider != crate::provision::infra::ProviderKind::Local {
+    if loaded.infra.provider != orch_provision::infra::ProviderKind::Local {
         return super::remote::status(&loaded).await;
     }
     let cluster = &loaded.infra.cluster;
@@ -68,7 +68,7 @@ pub async fn run(args: InfraArgs) -> anyhow::Result<()> {
     let mut answered = false;
     for status in nodes
         .iter()
-        .filter(|n| n.alive && n.node.role == crate::provision::layout::Role::Master)
+        .filter(|n| n.alive && n.node.role == orch_provision::layout::Role::Master)
     {
         let api = ClusterApi::new(status.node.listen)?;
         let Ok(view) = api.leader().await else {

@@ -3,12 +3,12 @@
 //! and stop the whole cluster, or return at once with `--detach`.
 
 use super::infra_file::{self, InfraArgs};
-use crate::provision::cluster_api::ClusterApi;
-use crate::provision::containers;
-use crate::provision::infra::{InfraError, ProviderKind};
-use crate::provision::local::{self, Prepared, Stopped, UpRequest};
-use crate::provision::record::ClusterRecord;
 use anyhow::Context;
+use orch_provision::cluster_api::ClusterApi;
+use orch_provision::containers;
+use orch_provision::infra::{InfraError, ProviderKind};
+use orch_provision::local::{self, Prepared, Stopped, UpRequest};
+use orch_provision::record::ClusterRecord;
 use std::io::Write as _;
 use std::time::Duration;
 use tokio::signal::unix::{signal, Signal, SignalKind};
@@ -114,7 +114,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     // starts.
     let repos = infra
         .repo_configs(&loaded.base_dir(), |name| std::env::var(name).ok())
-        .map_err(|source| crate::provision::infra::InfraError::InFile {
+        .map_err(|source| orch_provision::infra::InfraError::InFile {
             file: loaded.shown.clone(),
             source: Box::new(source),
         })?;

@@ -1,0 +1,97 @@
+//! The agent: runs the tasks the leading master assigns to it and reports their status.
+//!
+//! - [`config`](AgentConfig): `orch agent` flags → validated config, machine resources detected.
+//! - identity: a stable id `<uuid>-S0` in `<work-dir>/agent_id`; the highest accepted
+//!   desired-set generation in `<work-dir>/generation` (stale sets are refused, also after a
+//!   restart).
+//! - leader: finds the leader among `--masters` (following 503 [`NotLeader`] hints) and
+//!   registers again after any failure; logs `registered` with the master's address.
+//! - sync: heartbeats, the desired-set long poll, the status sender.
+//! - [`diff`]: the pure desired-vs-actual step ([`Action::Start`] / [`Action::Kill`]).
+//! - runtime: the task table and lifecycle: sandbox `<work-dir>/sandboxes/<task-id>/`,
+//!   TASK_STARTING → `Driver::start` → TASK_RUNNING | TASK_FAILED, `Driver::wait` → terminal;
+//!   kills go TASK_KILLING → `Driver::stop(grace)` → TASK_KILLED; `Driver::destroy` after the
+//!   terminal status is journaled. A record per task (`<work-dir>/tasks/<id>.json`) lets a
+//!   restarted agent recover: running tasks are watched again, tasks that ended meanwhile get
+//!   their real terminal status, tasks no driver knows become TASK_GONE.
+//! - health: the health checks of running tasks (HTTP, HTTPS, TCP, COMMAND and their MESOS_*
+//!   forms); results become status updates with a [`HealthReport`], and a task that fails
+//!   `max_consecutive_failures` in a row is killed (TASK_KILLED, [`UNHEALTHY_REASON`]).
+//! - [`Journal`]: every status update is numbered and fsynced before it is sent, and resent
+//!   in order until acknowledged, across leader changes and restarts.
+//! - files: `/files/browse|read|download` (Mesos-compatible, confined to the sandboxes),
+//!   `/state`, `/health`.
+//!
+//! [`NotLeader`]: orch_core::protocol::NotLeader
+//! [`HealthReport`]: orch_core::protocol::HealthReport
+//!
+//! May depend on: protocol, driver, model, config.
+
+mod config;
+mod diff;
+mod files;
+mod health;
+mod identity;
+mod journal;
+mod leader;
+mod runtime;
+mod sync;
+
+pub use config::{
+    default_advertise_ip, detect_resources, AgentConfig, AgentConfigError, AgentSettings,
+    CONTAINERIZERS, DEFAULT_PORTS, RESERVED_MEM_MB,
+};
+pub use diff::{diff, forgettable, Action, ActualTask, ActualTasks};
+pub use files::{browse, read, resolve, router, FileInfo, FilesError, ReadChunk, MAX_READ};
+pub use health::UNHEALTHY_REASON;
+pub use identity::{load_or_create_agent_id, GenerationStore, IdentityError, Offer};
+pub use journal::{Journal, JournalError};
+pub use leader::{LeaderClient, LeaderError, Session};
+pub use runtime::{Agent, AgentError, AgentInstance, AgentView, TaskView};
+pub use sync::{run, POLL_WAIT_MS};
+
+use std::net::SocketAddr;
+
+impl AgentConfig {
+    /// The agents this config describes: one, or `--simulate N` agents with hostnames
+    /// `<hostname>-<i>` and work dirs `<work-dir>/<i>` (i from 1), all served on `address`.
+    pub fn instances(&self, address: SocketAddr) -> Vec<AgentInstance> {
+        let address = SocketAddr::new(self.advertise_ip, address.port()).to_string();
+        let one = |hostname: String, work_dir| AgentInstance {
+            work_dir,
+            masters: self.masters.clone(),
+            hostname,
+            address: address.clone(),
+            agent_ip: self.advertise_ip.to_string(),
+            resources: self.resources.clone(),
+            attributes: self.attributes.clone(),
+            role: self.role.clone(),
+            containerizers: self.containerizers.clone(),
+        };
+        match self.simulate {
+            None => vec![one(self.hostname.clone(), self.work_dir.clone())],
+            Some(n) => (1..=n)
+                .map(|i| {
+                    one(
+                        format!("{}-{i}", self.hostname),
+                        self.work_dir.join(i.to_string()),
+                    )
+                })
+                .collect(),
+        }
+    }
+}
+
+/// Serves `router` on `listener` until `shutdown` completes.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    router: axum::Router,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,36 @@
+//! Service discovery as Mesos-DNS did it, driven by the snapshot stream instead of polling.
+//!
+//! - `records` (pure): a [`orch_core::state::Snapshot`] becomes a [`Zone`]: Mesos-DNS's name
+//!   grammar for Marathon tasks, masters, agents, and VIP names (`names`: label mangling and
+//!   the task hash).
+//! - `answer` (pure): one query against a zone, as Mesos-DNS answers it (NXDOMAIN vs NODATA,
+//!   shuffling, truncation).
+//! - `server` + `forward`: authoritative DNS over UDP and TCP (hickory-server) from the
+//!   newest zone; other names are forwarded to the configured resolvers.
+//! - `http`: Mesos-DNS's HTTP API (`/v1/version`, `/v1/config`, `/v1/hosts`, ...).
+//! - `service`: one running server: a zone per snapshot, DNS and HTTP until shutdown. Where
+//!   snapshots come from is [`orch_discovery`]'s business.
+//!
+//! May depend on: model, state (the pure parts); server, forward, http and service also on
+//! tokio, hickory, axum. Not on api, cli, agent, gitops, master.
+
+mod answer;
+mod config;
+mod forward;
+mod http;
+mod names;
+mod records;
+mod server;
+mod service;
+mod zone;
+
+pub use config::{parse_resolver, DnsConfig, DnsError};
+pub use forward::ForwardConfig;
+pub use http::router;
+pub use records::records;
+pub use server::{serve, TCP_IDLE_TIMEOUT};
+pub use service::{run, Listeners};
+pub use zone::{
+    EnumeratedFramework, EnumeratedRecord, EnumeratedTask, RecordSet, Soa, Srv, Zone, ZoneConfig,
+    VIP_APEX,
+};
