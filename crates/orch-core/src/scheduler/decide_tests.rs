@@ -221,8 +221,12 @@ proptest! {
             apply(&mut tasks, &decision, &mut next);
         }
         prop_assert!(converged, "no convergence: {tasks:?}");
-        prop_assert_eq!(running(&tasks, NEW), instances as usize);
-        prop_assert_eq!(tasks.iter().filter(|t| t.goal == Goal::Running).count(), instances as usize);
+        // Converged: `instances` wanted tasks, all of the new configuration (the last ones
+        // launched may still be starting), and no old one left, not even a dying one.
+        let wanted: Vec<&Task> = tasks.iter().filter(|t| t.goal == Goal::Running).collect();
+        prop_assert_eq!(wanted.len(), instances as usize);
+        prop_assert!(wanted.iter().all(|t| t.version.as_millis() == NEW));
+        prop_assert!(tasks.iter().all(|t| t.version.as_millis() == NEW));
     }
 
     /// Scaling from any count reaches the target in one pass's worth of launches or kills,
