@@ -11,7 +11,7 @@ use orch_provision::infra::{InfraError, ProviderKind};
 use orch_provision::provider::{Change, Provider, ProviderOptions};
 use orch_provision::remote::{self, UpRequest};
 use orch_provision::ssh::SshProvider;
-use orch_provision::steps::Progress;
+use orch_provision::steps::{FailAt, Progress, FAIL_AT_ENV};
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -37,6 +37,7 @@ pub fn provider(loaded: &Loaded, flags: &RemoteFlags) -> anyhow::Result<Box<dyn 
         trust_on_first_use: flags.trust_on_first_use,
         base_dir: loaded.base_dir(),
         cluster_dir: loaded.cluster_dir(),
+        fail_at: fail_at(),
     };
     let infra = &loaded.infra;
     let provider: Box<dyn Provider> = match infra.provider {
@@ -50,6 +51,12 @@ pub fn provider(loaded: &Loaded, flags: &RemoteFlags) -> anyhow::Result<Box<dyn 
         }
     };
     Ok(provider)
+}
+
+/// The failure `ORCH_FAIL_AT` (`<step>` or `<step>:<machine>`) injects, if any: how the
+/// tests break a run at any step.
+fn fail_at() -> Option<FailAt> {
+    FailAt::parse(&std::env::var(FAIL_AT_ENV).ok()?)
 }
 
 /// `orch up` (or `orch up --plan`) with a provider of machines.
@@ -92,7 +99,7 @@ pub async fn up(loaded: &Loaded, flags: &RemoteFlags) -> anyhow::Result<()> {
         loaded.shown_dir()
     );
     let begin = Instant::now();
-    let summary = remote::up(provider.as_mut(), &request, &Progress::from_env())
+    let summary = remote::up(provider.as_mut(), &request, &Progress::new(fail_at()))
         .await
         .with_context(|| {
             format!(
@@ -183,7 +190,7 @@ pub async fn destroy(loaded: &Loaded) -> anyhow::Result<()> {
     let removed = remote::destroy(
         provider.as_mut(),
         &loaded.cluster_dir(),
-        &Progress::from_env(),
+        &Progress::new(fail_at()),
     )
     .await?;
     let dir = loaded.cluster_dir();

@@ -8,10 +8,10 @@
 //! master runs the DNS server and the load balancer (when enabled) on its own IP with the
 //! ports of the `dns:` and `lb:` sections.
 //!
-//! May depend on: provision::{infra, layout, provider_config}. No I/O.
+//! May depend on: provision::{infra, layout}. No I/O.
 
+pub use super::infra::MachineRole;
 use super::infra::{DnsEntry, Infra, LbEntry};
-pub use super::provider_config::MachineRole;
 use std::net::{IpAddr, SocketAddr};
 
 /// The port every agent's HTTP API listens on.

@@ -32,7 +32,6 @@ pub mod layout;
 pub mod local;
 pub mod procs;
 pub mod provider;
-pub mod provider_config;
 pub mod record;
 pub mod remote;
 pub mod ssh;

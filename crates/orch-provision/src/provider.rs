@@ -11,7 +11,7 @@
 
 use super::cluster_spec::{Machine, MachineRole, NodeSpec, WantedMachine};
 use super::state_file::{State, StateError, StateFile};
-use super::steps::{Injected, Progress};
+use super::steps::{FailAt, Injected, Progress};
 
 /// What every provider gets besides the infra file.
 #[derive(Debug, Clone)]
@@ -25,6 +25,8 @@ pub struct ProviderOptions {
     pub base_dir: std::path::PathBuf,
     /// `.orch/<cluster>` (absolute): the state file and what a provider keeps beside it.
     pub cluster_dir: std::path::PathBuf,
+    /// Where to inject a failure (the CLI reads it from `ORCH_FAIL_AT`), if anywhere.
+    pub fail_at: Option<FailAt>,
 }
 
 /// A boxed error of a provider's own module.
@@ -54,7 +56,7 @@ pub enum ProviderError {
     /// The provider refuses before doing anything (a missing token, a bad setting).
     #[error("{0}")]
     Refused(String),
-    /// A failure injected with `ORCH_FAIL_AT`.
+    /// A failure injected with a [`FailAt`].
     #[error(transparent)]
     Injected(#[from] Injected),
     /// The state file cannot be written.

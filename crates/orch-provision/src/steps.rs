@@ -5,17 +5,47 @@
 //! prints `==> <step>` and a line per machine as it goes (`    master-2: uploaded orch
 //! (41 MB) in 0.4s`), so nothing is silent for long.
 //!
-//! `ORCH_FAIL_AT=<step>` or `ORCH_FAIL_AT=<step>:<machine>` makes the run fail on entering
-//! that step (for that machine): how the tests prove that a run broken at any point leaves a
-//! state that a re-run or `orch destroy` cleans up.
+//! A [`FailAt`] (`<step>` or `<step>:<machine>`, which the CLI reads from `ORCH_FAIL_AT`)
+//! makes the run fail on entering that step (for that machine): how the tests prove that a
+//! run broken at any point leaves a state that a re-run or `orch destroy` cleans up. The
+//! library never reads the environment; it is handed the value.
 //!
 //! May depend on: nothing of the crate. Writes to stdout.
 
 use std::fmt::Display;
 use std::io::Write as _;
 
-/// The environment variable that injects a failure.
+/// The environment variable the CLI reads a [`FailAt`] from (named in [`Injected`]'s message).
 pub const FAIL_AT_ENV: &str = "ORCH_FAIL_AT";
+
+/// Where to inject a failure: on entering `step`, or on entering it for `machine` only.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FailAt {
+    /// The step's name, as [`Step::name`] spells it.
+    pub step: String,
+    /// The machine, when the injection names one.
+    pub machine: Option<String>,
+}
+
+impl FailAt {
+    /// `<step>` or `<step>:<machine>`; None for an empty text.
+    pub fn parse(text: &str) -> Option<Self> {
+        let text = text.trim();
+        if text.is_empty() {
+            return None;
+        }
+        Some(match text.split_once(':') {
+            Some((step, machine)) => Self {
+                step: step.to_owned(),
+                machine: Some(machine.to_owned()),
+            },
+            None => Self {
+                step: text.to_owned(),
+                machine: None,
+            },
+        })
+    }
+}
 
 /// One provisioning step.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -84,29 +114,16 @@ pub struct Injected {
     pub machine: Option<String>,
 }
 
-/// Prints progress and fails where `ORCH_FAIL_AT` says.
+/// Prints progress and fails where its [`FailAt`] says.
 #[derive(Debug, Clone, Default)]
 pub struct Progress {
-    fail_at: Option<(String, Option<String>)>,
+    fail_at: Option<FailAt>,
     quiet: bool,
 }
 
 impl Progress {
-    /// Progress on stdout, with the injection `ORCH_FAIL_AT` names, if any.
-    pub fn from_env() -> Self {
-        Self::with_fail_at(std::env::var(FAIL_AT_ENV).ok().as_deref())
-    }
-
-    /// Progress on stdout failing at `fail_at` (`step` or `step:machine`).
-    pub fn with_fail_at(fail_at: Option<&str>) -> Self {
-        let fail_at =
-            fail_at
-                .map(str::trim)
-                .filter(|s| !s.is_empty())
-                .map(|s| match s.split_once(':') {
-                    Some((step, machine)) => (step.to_owned(), Some(machine.to_owned())),
-                    None => (s.to_owned(), None),
-                });
+    /// Progress on stdout, failing at `fail_at` if given.
+    pub fn new(fail_at: Option<FailAt>) -> Self {
         Self {
             fail_at,
             quiet: false,
@@ -126,7 +143,10 @@ impl Progress {
     pub fn step(&self, step: Step) -> Result<(), Injected> {
         self.say(format_args!("==> {}", step.name()));
         match &self.fail_at {
-            Some((name, None)) if name == step.name() => Err(Injected {
+            Some(FailAt {
+                step: name,
+                machine: None,
+            }) if name == step.name() => Err(Injected {
                 step: step.name(),
                 machine: None,
             }),
@@ -137,7 +157,10 @@ impl Progress {
     /// Enters `step` for `machine`: fails when the injection names both.
     pub fn enter(&self, step: Step, machine: &str) -> Result<(), Injected> {
         match &self.fail_at {
-            Some((name, Some(m))) if name == step.name() && m == machine => Err(Injected {
+            Some(FailAt {
+                step: name,
+                machine: Some(m),
+            }) if name == step.name() && m == machine => Err(Injected {
                 step: step.name(),
                 machine: Some(machine.to_owned()),
             }),
@@ -170,7 +193,7 @@ mod tests {
 
     #[test]
     fn an_injection_fails_exactly_its_step_and_machine() {
-        let progress = Progress::with_fail_at(Some("upload:master-2"));
+        let progress = Progress::new(FailAt::parse("upload:master-2"));
         assert!(progress.step(Step::Upload).is_ok());
         assert!(progress.enter(Step::Upload, "master-1").is_ok());
         let error = progress
@@ -180,10 +203,12 @@ mod tests {
             error.to_string(),
             "failure injected at step upload on master-2 (ORCH_FAIL_AT)"
         );
-        let whole = Progress::with_fail_at(Some("wait-leader"));
+        let whole = Progress::new(FailAt::parse("wait-leader"));
         assert!(whole.step(Step::Upload).is_ok());
         assert!(whole.step(Step::WaitLeader).is_err());
-        assert!(Progress::with_fail_at(None).step(Step::Machines).is_ok());
+        assert!(Progress::new(FailAt::parse(" "))
+            .step(Step::Machines)
+            .is_ok());
         let names: Vec<&str> = Step::ALL.iter().map(|s| s.name()).collect();
         assert_eq!(names.len(), 10);
         assert_eq!(names[1], "wait-ssh");

@@ -2,11 +2,11 @@
 //! `orch-role-*`), the create bodies (at most [`BATCH`] names per request, one role per
 //! request since tags are per request), and the calls: list by tag, create, delete by tag.
 //!
-//! May depend on: provision::{cluster_spec, provider_config, digital_ocean::api}.
+//! May depend on: provision::{cluster_spec, infra, digital_ocean::api}.
 
 use super::api::{Api, ApiError};
 use crate::cluster_spec::{MachineRole, WantedMachine};
-use crate::provider_config::DigitalOceanEntry;
+use crate::infra::DigitalOceanEntry;
 use serde_json::{json, Value};
 use std::net::Ipv4Addr;
 

@@ -4,7 +4,7 @@
 //! everything between the cluster's droplets, and everything outbound. Found by name before
 //! it is created, so there is never a second one.
 //!
-//! May depend on: provision::{cluster_spec, infra, provider_config, digital_ocean::{api,
+//! May depend on: provision::{cluster_spec, infra, digital_ocean::{api,
 //! droplets}}.
 
 use super::api::{Api, ApiError};

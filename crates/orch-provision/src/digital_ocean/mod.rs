@@ -16,7 +16,7 @@
 //! provider's ([`SshProvider::for_hosts`]), given each droplet as a host: its public IPv4,
 //! root, `ssh_port`, the pinned host key, `identity_file`.
 //!
-//! May depend on: provision::{cluster_spec, infra, provider, provider_config, ssh,
+//! May depend on: provision::{cluster_spec, infra, provider, ssh,
 //! state_file, steps, templates}.
 
 pub mod api;
@@ -28,9 +28,9 @@ pub mod rate;
 use self::api::Api;
 use self::droplets::{cluster_tag, droplet_name, Droplet};
 use super::cluster_spec::{Machine, NodeSpec, WantedMachine};
+use super::infra::DigitalOceanEntry;
 use super::infra::Infra;
 use super::provider::{Change, MachineStatus, Provider, ProviderError, ProviderOptions};
-use super::provider_config::DigitalOceanEntry;
 use super::ssh::{resolve_path, Identity, SshHost, SshProvider};
 use super::state_file::{State, StateFile};
 use super::steps::{Progress, Step};
@@ -100,8 +100,12 @@ impl DigitalOceanProvider {
                 infra.cluster
             )));
         }
-        let api = Api::new(&infra.digital_ocean.api_url, token, Progress::from_env())
-            .map_err(|e| ProviderError::failed("cannot reach DigitalOcean", e))?;
+        let api = Api::new(
+            &infra.digital_ocean.api_url,
+            token,
+            Progress::new(options.fail_at.clone()),
+        )
+        .map_err(|e| ProviderError::failed("cannot reach DigitalOcean", e))?;
         Ok(Self {
             infra: infra.clone(),
             options,
@@ -653,6 +657,7 @@ mod tests {
             trust_on_first_use: false,
             base_dir: ".".into(),
             cluster_dir: ".orch/demo".into(),
+            fail_at: None,
         };
         let error =
             DigitalOceanProvider::new(&infra, options.clone(), |_| None).expect_err("no token");

@@ -750,6 +750,7 @@ mod tests {
             trust_on_first_use: false,
             base_dir: "/srv/infra".into(),
             cluster_dir: "/srv/.orch/demo".into(),
+            fail_at: None,
         }
     }
 
@@ -764,7 +765,7 @@ mod tests {
         assert_eq!(provider.image, "orch-node:demo");
         assert_eq!(provider.socket, DEFAULT_SOCKET);
         let refused = Infra {
-            docker: crate::provider_config::DockerEntry {
+            docker: crate::infra::DockerEntry {
                 subnet: Some("10.0.0.0/31".to_owned()),
                 ..Default::default()
             },

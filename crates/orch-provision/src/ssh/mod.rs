@@ -9,7 +9,7 @@
 //! [`node`]). Each host has its own install root with a marker naming the cluster; `destroy`
 //! removes only roots whose marker names this cluster, after killing every process under it.
 //!
-//! May depend on: provision::{cluster_spec, infra, provider, provider_config, state_file,
+//! May depend on: provision::{cluster_spec, infra, provider, state_file,
 //! steps, templates}.
 
 pub mod known_hosts;
@@ -1044,6 +1044,7 @@ mod tests {
             trust_on_first_use: false,
             base_dir: PathBuf::from("/work/infra"),
             cluster_dir: PathBuf::from("/work/.orch/demo"),
+            fail_at: None,
         }
     }
 

@@ -1,17 +1,10 @@
 //! The infra file's per-provider sections (`docker:`, `ssh:`, `digital_ocean:`), typed and
 //! validated. Only the section of the provider in use is checked; the others may be absent.
 //!
-//! May depend on: provision::infra (InfraError). No I/O.
+//! May depend on: provision::infra::error. No I/O.
 
-use super::infra::InfraError;
+use super::error::{invalid, InfraError};
 use std::net::IpAddr;
-
-fn invalid(key: impl Into<String>, problem: impl Into<String>) -> InfraError {
-    InfraError::Invalid {
-        key: key.into(),
-        problem: problem.into(),
-    }
-}
 
 /// What a machine of a cluster runs.
 #[derive(
