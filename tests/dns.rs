@@ -195,7 +195,7 @@ async fn names_follow_the_tasks_of_a_running_cluster() {
                 let data = &event.data;
                 if data["taskStatus"] == "TASK_RUNNING" && data["appId"] == "/prod/web" {
                     if let Some(port) = data["ports"][0].as_u64() {
-                        events.entry(port as u16).or_insert(event.at);
+                        events.entry(u16::try_from(port).expect("a port")).or_insert(event.at);
                     }
                 }
             }

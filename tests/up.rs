@@ -108,7 +108,7 @@ impl Workdir {
             else {
                 continue;
             };
-            if pid == std::process::id() as i32 || !alive(pid) {
+            if u32::try_from(pid).is_ok_and(|pid| pid == std::process::id()) || !alive(pid) {
                 continue;
             }
             let cwd = std::fs::read_link(entry.path().join("cwd")).unwrap_or_default();

@@ -38,8 +38,11 @@ use hickory_proto::ProtoError;
 use rand::seq::SliceRandom;
 use rand::Rng;
 
+/// Largest UDP answer whatever the client advertises, as EDNS0 advertises it.
+const MAX_UDP_PAYLOAD: u16 = 4096;
+
 /// Largest UDP answer whatever the client advertises.
-pub const MAX_UDP_SIZE: usize = 4096;
+pub const MAX_UDP_SIZE: usize = MAX_UDP_PAYLOAD as usize;
 /// UDP answer limit without EDNS0 (RFC 1035).
 pub const MIN_UDP_SIZE: usize = 512;
 /// TCP answer limit.
@@ -164,7 +167,7 @@ pub fn answer(
 /// OPT, if any, advertises this server's size.
 pub fn fit_reply(reply: &mut Message, question: &Question<'_>, transport: Transport) {
     if let Some(edns) = reply.extensions_mut() {
-        edns.set_max_payload(MAX_UDP_SIZE as u16);
+        edns.set_max_payload(MAX_UDP_PAYLOAD);
     }
     fit(reply, max_size(transport, question.edns), transport);
 }
@@ -192,7 +195,7 @@ fn reply_to(question: &Question<'_>) -> Message {
         // The OPT advertises what this server accepts, which is also the most it sends
         // (hickory-server's UDP sender caps a response at the size its OPT advertises).
         let mut edns = Edns::new();
-        edns.set_max_payload(MAX_UDP_SIZE as u16);
+        edns.set_max_payload(MAX_UDP_PAYLOAD);
         edns.set_version(0);
         response.set_edns(edns);
     }

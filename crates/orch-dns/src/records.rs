@@ -300,7 +300,7 @@ impl<'a> Builder<'a> {
                 mname: normalize_query(&config.soa_mname),
                 rname: normalize_query(&config.soa_rname),
                 // The low 32 bits of the Raft index: it only grows until it wraps.
-                serial: (serial & u64::from(u32::MAX)) as u32,
+                serial: u32::try_from(serial & u64::from(u32::MAX)).unwrap_or(u32::MAX),
                 refresh: config.soa_refresh,
                 retry: config.soa_retry,
                 expire: config.soa_expire,

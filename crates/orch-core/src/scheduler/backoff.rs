@@ -54,7 +54,10 @@ impl Backoff {
             Some((_, delay)) => {
                 let grown = delay as f64 * self.config.factor;
                 let grown = if grown.is_finite() && grown >= 0.0 {
-                    grown as u64
+                    // Finite and not negative: `as` saturates at u64::MAX, the delay's cap.
+                    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+                    let grown = grown as u64;
+                    grown
                 } else {
                     self.config.max_ms
                 };

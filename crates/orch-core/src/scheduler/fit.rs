@@ -467,7 +467,7 @@ fn choose_ports(agent: &AgentSlot, request: &CompiledRequest, seed: u64) -> Opti
         return None;
     }
     // Marathon picks a random start in the offered ranges and walks on from there.
-    let start = (splitmix64(seed) % offered as u64) as usize;
+    let start = pick(seed, offered);
     let mut dynamic = Vec::with_capacity(request.dynamic_ports);
     for step in 0..offered {
         let port = nth_port(&agent.total, (start + step) % offered)?;
@@ -501,6 +501,15 @@ fn nth_port(resources: &Resources, mut n: usize) -> Option<u16> {
 }
 
 /// A well-mixed 64-bit hash (SplitMix64's finaliser), for seed-derived choices.
+/// A number in `0..n` drawn from `seed` (0 when `n` is 0).
+pub(crate) fn pick(seed: u64, n: usize) -> usize {
+    let n64 = u64::try_from(n).unwrap_or(u64::MAX);
+    splitmix64(seed)
+        .checked_rem(n64)
+        .and_then(|i| usize::try_from(i).ok())
+        .unwrap_or(0)
+}
+
 pub(crate) fn splitmix64(x: u64) -> u64 {
     let mut z = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);

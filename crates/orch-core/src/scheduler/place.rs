@@ -10,7 +10,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use super::fit::{fit, splitmix64, AgentSlot, CompiledRequest, PortChoice, Rejection, Spread};
+use super::fit::{fit, pick, splitmix64, AgentSlot, CompiledRequest, PortChoice, Rejection, Spread};
 use super::{PlacementRequest, SchedulerError};
 
 /// One instance placed: which request, on which agent, with which host ports.
@@ -75,7 +75,7 @@ pub fn place(agents: &[AgentSlot], requests: &[PlacementRequest], seed: u64) -> 
         cursor: if agents.is_empty() {
             0
         } else {
-            (splitmix64(seed) % agents.len() as u64) as usize
+            pick(seed, agents.len())
         },
         seed,
         plan: Plan::default(),

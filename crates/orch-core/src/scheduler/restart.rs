@@ -20,7 +20,10 @@ fn to_count(x: f64) -> u32 {
     } else if x >= f64::from(u32::MAX) {
         u32::MAX
     } else {
-        x as u32
+        // In 0..u32::MAX and integral (ceil or floor before): exact.
+        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+        let count = x as u32;
+        count
     }
 }
 

@@ -180,7 +180,7 @@ proptest! {
         // Placed + unplaced = requested, per request.
         for (r, request) in requests.iter().enumerate() {
             let unplaced: u32 = plan.unplaced.iter().filter(|u| u.request == r).map(|u| u.count).sum();
-            prop_assert_eq!(plan.placed_for(r) as u32 + unplaced, request.count);
+            prop_assert_eq!(u32::try_from(plan.placed_for(r)).expect("small") + unplaced, request.count);
             for u in plan.unplaced.iter().filter(|u| u.request == r && u.error.is_none()) {
                 prop_assert_eq!(u.reasons.values().sum::<u32>() as usize, agents.len());
             }

@@ -239,6 +239,9 @@ impl ClusterState {
     ) -> Result<(), Rejection> {
         if let Some(factor) = update.scale_by {
             for app in self.apps_below(&update.id) {
+                // Marathon's arithmetic: `as` saturates a product beyond i64, which validation
+                // then refuses as too many instances.
+                #[allow(clippy::cast_possible_truncation, clippy::cast_precision_loss)]
                 let instances = (app.spec.instances as f64 * factor).ceil() as i64;
                 if instances == app.spec.instances {
                     continue;

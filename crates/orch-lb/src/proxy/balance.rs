@@ -25,7 +25,10 @@ pub(crate) fn pick(backend: &LiveBackend, client: IpAddr, tried: &[usize]) -> Op
     }
     let untried = |i: &usize| !tried.contains(i);
     let start = match backend.backend.balance {
-        Balance::Source => (source_hash(client) % n as u64) as usize,
+        Balance::Source => {
+            let n64 = u64::try_from(n).unwrap_or(u64::MAX);
+            usize::try_from(source_hash(client) % n64).unwrap_or(0)
+        }
         Balance::RoundRobin | Balance::LeastConn => backend.state.next.fetch_add(1, Relaxed) % n,
     };
     let order = (0..n).map(|k| (start + k) % n);

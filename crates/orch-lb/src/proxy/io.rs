@@ -194,10 +194,10 @@ mod tests {
         meter.flush();
         assert_eq!(frontend.bytes_out.load(Relaxed), 5);
         assert_eq!(frontend.bytes_in.load(Relaxed), 3);
-        let big = vec![0u8; FLUSH_BYTES as usize];
+        let big = vec![0u8; usize::try_from(FLUSH_BYTES).expect("small")];
         let reader = tokio::spawn(async move {
             // "hello" is still unread, then the big write.
-            let mut sink = vec![0u8; 5 + FLUSH_BYTES as usize];
+            let mut sink = vec![0u8; 5 + usize::try_from(FLUSH_BYTES).expect("small")];
             b.read_exact(&mut sink).await.expect("read all");
         });
         metered.write_all(&big).await.expect("write big");

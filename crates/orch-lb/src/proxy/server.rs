@@ -109,7 +109,7 @@ impl ServerState {
         }
         let now = self.millis();
         let at = self.down_at.load(Relaxed);
-        now >= at.saturating_add(self.probe_wait().as_millis() as u64)
+        now >= at.saturating_add(u64::try_from(self.probe_wait().as_millis()).unwrap_or(u64::MAX))
             && self
                 .down_at
                 .compare_exchange(at, now, Relaxed, Relaxed)
@@ -144,7 +144,7 @@ impl ServerState {
     }
 
     fn millis(&self) -> u64 {
-        self.epoch.elapsed().as_millis() as u64
+        u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
     }
 }
 

@@ -338,7 +338,7 @@ fn paths_order_rules_and_weights_override() {
         ]
         .iter()
         .enumerate()
-        .map(|(i, id)| task(id, "a", AGENT0, &[31000 + i as u16]))
+        .map(|(i, id)| task(id, "a", AGENT0, &[31000 + u16::try_from(i).expect("small")]))
         .collect(),
     );
     let table = routes(&snap, &config(&["*"]));
@@ -770,7 +770,7 @@ fn conflicts_resolve_by_app_id() {
         ["/a", "/b", "/c", "/d", "/e/x", "/f"]
             .iter()
             .enumerate()
-            .map(|(i, id)| task(id, "t", AGENT0, &[31000 + i as u16]))
+            .map(|(i, id)| task(id, "t", AGENT0, &[31000 + u16::try_from(i).expect("small")]))
             .collect(),
     );
     let table = routes(&snap, &config(&["*"]));
@@ -863,7 +863,7 @@ proptest! {
         let mut tasks = Vec::new();
         for (i, labels) in app_labels.into_iter().enumerate() {
             let id = format!("/app{i}");
-            let mut app = web(&id, &[10000 + i as u16, 11000 + i as u16], json!({}));
+            let mut app = web(&id, &[10000 + u16::try_from(i).expect("small"), 11000 + u16::try_from(i).expect("small")], json!({}));
             app.spec.labels = labels;
             if let Some(port) = app.spec.port_definitions.get_mut(0) {
                 port.labels = port_labels.get(i).cloned().unwrap_or_default();

@@ -197,7 +197,7 @@ pub fn app_health(state: &ClusterState, id: &AppId) -> Health {
         .filter(|task| task.state == TaskState::Running)
         .filter(|task| !checked || task.healthy() == Some(true))
         .count();
-    if good as i64 >= app.spec.instances {
+    if i64::try_from(good).unwrap_or(i64::MAX) >= app.spec.instances {
         Health::Healthy
     } else {
         Health::Degraded
