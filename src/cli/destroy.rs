@@ -6,7 +6,7 @@ use super::infra_file::{self, InfraArgs};
 use super::up::{describe, say};
 use anyhow::Context;
 use orch_provision::local;
-use orch_provision::record::ClusterRecord;
+use orch_provision::state_file::LocalState;
 use std::io::{BufRead, IsTerminal, Write};
 
 /// Flags of `orch destroy`.
@@ -47,7 +47,7 @@ pub async fn run(args: DestroyArgs) -> anyhow::Result<()> {
         say!("nothing destroyed");
         return Ok(());
     }
-    let record = match ClusterRecord::load(&dir) {
+    let record = match LocalState::load(&dir) {
         Ok(record) => record,
         Err(error) => {
             eprintln!("warning: {error:#}; stopping whatever runs under {shown} anyway");

@@ -6,7 +6,7 @@ use super::infra_file::{self, InfraArgs};
 use super::up::{api_url, service_lines};
 use orch_provision::cluster_api::ClusterApi;
 use orch_provision::local;
-use orch_provision::record::ClusterRecord;
+use orch_provision::state_file::LocalState;
 
 /// Runs `orch status`.
 pub async fn run(args: InfraArgs) -> anyhow::Result<()> {
@@ -15,7 +15,7 @@ pub async fn run(args: InfraArgs) -> anyhow::Result<()> {
         return super::remote::status(&loaded).await;
     }
     let cluster = &loaded.infra.cluster;
-    let Some(record) = ClusterRecord::load(&loaded.cluster_dir())? else {
+    let Some(record) = LocalState::load(&loaded.cluster_dir())? else {
         println!(
             "cluster '{cluster}' does not exist here (no {}); `orch up` creates it",
             loaded.shown_dir()
@@ -68,7 +68,7 @@ pub async fn run(args: InfraArgs) -> anyhow::Result<()> {
     let mut answered = false;
     for status in nodes
         .iter()
-        .filter(|n| n.alive && n.node.role == orch_provision::layout::Role::Master)
+        .filter(|n| n.alive && n.node.role == orch_provision::infra::MachineRole::Master)
     {
         let api = ClusterApi::new(status.node.listen)?;
         let Ok(view) = api.leader().await else {
@@ -126,7 +126,7 @@ fn other_clusters(workdir: &std::path::Path, except: &str) -> Vec<String> {
     };
     let mut names: Vec<String> = entries
         .flatten()
-        .filter(|e| ClusterRecord::path(&e.path()).exists())
+        .filter(|e| e.path().join(orch_provision::state_file::FILE).exists())
         .filter_map(|e| e.file_name().to_str().map(str::to_owned))
         .filter(|name| name != except)
         .collect();

@@ -8,7 +8,7 @@ use orch_provision::cluster_api::ClusterApi;
 use orch_provision::containers;
 use orch_provision::infra::{InfraError, ProviderKind};
 use orch_provision::local::{self, Prepared, Stopped, UpRequest};
-use orch_provision::record::ClusterRecord;
+use orch_provision::state_file::LocalState;
 use std::io::Write as _;
 use std::time::Duration;
 use tokio::signal::unix::{signal, Signal, SignalKind};
@@ -244,7 +244,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
 }
 
 /// A client of the cluster's API (the first master).
-pub(super) fn api_client(record: &ClusterRecord) -> anyhow::Result<ClusterApi> {
+pub(super) fn api_client(record: &LocalState) -> anyhow::Result<ClusterApi> {
     let api = record
         .layout
         .api()
@@ -253,7 +253,7 @@ pub(super) fn api_client(record: &ClusterRecord) -> anyhow::Result<ClusterApi> {
 }
 
 /// `http://<first master>`.
-pub(super) fn api_url(record: &ClusterRecord) -> String {
+pub(super) fn api_url(record: &LocalState) -> String {
     record
         .layout
         .api()
@@ -261,7 +261,7 @@ pub(super) fn api_url(record: &ClusterRecord) -> String {
 }
 
 /// Where the cluster's services listen, one line each.
-pub(super) fn print_cluster(record: &ClusterRecord) {
+pub(super) fn print_cluster(record: &LocalState) {
     say!("API     {} (Marathon /v2, orch /v1)", api_url(record));
     for status in local::node_status(record) {
         let node = &status.node;
@@ -285,7 +285,7 @@ pub(super) fn print_cluster(record: &ClusterRecord) {
 }
 
 /// The cluster-wide services besides the API: DNS and the load balancer.
-pub(super) fn service_lines(record: &ClusterRecord) -> Vec<String> {
+pub(super) fn service_lines(record: &LocalState) -> Vec<String> {
     let dns = match &record.layout.dns {
         Some(dns) => format!(
             "DNS     {} (udp+tcp, *.{}), HTTP API http://{} (in {})",

@@ -8,10 +8,11 @@
 //! master runs the DNS server and the load balancer (when enabled) on its own IP with the
 //! ports of the `dns:` and `lb:` sections.
 //!
-//! May depend on: provision::{infra, layout}. No I/O.
+//! May depend on: provision::{infra, node_command}. No I/O.
 
 pub use super::infra::MachineRole;
 use super::infra::{DnsEntry, Infra, LbEntry};
+use super::node_command::NodeCommand;
 use std::net::{IpAddr, SocketAddr};
 
 /// The port every agent's HTTP API listens on.
@@ -93,13 +94,10 @@ pub fn master_addresses(infra: &Infra, machines: &[Machine]) -> Vec<SocketAddr> 
 }
 
 /// Each machine's node: masters with the full `--masters` list, the first master with the
-/// DNS server and load balancer, agents with their resources, attributes and `--public`.
+/// DNS server and load balancer (on its own IP), agents with their resources, attributes and
+/// `--public`.
 pub fn node_specs(infra: &Infra, machines: &[Machine]) -> Vec<NodeSpec> {
-    let masters = master_addresses(infra, machines)
-        .iter()
-        .map(SocketAddr::to_string)
-        .collect::<Vec<_>>()
-        .join(",");
+    let masters = master_addresses(infra, machines);
     let first_master = machines
         .iter()
         .find(|m| m.role == MachineRole::Master)
@@ -108,82 +106,61 @@ pub fn node_specs(infra: &Infra, machines: &[Machine]) -> Vec<NodeSpec> {
         .iter()
         .map(|machine| {
             let data_dir = format!("{}/data", machine.install_dir.trim_end_matches('/'));
-            let mut args = vec![];
-            let mut flag = |name: &str, value: String| {
-                args.push(format!("--{name}"));
-                args.push(value);
+            let is_agent = machine.role != MachineRole::Master;
+            let runs_services = first_master.as_deref() == Some(machine.name.as_str());
+            let command = NodeCommand {
+                role: machine.role,
+                listen: match machine.role {
+                    MachineRole::Master => SocketAddr::new(machine.ip, infra.api.port()),
+                    MachineRole::Agent | MachineRole::PublicAgent => {
+                        SocketAddr::new(machine.ip, AGENT_PORT)
+                    }
+                },
+                masters: masters.clone(),
+                dir: data_dir.clone(),
+                hostname: is_agent.then(|| machine.name.clone()),
+                resources: machine
+                    .resources
+                    .clone()
+                    .or_else(|| infra.agent_resources.clone())
+                    .filter(|_| is_agent),
+                attributes: machine
+                    .attributes
+                    .clone()
+                    .or_else(|| infra.agent_attributes.clone())
+                    .filter(|_| is_agent),
+                containerizers: infra
+                    .containerizers
+                    .as_ref()
+                    .map(|c| c.replace(' ', ""))
+                    .filter(|_| is_agent),
+                dns: infra
+                    .dns
+                    .enabled
+                    .then(|| DnsEntry {
+                        listen: SocketAddr::new(machine.ip, infra.dns.listen.port()),
+                        http_listen: SocketAddr::new(machine.ip, infra.dns.http_listen.port()),
+                        ..infra.dns.clone()
+                    })
+                    .filter(|_| runs_services),
+                lb: infra
+                    .lb
+                    .enabled
+                    .then(|| LbEntry {
+                        bind_addr: machine.ip,
+                        ..infra.lb.clone()
+                    })
+                    .filter(|_| runs_services),
             };
-            let listen = match machine.role {
-                MachineRole::Master => {
-                    let listen = SocketAddr::new(machine.ip, infra.api.port());
-                    flag("listen", listen.to_string());
-                    flag("masters", masters.clone());
-                    flag("data-dir", data_dir.clone());
-                    listen
-                }
-                MachineRole::Agent | MachineRole::PublicAgent => {
-                    let listen = SocketAddr::new(machine.ip, AGENT_PORT);
-                    flag("masters", masters.clone());
-                    flag("listen", listen.to_string());
-                    flag("work-dir", data_dir.clone());
-                    flag("hostname", machine.name.clone());
-                    let resources = machine
-                        .resources
-                        .as_ref()
-                        .or(infra.agent_resources.as_ref());
-                    if let Some(resources) = resources {
-                        flag("resources", resources.clone());
-                    }
-                    let attributes = machine
-                        .attributes
-                        .as_ref()
-                        .or(infra.agent_attributes.as_ref());
-                    if let Some(attributes) = attributes {
-                        flag("attributes", attributes.clone());
-                    }
-                    if let Some(containerizers) = &infra.containerizers {
-                        flag("containerizers", containerizers.replace(' ', ""));
-                    }
-                    listen
-                }
-            };
-            let mut args = [vec![role_command(machine.role).to_owned()], args].concat();
-            if machine.role == MachineRole::PublicAgent {
-                args.push("--public".to_owned());
-            }
-            if first_master.as_deref() == Some(machine.name.as_str()) {
-                args.extend(service_args(infra, machine.ip));
-            }
             NodeSpec {
                 name: machine.name.clone(),
                 role: machine.role,
-                listen,
+                listen: command.listen,
                 data_dir,
-                args,
+                args: command.args(),
             }
         })
         .collect()
-}
-
-fn role_command(role: MachineRole) -> &'static str {
-    match role {
-        MachineRole::Master => "master",
-        MachineRole::Agent | MachineRole::PublicAgent => "agent",
-    }
-}
-
-/// The DNS server's and load balancer's flags for the first master, on its own IP.
-fn service_args(infra: &Infra, ip: IpAddr) -> Vec<String> {
-    let dns = infra.dns.enabled.then(|| DnsEntry {
-        listen: SocketAddr::new(ip, infra.dns.listen.port()),
-        http_listen: SocketAddr::new(ip, infra.dns.http_listen.port()),
-        ..infra.dns.clone()
-    });
-    let lb = infra.lb.enabled.then(|| LbEntry {
-        bind_addr: ip,
-        ..infra.lb.clone()
-    });
-    super::layout::service_args(dns.as_ref(), lb.as_ref())
 }
 
 /// The endpoints `orch up` and `orch status` print: the masters' APIs, DNS and the LB.

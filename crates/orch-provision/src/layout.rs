@@ -8,9 +8,10 @@
 //! offers task ports `31000+1000(N-1)` to `31999+1000(N-1)`, so agents on one host never hand
 //! out the same port.
 //!
-//! May depend on: model (PortRange). No I/O.
+//! May depend on: provision::{infra, node_command}, model (PortRange). No I/O.
 
-use super::infra::{DnsEntry, LbEntry};
+use super::infra::{DnsEntry, LbEntry, MachineRole};
+use super::node_command::NodeCommand;
 use orch_core::model::PortRange;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -45,33 +46,13 @@ pub enum LayoutError {
     },
 }
 
-/// What a process is.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Role {
-    /// `orch master`.
-    Master,
-    /// `orch agent`.
-    Agent,
-}
-
-impl Role {
-    /// `master` or `agent` (also the subcommand).
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::Master => "master",
-            Self::Agent => "agent",
-        }
-    }
-}
-
 /// One process of the cluster.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Node {
     /// `master-N` or `agent-N` (1-based).
     pub name: String,
     /// What it runs.
-    pub role: Role,
+    pub role: MachineRole,
     /// Its HTTP address (masters: API + Raft; agents: sandbox files).
     pub listen: SocketAddr,
     /// Its `--data-dir` (masters) or `--work-dir` (agents), `<cluster dir>/<name>`.
@@ -176,16 +157,16 @@ impl Layout {
     ) -> Result<Self, LayoutError> {
         let ip = api.ip();
         let ports = plan_ports(ip, api.port(), masters + agents, is_free)?;
-        let node = |role: Role, n: usize, port: u16| {
-            let name = format!("{}-{}", role.name(), n + 1);
+        let node = |role: MachineRole, n: usize, port: u16| {
+            let name = format!("{}-{}", role.prefix(), n + 1);
             Node {
                 dir: dir.join(&name),
                 name,
                 role,
                 listen: SocketAddr::new(ip, port),
                 task_ports: match role {
-                    Role::Master => None,
-                    Role::Agent => task_ports(n),
+                    MachineRole::Master => None,
+                    MachineRole::Agent | MachineRole::PublicAgent => task_ports(n),
                 },
             }
         };
@@ -193,10 +174,10 @@ impl Layout {
             cluster: cluster.to_owned(),
             dir: dir.to_owned(),
             masters: (0..masters)
-                .map(|n| node(Role::Master, n, ports[n]))
+                .map(|n| node(MachineRole::Master, n, ports[n]))
                 .collect(),
             agents: (0..agents)
-                .map(|n| node(Role::Agent, n, ports[masters + n]))
+                .map(|n| node(MachineRole::Agent, n, ports[masters + n]))
                 .collect(),
             dns: None,
             lb: None,
@@ -248,80 +229,23 @@ impl Layout {
         agent_resources_base: Option<&str>,
         containerizers: &[String],
     ) -> Vec<String> {
-        let mut args = vec![node.role.name().to_owned()];
-        let mut flag = |name: &str, value: String| {
-            args.push(format!("--{name}"));
-            args.push(value);
-        };
-        match node.role {
-            Role::Master => {
-                flag("listen", node.listen.to_string());
-                flag("masters", self.master_list());
-                flag("data-dir", node.dir.display().to_string());
-            }
-            Role::Agent => {
-                flag("masters", self.master_list());
-                flag("listen", node.listen.to_string());
-                flag("work-dir", node.dir.display().to_string());
-                if let Some(resources) = agent_resources(agent_resources_base, node.task_ports) {
-                    flag("resources", resources);
-                }
-                if !containerizers.is_empty() {
-                    flag("containerizers", containerizers.join(","));
-                }
-            }
-        }
+        let is_agent = node.role != MachineRole::Master;
         let first_master = self.masters.first().is_some_and(|m| m.name == node.name);
-        if first_master {
-            args.extend(service_args(self.dns.as_ref(), self.lb.as_ref()));
+        NodeCommand {
+            role: node.role,
+            listen: node.listen,
+            masters: self.masters.iter().map(|m| m.listen).collect(),
+            dir: node.dir.display().to_string(),
+            hostname: None,
+            resources: agent_resources(agent_resources_base, node.task_ports).filter(|_| is_agent),
+            attributes: None,
+            containerizers: (is_agent && !containerizers.is_empty())
+                .then(|| containerizers.join(",")),
+            dns: self.dns.clone().filter(|_| first_master),
+            lb: self.lb.clone().filter(|_| first_master),
         }
-        args
+        .args()
     }
-}
-
-/// The first master's flags for the DNS server (`--with-dns ...`) and the load balancer
-/// (`--with-lb ...`) it runs; VIP names point at the LB when it binds another address.
-pub fn service_args(dns: Option<&DnsEntry>, lb: Option<&LbEntry>) -> Vec<String> {
-    let mut args = Vec::new();
-    if let Some(dns) = dns {
-        args.push("--with-dns".to_owned());
-        for (name, value) in [
-            ("--dns-listen", dns.listen.to_string()),
-            ("--dns-http-listen", dns.http_listen.to_string()),
-            ("--dns-domain", dns.domain.clone()),
-            ("--dns-resolvers", dns.resolvers.join(",")),
-        ] {
-            if !value.is_empty() {
-                args.extend([name.to_owned(), value]);
-            }
-        }
-        if let Some(lb) = lb {
-            // VIP names resolve to the load balancer.
-            if !lb.bind_addr.is_unspecified() && lb.bind_addr != dns.listen.ip() {
-                args.extend(["--dns-vip-address".to_owned(), lb.bind_addr.to_string()]);
-            }
-        }
-    }
-    if let Some(lb) = lb {
-        args.push("--with-lb".to_owned());
-        for (name, value) in [
-            ("--lb-bind-addr", lb.bind_addr.to_string()),
-            ("--lb-http-port", lb.http_port.to_string()),
-            ("--lb-https-port", lb.https_port.to_string()),
-            ("--lb-app-id-port", lb.app_id_port.to_string()),
-            ("--lb-stats-port", lb.stats_port.to_string()),
-            ("--lb-group", lb.group.join(",")),
-            ("--lb-ssl-certs", lb.ssl_certs.join(",")),
-        ] {
-            if !value.is_empty() {
-                args.extend([name.to_owned(), value]);
-            }
-        }
-        if lb.health_check {
-            args.push("--lb-health-check".to_owned());
-        }
-    }
-    args
 }
 
 /// "3 masters and 2 agents, API 127.0.0.1:8080".

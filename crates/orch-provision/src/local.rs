@@ -14,15 +14,16 @@
 //! executors, see [`super::procs`]: SIGTERM, SIGKILL after a grace) and Docker containers of
 //! the cluster's agents, then the masters.
 //!
-//! May depend on: provision::{infra, layout, record, procs, containers, cluster_api}, driver
+//! May depend on: provision::{infra, layout, state_file, procs, containers, cluster_api}, driver
 //! (pid identities). Spawns and signals processes, binds ports to test them.
 
 use super::cluster_api::{ClusterApi, ClusterApiError};
 use super::containers;
+use super::infra::MachineRole;
 use super::infra::{DnsEntry, Infra, LbEntry};
-use super::layout::{Layout, LayoutError, Node, Role};
+use super::layout::{Layout, LayoutError, Node};
 use super::procs::{self, ProcInfo};
-use super::record::{ClusterRecord, Pid, RecordError};
+use super::state_file::{LocalState, Pid, StateError};
 use nix::sys::signal::Signal;
 use orch_driver::executor::ProcId;
 use std::collections::BTreeSet;
@@ -49,7 +50,7 @@ const LOG_TAIL: usize = 20;
 pub enum LocalError {
     /// The state file cannot be used.
     #[error(transparent)]
-    Record(#[from] RecordError),
+    State(#[from] StateError),
     /// A port the cluster needs is taken.
     #[error("port {port} on {ip} is already in use; {hint}")]
     PortInUse {
@@ -195,11 +196,11 @@ pub struct UpRequest {
 #[derive(Debug)]
 pub enum Prepared {
     /// Every process of the cluster runs already; nothing to do.
-    AlreadyRunning(ClusterRecord),
+    AlreadyRunning(LocalState),
     /// These nodes (by name) are to be started; the record says where.
     ToStart {
         /// The cluster (saved by [`start`]).
-        record: ClusterRecord,
+        record: LocalState,
         /// The nodes not running.
         missing: Vec<String>,
         /// Whether the layout is new (no state file before).
@@ -212,11 +213,11 @@ pub enum Prepared {
 pub fn prepare(request: &UpRequest) -> Result<Prepared, LocalError> {
     let infra = &request.infra;
     let dir = cluster_dir(&request.workdir, &infra.cluster);
-    if let Some(mut record) = ClusterRecord::load(&dir)? {
+    if let Some(mut record) = LocalState::load(&dir)? {
         let missing: Vec<String> = record
             .layout
             .nodes()
-            .filter(|n| record.running(n).is_none())
+            .filter(|n| running(&record, n).is_none())
             .map(|n| n.name.clone())
             .collect();
         if missing.is_empty() {
@@ -312,7 +313,7 @@ pub fn prepare(request: &UpRequest) -> Result<Prepared, LocalError> {
     }
     let missing = layout.nodes().map(|n| n.name.clone()).collect();
     Ok(Prepared::ToStart {
-        record: ClusterRecord {
+        record: LocalState {
             provider: "local".to_owned(),
             infra_file: request.infra_file.clone(),
             layout,
@@ -322,6 +323,13 @@ pub fn prepare(request: &UpRequest) -> Result<Prepared, LocalError> {
         missing,
         fresh: true,
     })
+}
+
+/// The recorded process of `node`, if it still runs and is really that node's (its
+/// arguments name the node's dir).
+pub fn running(state: &LocalState, node: &Node) -> Option<Pid> {
+    let pid = *state.pids.get(&node.name)?;
+    procs::is_ours(&pid.into(), &node.dir).then_some(pid)
 }
 
 /// `dir` relative to `workdir` when it lies below it (for messages).
@@ -345,7 +353,7 @@ pub struct NodeExit {
 #[derive(Debug)]
 pub struct Started {
     /// The cluster as recorded.
-    pub record: ClusterRecord,
+    pub record: LocalState,
     /// The nodes started now, by name.
     pub started: Vec<String>,
     exits: mpsc::UnboundedReceiver<NodeExit>,
@@ -355,7 +363,7 @@ pub struct Started {
 /// Spawns the `missing` nodes of `record` with the binary `program` (masters first), saving
 /// the state file before the first and after each. On a failure, stops what it started.
 pub async fn start(
-    record: ClusterRecord,
+    record: LocalState,
     missing: &[String],
     program: &Path,
     agent_resources: Option<&str>,
@@ -519,7 +527,7 @@ impl Started {
     pub async fn stop_started(&mut self) {
         self.begin_stop();
         let layout = &self.record.layout;
-        for role in [Role::Agent, Role::Master] {
+        for role in [MachineRole::Agent, MachineRole::Master] {
             let pids: Vec<ProcId> = layout
                 .nodes()
                 .filter(|n| n.role == role && self.started.contains(&n.name))
@@ -615,14 +623,14 @@ pub struct NodeStatus {
 }
 
 /// The state of every node of `record`.
-pub fn node_status(record: &ClusterRecord) -> Vec<NodeStatus> {
+pub fn node_status(record: &LocalState) -> Vec<NodeStatus> {
     record
         .layout
         .nodes()
         .map(|node| NodeStatus {
             node: node.clone(),
             pid: record.pids.get(&node.name).copied(),
-            alive: record.running(node).is_some(),
+            alive: running(record, node).is_some(),
         })
         .collect()
 }
@@ -646,15 +654,15 @@ pub struct Stopped {
 /// containers), then its masters. The processes are those `record` names (if it still runs
 /// and is theirs) and any `orch master`/`orch agent` whose arguments lie under `dir` (so a
 /// lost state file loses nothing).
-pub async fn stop_cluster(record: Option<&ClusterRecord>, dir: &Path) -> Stopped {
+pub async fn stop_cluster(record: Option<&LocalState>, dir: &Path) -> Stopped {
     let mut stopped = Stopped::default();
     let (mut agents, mut masters) = (Vec::new(), Vec::new());
     if let Some(record) = record {
         for node in record.layout.nodes() {
-            if let Some(pid) = record.running(node) {
+            if let Some(pid) = running(record, node) {
                 match node.role {
-                    Role::Agent => agents.push(ProcId::from(pid)),
-                    Role::Master => masters.push(ProcId::from(pid)),
+                    MachineRole::Agent | MachineRole::PublicAgent => agents.push(ProcId::from(pid)),
+                    MachineRole::Master => masters.push(ProcId::from(pid)),
                 }
             }
         }

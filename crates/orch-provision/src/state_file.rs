@@ -1,13 +1,25 @@
-//! The state file of a cluster on machines of its own (docker, ssh, digital_ocean),
-//! `.orch/<cluster>/state.json`: which machines exist (name, role, IP, the provider's id),
-//! the provider's other resources (network, image, firewall) by kind, and how far the last
-//! `orch up` got. Written atomically (temporary file + rename) after every change, so a crash
-//! loses at most the resource being made, which the provider finds again by its tags or
-//! labels.
+//! The state file of a cluster, `.orch/<cluster>/state.json`, for every provider; always
+//! written atomically (temporary file + rename), and read and written only here.
 //!
-//! May depend on: provision::cluster_spec (Machine). Reads and writes one file.
+//! Two contents, told apart by the provider that wrote them:
+//! - [`State`] (docker, ssh, digital_ocean): which machines exist (name, role, IP, the
+//!   provider's id), the provider's other resources (network, image, firewall) by kind, and
+//!   how far the last `orch up` got. Saved after every change ([`StateFile`]), so a crash
+//!   loses at most the resource being made, which the provider finds again by its tags or
+//!   labels.
+//! - [`LocalState`] (local): the layout (ports, dirs), the infra file it came from, the
+//!   containerizers offered and the pid (+ start time) of every process started, so that a
+//!   later `orch up` reuses the same ports and data and `orch status`/`orch destroy` find the
+//!   processes again.
+//!
+//! May depend on: provision::{cluster_spec (Machine), layout (Layout)}, driver::executor
+//! (ProcId). Reads and writes one file.
 
 use super::cluster_spec::Machine;
+use super::layout::Layout;
+use orch_driver::executor::ProcId;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -25,7 +37,7 @@ pub enum StateError {
         /// The cause.
         source: std::io::Error,
     },
-    /// The file is not a state file of this kind.
+    /// The file is not a state file (of the kind asked for).
     #[error("{path} is not a cluster state file")]
     Corrupt {
         /// The file.
@@ -106,47 +118,114 @@ impl StateFile {
 
     /// Writes the state atomically.
     pub fn save(&self) -> Result<(), StateError> {
-        let io = |source| StateError::Io {
-            path: self.path.clone(),
-            source,
-        };
-        if let Some(dir) = self.path.parent() {
-            std::fs::create_dir_all(dir).map_err(io)?;
-        }
-        let text =
-            serde_json::to_string_pretty(&self.state).map_err(|source| StateError::Corrupt {
-                path: self.path.clone(),
-                source,
-            })?;
-        orch_fs::write_atomic(&self.path, (text + "\n").as_bytes()).map_err(io)
+        write(&self.path, &self.state)
     }
 }
 
-/// The state in `<dir>/state.json`, None when there is none.
+/// The state of a cluster on machines of its own in `<dir>/state.json`, None when there is
+/// none.
 pub fn load(dir: &Path) -> Result<Option<State>, StateError> {
-    let path = dir.join(FILE);
-    let text = match std::fs::read_to_string(&path) {
+    read(&dir.join(FILE))
+}
+
+/// A process as recorded: pid and start time (so a reused pid is not mistaken for it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Pid {
+    /// The pid.
+    pub pid: i32,
+    /// Its start time (clock ticks since boot, `/proc/<pid>/stat` field 22).
+    pub start_time: u64,
+}
+
+impl From<ProcId> for Pid {
+    fn from(id: ProcId) -> Self {
+        Self {
+            pid: id.pid,
+            start_time: id.start_time,
+        }
+    }
+}
+
+impl From<Pid> for ProcId {
+    fn from(pid: Pid) -> Self {
+        Self {
+            pid: pid.pid,
+            start_time: pid.start_time,
+        }
+    }
+}
+
+/// What `.orch/<cluster>/state.json` holds for a local cluster.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct LocalState {
+    /// The provider that made it (`local`).
+    pub provider: String,
+    /// The infra file it was made from (absolute), or None for the built-in defaults.
+    pub infra_file: Option<PathBuf>,
+    /// Ports and dirs.
+    #[serde(flatten)]
+    pub layout: Layout,
+    /// The agents' containerizers at the last start.
+    #[serde(default)]
+    pub containerizers: Vec<String>,
+    /// The last started process of each node, by name.
+    #[serde(default)]
+    pub pids: BTreeMap<String, Pid>,
+}
+
+impl LocalState {
+    /// Reads the state file of the local cluster in `dir`; None when there is none.
+    pub fn load(dir: &Path) -> Result<Option<Self>, StateError> {
+        read(&dir.join(FILE))
+    }
+
+    /// Writes the state file in the cluster's dir.
+    pub fn save(&self) -> Result<(), StateError> {
+        write(&self.layout.dir.join(FILE), self)
+    }
+}
+
+/// The content of `path`, None when there is no file.
+fn read<T: DeserializeOwned>(path: &Path) -> Result<Option<T>, StateError> {
+    let text = match std::fs::read_to_string(path) {
         Ok(text) => text,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(source) => return Err(StateError::Io { path, source }),
+        Err(source) => {
+            return Err(StateError::Io {
+                path: path.to_owned(),
+                source,
+            })
+        }
     };
     serde_json::from_str(&text)
         .map(Some)
-        .map_err(|source| StateError::Corrupt { path, source })
+        .map_err(|source| StateError::Corrupt {
+            path: path.to_owned(),
+            source,
+        })
 }
 
-/// The `provider` a state file in `dir` names, whatever its kind (local clusters keep their
-/// own record in the same file); None when there is no file or it names none.
-pub fn provider_of(dir: &Path) -> Option<String> {
-    let text = std::fs::read_to_string(dir.join(FILE)).ok()?;
-    let value: serde_json::Value = serde_json::from_str(&text).ok()?;
-    value["provider"].as_str().map(str::to_owned)
+/// Writes `content` to `path` atomically, creating its directory.
+fn write(path: &Path, content: &impl Serialize) -> Result<(), StateError> {
+    let io = |source| StateError::Io {
+        path: path.to_owned(),
+        source,
+    };
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(io)?;
+    }
+    let text = serde_json::to_string_pretty(content).map_err(|source| StateError::Corrupt {
+        path: path.to_owned(),
+        source,
+    })?;
+    orch_fs::write_atomic(path, (text + "\n").as_bytes()).map_err(io)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::cluster_spec::MachineRole;
+    use std::net::SocketAddr;
 
     #[test]
     fn every_update_is_on_disk() {
@@ -179,8 +258,37 @@ mod tests {
         let read = load(dir.path()).expect("load").expect("some");
         assert_eq!(read.machine("master-1"), Some(&machine));
         assert_eq!(read.resources["network"], "n1");
-        assert_eq!(provider_of(dir.path()).as_deref(), Some("docker"));
         std::fs::write(dir.path().join(FILE), "{").expect("write");
         assert!(matches!(load(dir.path()), Err(StateError::Corrupt { .. })));
+    }
+
+    #[test]
+    fn a_local_state_round_trips_and_a_missing_one_is_none() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let cluster_dir = dir.path().join(".orch/local");
+        assert_eq!(LocalState::load(&cluster_dir).expect("load"), None);
+        let api: SocketAddr = "127.0.0.1:9000".parse().expect("addr");
+        let layout = Layout::plan("local", &cluster_dir, api, 1, 1, |_| true).expect("layout");
+        let mut record = LocalState {
+            provider: "local".into(),
+            infra_file: None,
+            layout,
+            containerizers: vec!["mesos".into()],
+            pids: BTreeMap::new(),
+        };
+        record.pids.insert(
+            "master-1".into(),
+            Pid {
+                pid: 1,
+                start_time: 1,
+            },
+        );
+        record.save().expect("save");
+        assert_eq!(
+            LocalState::load(&cluster_dir).expect("load"),
+            Some(record.clone())
+        );
+        std::fs::write(cluster_dir.join(FILE), "{").expect("write");
+        assert!(LocalState::load(&cluster_dir).is_err());
     }
 }
