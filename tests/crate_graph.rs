@@ -22,7 +22,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ),
     ("orch-discovery", &["orch-core"]),
     ("orch-dns", &["orch-core"]),
-    ("orch-lb", &["orch-core", "orch-fs"]),
+    ("orch-lb", &["orch-core"]),
     ("orch-provision", &["orch-core", "orch-driver", "orch-fs"]),
     (
         "orch",
