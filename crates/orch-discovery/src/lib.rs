@@ -4,7 +4,7 @@
 //! at a time and moves to the next master of the list when that one fails or goes silent, so
 //! it follows the cluster across leader changes without polling.
 //!
-//! May depend on: state, reqwest, tokio.
+//! May depend on: orch-core (state), reqwest, tokio.
 
 use orch_core::state::Snapshot;
 use std::sync::Arc;

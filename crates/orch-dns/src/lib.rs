@@ -9,10 +9,11 @@
 //!   newest zone; other names are forwarded to the configured resolvers.
 //! - `http`: Mesos-DNS's HTTP API (`/v1/version`, `/v1/config`, `/v1/hosts`, ...).
 //! - `service`: one running server: a zone per snapshot, DNS and HTTP until shutdown. Where
-//!   snapshots come from is [`orch_discovery`]'s business.
+//!   snapshots come from is the business of `orch-discovery` (or of a master in the same process).
 //!
-//! May depend on: model, state (the pure parts); server, forward, http and service also on
-//! tokio, hickory, axum. Not on api, cli, agent, gitops, master.
+//! May depend on: orch-core (model, state) only among orch's crates; `records`, `names`,
+//! `answer` and `zone` are pure (checked by `tests/crate_graph.rs`), `server`, `forward`,
+//! `http` and `service` also use tokio, hickory and axum.
 
 mod answer;
 mod config;

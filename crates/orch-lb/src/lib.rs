@@ -9,10 +9,12 @@
 //! - `haproxy`: the same table as a marathon-lb-equivalent `haproxy.cfg` (pure), and
 //!   `haproxy_mode` (HAProxy mode): write, `haproxy -c`, reload only on change.
 //! - `service`: one running load balancer: a table per snapshot until shutdown. Where
-//!   snapshots come from is [`orch_discovery`]'s business.
+//!   snapshots come from is the business of `orch-discovery` (or of a master in the same process).
+//! - `bluegreen` (pure): zdd's blue/green planner, driven by `orch app deploy-bluegreen`.
 //!
-//! May depend on: model, state (the pure parts); proxy, haproxy mode and service also on
-//! tokio, hyper, rustls. Not on api, cli, agent, gitops, master.
+//! May depend on: orch-core (model, state) only among orch's crates; `table`, `routes`,
+//! `haproxy` and `bluegreen` are pure (checked by `tests/crate_graph.rs`), `proxy`,
+//! `haproxy_mode` and `service` also use tokio, hyper and rustls.
 
 pub mod bluegreen;
 mod config;

@@ -6,7 +6,8 @@
 //! and is rebuilt on start from the last snapshot (its own file, written atomically) plus the
 //! committed log.
 //!
-//! May depend on: state, model.
+//! May depend on: orch-core (state, model), orch-fs (the snapshot file), openraft, redb,
+//! reqwest, tokio. Never the master, the API or anything above them.
 
 // openraft's storage and RPC errors are large by design; boxing them would fight its traits.
 #![allow(clippy::result_large_err)]
