@@ -4,12 +4,11 @@
 //! only; Marathon-level checks start at once), then probes every `interval_seconds`, each
 //! probe bounded by `timeout_seconds`:
 //!
-//! - `HTTP`, `MESOS_HTTP`: `GET http://<host>:<port><path>` over a plain socket; the status
-//!   line decides: 200–399 healthy, 1xx ignored with `ignore_http1xx` (else a failure),
-//!   anything else a failure. Redirects are not followed.
-//! - `HTTPS`, `MESOS_HTTPS`: the same through `curl -k` (TLS without certificate
-//!   verification, as Mesos does it). Without a `curl` on the agent, the check falls back to
-//!   a plain TCP connect (logged once per check).
+//! - `HTTP`, `MESOS_HTTP`: `GET http://<host>:<port><path>` through [`orch_probe::get`]; the
+//!   first status line decides: 200–399 healthy, 1xx ignored with `ignore_http1xx` (else a
+//!   failure), anything else a failure. Redirects are not followed.
+//! - `HTTPS`, `MESOS_HTTPS`: the same over TLS, without certificate verification (as Mesos
+//!   does it).
 //! - `TCP`, `MESOS_TCP`: a TCP connect succeeds.
 //! - `COMMAND`: `/bin/sh -c <command>` in the task's sandbox with the task's environment
 //!   (on top of the agent's, as tasks get it), in its own process group; exit 0 is healthy.
@@ -28,7 +27,7 @@
 //! [`HealthSink`] to kill the task and stops. All checks of a task stop when the [`Checks`]
 //! handle is dropped.
 //!
-//! May depend on: protocol, driver, model.
+//! May depend on: protocol, driver, model, orch-probe.
 
 use orch_core::model::TaskId;
 use orch_core::protocol::{HealthCheckSpec, HealthReport, TaskSpec};
@@ -38,10 +37,8 @@ use std::collections::BTreeMap;
 use std::future::Future;
 use std::path::PathBuf;
 use std::process::Stdio;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::task::JoinHandle;
 use tokio::time::{Instant, MissedTickBehavior};
@@ -51,11 +48,6 @@ pub const UNHEALTHY_REASON: &str = "REASON_TASK_UNHEALTHY_CHECK_FAILED";
 
 /// The shortest interval and timeout used (a zero in a spec would mean a busy loop).
 const MIN_PERIOD: Duration = Duration::from_secs(1);
-/// The most bytes read while looking for an HTTP status line.
-const MAX_STATUS_LINE: usize = 8 * 1024;
-
-/// Set once `curl` was not found: HTTPS checks then only connect.
-static CURL_MISSING: AtomicBool = AtomicBool::new(false);
 
 /// Where check results go: implemented by the agent runtime.
 pub(crate) trait HealthSink: Send + Sync + 'static {
@@ -283,8 +275,9 @@ impl Probe {
         }
     }
 
-    /// Runs the probe once (the caller bounds it with the timeout).
-    pub async fn run(&self) -> Outcome {
+    /// Runs the probe once; an HTTP(S) GET gives up after `timeout` (the caller bounds the
+    /// other probes).
+    pub async fn run(&self, timeout: Duration) -> Outcome {
         match self {
             Self::Fixed(true) => Outcome::Healthy,
             Self::Fixed(false) => {
@@ -294,33 +287,15 @@ impl Probe {
                 host,
                 port,
                 path,
-                tls: false,
-                ignore_1xx,
-            } => match http_status(host, *port, path).await {
-                Ok(status) => judge_status(status, *ignore_1xx),
-                Err(cause) => Outcome::Failed(cause),
-            },
-            Self::Http {
-                host,
-                port,
-                path,
-                tls: true,
+                tls,
                 ignore_1xx,
             } => {
-                if !CURL_MISSING.load(Ordering::Relaxed) {
-                    match https_status(host, *port, path).await {
-                        Ok(Some(status)) => return judge_status(status, *ignore_1xx),
-                        Ok(None) => {
-                            if !CURL_MISSING.swap(true, Ordering::Relaxed) {
-                                tracing::warn!(
-                                    "no curl on this agent: HTTPS health checks fall back to a TCP connect"
-                                );
-                            }
-                        }
-                        Err(cause) => return Outcome::Failed(cause),
-                    }
+                let scheme = if *tls { "https" } else { "http" };
+                let url = format!("{scheme}://{}{path}", host_port(host, *port));
+                match orch_probe::get(&url, timeout).await {
+                    Ok(status) => judge_status(status, *ignore_1xx),
+                    Err(error) => Outcome::Failed(error.to_string()),
                 }
-                tcp_connect(host, *port).await
             }
             Self::Tcp { host, port } => tcp_connect(host, *port).await,
             Self::Command { command, cwd, env } => run_command(command, cwd, env).await,
@@ -353,94 +328,6 @@ async fn tcp_connect(host: &str, port: u16) -> Outcome {
             host_port(host, port)
         )),
     }
-}
-
-/// The status code of `GET path` on `host:port`, read from the first status line (so an
-/// interim 1xx answer counts as the answer).
-async fn http_status(host: &str, port: u16, path: &str) -> Result<u16, String> {
-    let address = host_port(host, port);
-    let mut stream = TcpStream::connect((host, port))
-        .await
-        .map_err(|e| format!("cannot connect to {address}: {e}"))?;
-    let request = format!(
-        "GET {path} HTTP/1.1\r\nHost: {address}\r\nUser-Agent: orch-health-check\r\n\
-         Accept: */*\r\nConnection: close\r\n\r\n"
-    );
-    stream
-        .write_all(request.as_bytes())
-        .await
-        .map_err(|e| format!("cannot send the request to {address}: {e}"))?;
-    let mut received = Vec::new();
-    let mut buffer = [0_u8; 1024];
-    let line = loop {
-        if let Some(end) = received.windows(2).position(|w| w == b"\r\n") {
-            break String::from_utf8_lossy(&received[..end]).into_owned();
-        }
-        if received.len() > MAX_STATUS_LINE {
-            return Err(format!("no HTTP status line from {address}"));
-        }
-        let read = stream
-            .read(&mut buffer)
-            .await
-            .map_err(|e| format!("cannot read the answer of {address}: {e}"))?;
-        if read == 0 {
-            if received.is_empty() {
-                return Err(format!("{address} closed the connection without answering"));
-            }
-            break String::from_utf8_lossy(&received).into_owned();
-        }
-        received.extend_from_slice(&buffer[..read]);
-    };
-    parse_status_line(&line).ok_or_else(|| format!("bad HTTP status line from {address}: {line:?}"))
-}
-
-/// `HTTP/1.1 204 No Content` → 204.
-fn parse_status_line(line: &str) -> Option<u16> {
-    let mut parts = line.split_whitespace();
-    let version = parts.next()?;
-    if !version.starts_with("HTTP/") {
-        return None;
-    }
-    let code = parts.next()?;
-    if code.len() != 3 {
-        return None;
-    }
-    code.parse().ok()
-}
-
-/// The final status code through `curl -k`; `Ok(None)` when there is no curl.
-async fn https_status(host: &str, port: u16, path: &str) -> Result<Option<u16>, String> {
-    let url = format!("https://{}{path}", host_port(host, port));
-    let output = tokio::process::Command::new("curl")
-        .args([
-            "-k",
-            "-s",
-            "-S",
-            "-o",
-            "/dev/null",
-            "-w",
-            "%{http_code}",
-            "--url",
-        ])
-        .arg(&url)
-        .stdin(Stdio::null())
-        .kill_on_drop(true)
-        .output()
-        .await;
-    let output = match output {
-        Ok(output) => output,
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(error) => return Err(format!("cannot run curl: {error}")),
-    };
-    if !output.status.success() {
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        return Err(format!("GET {url}: {}", stderr.trim()));
-    }
-    let code = String::from_utf8_lossy(&output.stdout);
-    code.trim()
-        .parse()
-        .map(Some)
-        .map_err(|_| format!("GET {url}: curl reported status {code:?}"))
 }
 
 /// Kills a process group when dropped, unless disarmed (the group leader was reaped).
@@ -493,6 +380,11 @@ fn status_signal(status: &std::process::ExitStatus) -> Option<i32> {
     status.signal()
 }
 
+/// How long one probe of `check` may take.
+fn probe_timeout(check: &HealthCheckSpec) -> Duration {
+    Duration::from_secs(check.timeout_seconds).max(MIN_PERIOD)
+}
+
 /// Runs one check until the sink refuses a report or the task is to be killed.
 async fn check_loop<S, P, F>(
     sink: Arc<S>,
@@ -510,7 +402,7 @@ async fn check_loop<S, P, F>(
         tokio::time::sleep(Duration::from_secs(check.delay_seconds)).await;
     }
     let period = Duration::from_secs(check.interval_seconds).max(MIN_PERIOD);
-    let timeout = Duration::from_secs(check.timeout_seconds).max(MIN_PERIOD);
+    let timeout = probe_timeout(&check);
     let mut ticks = tokio::time::interval(period);
     ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut tracker = Tracker::new(index, &check);
@@ -559,6 +451,7 @@ pub(crate) fn start<S: HealthSink>(
         .enumerate()
         .map(|(index, check)| {
             let probe = Arc::new(Probe::for_check(spec, check, task));
+            let timeout = probe_timeout(check);
             tokio::spawn(check_loop(
                 Arc::clone(sink),
                 spec.task_id.clone(),
@@ -567,7 +460,7 @@ pub(crate) fn start<S: HealthSink>(
                 started,
                 move || {
                     let probe = Arc::clone(&probe);
-                    async move { probe.run().await }
+                    async move { probe.run(timeout).await }
                 },
             ))
         })
@@ -580,6 +473,7 @@ mod tests {
     use super::*;
     use orch_core::model::{AppId, Timestamp};
     use std::sync::Mutex;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tokio::net::TcpListener;
 
     const LIMIT: Duration = Duration::from_secs(30);
@@ -963,7 +857,7 @@ mod tests {
     }
 
     async fn run(probe: &Probe) -> Outcome {
-        tokio::time::timeout(LIMIT, probe.run())
+        tokio::time::timeout(LIMIT, probe.run(LIMIT))
             .await
             .expect("in time")
     }
@@ -1055,6 +949,49 @@ mod tests {
         assert!(cause.contains("https://127.0.0.1:"), "{cause}");
     }
 
+    /// An HTTPS server with a self-signed certificate answering every request with `answer`.
+    async fn self_signed_server(answer: &'static str) -> u16 {
+        use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
+        let key = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).expect("cert");
+        let der = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.signing_key.serialize_der()));
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .expect("versions")
+            .with_no_client_auth()
+            .with_single_cert(vec![key.cert.der().clone()], der)
+            .expect("server config");
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let port = listener.local_addr().expect("address").port();
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let acceptor = acceptor.clone();
+                tokio::spawn(async move {
+                    let Ok(mut stream) = acceptor.accept(stream).await else {
+                        return;
+                    };
+                    let mut buffer = [0_u8; 1024];
+                    let _ = stream.read(&mut buffer).await;
+                    let _ = stream.write_all(answer.as_bytes()).await;
+                    let _ = stream.shutdown().await;
+                });
+            }
+        });
+        port
+    }
+
+    #[tokio::test]
+    async fn https_probes_accept_a_self_signed_server() {
+        let ok = self_signed_server("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n").await;
+        let broken = self_signed_server("HTTP/1.1 500 Oops\r\nContent-Length: 0\r\n\r\n").await;
+        assert_eq!(run(&http(ok, false, true)).await, Outcome::Healthy);
+        assert_eq!(
+            run(&http(broken, false, true)).await,
+            failed("HTTP status 500")
+        );
+    }
+
     fn command(text: &str, cwd: &std::path::Path) -> Probe {
         let sandbox = cwd.to_owned();
         let check = HealthCheckSpec {
@@ -1087,7 +1024,7 @@ mod tests {
     async fn a_timed_out_command_is_killed_with_its_children() {
         let dir = tempfile::tempdir().expect("tempdir");
         let probe = command("sleep 60 & echo $! > child; wait", dir.path());
-        let outcome = tokio::time::timeout(Duration::from_millis(500), probe.run()).await;
+        let outcome = tokio::time::timeout(Duration::from_millis(500), probe.run(LIMIT)).await;
         assert!(outcome.is_err(), "the command should still run");
         let pid: i32 = std::fs::read_to_string(dir.path().join("child"))
             .expect("child pid")

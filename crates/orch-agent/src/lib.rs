@@ -13,9 +13,10 @@
 //!   kills go TASK_KILLING → `Driver::stop(grace)` → TASK_KILLED; `Driver::destroy` after the
 //!   terminal status is journaled. A record per task (`<work-dir>/tasks/<id>.json`) lets a
 //!   restarted agent recover: running tasks are watched again, tasks that ended meanwhile get
-//!   their real terminal status, tasks no driver knows become TASK_GONE.
+//!   their real terminal status, tasks no driver knows become TASK_GONE. Split by job:
+//!   lifecycle, checks (the glue to health), recovery.
 //! - health: the health checks of running tasks (HTTP, HTTPS, TCP, COMMAND and their MESOS_*
-//!   forms); results become status updates with a [`HealthReport`], and a task that fails
+//!   forms; HTTP(S) GETs through `orch_probe`); results become status updates with a [`HealthReport`], and a task that fails
 //!   `max_consecutive_failures` in a row is killed (TASK_KILLED, [`UNHEALTHY_REASON`]).
 //! - [`Journal`]: every status update is numbered and fsynced before it is sent, and resent
 //!   in order until acknowledged, across leader changes and restarts.
@@ -25,7 +26,7 @@
 //! [`NotLeader`]: orch_core::protocol::NotLeader
 //! [`HealthReport`]: orch_core::protocol::HealthReport
 //!
-//! May depend on: protocol, driver, model, config.
+//! May depend on: protocol, driver, model, config, orch-probe.
 
 mod config;
 mod diff;

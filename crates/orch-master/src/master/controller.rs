@@ -75,7 +75,7 @@ async fn pass(master: &Master, led_since: Instant) -> Result<(), super::WriteErr
             .await?;
     }
     let state = master.state();
-    master.readiness.probe(&master.http, &state, &master.states);
+    master.readiness.probe(&state, &master.states);
     let ready = |app: &orch_core::model::App, task: &orch_core::model::Task| {
         master.readiness.ready(app, task)
     };

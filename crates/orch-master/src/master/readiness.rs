@@ -4,6 +4,12 @@
 //! `httpStatusCodesForReady`. A rolling restart counts a new task only once it is ready, and
 //! the step finishes only when all are. Results live in the leader's memory: a new leader
 //! probes again.
+//!
+//! Each probe is one [`orch_probe::get`] bounded by `timeoutSeconds`: HTTP or HTTPS (the
+//! certificate is not verified, as Marathon does not), redirects not followed (a 3xx is ready
+//! only if listed). A probe that gets no status records no `lastResponse`.
+//!
+//! May depend on: model, state, orch-probe.
 
 use orch_core::model::{App, ReadinessCheck, ReadinessProtocol, Task, TaskId, TaskState};
 use orch_core::state::ClusterState;
@@ -71,7 +77,6 @@ impl Readiness {
     /// current deployment step rolls, and forgets tasks that are gone.
     pub(super) fn probe(
         self: &Arc<Self>,
-        http: &reqwest::Client,
         state: &ClusterState,
         states: &watch::Receiver<Arc<ClusterState>>,
     ) {
@@ -97,7 +102,6 @@ impl Readiness {
                         continue;
                     }
                     tokio::spawn(Arc::clone(self).run(
-                        http.clone(),
                         check.clone(),
                         task.id.clone(),
                         url,
@@ -111,7 +115,6 @@ impl Readiness {
     /// Probes until the task answers ready or is gone.
     async fn run(
         self: Arc<Self>,
-        http: reqwest::Client,
         check: ReadinessCheck,
         task: TaskId,
         url: String,
@@ -129,9 +132,12 @@ impl Readiness {
             if !running {
                 break;
             }
-            let status = match http.get(&url).timeout(timeout).send().await {
-                Ok(response) => Some(response.status().as_u16()),
-                Err(_) => None,
+            let status = match orch_probe::get(&url, timeout).await {
+                Ok(status) => Some(status),
+                Err(error) => {
+                    tracing::debug!(task.id = %task, %error, "readiness check got no status");
+                    None
+                }
             };
             let ready = status.is_some_and(|s| check.http_status_codes_for_ready.contains(&s));
             self.results().insert(
