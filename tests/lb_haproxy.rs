@@ -9,11 +9,9 @@
 
 mod support;
 
-use orch_core::model::{
-    Agent, AgentId, AgentInfo, App, AppId, Attributes, Goal, Reachability, Resources, Task, TaskId,
-    TaskState, Timestamp,
-};
+use orch_core::model::{Task, TaskState};
 use orch_core::state::Snapshot;
+use orch_core::testing::{self, AGENT0};
 use orch_lb::{
     apply_haproxy_config, haproxy_config, routes, run_haproxy_mode, HaproxyApplied, HaproxyError,
     HaproxyMode, LbConfig, Limits, RouteConfig,
@@ -547,59 +545,18 @@ async fn haproxy_routes_what_the_table_says() {
 // HAProxy mode's loop on hand-made snapshots
 // ---------------------------------------------------------------------------------------------
 
-const AGENT: &str = "0a1b2c3d-1111-2222-3333-444455556666-S0";
-
 fn web_snapshot(labels: serde_json::Value, index: u64) -> Snapshot {
     let mut definition = json!({"cmd": "sleep 100", "portDefinitions": [{"port": 10000}]});
     definition["labels"] = labels;
-    let id = AppId::parse("/web").expect("an app id");
-    let app = App::from_json(
-        id.clone(),
-        Timestamp::from_millis(1),
-        definition.as_object().expect("an object"),
-    )
-    .expect("a valid app");
-    let agent = Agent {
-        info: AgentInfo {
-            id: AgentId(AGENT.into()),
-            hostname: "agent0".into(),
-            address: "127.0.0.1:5051".into(),
-            resources: Resources::default(),
-            attributes: Attributes::new(),
-            role: "*".into(),
-            containerizers: vec!["mesos".into()],
-        },
-        registered_at: Timestamp::from_millis(1),
-        reachability: Reachability::Reachable,
-        last_update_seq: 0,
-        desired_index: 0,
-    };
+    let agent = testing::agent(AGENT0, "agent0", "127.0.0.1:5051", true);
     let task = Task {
-        id: TaskId::new(&id, "a", 1),
-        app_id: id.clone(),
-        agent_id: AgentId(AGENT.into()),
         host: "agent0".into(),
-        ports: vec![31000],
-        version: Timestamp::from_millis(1),
-        state: TaskState::Running,
-        goal: Goal::Running,
-        staged_at: Timestamp::from_millis(1),
-        started_at: None,
-        updated_at: Timestamp::from_millis(1),
-        message: String::new(),
-        reason: None,
         ip_addresses: vec!["127.0.0.1".into()],
-        health: Vec::new(),
+        ..testing::task("/web", "a", AGENT0, &[31000])
     };
     Snapshot {
         applied_index: index,
-        apps: [(id, Arc::new(app))].into_iter().collect(),
-        agents: [(agent.info.id.clone(), Arc::new(agent))]
-            .into_iter()
-            .collect(),
-        tasks: [(task.id.clone(), Arc::new(task))].into_iter().collect(),
-        leader: None,
-        masters: Vec::new(),
+        ..testing::snapshot_of([agent], [testing::app("/web", definition)], [task])
     }
 }
 
