@@ -1,26 +1,35 @@
 //! Provisioning: `orch up`, `orch status` and `orch destroy` create, inspect and remove a
-//! whole cluster from an infra file (`infra/*.yaml`).
+//! whole cluster from an infra file (`infra/*.yaml`). The binary's CLI parses flags and the
+//! environment (`ORCH_FAIL_AT` included) and hands this crate plain values.
 //!
-//! The local provider runs every master and agent as a process of this machine, with data,
-//! logs, pid files and a state file in `.orch/<cluster>/`. The other providers give each node
-//! a machine of its own and share one step list ([`remote`], [`steps`]): the [`docker`]
-//! provider as containers of the local Docker engine, the [`ssh`] provider on existing hosts,
-//! the [`digital_ocean`] provider on droplets it creates (then driven over SSH).
+//! Four providers. The local provider runs every master and agent as a process of this
+//! machine, with data, logs, pid files and the state file in `.orch/<cluster>/`. The others
+//! give each node a machine of its own and share one step list ([`remote`], [`steps`]): the
+//! [`docker`] provider as containers of the local Docker engine, the [`ssh`] provider on
+//! existing hosts, the [`digital_ocean`] provider on droplets it creates (then driven over
+//! SSH).
 //!
-//! - [`infra`], [`provider_config`]: the typed, validated infra file, its per-provider
-//!   sections, and its gitops entries as [`RepoConfig`](orch_core::model::RepoConfig)s;
-//! - local provider: [`layout`] (pure port planning, each process's dirs and command line),
-//!   [`record`] (its state file), [`procs`] (`/proc`: is a recorded process still ours),
-//!   [`containers`] (remove a local cluster's task containers), [`local`] (prepare, start,
-//!   wait until ready, stop);
-//! - other providers: [`cluster_spec`] (pure: machines wanted, each node's command line),
-//!   [`state_file`] (`state.json`), [`steps`] (the step list, progress, failure injection),
-//!   [`provider`] (the trait each provider implements), [`remote`] (the shared flow),
-//!   [`templates`] (rendering `templates/`);
-//! - [`cluster_api`]: the API calls made to the cluster (leader, agents, gitops).
+//! Modules, by job:
+//! - the infra file: [`infra`] (typed and validated, split by section: its error type, the
+//!   `dns:`/`lb:`, `gitops:` and per-provider sections; the gitops entries become
+//!   [`RepoConfig`](orch_core::model::RepoConfig)s);
+//! - shared by every provider: [`node_command`] (the one builder of `orch master`/`orch
+//!   agent` command lines), [`state_file`] (the one reader and writer of
+//!   `.orch/<cluster>/state.json`, one error type), [`cluster_api`] (the calls made to a
+//!   cluster's HTTP API: leader, agents, gitops);
+//! - the local provider: [`layout`] (pure port planning, each process's dirs, log and pid
+//!   files), [`procs`] (`/proc`: is a recorded process still ours, which processes are the
+//!   cluster's tasks), [`containers`] (remove a local cluster's task containers), [`local`]
+//!   (prepare, start and wait, stop);
+//! - machines of their own: [`cluster_spec`] (pure: the machines wanted, each node's spec),
+//!   [`provider`] (the trait each of docker, ssh and digital_ocean implements), [`remote`]
+//!   (the shared flow), [`steps`] (the step list, progress lines, failure injection with a
+//!   [`steps::FailAt`]), [`templates`] (rendering `templates/`), and one module per provider.
 //!
-//! May depend on: model, driver (executor pid files, Docker labels). Never master, api,
-//! state, raft, agent or cli: provisioning talks to a cluster only through its HTTP API.
+//! May depend on: orch-core (model, errors), orch-driver (executor pid files, Docker labels
+//! and engine calls), orch-fs (atomic writes); nothing else of the workspace. Never master,
+//! api, state, raft, agent or the CLI: provisioning talks to a cluster only through its HTTP
+//! API.
 
 pub mod cluster_api;
 pub mod cluster_spec;

@@ -1,0 +1,221 @@
+//! The ssh provider's work across hosts: what `orch up --plan` would do on each, uploading
+//! the binary and rendering the services on every host at once.
+//!
+//! May depend on: provision::{cluster_spec, provider, steps, ssh::{node, session}}.
+
+use super::*;
+
+impl SshProvider {
+    /// The plan's lines (see [`Provider::plan`]).
+    pub(super) async fn plan_lines(
+        &mut self,
+        wanted: &[WantedMachine],
+    ) -> Result<Vec<String>, ProviderError> {
+        let sha = self.local_sha().await?;
+        let mut lines = Vec::new();
+        for machine in wanted {
+            let host = self.known(&machine.name)?.clone();
+            let name = &host.name;
+            let connection = match self.connection(name).await {
+                Ok(connection) => connection,
+                Err(error) => {
+                    lines.push(format!(
+                        "reach {name} over SSH ({}:{}): not now: {}",
+                        host.address,
+                        host.port,
+                        orch_core::errors::chain(&error)
+                    ));
+                    continue;
+                }
+            };
+            let failed = |e: SshError| ProviderError::failed(format!("inspecting {name}"), e);
+            let kind = self.kind(&host, &connection).await.map_err(failed)?;
+            let layout = self.layout(&host);
+            let out = connection
+                .run_ok(
+                    "inspecting the install dir",
+                    &node::inspect_script(&layout, kind),
+                )
+                .await
+                .map_err(failed)?;
+            let marker = node::field(&out, "marker").unwrap_or("");
+            if !marker.is_empty() && marker != self.cluster {
+                lines.push(format!(
+                    "{name}: {} belongs to cluster {marker}: `orch up` would refuse it",
+                    layout.dir
+                ));
+                continue;
+            }
+            let remote_sha = node::field(&out, "sha").unwrap_or("");
+            if remote_sha.is_empty() {
+                lines.push(format!("upload orch to {name} (not installed)"));
+            } else if remote_sha != sha {
+                lines.push(format!("upload orch to {name} (binary differs)"));
+            } else {
+                lines.push(format!("{name}: orch binary up to date"));
+            }
+            lines.push(format!(
+                "render the service of {name} ({}; rendered once the cluster's addresses are known)",
+                match kind {
+                    ServiceKind::Systemd => "systemd unit",
+                    ServiceKind::Supervised => "supervisor script, no systemd",
+                }
+            ));
+            let alive = node::field(&out, "alive") == Some("1");
+            let started = node::field(&out, "started").filter(|s| !s.is_empty());
+            let current = node::field(&out, "current").unwrap_or("");
+            let binary_changes = remote_sha != sha;
+            let action = if binary_changes && alive {
+                Action::Restart
+            } else {
+                node::decide(alive, started, current)
+            };
+            lines.push(match action {
+                Action::Start => format!("start {name} (not running)"),
+                Action::Restart => format!("restart {name} (binary or service changed)"),
+                Action::Nothing => format!(
+                    "{name}: running as specified (unless the infra file changed its flags)"
+                ),
+            });
+        }
+        Ok(lines)
+    }
+
+    pub(super) async fn upload_all(
+        &mut self,
+        machines: &[Machine],
+        progress: &Progress,
+    ) -> Result<(), ProviderError> {
+        progress.step(Step::Upload)?;
+        let sha = self.local_sha().await?;
+        let hosts = self
+            .connections_for(machines.iter().map(|m| m.name.as_str()))
+            .await?;
+        let binary = self.binary.clone();
+        let jobs = hosts.into_iter().map(|(host, connection)| {
+            let layout = self.layout(&host);
+            let (sha, binary) = (sha.clone(), binary.clone());
+            async move {
+                progress.enter(Step::Upload, &host.name)?;
+                let on = |e: SshError| ProviderError::on_machine(Step::Upload, &host.name, e);
+                let out = connection
+                    .run(&node::prepare_script(&layout))
+                    .await
+                    .map_err(on)?;
+                if out.status == node::FOREIGN_EXIT {
+                    return Err(on(SshError::ForeignInstallDir {
+                        host: host.name.clone(),
+                        dir: layout.dir.clone(),
+                        owner: node::field(&out.stdout, "foreign").unwrap_or("").to_owned(),
+                    }));
+                }
+                if out.status != 0 {
+                    return Err(on(SshError::Command {
+                        host: host.name.clone(),
+                        what: format!("preparing {}", layout.dir),
+                        status: out.status,
+                        output: format!("{}{}", out.stdout, out.stderr).trim().to_owned(),
+                    }));
+                }
+                if node::field(&out.stdout, "sha") == Some(sha.as_str()) {
+                    progress.machine(
+                        &host.name,
+                        format!("orch is up to date (sha256 {})", &sha[..12]),
+                    );
+                    return Ok(());
+                }
+                let begin = Instant::now();
+                let temp = if host.sudo {
+                    format!("/tmp/.orch-upload-{}-{}", layout.cluster, host.name)
+                } else {
+                    layout.upload_temp()
+                };
+                let sent = connection.upload(&binary, &temp).await.map_err(on)?;
+                let out = connection
+                    .run_ok(
+                        "installing the binary",
+                        &node::install_binary_script(&layout, &temp),
+                    )
+                    .await
+                    .map_err(on)?;
+                let found = node::field(&out, "sha").unwrap_or("");
+                if found != sha {
+                    return Err(on(SshError::UploadMismatch {
+                        host: host.name.clone(),
+                        wanted: sha.clone(),
+                        found: found.to_owned(),
+                    }));
+                }
+                let seconds = begin.elapsed().as_secs_f64();
+                progress.machine(
+                    &host.name,
+                    format!(
+                        "uploaded orch ({:.1} MB) in {seconds:.1}s ({:.0} MB/s)",
+                        sent as f64 / 1e6,
+                        sent as f64 / 1e6 / seconds.max(0.001)
+                    ),
+                );
+                Ok(())
+            }
+        });
+        first_error(futures::future::join_all(jobs).await)?;
+        Ok(())
+    }
+
+    pub(super) async fn render_all(
+        &mut self,
+        machines: &[Machine],
+        nodes: &[NodeSpec],
+        progress: &Progress,
+    ) -> Result<(), ProviderError> {
+        progress.step(Step::Render)?;
+        let hosts = self
+            .connections_for(machines.iter().map(|m| m.name.as_str()))
+            .await?;
+        let mut jobs = Vec::new();
+        for (host, connection) in hosts {
+            let kind = self
+                .kind(&host, &connection)
+                .await
+                .map_err(|e| ProviderError::on_machine(Step::Render, &host.name, e))?;
+            let layout = self.layout(&host);
+            let spec = nodes.iter().find(|n| n.name == host.name).cloned();
+            jobs.push(async move {
+                progress.enter(Step::Render, &host.name)?;
+                let on = |e: SshError| ProviderError::on_machine(Step::Render, &host.name, e);
+                let Some(spec) = spec else {
+                    return Ok(());
+                };
+                let content =
+                    node::render_service(&layout, &spec, kind).map_err(|e| on(e.into()))?;
+                let path = layout.service_path(kind);
+                let (mode, unit) = match kind {
+                    ServiceKind::Systemd => ("644", true),
+                    ServiceKind::Supervised => ("755", false),
+                };
+                let out = connection
+                    .run_ok(
+                        "writing the service file",
+                        &node::write_file_script(&path, &content, mode, unit),
+                    )
+                    .await
+                    .map_err(on)?;
+                let what = match kind {
+                    ServiceKind::Systemd => "systemd unit",
+                    ServiceKind::Supervised => "supervisor script (no systemd)",
+                };
+                progress.machine(
+                    &host.name,
+                    if out.trim() == "unchanged" {
+                        format!("{what} {path} unchanged")
+                    } else {
+                        format!("wrote {what} {path}")
+                    },
+                );
+                Ok(())
+            });
+        }
+        first_error(futures::future::join_all(jobs).await)?;
+        Ok(())
+    }
+}
