@@ -91,7 +91,7 @@ impl ProcInfo {
 
 /// Every live process but this one.
 pub fn all() -> Vec<ProcInfo> {
-    let me = std::process::id() as i32;
+    let me = i32::try_from(std::process::id()).unwrap_or(i32::MAX);
     let Ok(entries) = std::fs::read_dir("/proc") else {
         return Vec::new();
     };
@@ -273,7 +273,7 @@ mod tests {
 
     #[test]
     fn this_process_reads_as_itself() {
-        let me = ProcInfo::read(std::process::id() as i32).expect("/proc/self");
+        let me = ProcInfo::read(i32::try_from(std::process::id()).expect("pid")).expect("/proc/self");
         assert!(!me.cmdline.is_empty());
         assert!(me.cwd.is_some());
         let id = identity(std::process::id()).expect("identity");

@@ -550,7 +550,7 @@ mod tests {
             .arg(prepare_script(&other))
             .output()
             .expect("run sh");
-        assert_eq!(out.status.code(), Some(FOREIGN_EXIT as i32));
+        assert_eq!(out.status.code(), i32::try_from(FOREIGN_EXIT).ok());
         assert_eq!(run(destroy_script(&other)), "foreign=demo");
         assert_eq!(run(destroy_script(&layout)), "removed");
         assert!(!std::path::Path::new(&layout.dir).exists());
