@@ -273,7 +273,8 @@ mod tests {
 
     #[test]
     fn this_process_reads_as_itself() {
-        let me = ProcInfo::read(i32::try_from(std::process::id()).expect("pid")).expect("/proc/self");
+        let me =
+            ProcInfo::read(i32::try_from(std::process::id()).expect("pid")).expect("/proc/self");
         assert!(!me.cmdline.is_empty());
         assert!(me.cwd.is_some());
         let id = identity(std::process::id()).expect("identity");
