@@ -135,7 +135,7 @@ fn file_info(path: &Path, meta: &std::fs::Metadata) -> FileInfo {
         path: path.display().to_string(),
         size: meta.len(),
         mode,
-        mtime: meta.mtime() as f64 + f64::from(meta.mtime_nsec() as u32) / 1e9,
+        mtime: meta.mtime() as f64 + meta.mtime_nsec() as f64 / 1e9,
         nlink: meta.nlink(),
         uid,
         gid,
@@ -432,7 +432,11 @@ mod tests {
             Err(FilesError::Forbidden(_))
         ));
         let big = s.root.join("task-1/big");
-        std::fs::write(&big, vec![b'x'; (MAX_READ as usize) * 2]).expect("write");
+        std::fs::write(
+            &big,
+            vec![b'x'; usize::try_from(MAX_READ).expect("fits") * 2],
+        )
+        .expect("write");
         let capped = read(&roots, "task-1/big", 0, Some(i64::MAX)).expect("capped");
         assert_eq!(capped.data.len() as u64, MAX_READ);
     }

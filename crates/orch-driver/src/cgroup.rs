@@ -118,7 +118,10 @@ impl Cgroups {
     /// The group a task with these resources gets (nothing is created yet).
     pub fn plan(&self, name: &str, mem_mib: f64, cpus: f64) -> CgroupPlan {
         let memory_bytes = if mem_mib > 0.0 {
-            (mem_mib * 1024.0 * 1024.0) as u64
+            // Float-to-int `as` saturates: an absurd size becomes u64::MAX, never wraps.
+            #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+            let bytes = (mem_mib * 1024.0 * 1024.0) as u64;
+            bytes
         } else {
             0
         };
@@ -152,6 +155,8 @@ fn write(dir: &Path, file: &str, value: &str) -> io::Result<()> {
 impl CgroupPlan {
     /// Creates the groups and sets the limits (idempotent).
     pub fn create(&self) -> io::Result<()> {
+        // Float-to-int `as` saturates (and is at least 1000 here): nothing wraps.
+        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
         let quota = (self.cpus * CFS_PERIOD_US as f64).round().max(1000.0) as u64;
         match self.version {
             CgroupVersion::V2 => {
@@ -184,6 +189,8 @@ impl CgroupPlan {
                 if let Some(cpu) = &self.cpu_dir {
                     create(cpu)?;
                     if self.cpus > 0.0 {
+                        // Float-to-int `as` saturates: nothing wraps.
+                        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
                         let shares = ((self.cpus * 1024.0) as u64).max(2);
                         write(cpu, "cpu.shares", &shares.to_string())?;
                         write(cpu, "cpu.cfs_period_us", &CFS_PERIOD_US.to_string())?;

@@ -240,7 +240,7 @@ pub fn run(sandbox: &Path) -> Result<(), ExecutorError> {
     let _ = nix::unistd::setsid();
     let files = StateFiles::new(sandbox);
     let launch: LaunchFile = read_json(&files.launch())?;
-    if let Some(me) = ProcId::of(std::process::id() as i32) {
+    if let Some(me) = i32::try_from(std::process::id()).ok().and_then(ProcId::of) {
         me.write(&files.executor_pid())?;
     }
     tracing::info!(task.id = %launch.task_id, "executor started");
@@ -323,6 +323,8 @@ fn run_task(sandbox: &Path, files: &StateFiles, launch: &LaunchFile) -> ExitReco
         Ok(child) => child,
         Err(e) => return start_failure(format!("Failed to launch the task: {e}")),
     };
+    // Linux pids are at most pid_max (2^22): they fit an i32.
+    #[allow(clippy::cast_possible_wrap)]
     let pid = child.id() as i32;
     let identity = ProcId::of(pid).unwrap_or(ProcId { pid, start_time: 0 });
     if let Err(e) = identity.write(&files.task_pid()) {
@@ -445,7 +447,8 @@ mod tests {
 
     #[test]
     fn own_process_identity_is_alive_and_survives_a_round_trip() {
-        let me = ProcId::of(std::process::id() as i32).expect("files in a temp dir");
+        let me = ProcId::of(i32::try_from(std::process::id()).expect("pid fits"))
+            .expect("files in a temp dir");
         assert!(me.alive());
         let dir = tempfile::tempdir().expect("temp dir");
         let path = dir.path().join("pid");

@@ -161,7 +161,8 @@ impl ProcessDriver {
                     self.executable.display()
                 ),
             })?;
-        if let Some(identity) = child.id().and_then(|pid| ProcId::of(pid as i32)) {
+        let pid = child.id().and_then(|pid| i32::try_from(pid).ok());
+        if let Some(identity) = pid.and_then(ProcId::of) {
             // The executor writes this too; writing it here closes the window before it does.
             identity.write(&files.executor_pid()).map_err(state_error)?;
         }

@@ -166,11 +166,15 @@ pub fn container_config(launch: &Launch, agent: &str) -> Result<ContainerCreateB
         let mode = if volume.read_only { ":ro" } else { ":rw" };
         binds.push(format!("{source}:{}{mode}", volume.container_path));
     }
+    // Float-to-int `as` saturates: absurd sizes become i64::MAX, never wrap.
+    #[allow(clippy::cast_possible_truncation)]
     let memory = (spec.mem > 0.0).then_some((spec.mem * 1024.0 * 1024.0) as i64);
+    #[allow(clippy::cast_possible_truncation)]
+    let cpu_shares = (spec.cpus > 0.0).then(|| ((spec.cpus * 1024.0) as i64).max(2));
     let mut host = HostConfig {
         binds: Some(binds),
         privileged: Some(docker.privileged),
-        cpu_shares: (spec.cpus > 0.0).then(|| ((spec.cpus * 1024.0) as i64).max(2)),
+        cpu_shares,
         memory,
         memory_swap: memory,
         ..HostConfig::default()
