@@ -26,7 +26,8 @@
 //! [`NotLeader`]: orch_core::protocol::NotLeader
 //! [`HealthReport`]: orch_core::protocol::HealthReport
 //!
-//! May depend on: protocol, driver, model, config, orch-probe.
+//! May depend on: orch-core (protocol, model), orch-driver, orch-fs (durable files),
+//! orch-probe (HTTP(S) health checks). Never the master, its API, the replicated state or Raft.
 
 mod config;
 mod diff;

@@ -5,7 +5,8 @@
 //! the local engine) and `mock` (scripted, for tests and simulations). The agent picks a
 //! driver per task and talks to it only through this trait.
 //!
-//! May depend on: protocol, model.
+//! May depend on: orch-core (protocol, model), orch-fs (executor state files), bollard, nix,
+//! tokio. Never the agent above it.
 
 pub mod cgroup;
 pub mod docker;
