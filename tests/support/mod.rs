@@ -24,7 +24,6 @@ mod lb;
 mod master;
 mod process;
 
-pub use cluster::*;
-pub use http::*;
-pub use master::*;
-pub use process::*;
+// Each test crate uses a part of the harness: the rest of these re-exports is unused there.
+#[allow(unused_imports)]
+pub use {cluster::*, dns::*, docker::*, events::*, git::*, http::*, lb::*, master::*, process::*};
