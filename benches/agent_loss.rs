@@ -24,7 +24,7 @@ fn main() {
     if !common::invoked_as_bench("agent_loss") {
         return;
     }
-    let rounds = common::env_or("ORCH_BENCH_ROUNDS", 10) as usize;
+    let rounds = common::env_count("ORCH_BENCH_ROUNDS", 10);
     common::runtime().block_on(async {
         let mut c = Cluster::start(1, &[]);
         c.wait_for_leader(Duration::from_secs(30)).await;

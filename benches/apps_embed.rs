@@ -31,7 +31,7 @@ fn main() {
         return;
     }
     let apps = common::env_or("ORCH_BENCH_APPS", 1000);
-    let requests = common::env_or("ORCH_BENCH_REQUESTS", 200) as usize;
+    let requests = common::env_count("ORCH_BENCH_REQUESTS", 200);
     let wait = common::env_or("ORCH_BENCH_WAIT_SECS", 300);
     common::runtime().block_on(async {
         let mut c = Cluster::start(1, &[]);

@@ -31,7 +31,7 @@ fn main() {
     if !common::invoked_as_bench("dns") {
         return;
     }
-    let rounds = common::env_or("ORCH_BENCH_ROUNDS", 50) as usize;
+    let rounds = common::env_count("ORCH_BENCH_ROUNDS", 50);
     let seconds = common::env_or("ORCH_BENCH_SECONDS", 10);
     common::runtime().block_on(async {
         propagation(rounds).await;
@@ -78,7 +78,8 @@ async fn propagation(rounds: usize) {
                 true
             })
             .await;
-        let port = running.data["ports"][0].as_u64().expect("a port") as u16;
+        let port =
+            u16::try_from(running.data["ports"][0].as_u64().expect("a port")).expect("a port");
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             if srv_ports(server, "_web-bench._tcp.marathon.mesos").contains(&port) {
@@ -328,6 +329,8 @@ fn dnsperf(server: SocketAddr, queries: &Path, seconds: u64) -> Perf {
     Perf {
         queries_per_second: field("Queries per second:"),
         average_latency_ms: field("Average Latency (s):") * 1000.0,
+        // A count dnsperf printed: whole and not negative.
+        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
         lost: field("Queries lost:") as u64,
     }
 }

@@ -22,7 +22,7 @@ fn main() {
     if !common::invoked_as_bench("failover") {
         return;
     }
-    let rounds = common::env_or("ORCH_BENCH_ROUNDS", 20) as usize;
+    let rounds = common::env_count("ORCH_BENCH_ROUNDS", 20);
     let systems = std::env::var("ORCH_BENCH_SYSTEMS").unwrap_or_else(|_| "orch,etcd".into());
     common::runtime().block_on(async {
         if systems.split(',').any(|s| s == "orch") {

@@ -29,7 +29,7 @@ fn main() {
     if !common::invoked_as_bench("gitops") {
         return;
     }
-    let rounds = common::env_or("ORCH_BENCH_ROUNDS", 20) as usize;
+    let rounds = common::env_count("ORCH_BENCH_ROUNDS", 20);
     common::runtime().block_on(async {
         let mut c = Cluster::start(1, &[]);
         c.wait_for_leader(Duration::from_secs(30)).await;

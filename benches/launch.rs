@@ -31,7 +31,7 @@ fn main() {
     if !common::invoked_as_bench("launch") {
         return;
     }
-    let launches = common::env_or("ORCH_BENCH_LAUNCHES", 200) as usize;
+    let launches = common::env_count("ORCH_BENCH_LAUNCHES", 200);
     let bare = bare_spawns(launches);
     common::runtime().block_on(async {
         let mut c = Cluster::start(1, &[]);

@@ -35,7 +35,7 @@ fn main() {
         return;
     }
     let seconds = common::env_or("ORCH_BENCH_SECONDS", 15);
-    let rounds = common::env_or("ORCH_BENCH_ROUNDS", 20) as usize;
+    let rounds = common::env_count("ORCH_BENCH_ROUNDS", 20);
     common::runtime().block_on(async {
         let cluster = start_cluster().await;
         throughput(&cluster, seconds).await;

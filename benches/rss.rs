@@ -20,7 +20,7 @@ fn main() {
     if !common::invoked_as_bench("rss") {
         return;
     }
-    let apps = common::env_or("ORCH_BENCH_APPS", 10_000) as usize;
+    let apps = common::env_count("ORCH_BENCH_APPS", 10_000);
     common::runtime().block_on(async {
         let mut c = Cluster::start(1, &[]);
         c.wait_for_leader(Duration::from_secs(30)).await;

@@ -103,8 +103,8 @@ fn main() {
     if !common::invoked_as_bench("scheduler") {
         return;
     }
-    let agent_count = common::env_or("ORCH_BENCH_AGENTS", 10_000) as usize;
-    let total = common::env_or("ORCH_BENCH_INSTANCES", 1_000_000) as u32;
+    let agent_count = common::env_count("ORCH_BENCH_AGENTS", 10_000);
+    let total = u32::try_from(common::env_or("ORCH_BENCH_INSTANCES", 1_000_000)).expect("a count");
     let agents = agents(agent_count);
     let requests = requests(total);
     let wanted: u64 = requests.iter().map(|r| u64::from(r.count)).sum();

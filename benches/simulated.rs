@@ -39,7 +39,7 @@ fn main() {
             "--resources",
             RESOURCES,
         ]);
-        c.wait_for_agents(0, agents as usize, Duration::from_secs(60))
+        c.wait_for_agents(0, usize::try_from(agents).expect("a count"), Duration::from_secs(60))
             .await;
         let master = c.url(0);
         let app = json!({

@@ -27,7 +27,7 @@ fn main() {
     if !common::invoked_as_bench("up") {
         return;
     }
-    let rounds = common::env_or("ORCH_BENCH_ROUNDS", 3) as usize;
+    let rounds = common::env_count("ORCH_BENCH_ROUNDS", 3);
     let dir = tempfile::tempdir().expect("tempdir");
     println!("orch up wall time, 3 masters + 3 agents, {rounds} rounds each");
     let docker = "cluster: bench-up-docker\nprovider: docker\nmasters: 3\nagents: 3\n\

@@ -26,7 +26,7 @@ fn main() {
         return;
     }
     let secs = common::env_or("ORCH_BENCH_SECS", 10);
-    let clients = common::env_or("ORCH_BENCH_CLIENTS", 64) as usize;
+    let clients = common::env_count("ORCH_BENCH_CLIENTS", 64);
     common::runtime().block_on(async {
         let mut c = Cluster::start(3, &[]);
         let leader = c.wait_for_leader(Duration::from_secs(30)).await;

@@ -109,8 +109,12 @@ async fn restart_within_bounds(min_health: f64, max_over: f64) {
     let first = app_version(&cluster, leader, "roll").await;
     wait_settled(&cluster, leader, "roll", 4, &first, Duration::from_secs(20)).await;
 
-    let min_healthy = (4.0 * min_health).ceil() as usize;
-    let mut max_capacity = (4.0 * (1.0 + max_over)).floor() as usize;
+    // Marathon's bounds for 4 instances: small whole numbers, exact in f64.
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+    let (min_healthy, mut max_capacity) = (
+        (4.0 * min_health).ceil() as usize,
+        (4.0 * (1.0 + max_over)).floor() as usize,
+    );
     if min_healthy == max_capacity {
         max_capacity += 1;
     }

@@ -932,7 +932,7 @@ fn kill_once(dir: &Path) -> usize {
         else {
             continue;
         };
-        if pid as u32 == std::process::id() {
+        if u32::try_from(pid).is_ok_and(|pid| pid == std::process::id()) {
             continue;
         }
         let cwd = std::fs::read_link(entry.path().join("cwd"))
