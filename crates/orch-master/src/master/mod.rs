@@ -15,6 +15,8 @@ mod metrics;
 mod placement;
 mod readiness;
 mod reconcile;
+#[cfg(test)]
+mod reconcile_tests;
 mod snapshots;
 mod task_spec;
 
