@@ -83,8 +83,8 @@ pub async fn up(loaded: &Loaded, flags: &RemoteFlags) -> anyhow::Result<()> {
             provider.name(),
             loaded.shown
         );
-        for line in remote::plan(provider.as_mut(), &request).await? {
-            say!("  {line}");
+        for action in remote::plan(provider.as_mut(), &request).await?.actions {
+            say!("  {action}");
         }
         return Ok(());
     }

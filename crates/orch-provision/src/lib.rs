@@ -16,7 +16,9 @@
 //! - shared by every provider: [`node_command`] (the one builder of `orch master`/`orch
 //!   agent` command lines), [`state_file`] (the one reader and writer of
 //!   `.orch/<cluster>/state.json`, one error type), [`cluster_api`] (the calls made to a
-//!   cluster's HTTP API: leader, agents, gitops);
+//!   cluster's HTTP API: leader, agents, gitops), [`plan`] (what `orch up` would change, as
+//!   typed actions whose lines `orch up --plan` prints and whose decisions the steps carry
+//!   out);
 //! - the local provider: [`layout`] (pure port planning, each process's dirs, log and pid
 //!   files), [`procs`] (`/proc`: is a recorded process still ours, which processes are the
 //!   cluster's tasks), [`containers`] (remove a local cluster's task containers), [`local`]
@@ -40,6 +42,7 @@ pub mod infra;
 pub mod layout;
 pub mod local;
 pub mod node_command;
+pub mod plan;
 pub mod procs;
 pub mod provider;
 pub mod remote;

@@ -6,10 +6,11 @@
 //! machine itself) before it changes anything, so a re-run after a crash or a failure
 //! converges instead of duplicating.
 //!
-//! May depend on: provision::{cluster_spec, state_file, steps}. The implementations live in
+//! May depend on: provision::{cluster_spec, plan, state_file, steps}. The implementations live in
 //! provision::{docker, ssh, digital_ocean}.
 
 use super::cluster_spec::{Machine, MachineRole, NodeSpec, WantedMachine};
+use super::plan::Plan;
 use super::state_file::{State, StateError, StateFile};
 use super::steps::{FailAt, Injected, Progress};
 
@@ -116,14 +117,15 @@ pub trait Provider: Send {
     fn name(&self) -> &'static str;
 
     /// What `orch up` would change, found without changing anything (`orch up --plan`):
-    /// one line per action, e.g. `create droplet demo-master-2 (nyc3, s-2vcpu-4gb)`,
-    /// `upload orch to agent-1 (binary differs)`, `start master-3 (stopped)`; and lines
-    /// saying what is already as wanted.
+    /// one [`Action`](super::plan::Action) per decision, e.g. create droplet
+    /// `demo-master-2`, upload orch to `agent-1` (binary differs), start `master-3` (not
+    /// running); and those saying what is already as wanted. The executing steps take
+    /// their decisions from the same functions that make these actions.
     async fn plan(
         &mut self,
         wanted: &[WantedMachine],
         state: &State,
-    ) -> Result<Vec<String>, ProviderError>;
+    ) -> Result<Plan, ProviderError>;
 
     /// Step machines: finds the machines of `wanted` (in the state, by tag or label) and
     /// creates the missing ones, recording each in `state` (saved) as soon as it exists.

@@ -4,12 +4,13 @@
 //! the agents, gitops, endpoints). Every step is idempotent and the state file is written as
 //! things come to exist, so a re-run converges and a destroy finds everything.
 //!
-//! May depend on: provision::{cluster_api, cluster_spec, infra, provider, state_file, steps},
+//! May depend on: provision::{cluster_api, cluster_spec, infra, plan, provider, state_file, steps},
 //! model (RepoConfig).
 
 use super::cluster_api::{ClusterApi, ClusterApiError};
 use super::cluster_spec::{self, endpoint_lines, master_addresses, Machine};
 use super::infra::Infra;
+use super::plan::{Action, Plan};
 use super::provider::{Change, MachineStatus, Provider, ProviderError};
 use super::state_file::{State, StateError, StateFile};
 use super::steps::{Progress, Step};
@@ -129,11 +130,8 @@ fn open_state(
     Ok(file)
 }
 
-/// `orch up --plan`: the provider's list of actions, nothing changed.
-pub async fn plan(
-    provider: &mut dyn Provider,
-    request: &UpRequest,
-) -> Result<Vec<String>, RemoteError> {
+/// `orch up --plan`: the provider's actions, then the gitops registration; nothing changed.
+pub async fn plan(provider: &mut dyn Provider, request: &UpRequest) -> Result<Plan, RemoteError> {
     let wanted = cluster_spec::wanted_machines(&request.infra);
     let state = match super::state_file::load(&request.dir)? {
         Some(state) if state.provider != provider.name() => {
@@ -150,19 +148,17 @@ pub async fn plan(
             ..State::default()
         },
     };
-    let mut lines = provider.plan(&wanted, &state).await?;
+    let mut plan = provider.plan(&wanted, &state).await?;
     if !request.repos.is_empty() {
-        lines.push(format!(
-            "register gitops repo(s) {}",
-            request
+        plan.push(Action::RegisterRepos {
+            repos: request
                 .repos
                 .iter()
                 .map(RepoConfig::effective_name)
-                .collect::<Vec<_>>()
-                .join(", ")
-        ));
+                .collect(),
+        });
     }
-    Ok(lines)
+    Ok(plan)
 }
 
 /// `orch up`: every step in order, converging on what exists.

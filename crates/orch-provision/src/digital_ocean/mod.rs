@@ -30,6 +30,7 @@ use self::droplets::{cluster_tag, droplet_name, Droplet};
 use super::cluster_spec::{Machine, NodeSpec, WantedMachine};
 use super::infra::DigitalOceanEntry;
 use super::infra::Infra;
+use super::plan::{Action, Plan};
 use super::provider::{Change, MachineStatus, Provider, ProviderError, ProviderOptions};
 use super::ssh::{resolve_path, Identity, SshHost, SshProvider};
 use super::state_file::{State, StateFile};
@@ -340,58 +341,58 @@ impl Provider for DigitalOceanProvider {
         &mut self,
         wanted: &[WantedMachine],
         _state: &State,
-    ) -> Result<Vec<String>, ProviderError> {
+    ) -> Result<Plan, ProviderError> {
         let entry = self.entry().clone();
         let listed = self.listed().await?;
-        let mut lines = Vec::new();
+        let mut plan = Plan::new();
         let mut missing = Vec::new();
         for machine in wanted {
             let name = droplet_name(self.cluster(), &machine.name);
             match listed.get(&name) {
-                Some(d) => lines.push(format!(
-                    "droplet {name} exists (id {}, {}{})",
-                    d.id,
-                    d.status,
-                    d.public_ipv4
-                        .map(|ip| format!(", {ip}"))
-                        .unwrap_or_default()
-                )),
+                Some(d) => plan.push(Action::DropletExists {
+                    droplet: name,
+                    id: d.id,
+                    status: d.status.clone(),
+                    ip: d.public_ipv4.map(IpAddr::V4),
+                }),
                 None => {
-                    lines.push(format!(
-                        "create droplet {name} ({}, {}, {})",
-                        entry.region, entry.size, entry.image
-                    ));
+                    plan.push(Action::CreateDroplet {
+                        droplet: name,
+                        region: entry.region.clone(),
+                        size: entry.size.clone(),
+                        image: entry.image.clone(),
+                    });
                     missing.push(machine.clone());
                 }
             }
         }
         if !missing.is_empty() {
-            lines.push(format!(
-                "{} droplet(s) to create in {} request(s) of at most {}",
-                missing.len(),
-                droplets::batches(&missing).len(),
-                droplets::BATCH
-            ));
+            plan.push(Action::CreateDropletsIn {
+                droplets: missing.len(),
+                requests: droplets::batches(&missing).len(),
+                batch: droplets::BATCH,
+            });
         }
         let name = firewall::firewall_name(self.cluster());
         match firewall::find(&self.api, self.cluster())
             .await
             .map_err(|e| ProviderError::failed("cannot list the firewalls", e))?
         {
-            Some(id) => lines.push(format!("firewall {name} exists ({id})")),
-            None => lines.push(format!(
-                "create firewall {name} for tag {} (inbound {})",
-                cluster_tag(self.cluster()),
-                firewall::open_ports(&self.infra)
+            Some(id) => plan.push(Action::FirewallExists { firewall: name, id }),
+            None => plan.push(Action::CreateFirewall {
+                firewall: name,
+                tag: cluster_tag(self.cluster()),
+                inbound: firewall::open_ports(&self.infra)
                     .iter()
                     .map(|(p, ports, _)| format!("{ports}/{p}"))
                     .collect::<Vec<_>>()
-                    .join(" ")
-            )),
+                    .join(" "),
+            }),
         }
-        lines
-            .push("install and start orch on every droplet over SSH (pinned host keys)".to_owned());
-        Ok(lines)
+        // A droplet's binary and node are decided on it by the ssh provider's steps once it
+        // exists (a new droplet has none: its upload is that of a new machine).
+        plan.push(Action::InstallOverSsh);
+        Ok(plan)
     }
 
     async fn machines(

@@ -10,6 +10,7 @@
 
 use super::{bounded, DockerError, CLUSTER_LABEL, MACHINE_LABEL, ROLE_LABEL, SPEC_LABEL};
 use crate::cluster_spec::MachineRole;
+use crate::plan::Action;
 use crate::provider::Change;
 use bollard::models::{
     ContainerCreateBody, ContainerSummary, EndpointIpamConfig, EndpointSettings, HostConfig,
@@ -141,43 +142,71 @@ pub async fn find(docker: &Docker, name: &str) -> Result<Option<Existing>, Docke
     }
 }
 
-/// What [`ensure`] would do to `existing` for a container with `hash`.
-pub fn action(existing: Option<&Existing>, hash: &str) -> Option<String> {
+/// What [`ensure`] would do to `existing` for the container `name` (address `ip`) with
+/// `hash`: the plan's action for it, which [`ensure`] then carries out.
+pub fn action(existing: Option<&Existing>, hash: &str, name: &str, ip: &str) -> Action {
+    let container = name.to_owned();
     match existing {
-        None => Some("create".to_owned()),
-        Some(e) if e.spec_hash.as_deref() != Some(hash) => {
-            Some("recreate (spec changed)".to_owned())
-        }
-        Some(e) if e.status != "running" => Some(format!("start ({})", e.status)),
-        Some(_) => None,
+        None => Action::CreateContainer {
+            container,
+            ip: ip.to_owned(),
+        },
+        Some(e) if e.spec_hash.as_deref() != Some(hash) => Action::RecreateContainer { container },
+        Some(e) if e.status != "running" => Action::StartContainer {
+            container,
+            status: e.status.clone(),
+        },
+        Some(_) => Action::ContainerUnchanged { container },
+    }
+}
+
+/// One engine call [`ensure`] makes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Call {
+    /// Remove the container (killing it).
+    Remove,
+    /// Create it.
+    Create,
+    /// Start it.
+    Start,
+}
+
+/// The engine calls that carry out a container's `action`, in order, and what they change;
+/// an action that is not a container's makes none.
+pub fn calls(action: &Action) -> (&'static [Call], Change) {
+    match action {
+        Action::CreateContainer { .. } => (&[Call::Create, Call::Start], Change::Started),
+        Action::RecreateContainer { .. } => (
+            &[Call::Remove, Call::Create, Call::Start],
+            Change::Restarted,
+        ),
+        Action::StartContainer { .. } => (&[Call::Start], Change::Started),
+        _ => (&[], Change::Unchanged),
     }
 }
 
 /// Makes `node` run as specified: creates and starts it when missing, starts it when
-/// stopped, recreates it when its spec changed.
+/// stopped, recreates it when its spec changed; the decision is [`action`]'s, the calls
+/// [`calls`]'.
 pub async fn ensure(docker: &Docker, node: &NodeContainer) -> Result<Change, DockerError> {
     let name = node.name();
-    let hash = node.spec_hash();
     let existing = find(docker, &name).await?;
-    let change = match &existing {
-        None => Change::Started,
-        Some(e) if e.spec_hash.as_deref() != Some(hash.as_str()) => {
-            remove(docker, &name).await?;
-            Change::Restarted
+    let action = action(existing.as_ref(), &node.spec_hash(), &name, &node.ip);
+    let (calls, change) = calls(&action);
+    for call in calls {
+        match call {
+            Call::Remove => remove(docker, &name).await?,
+            Call::Create => {
+                let options = CreateContainerOptionsBuilder::default().name(&name).build();
+                bounded(
+                    &format!("creating container {name}"),
+                    docker.create_container(Some(options), node.config()),
+                )
+                .await?;
+            }
+            Call::Start => start(docker, &name).await?,
         }
-        Some(e) if e.status == "running" => return Ok(Change::Unchanged),
-        Some(_) => {
-            start(docker, &name).await?;
-            return Ok(Change::Started);
-        }
-    };
-    let options = CreateContainerOptionsBuilder::default().name(&name).build();
-    bounded(
-        &format!("creating container {name}"),
-        docker.create_container(Some(options), node.config()),
-    )
-    .await?;
-    start(docker, &name).await?;
+    }
     Ok(change)
 }
 
@@ -295,19 +324,51 @@ mod tests {
             status: "running".to_owned(),
             spec_hash: Some("h1".to_owned()),
         };
-        assert_eq!(action(None, "h1").as_deref(), Some("create"));
-        assert_eq!(action(Some(&running), "h1"), None);
-        assert_eq!(
-            action(Some(&running), "h2").as_deref(),
-            Some("recreate (spec changed)")
-        );
+        let line = |e: Option<&Existing>, hash: &str| action(e, hash, "c", "10.0.0.2").to_string();
+        assert_eq!(line(None, "h1"), "create container c (10.0.0.2)");
+        assert_eq!(line(Some(&running), "h1"), "c running as specified");
+        assert_eq!(line(Some(&running), "h2"), "recreate (spec changed) c");
         let exited = Existing {
             status: "exited".to_owned(),
             ..running
         };
+        assert_eq!(line(Some(&exited), "h1"), "start (exited) c");
+    }
+
+    #[test]
+    fn ensure_makes_exactly_the_calls_of_the_action() {
+        let container = || "c".to_owned();
+        let unchanged = Action::ContainerUnchanged {
+            container: container(),
+        };
+        assert_eq!(calls(&unchanged), (&[][..], Change::Unchanged));
+        let create = Action::CreateContainer {
+            container: container(),
+            ip: "10.0.0.2".to_owned(),
+        };
         assert_eq!(
-            action(Some(&exited), "h1").as_deref(),
-            Some("start (exited)")
+            calls(&create),
+            (&[Call::Create, Call::Start][..], Change::Started)
         );
+        let recreate = Action::RecreateContainer {
+            container: container(),
+        };
+        assert_eq!(
+            calls(&recreate),
+            (
+                &[Call::Remove, Call::Create, Call::Start][..],
+                Change::Restarted
+            )
+        );
+        let start = Action::StartContainer {
+            container: container(),
+            status: "exited".to_owned(),
+        };
+        assert_eq!(calls(&start), (&[Call::Start][..], Change::Started));
+        // Not a container's action: nothing is called.
+        let other = Action::StartNode {
+            machine: container(),
+        };
+        assert_eq!(calls(&other), (&[][..], Change::Unchanged));
     }
 }

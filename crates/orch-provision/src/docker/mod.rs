@@ -20,6 +20,7 @@ mod provider;
 
 use crate::cluster_spec::{self, Machine, MachineRole, NodeSpec, WantedMachine};
 use crate::infra::Infra;
+use crate::plan::{Action, Plan};
 use crate::provider::{Change, MachineStatus, Provider, ProviderError, ProviderOptions};
 use crate::state_file::{State, StateFile};
 use crate::steps::{Progress, Step};

@@ -16,26 +16,24 @@ impl Provider for DockerProvider {
         &mut self,
         wanted: &[WantedMachine],
         _state: &State,
-    ) -> Result<Vec<String>, ProviderError> {
+    ) -> Result<Plan, ProviderError> {
         let docker = self.engine().await?;
-        let mut lines = Vec::new();
+        let mut plan = Plan::new();
         let image_state = image::state(&docker, &self.image, &self.options.binary)
             .await
             .map_err(failed("inspecting the node image"))?;
         let image_id = match &image_state {
             image::ImageState::Current(id) => {
-                lines.push(format!(
-                    "image {} is current (binary unchanged)",
-                    self.image
-                ));
+                plan.push(Action::ImageCurrent {
+                    image: self.image.clone(),
+                });
                 id.clone()
             }
             other => {
-                lines.push(format!(
-                    "build image {} ({})",
-                    self.image,
-                    other.reason().unwrap_or("missing")
-                ));
+                plan.push(Action::BuildImage {
+                    image: self.image.clone(),
+                    reason: other.reason().unwrap_or("missing").to_owned(),
+                });
                 "(to be built)".to_owned()
             }
         };
@@ -44,7 +42,10 @@ impl Provider for DockerProvider {
             .map_err(failed("inspecting the network"))?
         {
             Some((_, Some(subnet))) => {
-                lines.push(format!("network {} {subnet} exists", self.network));
+                plan.push(Action::NetworkExists {
+                    network: self.network.clone(),
+                    subnet: subnet.to_string(),
+                });
                 subnet
             }
             Some((_, None)) => {
@@ -57,7 +58,10 @@ impl Provider for DockerProvider {
                 let subnet = network::plan_subnet(&docker, self.subnet)
                     .await
                     .map_err(failed("picking a subnet"))?;
-                lines.push(format!("create network {} {subnet}", self.network));
+                plan.push(Action::CreateNetwork {
+                    network: self.network.clone(),
+                    subnet: subnet.to_string(),
+                });
                 subnet
             }
         };
@@ -78,21 +82,22 @@ impl Provider for DockerProvider {
         for (machine, node) in machines.iter().zip(&nodes) {
             let name = containers::name(self.cluster(), &machine.name);
             if !mountpoints.contains_key(&machine.name) {
-                lines.push(format!("create volume {name}"));
+                plan.push(Action::CreateVolume {
+                    volume: name.clone(),
+                });
             }
             let existing = containers::find(&docker, &name)
                 .await
                 .map_err(failed("inspecting containers"))?;
-            let hash = self.node_container(machine, node, &image_id).spec_hash();
-            lines.push(match containers::action(existing.as_ref(), &hash) {
-                Some(action) if action == "create" => {
-                    format!("create container {name} ({})", machine.ip)
-                }
-                Some(action) => format!("{action} {name}"),
-                None => format!("{name} running as specified"),
-            });
+            let container = self.node_container(machine, node, &image_id);
+            plan.push(containers::action(
+                existing.as_ref(),
+                &container.spec_hash(),
+                &name,
+                &container.ip,
+            ));
         }
-        Ok(lines)
+        Ok(plan)
     }
 
     async fn machines(

@@ -12,6 +12,7 @@
 //! May depend on: provision::{cluster_spec, infra, provider, state_file,
 //! steps, templates}.
 
+mod decide;
 mod error;
 pub mod known_hosts;
 pub mod node;
@@ -21,11 +22,12 @@ mod steps;
 
 use crate::cluster_spec::{Machine, MachineRole, NodeSpec, WantedMachine};
 use crate::infra::Infra;
+use crate::plan::{Action, Plan};
 use crate::provider::{Change, MachineStatus, Provider, ProviderError, ProviderOptions};
 use crate::state_file::{State, StateFile};
 use crate::steps::{Progress, Step};
 pub use error::SshError;
-use node::{Action, Layout, ServiceKind};
+use node::{Layout, ServiceKind};
 pub use session::Identity;
 use session::{Connection, Target};
 use std::collections::HashMap;

@@ -7,7 +7,8 @@
 //! process tasks run), `logs/node.log`, `.orch-cluster` (the marker naming the cluster),
 //! `orch-supervise.sh` with `supervisor.pid` and `node.pid` (without systemd), and `started`
 //! (the stamp the running node was started with: sha256 of the binary and of the service
-//! file). A node runs as specified when it is alive and its stamp equals the current one.
+//! file). A node runs as specified when it is alive and its stamp equals the current one
+//! (decided in [`super::decide`]).
 //!
 //! May depend on: provision::{cluster_spec, templates}. Pure.
 
@@ -169,29 +170,6 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 /// The stamp of a node: what it is (or would be) started with.
 pub fn stamp(binary_sha: &str, service: &str) -> String {
     format!("{binary_sha} {}", sha256_hex(service.as_bytes()))
-}
-
-/// What to do to make a node run as specified.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Action {
-    /// It does not run: start it.
-    Start,
-    /// It runs with another binary or service file: restart it.
-    Restart,
-    /// It runs as specified.
-    Nothing,
-}
-
-/// The action for a node that is `alive` (or not), was started with `started_with` (the
-/// stamp file, if any), and whose files now give `current`.
-pub fn decide(alive: bool, started_with: Option<&str>, current: &str) -> Action {
-    if !alive {
-        Action::Start
-    } else if started_with.map(str::trim) == Some(current.trim()) {
-        Action::Nothing
-    } else {
-        Action::Restart
-    }
 }
 
 /// The shell functions every script uses: `alive PIDFILE NEEDLE` (the process of the pid
@@ -492,26 +470,6 @@ mod tests {
             unit,
             "rendering is pure"
         );
-    }
-
-    #[test]
-    fn a_node_runs_as_specified_only_when_alive_with_the_current_stamp() {
-        let now = stamp("abc", "service v2");
-        let before = stamp("abc", "service v1");
-        assert_ne!(now, before);
-        assert_eq!(decide(false, Some(&now), &now), Action::Start);
-        assert_eq!(decide(false, None, &now), Action::Start);
-        assert_eq!(decide(true, Some(&now), &now), Action::Nothing);
-        assert_eq!(
-            decide(true, Some(&format!("{now}\n")), &now),
-            Action::Nothing
-        );
-        assert_eq!(decide(true, Some(&before), &now), Action::Restart);
-        assert_eq!(
-            decide(true, Some(&stamp("def", "service v2")), &now),
-            Action::Restart
-        );
-        assert_eq!(decide(true, None, &now), Action::Restart);
     }
 
     #[test]

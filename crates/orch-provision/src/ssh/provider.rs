@@ -15,12 +15,12 @@ impl Provider for SshProvider {
         &mut self,
         wanted: &[WantedMachine],
         _state: &State,
-    ) -> Result<Vec<String>, ProviderError> {
+    ) -> Result<Plan, ProviderError> {
         // The plan changes nothing, not even known_hosts.
         let trust_on_first_use = std::mem::replace(&mut self.trust_on_first_use, false);
-        let lines = self.plan_lines(wanted).await;
+        let plan = self.plan_hosts(wanted).await;
         self.trust_on_first_use = trust_on_first_use;
-        lines
+        plan
     }
 
     async fn machines(
@@ -93,29 +93,26 @@ impl Provider for SshProvider {
                 let alive = node::field(&out, "alive") == Some("1");
                 let started = node::field(&out, "started").filter(|s| !s.is_empty());
                 let current = node::field(&out, "current").unwrap_or("");
-                let action = node::decide(alive, started, current);
-                if action == Action::Nothing {
+                // The binary was uploaded in the upload step: it no longer changes.
+                let action = decide::start(&host.name, alive, started, current, false);
+                let Some(change) = decide::start_change(&action) else {
                     progress.machine(&host.name, "running as specified");
                     return Ok(Change::Unchanged);
-                }
+                };
                 let begin = Instant::now();
                 connection
                     .run_ok("starting the node", &node::start_script(&layout, kind))
                     .await
                     .map_err(on)?;
-                let why = match action {
-                    Action::Start => "started (it was not running)",
+                let why = match change {
+                    Change::Started => "started (it was not running)",
                     _ => "restarted (its binary or service changed)",
                 };
                 progress.machine(
                     &host.name,
                     format!("{why} in {:.1}s", begin.elapsed().as_secs_f64()),
                 );
-                Ok(if action == Action::Start {
-                    Change::Started
-                } else {
-                    Change::Restarted
-                })
+                Ok(change)
             });
         }
         first_error(futures::future::join_all(jobs).await)

@@ -1,30 +1,30 @@
 //! The ssh provider's work across hosts: what `orch up --plan` would do on each, uploading
 //! the binary and rendering the services on every host at once.
 //!
-//! May depend on: provision::{cluster_spec, provider, steps, ssh::{node, session}}.
+//! May depend on: provision::{cluster_spec, plan, provider, steps, ssh::{decide, node, session}}.
 
 use super::*;
 
 impl SshProvider {
-    /// The plan's lines (see [`Provider::plan`]).
-    pub(super) async fn plan_lines(
+    /// The plan (see [`Provider::plan`]): per host, [`decide`]'s upload, render and start.
+    pub(super) async fn plan_hosts(
         &mut self,
         wanted: &[WantedMachine],
-    ) -> Result<Vec<String>, ProviderError> {
+    ) -> Result<Plan, ProviderError> {
         let sha = self.local_sha().await?;
-        let mut lines = Vec::new();
+        let mut plan = Plan::new();
         for machine in wanted {
             let host = self.known(&machine.name)?.clone();
             let name = &host.name;
             let connection = match self.connection(name).await {
                 Ok(connection) => connection,
                 Err(error) => {
-                    lines.push(format!(
-                        "reach {name} over SSH ({}:{}): not now: {}",
-                        host.address,
-                        host.port,
-                        orch_core::errors::chain(&error)
-                    ));
+                    plan.push(Action::Unreachable {
+                        machine: name.clone(),
+                        address: host.address.clone(),
+                        port: host.port,
+                        error: orch_core::errors::chain(&error).to_string(),
+                    });
                     continue;
                 }
             };
@@ -40,45 +40,28 @@ impl SshProvider {
                 .map_err(failed)?;
             let marker = node::field(&out, "marker").unwrap_or("");
             if !marker.is_empty() && marker != self.cluster {
-                lines.push(format!(
-                    "{name}: {} belongs to cluster {marker}: `orch up` would refuse it",
-                    layout.dir
-                ));
+                plan.push(Action::ForeignInstallDir {
+                    machine: name.clone(),
+                    dir: layout.dir.clone(),
+                    owner: marker.to_owned(),
+                });
                 continue;
             }
             let remote_sha = node::field(&out, "sha").unwrap_or("");
-            if remote_sha.is_empty() {
-                lines.push(format!("upload orch to {name} (not installed)"));
-            } else if remote_sha != sha {
-                lines.push(format!("upload orch to {name} (binary differs)"));
-            } else {
-                lines.push(format!("{name}: orch binary up to date"));
-            }
-            lines.push(format!(
-                "render the service of {name} ({}; rendered once the cluster's addresses are known)",
-                match kind {
-                    ServiceKind::Systemd => "systemd unit",
-                    ServiceKind::Supervised => "supervisor script, no systemd",
-                }
-            ));
+            plan.push(decide::upload(name, remote_sha, &sha));
+            plan.push(decide::render(name, kind));
             let alive = node::field(&out, "alive") == Some("1");
             let started = node::field(&out, "started").filter(|s| !s.is_empty());
             let current = node::field(&out, "current").unwrap_or("");
-            let binary_changes = remote_sha != sha;
-            let action = if binary_changes && alive {
-                Action::Restart
-            } else {
-                node::decide(alive, started, current)
-            };
-            lines.push(match action {
-                Action::Start => format!("start {name} (not running)"),
-                Action::Restart => format!("restart {name} (binary or service changed)"),
-                Action::Nothing => format!(
-                    "{name}: running as specified (unless the infra file changed its flags)"
-                ),
-            });
+            plan.push(decide::start(
+                name,
+                alive,
+                started,
+                current,
+                remote_sha != sha,
+            ));
         }
-        Ok(lines)
+        Ok(plan)
     }
 
     pub(super) async fn upload_all(
@@ -117,7 +100,8 @@ impl SshProvider {
                         output: format!("{}{}", out.stdout, out.stderr).trim().to_owned(),
                     }));
                 }
-                if node::field(&out.stdout, "sha") == Some(sha.as_str()) {
+                let remote_sha = node::field(&out.stdout, "sha").unwrap_or("");
+                if !decide::uploads(&decide::upload(&host.name, remote_sha, &sha)) {
                     progress.machine(
                         &host.name,
                         format!("orch is up to date (sha256 {})", &sha[..12]),

@@ -1,0 +1,148 @@
+//! The ssh provider's decisions for one host, as the plan's [`Action`]s: whether to upload
+//! the binary (and why), which service file to render, whether to start or restart the node
+//! (and why). `orch up --plan` prints them; the upload and start steps make the same
+//! decision from what they read on the host and carry out exactly what it says
+//! ([`uploads`], [`start_change`]).
+//!
+//! May depend on: provision::{plan, provider}, ssh::node (service kinds). Pure.
+
+use super::node::ServiceKind;
+use crate::plan::{Action, ServiceFile, UploadWhy};
+use crate::provider::Change;
+
+/// Upload or not, for `machine` whose installed binary has `remote_sha` (empty when there is
+/// none), when this binary's is `sha`.
+pub fn upload(machine: &str, remote_sha: &str, sha: &str) -> Action {
+    let machine = machine.to_owned();
+    if remote_sha.is_empty() {
+        Action::Upload {
+            machine,
+            why: UploadWhy::NotInstalled,
+        }
+    } else if remote_sha != sha {
+        Action::Upload {
+            machine,
+            why: UploadWhy::Differs,
+        }
+    } else {
+        Action::BinaryUpToDate { machine }
+    }
+}
+
+/// Whether `action` says to upload the binary.
+pub fn uploads(action: &Action) -> bool {
+    matches!(action, Action::Upload { .. })
+}
+
+/// The service file rendered for a host of `kind`.
+pub fn render(machine: &str, kind: ServiceKind) -> Action {
+    Action::RenderService {
+        machine: machine.to_owned(),
+        file: match kind {
+            ServiceKind::Systemd => ServiceFile::SystemdUnit,
+            ServiceKind::Supervised => ServiceFile::SupervisorScript,
+        },
+    }
+}
+
+/// Start, restart or leave alone the node of `machine`: it is `alive` (or not), was started
+/// with `started_with` (the stamp file, if any), its files now give `current`, and its
+/// binary is about to change (`binary_changes`: the plan, before the upload) or not (the
+/// start step, after it). A node runs as specified when it is alive and its stamp equals the
+/// current one.
+pub fn start(
+    machine: &str,
+    alive: bool,
+    started_with: Option<&str>,
+    current: &str,
+    binary_changes: bool,
+) -> Action {
+    let machine = machine.to_owned();
+    if !alive {
+        Action::StartNode { machine }
+    } else if !binary_changes && started_with.map(str::trim) == Some(current.trim()) {
+        Action::NodeUnchanged { machine }
+    } else {
+        Action::RestartNode { machine }
+    }
+}
+
+/// What carrying out `action` changes: `None` when it says to leave the node alone (no start
+/// call is made), else the change the start call makes.
+pub fn start_change(action: &Action) -> Option<Change> {
+    match action {
+        Action::StartNode { .. } => Some(Change::Started),
+        Action::RestartNode { .. } => Some(Change::Restarted),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::node::stamp;
+    use super::*;
+
+    #[test]
+    fn a_node_runs_as_specified_only_when_alive_with_the_current_stamp() {
+        let now = stamp("abc", "service v2");
+        let before = stamp("abc", "service v1");
+        assert_ne!(now, before);
+        let line = |alive, started: Option<&str>, changes| {
+            start("m", alive, started, &now, changes).to_string()
+        };
+        assert_eq!(line(false, Some(&now), false), "start m (not running)");
+        assert_eq!(line(false, None, true), "start m (not running)");
+        let unchanged = "m: running as specified (unless the infra file changed its flags)";
+        assert_eq!(line(true, Some(&now), false), unchanged);
+        assert_eq!(line(true, Some(&format!("{now}\n")), false), unchanged);
+        let restart = "restart m (binary or service changed)";
+        assert_eq!(line(true, Some(&now), true), restart);
+        assert_eq!(line(true, Some(&before), false), restart);
+        assert_eq!(
+            line(true, Some(&stamp("def", "service v2")), false),
+            restart
+        );
+        assert_eq!(line(true, None, false), restart);
+    }
+
+    #[test]
+    fn the_start_step_calls_start_only_where_the_decision_says_so() {
+        let now = stamp("abc", "service");
+        assert_eq!(
+            start_change(&start("m", true, Some(&now), &now, false)),
+            None
+        );
+        assert_eq!(
+            start_change(&start("m", false, None, &now, false)),
+            Some(Change::Started)
+        );
+        assert_eq!(
+            start_change(&start("m", true, None, &now, false)),
+            Some(Change::Restarted)
+        );
+        assert_eq!(start_change(&upload("m", "", "abc")), None);
+    }
+
+    #[test]
+    fn the_upload_step_uploads_only_where_the_decision_says_so() {
+        assert_eq!(
+            upload("m", "", "abc").to_string(),
+            "upload orch to m (not installed)"
+        );
+        assert_eq!(
+            upload("m", "def", "abc").to_string(),
+            "upload orch to m (binary differs)"
+        );
+        assert_eq!(
+            upload("m", "abc", "abc").to_string(),
+            "m: orch binary up to date"
+        );
+        assert!(uploads(&upload("m", "", "abc")));
+        assert!(uploads(&upload("m", "def", "abc")));
+        assert!(!uploads(&upload("m", "abc", "abc")));
+        assert_eq!(
+            render("m", ServiceKind::Supervised).to_string(),
+            "render the service of m (supervisor script, no systemd; rendered once the cluster's addresses are known)"
+        );
+    }
+}
