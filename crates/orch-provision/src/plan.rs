@@ -26,6 +26,19 @@ impl Plan {
         self.actions.push(action);
     }
 
+    /// The first action about `subject` (a machine, container or droplet) that `pick`
+    /// accepts: how an executing step finds the decision the plan made for its machine.
+    pub fn find(&self, subject: &str, pick: impl Fn(&Action) -> bool) -> Option<&Action> {
+        self.actions
+            .iter()
+            .find(|a| a.subject() == Some(subject) && pick(a))
+    }
+
+    /// Whether any action is one `pick` accepts.
+    pub fn any(&self, pick: impl Fn(&Action) -> bool) -> bool {
+        self.actions.iter().any(pick)
+    }
+
     /// The lines `orch up --plan` prints, one per action.
     pub fn lines(&self) -> Vec<String> {
         self.actions.iter().map(ToString::to_string).collect()
@@ -234,6 +247,39 @@ pub enum Action {
         /// The repos' effective names.
         repos: Vec<String>,
     },
+}
+
+impl Action {
+    /// The machine, container, volume or droplet the action is about; None for the
+    /// cluster-wide ones (image, network, firewall, repos).
+    pub fn subject(&self) -> Option<&str> {
+        match self {
+            Self::CreateVolume { volume: s }
+            | Self::CreateContainer { container: s, .. }
+            | Self::RecreateContainer { container: s }
+            | Self::StartContainer { container: s, .. }
+            | Self::ContainerUnchanged { container: s }
+            | Self::CreateDroplet { droplet: s, .. }
+            | Self::DropletExists { droplet: s, .. }
+            | Self::Unreachable { machine: s, .. }
+            | Self::ForeignInstallDir { machine: s, .. }
+            | Self::Upload { machine: s, .. }
+            | Self::BinaryUpToDate { machine: s }
+            | Self::RenderService { machine: s, .. }
+            | Self::StartNode { machine: s }
+            | Self::RestartNode { machine: s }
+            | Self::NodeUnchanged { machine: s } => Some(s),
+            Self::BuildImage { .. }
+            | Self::ImageCurrent { .. }
+            | Self::CreateNetwork { .. }
+            | Self::NetworkExists { .. }
+            | Self::CreateDropletsIn { .. }
+            | Self::CreateFirewall { .. }
+            | Self::FirewallExists { .. }
+            | Self::InstallOverSsh
+            | Self::RegisterRepos { .. } => None,
+        }
+    }
 }
 
 impl fmt::Display for Action {
@@ -554,5 +600,12 @@ mod tests {
         let lines: Vec<String> = cases.iter().map(|(_, l)| (*l).to_owned()).collect();
         assert_eq!(plan.lines(), lines);
         assert_eq!(plan.to_string(), format!("{}\n", lines.join("\n")));
+        let upload = plan.find("agent-1", |a| matches!(a, Action::Upload { .. }));
+        assert_eq!(
+            upload.map(ToString::to_string).as_deref(),
+            Some("upload orch to agent-1 (not installed)")
+        );
+        assert!(plan.find("agent-9", |_| true).is_none());
+        assert!(plan.any(|a| matches!(a, Action::InstallOverSsh)));
     }
 }

@@ -140,20 +140,27 @@ pub trait Provider: Send {
     /// Steps wait-ssh, upload and render for every node: makes each machine ready to run its
     /// node (binary in place, config and service units rendered from `templates/`). A
     /// provider with nothing to do in a step prints why (the docker image carries the binary).
+    /// Uploads where `plan` (made by [`Provider::plan`] at the start of this `orch up`) says
+    /// so; decides on the machine only where the plan could not (a machine it could not
+    /// reach, or that did not exist yet).
     async fn install(
         &mut self,
         machines: &[Machine],
         nodes: &[NodeSpec],
+        plan: &Plan,
         progress: &Progress,
     ) -> Result<(), ProviderError>;
 
     /// Steps start-masters and start-agents: makes each of `nodes` run as specified; starts it
     /// when stopped or missing, restarts it when its spec or binary changed, leaves it alone
-    /// when it runs as specified.
+    /// when it runs as specified. Carries out `plan`'s decision for each node; decides on
+    /// the machine only where an earlier step of this run changed what the plan decided from
+    /// (an image built, a service file rewritten) or the plan could not decide.
     async fn start(
         &mut self,
         machines: &[Machine],
         nodes: &[NodeSpec],
+        plan: &Plan,
         progress: &Progress,
     ) -> Result<Vec<Change>, ProviderError>;
 

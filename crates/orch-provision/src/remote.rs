@@ -1,8 +1,10 @@
 //! `orch up`, `orch status` and `orch destroy` for clusters on machines of their own
 //! (docker, ssh, digital_ocean): the fixed step list of [`super::steps`], with the
 //! provider doing the machine-specific steps and this module the rest (wait for a leader, for
-//! the agents, gitops, endpoints). Every step is idempotent and the state file is written as
-//! things come to exist, so a re-run converges and a destroy finds everything.
+//! the agents, gitops, endpoints). `orch up` first makes the provider's [`Plan`] (what
+//! `orch up --plan` prints) and hands it to the steps that act on machines, which carry out
+//! its decisions. Every step is idempotent and the state file is written as things come to
+//! exist, so a re-run converges and a destroy finds everything.
 //!
 //! May depend on: provision::{cluster_api, cluster_spec, infra, plan, provider, state_file, steps},
 //! model (RepoConfig).
@@ -173,6 +175,8 @@ pub async fn up(
         state.update(|s| s.last_step = Some(step.name().to_owned()))
     };
     let wanted = cluster_spec::wanted_machines(infra);
+    // The plan `orch up --plan` prints, made once; the steps below carry it out.
+    let plan = provider.plan(&wanted, &state.state).await?;
 
     progress.step(Step::Machines)?;
     let machines = provider.machines(&wanted, &mut state, progress).await?;
@@ -190,14 +194,14 @@ pub async fn up(
     finished(&mut state, Step::Machines)?;
 
     let nodes = cluster_spec::node_specs(infra, &machines);
-    provider.install(&machines, &nodes, progress).await?;
+    provider.install(&machines, &nodes, &plan, progress).await?;
     finished(&mut state, Step::Render)?;
 
     let (masters, agents): (Vec<_>, Vec<_>) = nodes.iter().cloned().partition(|n| n.is_master());
     let mut changes = Vec::new();
 
     progress.step(Step::StartMasters)?;
-    let started = provider.start(&machines, &masters, progress).await?;
+    let started = provider.start(&machines, &masters, &plan, progress).await?;
     changes.extend(masters.iter().map(|n| n.name.clone()).zip(started));
     finished(&mut state, Step::StartMasters)?;
 
@@ -208,7 +212,7 @@ pub async fn up(
     finished(&mut state, Step::WaitLeader)?;
 
     progress.step(Step::StartAgents)?;
-    let started = provider.start(&machines, &agents, progress).await?;
+    let started = provider.start(&machines, &agents, &plan, progress).await?;
     changes.extend(agents.iter().map(|n| n.name.clone()).zip(started));
     finished(&mut state, Step::StartAgents)?;
 

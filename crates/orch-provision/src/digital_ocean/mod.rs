@@ -467,18 +467,25 @@ impl Provider for DigitalOceanProvider {
         &mut self,
         machines: &[Machine],
         nodes: &[NodeSpec],
+        plan: &Plan,
         progress: &Progress,
     ) -> Result<(), ProviderError> {
-        self.ssh(machines)?.install(machines, nodes, progress).await
+        // The plan holds no decision for a droplet's host: each is made on the droplet.
+        self.ssh(machines)?
+            .install(machines, nodes, plan, progress)
+            .await
     }
 
     async fn start(
         &mut self,
         machines: &[Machine],
         nodes: &[NodeSpec],
+        plan: &Plan,
         progress: &Progress,
     ) -> Result<Vec<Change>, ProviderError> {
-        self.ssh(machines)?.start(machines, nodes, progress).await
+        self.ssh(machines)?
+            .start(machines, nodes, plan, progress)
+            .await
     }
 
     async fn status(&mut self, state: &State) -> Result<Vec<MachineStatus>, ProviderError> {

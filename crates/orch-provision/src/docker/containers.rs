@@ -10,7 +10,7 @@
 
 use super::{bounded, DockerError, CLUSTER_LABEL, MACHINE_LABEL, ROLE_LABEL, SPEC_LABEL};
 use crate::cluster_spec::MachineRole;
-use crate::plan::Action;
+use crate::plan::{Action, Plan};
 use crate::provider::Change;
 use bollard::models::{
     ContainerCreateBody, ContainerSummary, EndpointIpamConfig, EndpointSettings, HostConfig,
@@ -185,13 +185,45 @@ pub fn calls(action: &Action) -> (&'static [Call], Change) {
     }
 }
 
+/// The plan's decision for the container `name`, when it still holds at the start steps:
+/// None when the plan could not know it (an image to build or a network or this volume to
+/// create change the spec the plan hashed), or has none.
+pub fn planned<'a>(plan: &'a Plan, name: &str) -> Option<&'a Action> {
+    let earlier = |a: &Action| match a {
+        Action::BuildImage { .. } | Action::CreateNetwork { .. } => true,
+        Action::CreateVolume { volume } => volume == name,
+        _ => false,
+    };
+    if plan.any(earlier) {
+        return None;
+    }
+    plan.find(name, |a| {
+        matches!(
+            a,
+            Action::CreateContainer { .. }
+                | Action::RecreateContainer { .. }
+                | Action::StartContainer { .. }
+                | Action::ContainerUnchanged { .. }
+        )
+    })
+}
+
 /// Makes `node` run as specified: creates and starts it when missing, starts it when
-/// stopped, recreates it when its spec changed; the decision is [`action`]'s, the calls
-/// [`calls`]'.
-pub async fn ensure(docker: &Docker, node: &NodeContainer) -> Result<Change, DockerError> {
+/// stopped, recreates it when its spec changed. The decision is `planned` (see [`planned`])
+/// or, without one, [`action`]'s on what exists now; the calls are [`calls`]'.
+pub async fn ensure(
+    docker: &Docker,
+    node: &NodeContainer,
+    planned: Option<&Action>,
+) -> Result<Change, DockerError> {
     let name = node.name();
-    let existing = find(docker, &name).await?;
-    let action = action(existing.as_ref(), &node.spec_hash(), &name, &node.ip);
+    let action = match planned {
+        Some(action) => action.clone(),
+        None => {
+            let existing = find(docker, &name).await?;
+            action(existing.as_ref(), &node.spec_hash(), &name, &node.ip)
+        }
+    };
     let (calls, change) = calls(&action);
     for call in calls {
         match call {
@@ -370,5 +402,34 @@ mod tests {
             machine: container(),
         };
         assert_eq!(calls(&other), (&[][..], Change::Unchanged));
+    }
+
+    #[test]
+    fn the_start_step_takes_the_plans_decision_unless_an_earlier_step_changes_it() {
+        let unchanged = Action::ContainerUnchanged {
+            container: "c".to_owned(),
+        };
+        let mut plan = Plan {
+            actions: vec![
+                Action::ImageCurrent {
+                    image: "i".to_owned(),
+                },
+                unchanged.clone(),
+            ],
+        };
+        let decided = planned(&plan, "c");
+        assert_eq!(decided, Some(&unchanged));
+        // The plan says unchanged: no engine call at all.
+        assert_eq!(calls(&unchanged), (&[][..], Change::Unchanged));
+        assert_eq!(planned(&plan, "d"), None);
+        plan.actions.push(Action::CreateVolume {
+            volume: "d".to_owned(),
+        });
+        assert_eq!(planned(&plan, "c"), Some(&unchanged));
+        plan.actions.push(Action::BuildImage {
+            image: "i".to_owned(),
+            reason: "binary changed".to_owned(),
+        });
+        assert_eq!(planned(&plan, "c"), None);
     }
 }

@@ -166,6 +166,7 @@ impl Provider for DockerProvider {
         &mut self,
         machines: &[Machine],
         _nodes: &[NodeSpec],
+        _plan: &Plan,
         progress: &Progress,
     ) -> Result<(), ProviderError> {
         progress.step(Step::WaitSsh)?;
@@ -193,6 +194,7 @@ impl Provider for DockerProvider {
         &mut self,
         machines: &[Machine],
         nodes: &[NodeSpec],
+        plan: &Plan,
         progress: &Progress,
     ) -> Result<Vec<Change>, ProviderError> {
         let docker = self.engine().await?;
@@ -212,7 +214,8 @@ impl Provider for DockerProvider {
                     ProviderError::Refused(format!("no machine for node {}", node.name))
                 })?;
             let container = self.node_container(machine, node, &image_id);
-            let change = containers::ensure(&docker, &container)
+            let planned = containers::planned(plan, &container.name());
+            let change = containers::ensure(&docker, &container, planned)
                 .await
                 .map_err(|e| ProviderError::on_machine(step, &node.name, e))?;
             progress.machine(

@@ -7,8 +7,9 @@
 //! May depend on: provision::{plan, provider}, ssh::node (service kinds). Pure.
 
 use super::node::ServiceKind;
-use crate::plan::{Action, ServiceFile, UploadWhy};
+use crate::plan::{Action, Plan, ServiceFile, UploadWhy};
 use crate::provider::Change;
+use std::collections::HashSet;
 
 /// Upload or not, for `machine` whose installed binary has `remote_sha` (empty when there is
 /// none), when this binary's is `sha`.
@@ -67,6 +68,34 @@ pub fn start(
     }
 }
 
+/// The plan's upload decision for `machine`; None where the plan has none (it could not
+/// reach the host, or the host is a droplet that did not exist yet): the upload step then
+/// decides on the host.
+pub fn planned_upload<'a>(plan: &'a Plan, machine: &str) -> Option<&'a Action> {
+    plan.find(machine, |a| {
+        matches!(a, Action::Upload { .. } | Action::BinaryUpToDate { .. })
+    })
+}
+
+/// The plan's start decision for `machine`; None where the plan has none, or where this
+/// run's render step rewrote the host's service file (`rewritten`), which changes what the
+/// plan decided from: the start step then decides on the host.
+pub fn planned_start<'a>(
+    plan: &'a Plan,
+    machine: &str,
+    rewritten: &HashSet<String>,
+) -> Option<&'a Action> {
+    if rewritten.contains(machine) {
+        return None;
+    }
+    plan.find(machine, |a| {
+        matches!(
+            a,
+            Action::StartNode { .. } | Action::RestartNode { .. } | Action::NodeUnchanged { .. }
+        )
+    })
+}
+
 /// What carrying out `action` changes: `None` when it says to leave the node alone (no start
 /// call is made), else the change the start call makes.
 pub fn start_change(action: &Action) -> Option<Change> {
@@ -121,6 +150,38 @@ mod tests {
             Some(Change::Restarted)
         );
         assert_eq!(start_change(&upload("m", "", "abc")), None);
+    }
+
+    #[test]
+    fn the_steps_carry_out_the_plan_where_it_decided() {
+        let now = stamp("abc", "service");
+        let plan = Plan {
+            actions: vec![
+                upload("m", "abc", "abc"),
+                render("m", ServiceKind::Supervised),
+                start("m", true, Some(&now), &now, false),
+                upload("n", "", "abc"),
+                start("n", false, None, &now, true),
+            ],
+        };
+        let none = HashSet::new();
+        // m: no upload, and no start call.
+        assert!(!planned_upload(&plan, "m").is_some_and(uploads));
+        assert_eq!(
+            planned_start(&plan, "m", &none).and_then(start_change),
+            None
+        );
+        // n: an upload, then a start.
+        assert!(planned_upload(&plan, "n").is_some_and(uploads));
+        assert_eq!(
+            planned_start(&plan, "n", &none).and_then(start_change),
+            Some(Change::Started)
+        );
+        // A host the plan knows nothing of, or whose service this run rewrote, is decided on
+        // the host.
+        assert_eq!(planned_upload(&plan, "o"), None);
+        let rewritten = HashSet::from(["m".to_owned()]);
+        assert_eq!(planned_start(&plan, "m", &rewritten), None);
     }
 
     #[test]

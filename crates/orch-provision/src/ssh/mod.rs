@@ -115,6 +115,9 @@ pub struct SshProvider {
     connections: HashMap<String, Arc<Connection>>,
     kinds: HashMap<String, ServiceKind>,
     binary_sha: Option<String>,
+    /// Hosts whose service file the render step of this run rewrote: the plan's start
+    /// decision, made from the file before, no longer holds for them.
+    rewritten: std::collections::HashSet<String>,
 }
 
 impl SshProvider {
@@ -173,6 +176,7 @@ impl SshProvider {
             connections: HashMap::new(),
             kinds: HashMap::new(),
             binary_sha: None,
+            rewritten: std::collections::HashSet::new(),
         }
     }
 

@@ -51,10 +51,11 @@ impl Provider for SshProvider {
         &mut self,
         machines: &[Machine],
         nodes: &[NodeSpec],
+        plan: &Plan,
         progress: &Progress,
     ) -> Result<(), ProviderError> {
         self.wait_all(machines, progress).await?;
-        self.upload_all(machines, progress).await?;
+        self.upload_all(machines, plan, progress).await?;
         self.render_all(machines, nodes, progress).await
     }
 
@@ -62,6 +63,7 @@ impl Provider for SshProvider {
         &mut self,
         machines: &[Machine],
         nodes: &[NodeSpec],
+        plan: &Plan,
         progress: &Progress,
     ) -> Result<Vec<Change>, ProviderError> {
         let _ = machines;
@@ -80,21 +82,27 @@ impl Provider for SshProvider {
                 .await
                 .map_err(|e| ProviderError::on_machine(step, &host.name, e))?;
             let layout = self.layout(&host);
+            let planned = decide::planned_start(plan, &host.name, &self.rewritten).cloned();
             jobs.push(async move {
                 progress.enter(step, &host.name)?;
                 let on = |e: SshError| ProviderError::on_machine(step, &host.name, e);
-                let out = connection
-                    .run_ok(
-                        "reading the node's state",
-                        &node::state_script(&layout, kind),
-                    )
-                    .await
-                    .map_err(on)?;
-                let alive = node::field(&out, "alive") == Some("1");
-                let started = node::field(&out, "started").filter(|s| !s.is_empty());
-                let current = node::field(&out, "current").unwrap_or("");
-                // The binary was uploaded in the upload step: it no longer changes.
-                let action = decide::start(&host.name, alive, started, current, false);
+                let action = match planned {
+                    Some(action) => action,
+                    None => {
+                        let out = connection
+                            .run_ok(
+                                "reading the node's state",
+                                &node::state_script(&layout, kind),
+                            )
+                            .await
+                            .map_err(on)?;
+                        let alive = node::field(&out, "alive") == Some("1");
+                        let started = node::field(&out, "started").filter(|s| !s.is_empty());
+                        let current = node::field(&out, "current").unwrap_or("");
+                        // The binary was uploaded in the upload step: it no longer changes.
+                        decide::start(&host.name, alive, started, current, false)
+                    }
+                };
                 let Some(change) = decide::start_change(&action) else {
                     progress.machine(&host.name, "running as specified");
                     return Ok(Change::Unchanged);

@@ -67,6 +67,7 @@ impl SshProvider {
     pub(super) async fn upload_all(
         &mut self,
         machines: &[Machine],
+        plan: &Plan,
         progress: &Progress,
     ) -> Result<(), ProviderError> {
         progress.step(Step::Upload)?;
@@ -78,6 +79,7 @@ impl SshProvider {
         let jobs = hosts.into_iter().map(|(host, connection)| {
             let layout = self.layout(&host);
             let (sha, binary) = (sha.clone(), binary.clone());
+            let planned = decide::planned_upload(plan, &host.name).cloned();
             async move {
                 progress.enter(Step::Upload, &host.name)?;
                 let on = |e: SshError| ProviderError::on_machine(Step::Upload, &host.name, e);
@@ -100,8 +102,11 @@ impl SshProvider {
                         output: format!("{}{}", out.stdout, out.stderr).trim().to_owned(),
                     }));
                 }
+                // The plan's decision; the host's own sha where the plan could not reach it.
                 let remote_sha = node::field(&out.stdout, "sha").unwrap_or("");
-                if !decide::uploads(&decide::upload(&host.name, remote_sha, &sha)) {
+                let action =
+                    planned.unwrap_or_else(|| decide::upload(&host.name, remote_sha, &sha));
+                if !decide::uploads(&action) {
                     progress.machine(
                         &host.name,
                         format!("orch is up to date (sha256 {})", &sha[..12]),
@@ -168,7 +173,7 @@ impl SshProvider {
                 progress.enter(Step::Render, &host.name)?;
                 let on = |e: SshError| ProviderError::on_machine(Step::Render, &host.name, e);
                 let Some(spec) = spec else {
-                    return Ok(());
+                    return Ok(None);
                 };
                 let content =
                     node::render_service(&layout, &spec, kind).map_err(|e| on(e.into()))?;
@@ -188,18 +193,20 @@ impl SshProvider {
                     ServiceKind::Systemd => "systemd unit",
                     ServiceKind::Supervised => "supervisor script (no systemd)",
                 };
+                let unchanged = out.trim() == "unchanged";
                 progress.machine(
                     &host.name,
-                    if out.trim() == "unchanged" {
+                    if unchanged {
                         format!("{what} {path} unchanged")
                     } else {
                         format!("wrote {what} {path}")
                     },
                 );
-                Ok(())
+                Ok((!unchanged).then(|| host.name.clone()))
             });
         }
-        first_error(futures::future::join_all(jobs).await)?;
+        let rewritten = first_error(futures::future::join_all(jobs).await)?;
+        self.rewritten.extend(rewritten.into_iter().flatten());
         Ok(())
     }
 }
