@@ -10,7 +10,9 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use super::fit::{fit, pick, splitmix64, AgentSlot, CompiledRequest, PortChoice, Rejection, Spread};
+use super::fit::{
+    fit, pick, splitmix64, AgentSlot, CompiledRequest, PortChoice, Rejection, Spread,
+};
 use super::{PlacementRequest, SchedulerError};
 
 /// One instance placed: which request, on which agent, with which host ports.

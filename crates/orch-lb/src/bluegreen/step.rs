@@ -137,7 +137,10 @@ mod tests {
                     old_instances,
                     new_instances,
                 } => {
-                    assert_eq!(old_count - old_instances, u32::try_from(kill.len()).expect("small"));
+                    assert_eq!(
+                        old_count - old_instances,
+                        u32::try_from(kill.len()).expect("small")
+                    );
                     old_count = old_instances;
                     assert!(
                         new_serving + old_count >= goal.target,
