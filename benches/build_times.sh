@@ -3,12 +3,14 @@
 # figures of BENCHMARKS.md's "Build" table.
 #
 #   bash benches/build_times.sh [REV ...]        (default: HEAD)
-#   ORCH_BUILD_STEPS=release,test bash benches/build_times.sh 17a2804 HEAD
+#   ORCH_BUILD_STEPS=debug,test bash benches/build_times.sh 17a2804 HEAD
 #
 # For each revision: a fresh worktree and a fresh target dir (nothing shared, nothing
 # cached), then
 #   release  clean `cargo build --release`; touch one file of the load balancer, build again;
 #            touch one file of the core (the model's timestamp), build again;
+#   debug    the same with `cargo build --bin orch` (the dev profile: incremental
+#            compilation), the edit-build loop of a developer;
 #   test     `cargo test` of the load balancer's unit tests: built once untimed, then one
 #            LB file touched and timed (build + run). In the workspace that is
 #            `cargo test -p orch-lb --lib`; in the one-package layout (up to 17a2804) the
@@ -17,7 +19,7 @@
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-steps=${ORCH_BUILD_STEPS:-release,test}
+steps=${ORCH_BUILD_STEPS:-release,debug,test}
 revs=("$@")
 [ ${#revs[@]} -eq 0 ] && revs=(HEAD)
 
@@ -54,6 +56,16 @@ for rev in "${revs[@]}"; do
             echo "| $commit | clean \`cargo build --release\` | ${clean} s |"
             echo "| $commit | touch \`$lb\`, \`cargo build --release\` | ${after_lb} s |"
             echo "| $commit | touch \`$core\`, \`cargo build --release\` | ${after_core} s |"
+        fi
+        if [[ $steps == *debug* ]]; then
+            clean=$(seconds cargo build --locked --bin orch)
+            touch "$lb"
+            after_lb=$(seconds cargo build --locked --bin orch)
+            touch "$core"
+            after_core=$(seconds cargo build --locked --bin orch)
+            echo "| $commit | clean \`cargo build --bin orch\` | ${clean} s |"
+            echo "| $commit | touch \`$lb\`, \`cargo build --bin orch\` | ${after_lb} s |"
+            echo "| $commit | touch \`$core\`, \`cargo build --bin orch\` | ${after_core} s |"
         fi
         if [[ $steps == *test* ]]; then
             cold=$(seconds cargo test --locked "${unit[@]}" --no-run)
