@@ -12,7 +12,7 @@ use std::process::Command;
 const ALLOWED: &[(&str, &[&str])] = &[
     ("orch-core", &[]),
     ("orch-fs", &[]),
-    ("orch-probe", &[]),
+    ("orch-probe", &["orch-core"]),
     ("orch-raft", &["orch-core", "orch-fs"]),
     ("orch-master", &["orch-core", "orch-raft", "orch-probe"]),
     ("orch-driver", &["orch-core", "orch-fs"]),

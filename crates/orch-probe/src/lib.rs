@@ -17,7 +17,8 @@
 //! Used by the agent's HTTP(S) health checks and the master's readiness checks.
 //!
 //! May depend on: hyper (HTTP/1.1 client connection), hyper-util (tokio I/O adapter), rustls with
-//! the ring provider and tokio-rustls (TLS), tokio. Nothing of orch: it knows no tasks or apps.
+//! the ring provider and tokio-rustls (TLS), tokio; of orch only orch-core's error text. It
+//! knows no tasks or apps.
 
 pub mod tls;
 
@@ -86,7 +87,7 @@ pub enum ProbeError {
         url: String,
     },
     /// Any other failure of the exchange.
-    #[error("GET {url} failed: {}", causes(source))]
+    #[error("GET {url} failed: {}", orch_core::errors::chain(source))]
     Http {
         /// The URL probed.
         url: String,
@@ -101,18 +102,6 @@ pub enum ProbeError {
         /// The timeout.
         after: Duration,
     },
-}
-
-/// An error and its sources, `: `-separated (hyper's own text is often just "connection error").
-fn causes(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 /// `GET url` within `timeout`: the status code of the first status line (see the crate doc).
