@@ -38,11 +38,6 @@ impl Plan {
     pub fn any(&self, pick: impl Fn(&Action) -> bool) -> bool {
         self.actions.iter().any(pick)
     }
-
-    /// The lines `orch up --plan` prints, one per action.
-    pub fn lines(&self) -> Vec<String> {
-        self.actions.iter().map(ToString::to_string).collect()
-    }
 }
 
 impl fmt::Display for Plan {
@@ -598,7 +593,6 @@ mod tests {
             actions: cases.iter().map(|(a, _)| a.clone()).collect(),
         };
         let lines: Vec<String> = cases.iter().map(|(_, l)| (*l).to_owned()).collect();
-        assert_eq!(plan.lines(), lines);
         assert_eq!(plan.to_string(), format!("{}\n", lines.join("\n")));
         let upload = plan.find("agent-1", |a| matches!(a, Action::Upload { .. }));
         assert_eq!(
