@@ -36,9 +36,10 @@ fn write_app(dir: &Path, release: u32) -> PathBuf {
 }
 
 /// [`write_app`] with the health check asking for `check_path` (a missing file fails it).
+/// A quarter of a CPU each: `cpus` is enforced as a CFS quota, and Python's start needs it.
 fn write_app_checking(dir: &Path, release: u32, check_path: &str) -> PathBuf {
     let app = json!({
-        "id": "/bg", "instances": TARGET, "cpus": 0.05, "mem": 32,
+        "id": "/bg", "instances": TARGET, "cpus": 0.25, "mem": 32,
         "cmd": "exec python3 -m http.server $PORT0 --bind 127.0.0.1",
         "env": {"RELEASE": release.to_string()},
         "portDefinitions": [{"port": 10500, "name": "http"}],

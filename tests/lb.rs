@@ -47,6 +47,10 @@ server.server_close()
 "#;
 
 /// A process app running [`BACKEND`] (written to `dir`), with an HTTP health check.
+///
+/// A quarter of a CPU: the agent enforces `cpus` as a CFS quota, and at 0.01 (1% of a CPU)
+/// Python alone takes over 10 s to start and cannot keep up with the load, so health checks
+/// fail and the tests measure the quota instead of the load balancer.
 fn web_app(
     dir: &std::path::Path,
     id: &str,
@@ -59,7 +63,7 @@ fn web_app(
     json!({
         "id": id,
         "cmd": format!("exec python3 {} \"$MARATHON_APP_ID\" $PORT0", script.display()),
-        "cpus": 0.01, "mem": 32, "instances": instances,
+        "cpus": 0.25, "mem": 32, "instances": instances,
         "labels": labels,
         "portDefinitions": [{"port": 0, "name": "http", "labels": port_labels}],
         "healthChecks": [{

@@ -239,10 +239,11 @@ async fn haproxy_routes_what_the_table_says() {
 
         let (web_port, api_port, tcp_port, internal_port) =
             (free_port(), free_port(), free_port(), free_port());
+        // A quarter of a CPU each: `cpus` is enforced as a CFS quota, and Python needs it.
         let app = |id: &str, name: &str, port: u16, instances: u32, labels: serde_json::Value| {
             json!({
                 "id": id, "cmd": format!("exec python3 {} {name}", script.display()),
-                "cpus": 0.05, "mem": 32, "instances": instances,
+                "cpus": 0.25, "mem": 32, "instances": instances,
                 "portDefinitions": [{"port": port}], "labels": labels,
             })
         };
