@@ -10,7 +10,8 @@
 #   release  clean `cargo build --release`; touch one file of the load balancer, build again;
 #            touch one file of the core (the model's timestamp), build again;
 #   debug    the same with `cargo build --bin orch` (the dev profile: incremental
-#            compilation), the edit-build loop of a developer;
+#            compilation), the edit-build loop of a developer; each touch-and-build
+#            three times, the median printed;
 #   test     `cargo test` of the load balancer's unit tests: built once untimed, then one
 #            LB file touched and timed (build + run). In the workspace that is
 #            `cargo test -p orch-lb --lib`; in the one-package layout (up to 17a2804) the
@@ -29,6 +30,13 @@ seconds() { # runs "$@", prints its wall time in seconds
     "$@" >/dev/null 2>&1
     end=$(date +%s.%N)
     echo "$end - $start" | bc | xargs printf '%.1f'
+}
+
+touched_median() { # touches $1 and times "${@:2}", three times; prints the median
+    local file=$1 times
+    shift
+    times=$(for _ in 1 2 3; do touch "$file"; seconds "$@"; echo; done | sort -n)
+    echo "$times" | sed -n 2p
 }
 
 for rev in "${revs[@]}"; do
@@ -59,10 +67,8 @@ for rev in "${revs[@]}"; do
         fi
         if [[ $steps == *debug* ]]; then
             clean=$(seconds cargo build --locked --bin orch)
-            touch "$lb"
-            after_lb=$(seconds cargo build --locked --bin orch)
-            touch "$core"
-            after_core=$(seconds cargo build --locked --bin orch)
+            after_lb=$(touched_median "$lb" cargo build --locked --bin orch)
+            after_core=$(touched_median "$core" cargo build --locked --bin orch)
             echo "| $commit | clean \`cargo build --bin orch\` | ${clean} s |"
             echo "| $commit | touch \`$lb\`, \`cargo build --bin orch\` | ${after_lb} s |"
             echo "| $commit | touch \`$core\`, \`cargo build --bin orch\` | ${after_core} s |"
