@@ -313,6 +313,22 @@ async fn up_rerun_repair_status_destroy() {
         );
         assert_ne!(text, changed);
         std::fs::write(&file, changed).expect("write infra.yaml");
+        // The plan says so before: the service it renders now differs on that host only.
+        let plan = work.up_with(&["--plan"], &[]).await;
+        let text = describe_output(&plan);
+        assert!(
+            text.contains("write the supervisor script of agent-2 (missing or changed)"),
+            "{text}"
+        );
+        assert!(
+            text.contains("restart agent-2 (binary or service changed)"),
+            "{text}"
+        );
+        assert!(
+            text.contains("agent-1: supervisor script up to date"),
+            "{text}"
+        );
+        assert!(text.contains("agent-1: running as specified"), "{text}");
         let (restarted, _) = work.up_ok(&hosts).await;
         assert!(restarted.contains("agent-2: restarted"), "{restarted}");
         assert!(

@@ -68,6 +68,15 @@ pub enum ServiceFile {
     SupervisorScript,
 }
 
+impl fmt::Display for ServiceFile {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::SystemdUnit => "systemd unit",
+            Self::SupervisorScript => "supervisor script",
+        })
+    }
+}
+
 /// One decision of a plan, with the machine (container, droplet, host) it concerns and why.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Action {
@@ -220,6 +229,20 @@ pub enum Action {
         /// Which file.
         file: ServiceFile,
     },
+    /// Write a host's service file: it is missing or differs from the one rendered now.
+    WriteService {
+        /// The host's name.
+        machine: String,
+        /// Which file.
+        file: ServiceFile,
+    },
+    /// A host's service file is the one rendered now.
+    ServiceUpToDate {
+        /// The host's name.
+        machine: String,
+        /// Which file.
+        file: ServiceFile,
+    },
     /// Start a host's node: it does not run.
     StartNode {
         /// The host's name.
@@ -230,7 +253,7 @@ pub enum Action {
         /// The host's name.
         machine: String,
     },
-    /// A host's node runs as specified (unless the infra file changed its flags).
+    /// A host's node runs with the binary and service file it is to run with.
     NodeUnchanged {
         /// The host's name.
         machine: String,
@@ -261,6 +284,8 @@ impl Action {
             | Self::Upload { machine: s, .. }
             | Self::BinaryUpToDate { machine: s }
             | Self::RenderService { machine: s, .. }
+            | Self::WriteService { machine: s, .. }
+            | Self::ServiceUpToDate { machine: s, .. }
             | Self::StartNode { machine: s }
             | Self::RestartNode { machine: s }
             | Self::NodeUnchanged { machine: s } => Some(s),
@@ -374,14 +399,17 @@ impl fmt::Display for Action {
                     ServiceFile::SupervisorScript => "supervisor script, no systemd",
                 }
             ),
+            Self::WriteService { machine, file } => {
+                write!(f, "write the {file} of {machine} (missing or changed)")
+            }
+            Self::ServiceUpToDate { machine, file } => {
+                write!(f, "{machine}: {file} up to date")
+            }
             Self::StartNode { machine } => write!(f, "start {machine} (not running)"),
             Self::RestartNode { machine } => {
                 write!(f, "restart {machine} (binary or service changed)")
             }
-            Self::NodeUnchanged { machine } => write!(
-                f,
-                "{machine}: running as specified (unless the infra file changed its flags)"
-            ),
+            Self::NodeUnchanged { machine } => write!(f, "{machine}: running as specified"),
             Self::RegisterRepos { repos } => {
                 write!(f, "register gitops repo(s) {}", repos.join(", "))
             }
@@ -562,6 +590,20 @@ mod tests {
                 "render the service of agent-1 (systemd unit; rendered once the cluster's addresses are known)",
             ),
             (
+                Action::WriteService {
+                    machine: "agent-1".into(),
+                    file: ServiceFile::SystemdUnit,
+                },
+                "write the systemd unit of agent-1 (missing or changed)",
+            ),
+            (
+                Action::ServiceUpToDate {
+                    machine: "agent-1".into(),
+                    file: ServiceFile::SupervisorScript,
+                },
+                "agent-1: supervisor script up to date",
+            ),
+            (
                 Action::StartNode {
                     machine: "master-3".into(),
                 },
@@ -577,7 +619,7 @@ mod tests {
                 Action::NodeUnchanged {
                     machine: "master-3".into(),
                 },
-                "master-3: running as specified (unless the infra file changed its flags)",
+                "master-3: running as specified",
             ),
             (
                 Action::RegisterRepos {

@@ -155,7 +155,8 @@ pub trait Provider: Send {
     /// when stopped or missing, restarts it when its spec or binary changed, leaves it alone
     /// when it runs as specified. Carries out `plan`'s decision for each node; decides on
     /// the machine only where an earlier step of this run changed what the plan decided from
-    /// (an image built, a service file rewritten) or the plan could not decide.
+    /// (docker: an image built) or the plan could not decide (a host it could not reach, a
+    /// droplet that did not exist yet).
     async fn start(
         &mut self,
         machines: &[Machine],

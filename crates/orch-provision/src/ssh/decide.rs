@@ -1,15 +1,16 @@
 //! The ssh provider's decisions for one host, as the plan's [`Action`]s: whether to upload
-//! the binary (and why), which service file to render, whether to start or restart the node
-//! (and why). `orch up --plan` prints them; the upload and start steps make the same
-//! decision from what they read on the host and carry out exactly what it says
-//! ([`uploads`], [`start_change`]).
+//! the binary (and why), whether to write the service file (the one rendered now differs
+//! from the host's), whether to start or restart the node (and why: the plan compares the
+//! node's stamp with the binary and service file it will have after the upload and render
+//! steps). `orch up --plan` prints them; the upload and start steps carry out exactly what
+//! they say ([`uploads`], [`start_change`]), and decide on the host only where the plan has
+//! no decision (a host it could not reach).
 //!
 //! May depend on: provision::{plan, provider}, ssh::node (service kinds). Pure.
 
 use super::node::ServiceKind;
 use crate::plan::{Action, Plan, ServiceFile, UploadWhy};
 use crate::provider::Change;
-use std::collections::HashSet;
 
 /// Upload or not, for `machine` whose installed binary has `remote_sha` (empty when there is
 /// none), when this binary's is `sha`.
@@ -35,14 +36,30 @@ pub fn uploads(action: &Action) -> bool {
     matches!(action, Action::Upload { .. })
 }
 
-/// The service file rendered for a host of `kind`.
+fn service_file(kind: ServiceKind) -> ServiceFile {
+    match kind {
+        ServiceKind::Systemd => ServiceFile::SystemdUnit,
+        ServiceKind::Supervised => ServiceFile::SupervisorScript,
+    }
+}
+
+/// The service file of a host of `kind`, rendered once the cluster's addresses are known
+/// (a host the plan has no node spec for).
 pub fn render(machine: &str, kind: ServiceKind) -> Action {
     Action::RenderService {
         machine: machine.to_owned(),
-        file: match kind {
-            ServiceKind::Systemd => ServiceFile::SystemdUnit,
-            ServiceKind::Supervised => ServiceFile::SupervisorScript,
-        },
+        file: service_file(kind),
+    }
+}
+
+/// Write the service file or not, for `machine` whose file has `remote_sha` (empty when
+/// there is none), when the one rendered now has `rendered_sha`.
+pub fn service(machine: &str, kind: ServiceKind, remote_sha: &str, rendered_sha: &str) -> Action {
+    let (machine, file) = (machine.to_owned(), service_file(kind));
+    if remote_sha == rendered_sha {
+        Action::ServiceUpToDate { machine, file }
+    } else {
+        Action::WriteService { machine, file }
     }
 }
 
@@ -77,17 +94,9 @@ pub fn planned_upload<'a>(plan: &'a Plan, machine: &str) -> Option<&'a Action> {
     })
 }
 
-/// The plan's start decision for `machine`; None where the plan has none, or where this
-/// run's render step rewrote the host's service file (`rewritten`), which changes what the
-/// plan decided from: the start step then decides on the host.
-pub fn planned_start<'a>(
-    plan: &'a Plan,
-    machine: &str,
-    rewritten: &HashSet<String>,
-) -> Option<&'a Action> {
-    if rewritten.contains(machine) {
-        return None;
-    }
+/// The plan's start decision for `machine`; None where the plan has none (it could not
+/// reach the host): the start step then decides on the host.
+pub fn planned_start<'a>(plan: &'a Plan, machine: &str) -> Option<&'a Action> {
     plan.find(machine, |a| {
         matches!(
             a,
@@ -121,7 +130,7 @@ mod tests {
         };
         assert_eq!(line(false, Some(&now), false), "start m (not running)");
         assert_eq!(line(false, None, true), "start m (not running)");
-        let unchanged = "m: running as specified (unless the infra file changed its flags)";
+        let unchanged = "m: running as specified";
         assert_eq!(line(true, Some(&now), false), unchanged);
         assert_eq!(line(true, Some(&format!("{now}\n")), false), unchanged);
         let restart = "restart m (binary or service changed)";
@@ -158,30 +167,40 @@ mod tests {
         let plan = Plan {
             actions: vec![
                 upload("m", "abc", "abc"),
-                render("m", ServiceKind::Supervised),
+                service("m", ServiceKind::Supervised, "s1", "s1"),
                 start("m", true, Some(&now), &now, false),
                 upload("n", "", "abc"),
                 start("n", false, None, &now, true),
             ],
         };
-        let none = HashSet::new();
         // m: no upload, and no start call.
         assert!(!planned_upload(&plan, "m").is_some_and(uploads));
-        assert_eq!(
-            planned_start(&plan, "m", &none).and_then(start_change),
-            None
-        );
+        assert_eq!(planned_start(&plan, "m").and_then(start_change), None);
         // n: an upload, then a start.
         assert!(planned_upload(&plan, "n").is_some_and(uploads));
         assert_eq!(
-            planned_start(&plan, "n", &none).and_then(start_change),
+            planned_start(&plan, "n").and_then(start_change),
             Some(Change::Started)
         );
-        // A host the plan knows nothing of, or whose service this run rewrote, is decided on
-        // the host.
+        // A host the plan knows nothing of is decided on the host.
         assert_eq!(planned_upload(&plan, "o"), None);
-        let rewritten = HashSet::from(["m".to_owned()]);
-        assert_eq!(planned_start(&plan, "m", &rewritten), None);
+        assert_eq!(planned_start(&plan, "o"), None);
+    }
+
+    #[test]
+    fn a_service_file_is_written_only_when_it_differs_from_the_one_rendered_now() {
+        assert_eq!(
+            service("m", ServiceKind::Systemd, "", "s1").to_string(),
+            "write the systemd unit of m (missing or changed)"
+        );
+        assert_eq!(
+            service("m", ServiceKind::Supervised, "s0", "s1").to_string(),
+            "write the supervisor script of m (missing or changed)"
+        );
+        assert_eq!(
+            service("m", ServiceKind::Supervised, "s1", "s1").to_string(),
+            "m: supervisor script up to date"
+        );
     }
 
     #[test]

@@ -115,9 +115,10 @@ pub struct SshProvider {
     connections: HashMap<String, Arc<Connection>>,
     kinds: HashMap<String, ServiceKind>,
     binary_sha: Option<String>,
-    /// Hosts whose service file the render step of this run rewrote: the plan's start
-    /// decision, made from the file before, no longer holds for them.
-    rewritten: std::collections::HashSet<String>,
+    /// Each host's node as the infra file specifies it, from which the plan renders the
+    /// service file it compares with the host's (empty for hosts of another provider, whose
+    /// plan does not look into them).
+    nodes: Vec<NodeSpec>,
 }
 
 impl SshProvider {
@@ -130,7 +131,7 @@ impl SshProvider {
             None => Identity::Agent,
         };
         let mut counts: HashMap<MachineRole, u32> = HashMap::new();
-        let hosts = ssh
+        let hosts: Vec<SshHost> = ssh
             .hosts
             .iter()
             .filter_map(|entry| {
@@ -160,7 +161,11 @@ impl SshProvider {
             .known_hosts
             .as_deref()
             .map_or_else(default_known_hosts, |k| resolve_path(&options.base_dir, k));
-        Self::for_hosts(hosts, options, &infra.cluster).with_known_hosts(known_hosts)
+        let machines: Vec<Machine> = hosts.iter().map(SshHost::machine).collect();
+        let mut provider =
+            Self::for_hosts(hosts, options, &infra.cluster).with_known_hosts(known_hosts);
+        provider.nodes = crate::cluster_spec::node_specs(infra, &machines);
+        provider
     }
 
     /// A provider driving `hosts` as they are (e.g. droplets another provider made), with
@@ -176,7 +181,7 @@ impl SshProvider {
             connections: HashMap::new(),
             kinds: HashMap::new(),
             binary_sha: None,
-            rewritten: std::collections::HashSet::new(),
+            nodes: Vec::new(),
         }
     }
 

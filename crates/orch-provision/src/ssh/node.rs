@@ -162,6 +162,20 @@ pub fn render_service(
     }
 }
 
+/// The service file of `kind` for `spec` as the render step writes it on the host (ending
+/// in a newline): what the plan compares with the host's file, and the node's stamp covers.
+pub fn service_file_content(
+    layout: &Layout,
+    spec: &NodeSpec,
+    kind: ServiceKind,
+) -> Result<String, TemplateError> {
+    let mut content = render_service(layout, spec, kind)?;
+    if !content.ends_with('\n') {
+        content.push('\n');
+    }
+    Ok(content)
+}
+
 /// Hex sha256 of `bytes`.
 pub fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))

@@ -82,7 +82,7 @@ impl Provider for SshProvider {
                 .await
                 .map_err(|e| ProviderError::on_machine(step, &host.name, e))?;
             let layout = self.layout(&host);
-            let planned = decide::planned_start(plan, &host.name, &self.rewritten).cloned();
+            let planned = decide::planned_start(plan, &host.name).cloned();
             jobs.push(async move {
                 progress.enter(step, &host.name)?;
                 let on = |e: SshError| ProviderError::on_machine(step, &host.name, e);

@@ -49,17 +49,32 @@ impl SshProvider {
             }
             let remote_sha = node::field(&out, "sha").unwrap_or("");
             plan.push(decide::upload(name, remote_sha, &sha));
-            plan.push(decide::render(name, kind));
             let alive = node::field(&out, "alive") == Some("1");
             let started = node::field(&out, "started").filter(|s| !s.is_empty());
-            let current = node::field(&out, "current").unwrap_or("");
-            plan.push(decide::start(
-                name,
-                alive,
-                started,
-                current,
-                remote_sha != sha,
-            ));
+            match self.nodes.iter().find(|n| n.name == *name) {
+                Some(spec) => {
+                    // The file the render step will write, and the stamp the node will
+                    // then be started with: the start decision of `orch up` itself.
+                    let service = node::service_file_content(&layout, spec, kind)
+                        .map_err(|e| failed(e.into()))?;
+                    let remote_service = node::field(&out, "service").unwrap_or("");
+                    let rendered = node::sha256_hex(service.as_bytes());
+                    plan.push(decide::service(name, kind, remote_service, &rendered));
+                    let after = node::stamp(&sha, &service);
+                    plan.push(decide::start(name, alive, started, &after, false));
+                }
+                None => {
+                    plan.push(decide::render(name, kind));
+                    let current = node::field(&out, "current").unwrap_or("");
+                    plan.push(decide::start(
+                        name,
+                        alive,
+                        started,
+                        current,
+                        remote_sha != sha,
+                    ));
+                }
+            }
         }
         Ok(plan)
     }
@@ -173,10 +188,10 @@ impl SshProvider {
                 progress.enter(Step::Render, &host.name)?;
                 let on = |e: SshError| ProviderError::on_machine(Step::Render, &host.name, e);
                 let Some(spec) = spec else {
-                    return Ok(None);
+                    return Ok(());
                 };
                 let content =
-                    node::render_service(&layout, &spec, kind).map_err(|e| on(e.into()))?;
+                    node::service_file_content(&layout, &spec, kind).map_err(|e| on(e.into()))?;
                 let path = layout.service_path(kind);
                 let (mode, unit) = match kind {
                     ServiceKind::Systemd => ("644", true),
@@ -193,20 +208,18 @@ impl SshProvider {
                     ServiceKind::Systemd => "systemd unit",
                     ServiceKind::Supervised => "supervisor script (no systemd)",
                 };
-                let unchanged = out.trim() == "unchanged";
                 progress.machine(
                     &host.name,
-                    if unchanged {
+                    if out.trim() == "unchanged" {
                         format!("{what} {path} unchanged")
                     } else {
                         format!("wrote {what} {path}")
                     },
                 );
-                Ok((!unchanged).then(|| host.name.clone()))
+                Ok(())
             });
         }
-        let rewritten = first_error(futures::future::join_all(jobs).await)?;
-        self.rewritten.extend(rewritten.into_iter().flatten());
+        first_error(futures::future::join_all(jobs).await)?;
         Ok(())
     }
 }
