@@ -222,13 +222,6 @@ pub enum Action {
         /// The host's name.
         machine: String,
     },
-    /// Render a host's service file (once the cluster's addresses are known).
-    RenderService {
-        /// The host's name.
-        machine: String,
-        /// Which file.
-        file: ServiceFile,
-    },
     /// Write a host's service file: it is missing or differs from the one rendered now.
     WriteService {
         /// The host's name.
@@ -283,7 +276,6 @@ impl Action {
             | Self::ForeignInstallDir { machine: s, .. }
             | Self::Upload { machine: s, .. }
             | Self::BinaryUpToDate { machine: s }
-            | Self::RenderService { machine: s, .. }
             | Self::WriteService { machine: s, .. }
             | Self::ServiceUpToDate { machine: s, .. }
             | Self::StartNode { machine: s }
@@ -359,7 +351,10 @@ impl fmt::Display for Action {
                 firewall,
                 tag,
                 inbound,
-            } => write!(f, "create firewall {firewall} for tag {tag} (inbound {inbound})"),
+            } => write!(
+                f,
+                "create firewall {firewall} for tag {tag} (inbound {inbound})"
+            ),
             Self::FirewallExists { firewall, id } => write!(f, "firewall {firewall} exists ({id})"),
             Self::InstallOverSsh => write!(
                 f,
@@ -391,14 +386,6 @@ impl fmt::Display for Action {
                 }
             ),
             Self::BinaryUpToDate { machine } => write!(f, "{machine}: orch binary up to date"),
-            Self::RenderService { machine, file } => write!(
-                f,
-                "render the service of {machine} ({}; rendered once the cluster's addresses are known)",
-                match file {
-                    ServiceFile::SystemdUnit => "systemd unit",
-                    ServiceFile::SupervisorScript => "supervisor script, no systemd",
-                }
-            ),
             Self::WriteService { machine, file } => {
                 write!(f, "write the {file} of {machine} (missing or changed)")
             }
@@ -574,20 +561,6 @@ mod tests {
                     machine: "agent-1".into(),
                 },
                 "agent-1: orch binary up to date",
-            ),
-            (
-                Action::RenderService {
-                    machine: "agent-1".into(),
-                    file: ServiceFile::SupervisorScript,
-                },
-                "render the service of agent-1 (supervisor script, no systemd; rendered once the cluster's addresses are known)",
-            ),
-            (
-                Action::RenderService {
-                    machine: "agent-1".into(),
-                    file: ServiceFile::SystemdUnit,
-                },
-                "render the service of agent-1 (systemd unit; rendered once the cluster's addresses are known)",
             ),
             (
                 Action::WriteService {

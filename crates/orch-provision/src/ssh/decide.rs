@@ -43,15 +43,6 @@ fn service_file(kind: ServiceKind) -> ServiceFile {
     }
 }
 
-/// The service file of a host of `kind`, rendered once the cluster's addresses are known
-/// (a host the plan has no node spec for).
-pub fn render(machine: &str, kind: ServiceKind) -> Action {
-    Action::RenderService {
-        machine: machine.to_owned(),
-        file: service_file(kind),
-    }
-}
-
 /// Write the service file or not, for `machine` whose file has `remote_sha` (empty when
 /// there is none), when the one rendered now has `rendered_sha`.
 pub fn service(machine: &str, kind: ServiceKind, remote_sha: &str, rendered_sha: &str) -> Action {
@@ -64,21 +55,15 @@ pub fn service(machine: &str, kind: ServiceKind, remote_sha: &str, rendered_sha:
 }
 
 /// Start, restart or leave alone the node of `machine`: it is `alive` (or not), was started
-/// with `started_with` (the stamp file, if any), its files now give `current`, and its
-/// binary is about to change (`binary_changes`: the plan, before the upload) or not (the
-/// start step, after it). A node runs as specified when it is alive and its stamp equals the
-/// current one.
-pub fn start(
-    machine: &str,
-    alive: bool,
-    started_with: Option<&str>,
-    current: &str,
-    binary_changes: bool,
-) -> Action {
+/// with `started_with` (the stamp file, if any), and is to run with `wanted` (the stamp of
+/// the binary and service file it will have: the plan works it out before the upload and
+/// render steps, the start step reads it on the host). A node runs as specified when it is
+/// alive and its stamp is the wanted one.
+pub fn start(machine: &str, alive: bool, started_with: Option<&str>, wanted: &str) -> Action {
     let machine = machine.to_owned();
     if !alive {
         Action::StartNode { machine }
-    } else if !binary_changes && started_with.map(str::trim) == Some(current.trim()) {
+    } else if started_with.map(str::trim) == Some(wanted.trim()) {
         Action::NodeUnchanged { machine }
     } else {
         Action::RestartNode { machine }
@@ -125,37 +110,28 @@ mod tests {
         let now = stamp("abc", "service v2");
         let before = stamp("abc", "service v1");
         assert_ne!(now, before);
-        let line = |alive, started: Option<&str>, changes| {
-            start("m", alive, started, &now, changes).to_string()
-        };
-        assert_eq!(line(false, Some(&now), false), "start m (not running)");
-        assert_eq!(line(false, None, true), "start m (not running)");
+        let line = |alive, started: Option<&str>| start("m", alive, started, &now).to_string();
+        assert_eq!(line(false, Some(&now)), "start m (not running)");
+        assert_eq!(line(false, None), "start m (not running)");
         let unchanged = "m: running as specified";
-        assert_eq!(line(true, Some(&now), false), unchanged);
-        assert_eq!(line(true, Some(&format!("{now}\n")), false), unchanged);
+        assert_eq!(line(true, Some(&now)), unchanged);
+        assert_eq!(line(true, Some(&format!("{now}\n"))), unchanged);
         let restart = "restart m (binary or service changed)";
-        assert_eq!(line(true, Some(&now), true), restart);
-        assert_eq!(line(true, Some(&before), false), restart);
-        assert_eq!(
-            line(true, Some(&stamp("def", "service v2")), false),
-            restart
-        );
-        assert_eq!(line(true, None, false), restart);
+        assert_eq!(line(true, Some(&before)), restart);
+        assert_eq!(line(true, Some(&stamp("def", "service v2"))), restart);
+        assert_eq!(line(true, None), restart);
     }
 
     #[test]
     fn the_start_step_calls_start_only_where_the_decision_says_so() {
         let now = stamp("abc", "service");
+        assert_eq!(start_change(&start("m", true, Some(&now), &now)), None);
         assert_eq!(
-            start_change(&start("m", true, Some(&now), &now, false)),
-            None
-        );
-        assert_eq!(
-            start_change(&start("m", false, None, &now, false)),
+            start_change(&start("m", false, None, &now)),
             Some(Change::Started)
         );
         assert_eq!(
-            start_change(&start("m", true, None, &now, false)),
+            start_change(&start("m", true, None, &now)),
             Some(Change::Restarted)
         );
         assert_eq!(start_change(&upload("m", "", "abc")), None);
@@ -168,9 +144,9 @@ mod tests {
             actions: vec![
                 upload("m", "abc", "abc"),
                 service("m", ServiceKind::Supervised, "s1", "s1"),
-                start("m", true, Some(&now), &now, false),
+                start("m", true, Some(&now), &now),
                 upload("n", "", "abc"),
-                start("n", false, None, &now, true),
+                start("n", false, None, &now),
             ],
         };
         // m: no upload, and no start call.
@@ -220,9 +196,5 @@ mod tests {
         assert!(uploads(&upload("m", "", "abc")));
         assert!(uploads(&upload("m", "def", "abc")));
         assert!(!uploads(&upload("m", "abc", "abc")));
-        assert_eq!(
-            render("m", ServiceKind::Supervised).to_string(),
-            "render the service of m (supervisor script, no systemd; rendered once the cluster's addresses are known)"
-        );
     }
 }

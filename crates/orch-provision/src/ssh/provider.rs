@@ -99,8 +99,8 @@ impl Provider for SshProvider {
                         let alive = node::field(&out, "alive") == Some("1");
                         let started = node::field(&out, "started").filter(|s| !s.is_empty());
                         let current = node::field(&out, "current").unwrap_or("");
-                        // The binary was uploaded in the upload step: it no longer changes.
-                        decide::start(&host.name, alive, started, current, false)
+                        // After the upload and render steps the host's files are the wanted ones.
+                        decide::start(&host.name, alive, started, current)
                     }
                 };
                 let Some(change) = decide::start_change(&action) else {

@@ -51,30 +51,20 @@ impl SshProvider {
             plan.push(decide::upload(name, remote_sha, &sha));
             let alive = node::field(&out, "alive") == Some("1");
             let started = node::field(&out, "started").filter(|s| !s.is_empty());
-            match self.nodes.iter().find(|n| n.name == *name) {
-                Some(spec) => {
-                    // The file the render step will write, and the stamp the node will
-                    // then be started with: the start decision of `orch up` itself.
-                    let service = node::service_file_content(&layout, spec, kind)
-                        .map_err(|e| failed(e.into()))?;
-                    let remote_service = node::field(&out, "service").unwrap_or("");
-                    let rendered = node::sha256_hex(service.as_bytes());
-                    plan.push(decide::service(name, kind, remote_service, &rendered));
-                    let after = node::stamp(&sha, &service);
-                    plan.push(decide::start(name, alive, started, &after, false));
-                }
-                None => {
-                    plan.push(decide::render(name, kind));
-                    let current = node::field(&out, "current").unwrap_or("");
-                    plan.push(decide::start(
-                        name,
-                        alive,
-                        started,
-                        current,
-                        remote_sha != sha,
-                    ));
-                }
-            }
+            let Some(spec) = self.nodes.iter().find(|n| n.name == *name) else {
+                return Err(ProviderError::Refused(format!(
+                    "{name} is not a node of the infra file"
+                )));
+            };
+            // The file the render step will write, and the stamp the node will then be
+            // started with: the start decision of `orch up` itself.
+            let service =
+                node::service_file_content(&layout, spec, kind).map_err(|e| failed(e.into()))?;
+            let remote_service = node::field(&out, "service").unwrap_or("");
+            let rendered = node::sha256_hex(service.as_bytes());
+            plan.push(decide::service(name, kind, remote_service, &rendered));
+            let after = node::stamp(&sha, &service);
+            plan.push(decide::start(name, alive, started, &after));
         }
         Ok(plan)
     }
