@@ -2,9 +2,9 @@
 //! the binary (and why), whether to write the service file (the one rendered now differs
 //! from the host's), whether to start or restart the node (and why: the plan compares the
 //! node's stamp with the binary and service file it will have after the upload and render
-//! steps). `orch up --plan` prints them; the upload and start steps carry out exactly what
-//! they say ([`uploads`], [`start_change`]), and decide on the host only where the plan has
-//! no decision (a host it could not reach).
+//! steps). `orch up --plan` prints them; the upload, render and start steps carry out
+//! exactly what they say ([`uploads`], [`planned_write`], [`start_change`]), and decide on
+//! the host only where the plan has no decision (a host it could not reach).
 //!
 //! May depend on: provision::{plan, provider}, ssh::node (service kinds). Pure.
 
@@ -79,6 +79,13 @@ pub fn planned_upload<'a>(plan: &'a Plan, machine: &str) -> Option<&'a Action> {
     })
 }
 
+/// Whether the render step writes `machine`'s service file: not where the plan found it up
+/// to date; where the plan has no decision, the write script compares on the host.
+pub fn planned_write(plan: &Plan, machine: &str) -> bool {
+    plan.find(machine, |a| matches!(a, Action::ServiceUpToDate { .. }))
+        .is_none()
+}
+
 /// The plan's start decision for `machine`; None where the plan has none (it could not
 /// reach the host): the start step then decides on the host.
 pub fn planned_start<'a>(plan: &'a Plan, machine: &str) -> Option<&'a Action> {
@@ -149,8 +156,9 @@ mod tests {
                 start("n", false, None, &now),
             ],
         };
-        // m: no upload, and no start call.
+        // m: no upload, no service write, and no start call.
         assert!(!planned_upload(&plan, "m").is_some_and(uploads));
+        assert!(!planned_write(&plan, "m"));
         assert_eq!(planned_start(&plan, "m").and_then(start_change), None);
         // n: an upload, then a start.
         assert!(planned_upload(&plan, "n").is_some_and(uploads));
@@ -161,6 +169,7 @@ mod tests {
         // A host the plan knows nothing of is decided on the host.
         assert_eq!(planned_upload(&plan, "o"), None);
         assert_eq!(planned_start(&plan, "o"), None);
+        assert!(planned_write(&plan, "o"));
     }
 
     #[test]

@@ -128,7 +128,8 @@ pub fn command_line(layout: &Layout, spec: &NodeSpec, kind: ServiceKind) -> Stri
     words.join(" ")
 }
 
-/// The service file of `kind` for `spec`.
+/// The service file of `kind` for `spec`, as it is written on the host (ending in a
+/// newline): what the plan compares with the host's file, and what the node's stamp covers.
 pub fn render_service(
     layout: &Layout,
     spec: &NodeSpec,
@@ -149,27 +150,17 @@ pub fn render_service(
         ("supervisor_pid", supervisor_pid.as_str()),
         ("node_pid", node_pid.as_str()),
     ];
-    match kind {
+    let log_unquoted = layout.log();
+    let mut content = match kind {
         // systemd takes paths unquoted.
         ServiceKind::Systemd => {
             let mut values = values;
             values[3].1 = layout.dir.as_str();
-            let log = layout.log();
-            values[5].1 = log.as_str();
-            templates::render(UNIT_TEMPLATE, &values)
+            values[5].1 = log_unquoted.as_str();
+            templates::render(UNIT_TEMPLATE, &values)?
         }
-        ServiceKind::Supervised => templates::render(SUPERVISE_TEMPLATE, &values),
-    }
-}
-
-/// The service file of `kind` for `spec` as the render step writes it on the host (ending
-/// in a newline): what the plan compares with the host's file, and the node's stamp covers.
-pub fn service_file_content(
-    layout: &Layout,
-    spec: &NodeSpec,
-    kind: ServiceKind,
-) -> Result<String, TemplateError> {
-    let mut content = render_service(layout, spec, kind)?;
+        ServiceKind::Supervised => templates::render(SUPERVISE_TEMPLATE, &values)?,
+    };
     if !content.ends_with('\n') {
         content.push('\n');
     }

@@ -56,7 +56,7 @@ impl Provider for SshProvider {
     ) -> Result<(), ProviderError> {
         self.wait_all(machines, progress).await?;
         self.upload_all(machines, plan, progress).await?;
-        self.render_all(machines, nodes, progress).await
+        self.render_all(machines, nodes, plan, progress).await
     }
 
     async fn start(

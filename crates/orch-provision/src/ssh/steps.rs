@@ -59,7 +59,7 @@ impl SshProvider {
             // The file the render step will write, and the stamp the node will then be
             // started with: the start decision of `orch up` itself.
             let service =
-                node::service_file_content(&layout, spec, kind).map_err(|e| failed(e.into()))?;
+                node::render_service(&layout, spec, kind).map_err(|e| failed(e.into()))?;
             let remote_service = node::field(&out, "service").unwrap_or("");
             let rendered = node::sha256_hex(service.as_bytes());
             plan.push(decide::service(name, kind, remote_service, &rendered));
@@ -160,6 +160,7 @@ impl SshProvider {
         &mut self,
         machines: &[Machine],
         nodes: &[NodeSpec],
+        plan: &Plan,
         progress: &Progress,
     ) -> Result<(), ProviderError> {
         progress.step(Step::Render)?;
@@ -174,15 +175,24 @@ impl SshProvider {
                 .map_err(|e| ProviderError::on_machine(Step::Render, &host.name, e))?;
             let layout = self.layout(&host);
             let spec = nodes.iter().find(|n| n.name == host.name).cloned();
+            let write = decide::planned_write(plan, &host.name);
             jobs.push(async move {
                 progress.enter(Step::Render, &host.name)?;
                 let on = |e: SshError| ProviderError::on_machine(Step::Render, &host.name, e);
                 let Some(spec) = spec else {
                     return Ok(());
                 };
-                let content =
-                    node::service_file_content(&layout, &spec, kind).map_err(|e| on(e.into()))?;
                 let path = layout.service_path(kind);
+                let what = match kind {
+                    ServiceKind::Systemd => "systemd unit",
+                    ServiceKind::Supervised => "supervisor script (no systemd)",
+                };
+                if !write {
+                    progress.machine(&host.name, format!("{what} {path} unchanged"));
+                    return Ok(());
+                }
+                let content =
+                    node::render_service(&layout, &spec, kind).map_err(|e| on(e.into()))?;
                 let (mode, unit) = match kind {
                     ServiceKind::Systemd => ("644", true),
                     ServiceKind::Supervised => ("755", false),
@@ -194,10 +204,6 @@ impl SshProvider {
                     )
                     .await
                     .map_err(on)?;
-                let what = match kind {
-                    ServiceKind::Systemd => "systemd unit",
-                    ServiceKind::Supervised => "supervisor script (no systemd)",
-                };
                 progress.machine(
                     &host.name,
                     if out.trim() == "unchanged" {
