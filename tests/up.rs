@@ -344,6 +344,113 @@ async fn three_masters_and_two_agents_with_disjoint_task_ports() {
     .expect("test timed out");
 }
 
+/// The local provider takes the one flow: `--plan` prints what `up` then does and changes
+/// nothing; a node that exits at once, or a failure injected at any later step, fails `up`
+/// and stops what it started; a re-run starts only what does not run.
+#[tokio::test]
+async fn the_plan_is_what_up_does_and_a_failed_up_stops_what_it_started() {
+    let _serial = SERIAL.lock().await;
+    tokio::time::timeout(TEST_TIMEOUT, async {
+        let wd = Workdir::new("containerizers: mesos\n");
+        let plan = wd.orch_ok(&["up", "-f", "infra.yaml", "--plan"]).await;
+        assert!(
+            plan.contains("plan for cluster 'local' (local provider, from infra.yaml)"),
+            "{plan}"
+        );
+        assert!(plan.contains("  lay out 1 master and 1 agent"), "{plan}");
+        assert!(
+            plan.contains(&format!("  start master-1 on 127.0.0.1:{} (new)\n", wd.api)),
+            "{plan}"
+        );
+        assert!(plan.contains("  start agent-1 on 127.0.0.1:"), "{plan}");
+        assert!(!wd.path().join(".orch").exists(), "--plan changed nothing");
+
+        // A node that ends at once fails the run at once, with its reason.
+        let begin = Instant::now();
+        let out = wd
+            .orch(&[
+                "up",
+                "-f",
+                "infra.yaml",
+                "--detach",
+                "--binary",
+                "/bin/false",
+            ])
+            .await;
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{}", describe_output(&out));
+        assert!(
+            stderr.contains("stopped what was started")
+                && stderr.contains("master-1 exited during startup (exit status: 1)"),
+            "{}",
+            describe_output(&out)
+        );
+        assert!(
+            begin.elapsed() < Duration::from_secs(20),
+            "{:?}",
+            begin.elapsed()
+        );
+
+        // A failure injected once the nodes run stops them again.
+        let out = tokio::process::Command::new(BIN)
+            .current_dir(wd.path())
+            .args(["up", "-f", "infra.yaml", "--detach"])
+            .env("ORCH_FAIL_AT", "wait-agents")
+            .stdin(Stdio::null())
+            .output()
+            .await
+            .expect("run orch up");
+        assert!(!out.status.success(), "{}", describe_output(&out));
+        assert!(
+            String::from_utf8_lossy(&out.stderr)
+                .contains("stopped what was started: failure injected at step wait-agents"),
+            "{}",
+            describe_output(&out)
+        );
+        wd.assert_no_processes(Duration::from_secs(5)).await;
+
+        let up = wd.orch_ok(&["up", "-f", "infra.yaml", "--detach"]).await;
+        assert!(up.contains("restarting cluster 'local'"), "{up}");
+        assert!(up.contains(": 2 started, 0 restarted, 0 unchanged"), "{up}");
+        let pids = wd.pids();
+        let pid_of = |pids: &[(String, i32)], name: &str| {
+            pids.iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, pid)| *pid)
+                .expect("a pid file")
+        };
+        let (master, agent) = (pid_of(&pids, "master-1"), pid_of(&pids, "agent-1"));
+        std::process::Command::new("kill")
+            .args(["-KILL", &agent.to_string()])
+            .status()
+            .expect("kill the agent");
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while alive(agent) {
+            assert!(Instant::now() < deadline, "agent-1 survives SIGKILL");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+
+        let plan = wd.orch_ok(&["up", "-f", "infra.yaml", "--plan"]).await;
+        assert!(
+            plan.contains(&format!("  master-1: running (pid {master})")),
+            "{plan}"
+        );
+        assert!(plan.contains("  start agent-1 on 127.0.0.1:"), "{plan}");
+        assert!(plan.contains("(not running)"), "{plan}");
+        let up = wd.orch_ok(&["up", "-f", "infra.yaml", "--detach"]).await;
+        assert!(up.contains(": 1 started, 0 restarted, 1 unchanged"), "{up}");
+        let again = wd.pids();
+        assert_eq!(pid_of(&again, "master-1"), master);
+        assert_ne!(pid_of(&again, "agent-1"), agent);
+        assert!(again.iter().all(|(_, pid)| alive(*pid)), "{again:?}");
+
+        wd.orch_ok(&["destroy", "-f", "infra.yaml", "--yes"]).await;
+        wd.assert_no_processes(Duration::from_secs(5)).await;
+    })
+    .await
+    .expect("test timed out");
+}
+
 #[tokio::test]
 async fn a_taken_port_is_named_and_nothing_starts() {
     let _serial = SERIAL.lock().await;

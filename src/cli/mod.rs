@@ -18,7 +18,7 @@ mod infra_file;
 mod lb;
 mod master;
 mod node;
-mod remote;
+mod provision;
 mod status;
 mod task;
 mod up;

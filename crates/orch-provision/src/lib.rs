@@ -2,19 +2,22 @@
 //! whole cluster from an infra file (`infra/*.yaml`). The binary's CLI parses flags and the
 //! environment (`ORCH_FAIL_AT` included) and hands this crate plain values.
 //!
-//! Four providers. The local provider runs every master and agent as a process of this
-//! machine, with data, logs, pid files and the state file in `.orch/<cluster>/`. The others
-//! give each node a machine of its own and share one step list ([`remote`], [`steps`]): the
-//! [`docker`] provider as containers of the local Docker engine, the [`ssh`] provider on
-//! existing hosts, the [`digital_ocean`] provider on droplets it creates (then driven over
-//! SSH).
+//! Four providers behind one [`provider::Provider`] trait and one flow ([`flow`], with the
+//! step list of [`steps`]): the [`local`] provider runs every master and agent as a process
+//! of this machine, with data, logs, pid files and the state file in `.orch/<cluster>/`; the
+//! others give each node a machine of its own: the [`docker`] provider as containers of the
+//! local Docker engine, the [`ssh`] provider on existing hosts, the [`digital_ocean`]
+//! provider on droplets it creates (then driven over SSH).
 //!
 //! Modules, by job:
 //! - the infra file: [`infra`] (typed and validated, split by section: its error type, the
 //!   `dns:`/`lb:`, `gitops:` and per-provider sections; the gitops entries become
 //!   [`RepoConfig`](orch_core::model::RepoConfig)s);
-//! - shared by every provider: [`node_command`] (the one builder of `orch master`/`orch
-//!   agent` command lines), [`state_file`] (the one reader and writer of
+//! - shared by every provider: [`provider`] (the trait), [`flow`] (`orch up`, `--plan`,
+//!   `status` and `destroy`: the provider's steps and the shared ones between them),
+//!   [`steps`] (the step list, progress lines, failure injection with a [`steps::FailAt`]),
+//!   [`node_command`] (the one builder of `orch master`/`orch agent` command lines),
+//!   [`state_file`] (the one reader and writer of
 //!   `.orch/<cluster>/state.json`, one error type), [`cluster_api`] (the calls made to a
 //!   cluster's HTTP API: leader, agents, gitops), [`plan`] (what `orch up` would change, as
 //!   typed actions whose lines `orch up --plan` prints and whose decisions the steps carry
@@ -22,11 +25,9 @@
 //! - the local provider: [`layout`] (pure port planning, each process's dirs, log and pid
 //!   files), [`procs`] (`/proc`: is a recorded process still ours, which processes are the
 //!   cluster's tasks), [`containers`] (remove a local cluster's task containers), [`local`]
-//!   (prepare, start and wait, stop);
+//!   (the provider: prepare, start, stop, endpoints);
 //! - machines of their own: [`cluster_spec`] (pure: the machines wanted, each node's spec),
-//!   [`provider`] (the trait each of docker, ssh and digital_ocean implements), [`remote`]
-//!   (the shared flow), [`steps`] (the step list, progress lines, failure injection with a
-//!   [`steps::FailAt`]), [`templates`] (rendering `templates/`), and one module per provider.
+//!   [`templates`] (rendering `templates/`), and one module per provider.
 //!
 //! May depend on: orch-core (model, errors), orch-driver (executor pid files, Docker labels
 //! and engine calls), orch-fs (atomic writes); nothing else of the workspace. Never master,
@@ -38,6 +39,7 @@ pub mod cluster_spec;
 pub mod containers;
 pub mod digital_ocean;
 pub mod docker;
+pub mod flow;
 pub mod infra;
 pub mod layout;
 pub mod local;
@@ -45,7 +47,6 @@ pub mod node_command;
 pub mod plan;
 pub mod procs;
 pub mod provider;
-pub mod remote;
 pub mod ssh;
 pub mod state_file;
 pub mod steps;

@@ -252,6 +252,31 @@ pub enum Action {
         machine: String,
     },
 
+    // --- local: each node's process ---
+    /// A new cluster: its ports (checked free) and dirs.
+    LayOut {
+        /// `1 master and 1 agent, API 127.0.0.1:5050`.
+        shape: String,
+        /// Where data, logs and pid files go.
+        dir: String,
+    },
+    /// Start a node's process.
+    StartProcess {
+        /// The node's name.
+        node: String,
+        /// Where it listens.
+        listen: String,
+        /// Why: `new` or `not running`.
+        why: String,
+    },
+    /// A node's recorded process runs.
+    ProcessRunning {
+        /// The node's name.
+        node: String,
+        /// Its pid.
+        pid: i32,
+    },
+
     // --- every provider ---
     /// Register the gitops repos, once the cluster runs.
     RegisterRepos {
@@ -280,7 +305,9 @@ impl Action {
             | Self::ServiceUpToDate { machine: s, .. }
             | Self::StartNode { machine: s }
             | Self::RestartNode { machine: s }
-            | Self::NodeUnchanged { machine: s } => Some(s),
+            | Self::NodeUnchanged { machine: s }
+            | Self::StartProcess { node: s, .. }
+            | Self::ProcessRunning { node: s, .. } => Some(s),
             Self::BuildImage { .. }
             | Self::ImageCurrent { .. }
             | Self::CreateNetwork { .. }
@@ -289,6 +316,7 @@ impl Action {
             | Self::CreateFirewall { .. }
             | Self::FirewallExists { .. }
             | Self::InstallOverSsh
+            | Self::LayOut { .. }
             | Self::RegisterRepos { .. } => None,
         }
     }
@@ -397,6 +425,16 @@ impl fmt::Display for Action {
                 write!(f, "restart {machine} (binary or service changed)")
             }
             Self::NodeUnchanged { machine } => write!(f, "{machine}: running as specified"),
+            Self::LayOut { shape, dir } => {
+                write!(
+                    f,
+                    "lay out {shape} (ports checked free); data and logs in {dir}"
+                )
+            }
+            Self::StartProcess { node, listen, why } => {
+                write!(f, "start {node} on {listen} ({why})")
+            }
+            Self::ProcessRunning { node, pid } => write!(f, "{node}: running (pid {pid})"),
             Self::RegisterRepos { repos } => {
                 write!(f, "register gitops repo(s) {}", repos.join(", "))
             }
@@ -593,6 +631,29 @@ mod tests {
                     machine: "master-3".into(),
                 },
                 "master-3: running as specified",
+            ),
+            (
+                Action::LayOut {
+                    shape: "1 master and 1 agent, API 127.0.0.1:5050".into(),
+                    dir: ".orch/local".into(),
+                },
+                "lay out 1 master and 1 agent, API 127.0.0.1:5050 (ports checked free); \
+                 data and logs in .orch/local",
+            ),
+            (
+                Action::StartProcess {
+                    node: "agent-1".into(),
+                    listen: "127.0.0.1:5051".into(),
+                    why: "not running".into(),
+                },
+                "start agent-1 on 127.0.0.1:5051 (not running)",
+            ),
+            (
+                Action::ProcessRunning {
+                    node: "master-1".into(),
+                    pid: 42,
+                },
+                "master-1: running (pid 42)",
             ),
             (
                 Action::RegisterRepos {

@@ -1,15 +1,16 @@
-//! What a provider of machines (docker, ssh, digital_ocean) does for `orch up`, `orch status`
-//! and `orch destroy`; the steps between (wait for a leader, for the agents, gitops,
-//! endpoints) are the same for all and live in [`super::remote`].
+//! What a provider of machines (local, docker, ssh, digital_ocean) does for `orch up`,
+//! `orch status` and `orch destroy`; the steps between (wait for a leader, for the agents,
+//! gitops, endpoints) are the same for all and live in [`super::flow`].
 //!
 //! Every method is idempotent: it looks at what exists (state file, tags, labels, the
 //! machine itself) before it changes anything, so a re-run after a crash or a failure
 //! converges instead of duplicating.
 //!
-//! May depend on: provision::{cluster_spec, plan, state_file, steps}. The implementations live in
-//! provision::{docker, ssh, digital_ocean}.
+//! May depend on: provision::{cluster_spec, infra, plan, state_file, steps}. The
+//! implementations live in provision::{local, docker, ssh, digital_ocean}.
 
-use super::cluster_spec::{Machine, MachineRole, NodeSpec, WantedMachine};
+use super::cluster_spec::{self, Machine, MachineRole, NodeSpec, WantedMachine};
+use super::infra::Infra;
 use super::plan::Plan;
 use super::state_file::{State, StateError, StateFile};
 use super::steps::{FailAt, Injected, Progress};
@@ -113,7 +114,7 @@ pub struct MachineStatus {
 /// A source of machines and the means to run a node on each.
 #[async_trait::async_trait]
 pub trait Provider: Send {
-    /// The provider's name (`docker`, `ssh`, `digital_ocean`).
+    /// The provider's name (`local`, `docker`, `ssh`, `digital_ocean`).
     fn name(&self) -> &'static str;
 
     /// What `orch up` would change, found without changing anything (`orch up --plan`):
@@ -157,13 +158,34 @@ pub trait Provider: Send {
     /// the machine only where an earlier step of this run changed what the plan decided from
     /// (docker: an image built) or the plan could not decide (a host it could not reach, a
     /// droplet that did not exist yet).
+    /// A provider that records what it started (local: the pids) does so in `state`.
     async fn start(
         &mut self,
         machines: &[Machine],
         nodes: &[NodeSpec],
         plan: &Plan,
+        state: &mut StateFile,
         progress: &Progress,
     ) -> Result<Vec<Change>, ProviderError>;
+
+    /// Fails when a node this run started has ended since (asked while waiting for the
+    /// cluster, so a node that dies at once fails `orch up` at once, with its reason).
+    /// Nothing to check by default: a machine's supervisor restarts its node.
+    fn check_started(&mut self) -> Result<(), ProviderError> {
+        Ok(())
+    }
+
+    /// The masters' API addresses, in `--masters` order: by default each master machine's
+    /// IP with the `api` port.
+    fn api_addresses(&self, infra: &Infra, state: &State) -> Vec<std::net::SocketAddr> {
+        cluster_spec::master_addresses(infra, &state.machines)
+    }
+
+    /// The lines `orch up` and `orch status` print of where the cluster serves (API, DNS,
+    /// load balancer).
+    fn endpoints(&self, infra: &Infra, state: &State) -> Vec<String> {
+        cluster_spec::endpoint_lines(infra, &state.machines)
+    }
 
     /// Each machine of the state as the provider sees it now.
     async fn status(&mut self, state: &State) -> Result<Vec<MachineStatus>, ProviderError>;

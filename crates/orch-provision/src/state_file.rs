@@ -1,16 +1,15 @@
 //! The state file of a cluster, `.orch/<cluster>/state.json`, for every provider; always
 //! written atomically (temporary file + rename), and read and written only here.
 //!
-//! Two contents, told apart by the provider that wrote them:
-//! - [`State`] (docker, ssh, digital_ocean): which machines exist (name, role, IP, the
-//!   provider's id), the provider's other resources (network, image, firewall) by kind, and
-//!   how far the last `orch up` got. Saved after every change ([`StateFile`]), so a crash
-//!   loses at most the resource being made, which the provider finds again by its tags or
-//!   labels.
-//! - [`LocalState`] (local): the layout (ports, dirs), the infra file it came from, the
-//!   containerizers offered and the pid (+ start time) of every process started, so that a
-//!   later `orch up` reuses the same ports and data and `orch status`/`orch destroy` find the
-//!   processes again.
+//! One content, [`State`], for every provider: which machines exist (name, role, IP, the
+//! provider's id), the provider's other resources (network, image, firewall) by kind, and
+//! how far the last `orch up` got. Saved after every change ([`StateFile`]), so a crash loses
+//! at most the resource being made, which the provider finds again by its tags, labels or
+//! (local) the processes' arguments. The local provider adds its own section
+//! ([`LocalState`]): the layout (ports, dirs), the containerizers offered and the pid (+
+//! start time) of every process started, so that a later `orch up` reuses the same ports and
+//! data and `orch status`/`orch destroy` find the processes again. A local state file of
+//! the earlier flat shape (the section's fields at the top) is read as well.
 //!
 //! May depend on: provision::{cluster_spec (Machine), layout (Layout)}, driver::executor
 //! (ProcId). Reads and writes one file.
@@ -53,6 +52,7 @@ pub struct State {
     /// The provider that made it (`docker`, `ssh`, `digital_ocean`).
     pub provider: String,
     /// The cluster's name.
+    #[serde(default)]
     pub cluster: String,
     /// The infra file it was made from (absolute).
     #[serde(default)]
@@ -66,6 +66,9 @@ pub struct State {
     /// The last step the last `orch up` finished (`endpoints` when it got to the end).
     #[serde(default)]
     pub last_step: Option<String>,
+    /// The local provider's processes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub local: Option<LocalState>,
 }
 
 impl State {
@@ -122,10 +125,24 @@ impl StateFile {
     }
 }
 
-/// The state of a cluster on machines of its own in `<dir>/state.json`, None when there is
-/// none.
+/// The state of the cluster in `<dir>/state.json`, None when there is none.
 pub fn load(dir: &Path) -> Result<Option<State>, StateError> {
-    read(&dir.join(FILE))
+    let path = dir.join(FILE);
+    let Some(value) = read::<serde_json::Value>(&path)? else {
+        return Ok(None);
+    };
+    let corrupt = |source| StateError::Corrupt {
+        path: path.clone(),
+        source,
+    };
+    let flat_local = value.get("provider").and_then(|p| p.as_str()) == Some("local")
+        && value.get("local").is_none()
+        && value.get("masters").is_some();
+    if flat_local {
+        let flat: FlatLocalState = serde_json::from_value(value).map_err(corrupt)?;
+        return Ok(Some(flat.into_state()));
+    }
+    serde_json::from_value(value).map(Some).map_err(corrupt)
 }
 
 /// A process as recorded: pid and start time (so a reused pid is not mistaken for it).
@@ -155,15 +172,10 @@ impl From<Pid> for ProcId {
     }
 }
 
-/// What `.orch/<cluster>/state.json` holds for a local cluster.
+/// The local provider's section of the state: its processes.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct LocalState {
-    /// The provider that made it (`local`).
-    pub provider: String,
-    /// The infra file it was made from (absolute), or None for the built-in defaults.
-    pub infra_file: Option<PathBuf>,
     /// Ports and dirs.
-    #[serde(flatten)]
     pub layout: Layout,
     /// The agents' containerizers at the last start.
     #[serde(default)]
@@ -173,15 +185,32 @@ pub struct LocalState {
     pub pids: BTreeMap<String, Pid>,
 }
 
-impl LocalState {
-    /// Reads the state file of the local cluster in `dir`; None when there is none.
-    pub fn load(dir: &Path) -> Result<Option<Self>, StateError> {
-        read(&dir.join(FILE))
-    }
+/// A local state file as written before the local provider shared [`State`]: the section's
+/// fields at the top.
+#[derive(serde::Deserialize)]
+struct FlatLocalState {
+    infra_file: Option<PathBuf>,
+    #[serde(flatten)]
+    layout: Layout,
+    #[serde(default)]
+    containerizers: Vec<String>,
+    #[serde(default)]
+    pids: BTreeMap<String, Pid>,
+}
 
-    /// Writes the state file in the cluster's dir.
-    pub fn save(&self) -> Result<(), StateError> {
-        write(&self.layout.dir.join(FILE), self)
+impl FlatLocalState {
+    fn into_state(self) -> State {
+        State {
+            provider: "local".to_owned(),
+            cluster: self.layout.cluster.clone(),
+            infra_file: self.infra_file,
+            local: Some(LocalState {
+                layout: self.layout,
+                containerizers: self.containerizers,
+                pids: self.pids,
+            }),
+            ..State::default()
+        }
     }
 }
 
@@ -263,32 +292,44 @@ mod tests {
     }
 
     #[test]
-    fn a_local_state_round_trips_and_a_missing_one_is_none() {
+    fn a_local_section_round_trips_and_the_flat_shape_is_read() {
         let dir = tempfile::tempdir().expect("temp dir");
         let cluster_dir = dir.path().join(".orch/local");
-        assert_eq!(LocalState::load(&cluster_dir).expect("load"), None);
+        assert_eq!(load(&cluster_dir).expect("load"), None);
         let api: SocketAddr = "127.0.0.1:9000".parse().expect("addr");
         let layout = Layout::plan("local", &cluster_dir, api, 1, 1, |_| true).expect("layout");
-        let mut record = LocalState {
-            provider: "local".into(),
-            infra_file: None,
+        let mut local = LocalState {
             layout,
             containerizers: vec!["mesos".into()],
             pids: BTreeMap::new(),
         };
-        record.pids.insert(
+        local.pids.insert(
             "master-1".into(),
             Pid {
                 pid: 1,
                 start_time: 1,
             },
         );
-        record.save().expect("save");
-        assert_eq!(
-            LocalState::load(&cluster_dir).expect("load"),
-            Some(record.clone())
-        );
+        let state = State {
+            provider: "local".into(),
+            cluster: "local".into(),
+            infra_file: Some(dir.path().join("infra.yaml")),
+            local: Some(local.clone()),
+            ..State::default()
+        };
+        let file = StateFile::open(&cluster_dir, state.clone()).expect("open");
+        file.save().expect("save");
+        assert_eq!(load(&cluster_dir).expect("load"), Some(state.clone()));
+
+        // The shape written before the local provider shared `State`.
+        let mut flat = serde_json::to_value(&local.layout).expect("layout json");
+        flat["provider"] = "local".into();
+        flat["infra_file"] = serde_json::to_value(&state.infra_file).expect("path");
+        flat["containerizers"] = serde_json::json!(["mesos"]);
+        flat["pids"] = serde_json::json!({"master-1": {"pid": 1, "start_time": 1}});
+        std::fs::write(cluster_dir.join(FILE), flat.to_string()).expect("write");
+        assert_eq!(load(&cluster_dir).expect("load"), Some(state));
         std::fs::write(cluster_dir.join(FILE), "{").expect("write");
-        assert!(LocalState::load(&cluster_dir).is_err());
+        assert!(load(&cluster_dir).is_err());
     }
 }

@@ -481,10 +481,11 @@ impl Provider for DigitalOceanProvider {
         machines: &[Machine],
         nodes: &[NodeSpec],
         plan: &Plan,
+        state: &mut StateFile,
         progress: &Progress,
     ) -> Result<Vec<Change>, ProviderError> {
         self.ssh(machines)?
-            .start(machines, nodes, plan, progress)
+            .start(machines, nodes, plan, state, progress)
             .await
     }
 

@@ -195,6 +195,7 @@ impl Provider for DockerProvider {
         machines: &[Machine],
         nodes: &[NodeSpec],
         plan: &Plan,
+        _state: &mut StateFile,
         progress: &Progress,
     ) -> Result<Vec<Change>, ProviderError> {
         let docker = self.engine().await?;

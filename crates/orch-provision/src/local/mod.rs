@@ -1,39 +1,48 @@
 //! The local provider: every master and agent of a cluster as a process of this machine,
 //! with data, logs, pid files and the state file in `.orch/<cluster>/` of the directory
-//! `orch up` runs in.
+//! `orch up` runs in. It is a [`Provider`](super::provider::Provider) like the others
+//! ([`LocalProvider`]), so `orch up`, `--plan`, `orch status` and `orch destroy` take the one
+//! flow of [`super::flow`].
 //!
-//! Steps of `up`, each with its undo: [`prepare`] reads the state file (a restart reuses its
-//! ports and dirs; a cluster whose processes all run is left alone) or plans a new layout
-//! (ports checked free by binding them); [`start`] spawns the missing processes in their own
-//! process group (a terminal's Ctrl-C reaches only `orch up`), output to `<name>.log`, pid to
-//! `<name>.pid` and the state file; [`Started::wait_ready`] waits for a leader and every agent;
-//! on failure [`Started::stop_started`] undoes the spawning.
+//! What it does at each step: [`prepare`] reads the state's local section (a restart reuses
+//! its ports and dirs; nodes whose processes run are left alone) or plans a new layout (ports
+//! checked free by binding them); the plan and the machines step both come from it. The
+//! start steps spawn the missing processes ([`start::spawn`]) in their own process group (a
+//! terminal's Ctrl-C reaches only `orch up`), output to `<name>.log`, pid to `<name>.pid` and
+//! the state file; a process that ends while `orch up` waits fails it at once; on failure
+//! [`LocalProvider::stop_started`] undoes the spawning.
 //!
 //! [`stop_cluster`] stops "everything", in this order: agents (SIGTERM, wait, SIGKILL after
 //! 10 s), then what they leave behind by design, process tasks (the sessions of the cluster's
 //! executors, see [`super::procs`]: SIGTERM, SIGKILL after a grace) and Docker containers of
 //! the cluster's agents, then the masters.
 //!
-//! This module prepares (and owns the error type); `start` spawns and waits, `stop` stops.
+//! This module prepares (and owns the error type); `provider` is the provider, `start`
+//! spawns, `stop` stops, `endpoints` says where the cluster serves.
 //!
-//! May depend on: provision::{infra, layout, state_file, procs, containers, cluster_api}, driver
-//! (pid identities). Spawns and signals processes, binds ports to test them.
+//! May depend on: provision::{infra, layout, plan, provider, state_file, steps, procs,
+//! containers}, driver (pid identities). Spawns and signals processes, binds ports to test
+//! them.
 
+mod endpoints;
+mod provider;
 mod start;
 mod stop;
 
-pub use start::{start, tail, NodeExit, Started};
+pub use endpoints::endpoint_lines;
+pub use provider::LocalProvider;
+pub use start::{tail, NodeExit};
 pub use stop::{node_status, stop_cluster, stop_tasks, terminate, NodeStatus, Stopped};
 
-use super::cluster_api::{ClusterApi, ClusterApiError};
 use super::containers;
 use super::infra::MachineRole;
 use super::infra::{DnsEntry, Infra, LbEntry};
 use super::layout::{Layout, LayoutError, Node};
 use super::procs::{self, ProcInfo};
-use super::state_file::{LocalState, Pid, StateError};
+use super::state_file::{LocalState, Pid};
 use nix::sys::signal::Signal;
 use orch_driver::executor::ProcId;
+use start::spawn;
 use std::collections::BTreeSet;
 use std::fs::OpenOptions;
 use std::io::Write as _;
@@ -56,9 +65,6 @@ const LOG_TAIL: usize = 20;
 /// Why a local cluster cannot be started or stopped.
 #[derive(Debug, thiserror::Error)]
 pub enum LocalError {
-    /// The state file cannot be used.
-    #[error(transparent)]
-    State(#[from] StateError),
     /// A port the cluster needs is taken.
     #[error("port {port} on {ip} is already in use; {hint}")]
     PortInUse {
@@ -119,16 +125,6 @@ pub enum LocalError {
         /// The log's last lines.
         tail: String,
     },
-    /// No leader, or not every agent, within the timeout.
-    #[error("the cluster was not ready within {timeout:?}: {last}\n{logs}")]
-    NotReady {
-        /// The timeout.
-        timeout: Duration,
-        /// What was seen last.
-        last: String,
-        /// The last lines of every log started now.
-        logs: String,
-    },
 }
 
 fn io_error(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> LocalError {
@@ -185,9 +181,9 @@ fn check_dns_ports(dns: &DnsEntry, hint: &str) -> Result<(), LocalError> {
     Ok(())
 }
 
-/// What `orch up` asked for.
+/// What the local provider is asked to run.
 #[derive(Debug, Clone)]
-pub struct UpRequest {
+pub struct Settings {
     /// The cluster definition.
     pub infra: Infra,
     /// The infra file (absolute), None for the built-in defaults.
@@ -207,7 +203,7 @@ pub enum Prepared {
     AlreadyRunning(LocalState),
     /// These nodes (by name) are to be started; the record says where.
     ToStart {
-        /// The cluster (saved by [`start`]).
+        /// The cluster's processes, to be recorded.
         record: LocalState,
         /// The nodes not running.
         missing: Vec<String>,
@@ -216,12 +212,14 @@ pub enum Prepared {
     },
 }
 
-/// Reads or plans the cluster of `request` and works out which processes must be started.
-/// A restart keeps the recorded ports and dirs; ports of processes to start must be free.
-pub fn prepare(request: &UpRequest) -> Result<Prepared, LocalError> {
+/// Takes the recorded processes (`recorded`, from the state) or plans the cluster of
+/// `request`, and works out which processes must be started. A restart keeps the recorded
+/// ports and dirs; ports of processes to start must be free.
+pub fn prepare(request: &Settings, recorded: Option<&LocalState>) -> Result<Prepared, LocalError> {
     let infra = &request.infra;
     let dir = cluster_dir(&request.workdir, &infra.cluster);
-    if let Some(mut record) = LocalState::load(&dir)? {
+    if let Some(record) = recorded {
+        let mut record = record.clone();
         let missing: Vec<String> = record
             .layout
             .nodes()
@@ -281,7 +279,6 @@ pub fn prepare(request: &UpRequest) -> Result<Prepared, LocalError> {
                 ),
             )?;
         }
-        record.infra_file.clone_from(&request.infra_file);
         record.containerizers.clone_from(&request.containerizers);
         return Ok(Prepared::ToStart {
             record,
@@ -322,8 +319,6 @@ pub fn prepare(request: &UpRequest) -> Result<Prepared, LocalError> {
     let missing = layout.nodes().map(|n| n.name.clone()).collect();
     Ok(Prepared::ToStart {
         record: LocalState {
-            provider: "local".to_owned(),
-            infra_file: request.infra_file.clone(),
             layout,
             containerizers: request.containerizers.clone(),
             pids: Default::default(),

@@ -64,6 +64,7 @@ impl Provider for SshProvider {
         machines: &[Machine],
         nodes: &[NodeSpec],
         plan: &Plan,
+        _state: &mut StateFile,
         progress: &Progress,
     ) -> Result<Vec<Change>, ProviderError> {
         let _ = machines;

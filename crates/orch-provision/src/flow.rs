@@ -1,16 +1,16 @@
-//! `orch up`, `orch status` and `orch destroy` for clusters on machines of their own
-//! (docker, ssh, digital_ocean): the fixed step list of [`super::steps`], with the
-//! provider doing the machine-specific steps and this module the rest (wait for a leader, for
-//! the agents, gitops, endpoints). `orch up` first makes the provider's [`Plan`] (what
-//! `orch up --plan` prints) and hands it to the steps that act on machines, which carry out
-//! its decisions. Every step is idempotent and the state file is written as things come to
-//! exist, so a re-run converges and a destroy finds everything.
+//! `orch up`, `orch up --plan`, `orch status` and `orch destroy` for every provider: the
+//! fixed step list of [`super::steps`], with the provider doing the machine-specific steps
+//! and this module the rest (wait for a leader, for the agents, gitops, endpoints). The
+//! caller makes the provider's [`Plan`] with [`plan`] (what `orch up --plan` prints) and
+//! hands that very plan to [`up`], whose steps carry out its decisions. Every step is
+//! idempotent and the state file is written as things come to exist, so a re-run converges
+//! and a destroy finds everything.
 //!
-//! May depend on: provision::{cluster_api, cluster_spec, infra, plan, provider, state_file, steps},
-//! model (RepoConfig).
+//! May depend on: provision::{cluster_api, cluster_spec, infra, plan, provider, state_file,
+//! steps}, model (RepoConfig).
 
-use super::cluster_api::{ClusterApi, ClusterApiError};
-use super::cluster_spec::{self, endpoint_lines, master_addresses, Machine};
+use super::cluster_api::{ClusterApi, ClusterApiError, RepoSummary};
+use super::cluster_spec::{self, Machine};
 use super::infra::Infra;
 use super::plan::{Action, Plan};
 use super::provider::{Change, MachineStatus, Provider, ProviderError};
@@ -28,7 +28,7 @@ const WAIT_REPORT: Duration = Duration::from_secs(5);
 
 /// Why `orch up`, `orch status` or `orch destroy` failed.
 #[derive(Debug, thiserror::Error)]
-pub enum RemoteError {
+pub enum FlowError {
     /// The provider failed.
     #[error(transparent)]
     Provider(#[from] ProviderError),
@@ -51,7 +51,7 @@ pub enum RemoteError {
         /// The provider asked for.
         wanted: String,
     },
-    /// No master reported a leader in time.
+    /// No master reported a leader with every master a member in time.
     #[error("no leader after {waited:?}: {answering} of {masters} masters answer ({last})")]
     NoLeader {
         /// How long it waited.
@@ -112,7 +112,7 @@ fn open_state(
     infra: &Infra,
     infra_file: Option<PathBuf>,
     dir: &Path,
-) -> Result<StateFile, RemoteError> {
+) -> Result<StateFile, FlowError> {
     let file = StateFile::open(
         dir,
         State {
@@ -123,7 +123,7 @@ fn open_state(
         },
     )?;
     if file.state.provider != provider.name() {
-        return Err(RemoteError::OtherProvider {
+        return Err(FlowError::OtherProvider {
             path: file.path().to_owned(),
             recorded: file.state.provider.clone(),
             wanted: provider.name().to_owned(),
@@ -133,11 +133,11 @@ fn open_state(
 }
 
 /// `orch up --plan`: the provider's actions, then the gitops registration; nothing changed.
-pub async fn plan(provider: &mut dyn Provider, request: &UpRequest) -> Result<Plan, RemoteError> {
+pub async fn plan(provider: &mut dyn Provider, request: &UpRequest) -> Result<Plan, FlowError> {
     let wanted = cluster_spec::wanted_machines(&request.infra);
     let state = match super::state_file::load(&request.dir)? {
         Some(state) if state.provider != provider.name() => {
-            return Err(RemoteError::OtherProvider {
+            return Err(FlowError::OtherProvider {
                 path: request.dir.join(super::state_file::FILE),
                 recorded: state.provider,
                 wanted: provider.name().to_owned(),
@@ -163,20 +163,20 @@ pub async fn plan(provider: &mut dyn Provider, request: &UpRequest) -> Result<Pl
     Ok(plan)
 }
 
-/// `orch up`: every step in order, converging on what exists.
+/// `orch up`: every step in order, converging on what exists and carrying out `plan` (made
+/// by [`plan`] for this run).
 pub async fn up(
     provider: &mut dyn Provider,
     request: &UpRequest,
+    plan: &Plan,
     progress: &Progress,
-) -> Result<UpSummary, RemoteError> {
+) -> Result<UpSummary, FlowError> {
     let infra = &request.infra;
     let mut state = open_state(provider, infra, request.infra_file.clone(), &request.dir)?;
     let finished = |state: &mut StateFile, step: Step| {
         state.update(|s| s.last_step = Some(step.name().to_owned()))
     };
     let wanted = cluster_spec::wanted_machines(infra);
-    // The plan `orch up --plan` prints, made once; the steps below carry it out.
-    let plan = provider.plan(&wanted, &state.state).await?;
 
     progress.step(Step::Machines)?;
     let machines = provider.machines(&wanted, &mut state, progress).await?;
@@ -194,30 +194,34 @@ pub async fn up(
     finished(&mut state, Step::Machines)?;
 
     let nodes = cluster_spec::node_specs(infra, &machines);
-    provider.install(&machines, &nodes, &plan, progress).await?;
+    provider.install(&machines, &nodes, plan, progress).await?;
     finished(&mut state, Step::Render)?;
 
     let (masters, agents): (Vec<_>, Vec<_>) = nodes.iter().cloned().partition(|n| n.is_master());
     let mut changes = Vec::new();
 
     progress.step(Step::StartMasters)?;
-    let started = provider.start(&machines, &masters, &plan, progress).await?;
+    let started = provider
+        .start(&machines, &masters, plan, &mut state, progress)
+        .await?;
     changes.extend(masters.iter().map(|n| n.name.clone()).zip(started));
     finished(&mut state, Step::StartMasters)?;
 
     progress.step(Step::WaitLeader)?;
-    let apis = master_addresses(infra, &machines);
-    let leader = wait_leader(&apis, READY_TIMEOUT, progress).await?;
+    let apis = provider.api_addresses(infra, &state.state);
+    let leader = wait_leader(provider, &apis, READY_TIMEOUT, progress).await?;
     progress.note(format!("leader: {leader}"));
     finished(&mut state, Step::WaitLeader)?;
 
     progress.step(Step::StartAgents)?;
-    let started = provider.start(&machines, &agents, &plan, progress).await?;
+    let started = provider
+        .start(&machines, &agents, plan, &mut state, progress)
+        .await?;
     changes.extend(agents.iter().map(|n| n.name.clone()).zip(started));
     finished(&mut state, Step::StartAgents)?;
 
     progress.step(Step::WaitAgents)?;
-    wait_agents(&apis, agents.len(), READY_TIMEOUT, progress).await?;
+    wait_agents(provider, &apis, agents.len(), READY_TIMEOUT, progress).await?;
     finished(&mut state, Step::WaitAgents)?;
 
     progress.step(Step::Gitops)?;
@@ -225,7 +229,7 @@ pub async fn up(
     finished(&mut state, Step::Gitops)?;
 
     progress.step(Step::Endpoints)?;
-    let endpoints = endpoint_lines(infra, &machines);
+    let endpoints = provider.endpoints(infra, &state.state);
     for line in &endpoints {
         progress.note(line);
     }
@@ -237,32 +241,42 @@ pub async fn up(
     })
 }
 
-/// The first master API of `apis` that names a leader; waits up to `timeout`.
+/// The leader, once a master of `apis` names one with every master of `apis` a member;
+/// waits up to `timeout`, and fails at once when the provider says a node it started ended.
 pub async fn wait_leader(
+    provider: &mut dyn Provider,
     apis: &[SocketAddr],
     timeout: Duration,
     progress: &Progress,
-) -> Result<String, RemoteError> {
+) -> Result<String, FlowError> {
     let clients = clients(apis);
     let begin = Instant::now();
     let mut reported = Instant::now();
     loop {
+        provider.check_started()?;
         let mut answering = 0;
         let mut last = "no answer yet".to_owned();
         for client in &clients {
             match client.leader().await {
                 Ok(view) => {
                     answering += 1;
-                    if let Some(leader) = view.leader {
-                        return Ok(leader);
+                    match view.leader {
+                        Some(leader) if view.members >= apis.len() => return Ok(leader),
+                        Some(leader) => {
+                            last = format!(
+                                "leader {leader}, {} of {} masters are members",
+                                view.members,
+                                apis.len()
+                            );
+                        }
+                        None => last = format!("{} answers, no leader yet", client.base()),
                     }
-                    last = format!("{} answers, no leader yet", client.base());
                 }
                 Err(error) => last = error.to_string(),
             }
         }
         if begin.elapsed() > timeout {
-            return Err(RemoteError::NoLeader {
+            return Err(FlowError::NoLeader {
                 waited: timeout,
                 answering,
                 masters: apis.len(),
@@ -281,18 +295,21 @@ pub async fn wait_leader(
     }
 }
 
-/// Waits until `wanted` agents are registered and reachable, as any master reports.
+/// Waits until `wanted` agents are registered and reachable, as any master reports; fails at
+/// once when the provider says a node it started ended.
 pub async fn wait_agents(
+    provider: &mut dyn Provider,
     apis: &[SocketAddr],
     wanted: usize,
     timeout: Duration,
     progress: &Progress,
-) -> Result<(), RemoteError> {
+) -> Result<(), FlowError> {
     let clients = clients(apis);
     let begin = Instant::now();
     let mut reported = Instant::now();
     let mut best = 0;
     loop {
+        provider.check_started()?;
         for client in &clients {
             if let Ok(count) = client.agents().await {
                 if count.reachable > best {
@@ -305,7 +322,7 @@ pub async fn wait_agents(
             }
         }
         if begin.elapsed() > timeout {
-            return Err(RemoteError::AgentsMissing {
+            return Err(FlowError::AgentsMissing {
                 waited: timeout,
                 reachable: best,
                 wanted,
@@ -328,7 +345,7 @@ async fn register_repos(
     apis: &[SocketAddr],
     repos: &[RepoConfig],
     progress: &Progress,
-) -> Result<(), RemoteError> {
+) -> Result<(), FlowError> {
     if repos.is_empty() {
         progress.note("no gitops repos in the infra file");
     }
@@ -347,7 +364,7 @@ async fn register_repos(
             }
         }
         if let Some(source) = last {
-            return Err(RemoteError::Gitops { repo: name, source });
+            return Err(FlowError::Gitops { repo: name, source });
         }
     }
     Ok(())
@@ -359,45 +376,57 @@ fn clients(apis: &[SocketAddr]) -> Vec<ClusterApi> {
         .collect()
 }
 
-/// What `orch status` shows of a cluster on machines of its own.
+/// What `orch status` shows of a cluster.
 #[derive(Debug, Clone)]
 pub struct StatusReport {
     /// The state file's content.
     pub state: State,
     /// Each machine as the provider sees it.
     pub machines: Vec<MachineStatus>,
-    /// The leader, as the first answering master reports it.
-    pub leader: Option<String>,
+    /// The masters' API addresses.
+    pub apis: Vec<SocketAddr>,
+    /// The leader with its term and how many masters are members, as the first master
+    /// naming one reports it.
+    pub leader: Option<(String, u64, usize)>,
     /// Agents registered and reachable, when a master answered.
     pub agents: Option<(usize, usize)>,
+    /// The gitops repos, when a master answered: None when it does not serve `/v1/gitops`,
+    /// an error text when asking failed.
+    pub gitops: Option<Result<Option<Vec<RepoSummary>>, String>>,
+    /// Where the cluster serves (the provider's endpoint lines).
+    pub endpoints: Vec<String>,
 }
 
-/// `orch status`: the state, the provider's view of each machine, the leader and agents.
+/// `orch status`: the state, the provider's view of each machine, the leader, agents and
+/// gitops repos.
 pub async fn status(
     provider: &mut dyn Provider,
     infra: &Infra,
     dir: &Path,
-) -> Result<Option<StatusReport>, RemoteError> {
+) -> Result<Option<StatusReport>, FlowError> {
     let Some(state) = super::state_file::load(dir)? else {
         return Ok(None);
     };
     if state.provider != provider.name() {
-        return Err(RemoteError::OtherProvider {
+        return Err(FlowError::OtherProvider {
             path: dir.join(super::state_file::FILE),
             recorded: state.provider,
             wanted: provider.name().to_owned(),
         });
     }
     let machines = provider.status(&state).await?;
-    let apis = master_addresses(infra, &state.machines);
+    let apis = provider.api_addresses(infra, &state);
     let mut leader = None;
     let mut agents = None;
+    let mut gitops = None;
     // A master that just came back may not know the leader or the agents yet: ask on.
     for client in clients(&apis) {
         let Ok(view) = client.leader().await else {
             continue;
         };
-        leader = leader.or(view.leader);
+        if leader.is_none() {
+            leader = view.leader.map(|l| (l, view.term, view.members));
+        }
         if agents.is_none() {
             agents = client
                 .agents()
@@ -405,15 +434,22 @@ pub async fn status(
                 .ok()
                 .map(|a| (a.registered, a.reachable));
         }
+        if gitops.is_none() {
+            gitops = Some(client.gitops().await.map_err(|e| e.to_string()));
+        }
         if leader.is_some() && agents.is_some() {
             break;
         }
     }
+    let endpoints = provider.endpoints(infra, &state);
     Ok(Some(StatusReport {
         state,
         machines,
+        apis,
         leader,
         agents,
+        gitops,
+        endpoints,
     }))
 }
 
@@ -423,7 +459,7 @@ pub async fn destroy(
     provider: &mut dyn Provider,
     dir: &Path,
     progress: &Progress,
-) -> Result<Vec<String>, RemoteError> {
+) -> Result<Vec<String>, FlowError> {
     let state = match super::state_file::load(dir) {
         Ok(state) => state,
         Err(error) => {
@@ -435,7 +471,7 @@ pub async fn destroy(
         }
     };
     if let Some(state) = state.as_ref().filter(|s| s.provider != provider.name()) {
-        return Err(RemoteError::OtherProvider {
+        return Err(FlowError::OtherProvider {
             path: dir.join(super::state_file::FILE),
             recorded: state.provider.clone(),
             wanted: provider.name().to_owned(),
@@ -446,7 +482,7 @@ pub async fn destroy(
         Ok(()) => {}
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(source) => {
-            return Err(RemoteError::State(StateError::Io {
+            return Err(FlowError::State(StateError::Io {
                 path: dir.join(super::state_file::FILE),
                 source,
             }))
