@@ -52,6 +52,16 @@ impl Loaded {
     }
 }
 
+impl Loaded {
+    /// `orch <command>` with the `-f` that names this infra file (none for the defaults).
+    pub fn command(&self, command: &str) -> String {
+        match &self.path {
+            Some(_) => format!("orch {command} -f {}", self.shown),
+            None => format!("orch {command}"),
+        }
+    }
+}
+
 /// Loads the infra file `-f` names, or the default one, or the built-in defaults.
 pub fn load(args: &InfraArgs) -> anyhow::Result<Loaded> {
     let workdir = std::env::current_dir().context("cannot read the current directory")?;

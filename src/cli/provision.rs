@@ -151,10 +151,10 @@ pub async fn status(loaded: &Loaded) -> anyhow::Result<()> {
     let mut provider = provider(loaded, &ProvisionFlags::default()).await?;
     let Some(report) = flow::status(provider.as_mut(), infra, &loaded.cluster_dir()).await? else {
         println!(
-            "cluster '{}' does not exist here (no {}); `orch up -f {}` creates it",
+            "cluster '{}' does not exist here (no {}); `{}` creates it",
             infra.cluster,
             loaded.shown_dir(),
-            loaded.shown
+            loaded.command("up")
         );
         let others = other_clusters(&loaded.workdir, &infra.cluster);
         if !others.is_empty() {
@@ -218,7 +218,7 @@ pub async fn status(loaded: &Loaded) -> anyhow::Result<()> {
         println!("{line}");
     }
     if local && !report.machines.iter().any(|m| m.state == "running") {
-        println!("`orch up -f {}` starts it again", loaded.shown);
+        println!("`{}` starts it again", loaded.command("up"));
     }
     Ok(())
 }

@@ -116,14 +116,23 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         loaded.shown,
         loaded.shown_dir()
     );
-    provision::up(provider.as_mut(), &loaded, &flags, repos, header, &mut signals)
-        .await
-        .with_context(|| {
-            format!(
-                "cluster '{}' is not up; `orch up -f {}` again continues, `orch destroy -f {}` removes what was made",
-                infra.cluster, loaded.shown, loaded.shown
-            )
-        })?;
+    provision::up(
+        provider.as_mut(),
+        &loaded,
+        &flags,
+        repos,
+        header,
+        &mut signals,
+    )
+    .await
+    .with_context(|| {
+        format!(
+            "cluster '{}' is not up; `{}` again continues, `{}` removes what was made",
+            infra.cluster,
+            loaded.command("up"),
+            loaded.command("destroy")
+        )
+    })?;
     Ok(())
 }
 
@@ -143,10 +152,10 @@ async fn up_local(
         .and_then(|state| state.local);
     let header = format!(
         "{} cluster '{}' ({}) from {}; data and logs in {}",
-        if recorded.is_some() {
-            "restarting"
-        } else {
-            "starting"
+        match &recorded {
+            None => "starting",
+            Some(r) if local::node_status(r).iter().all(|n| n.alive) => "checking",
+            Some(_) => "restarting",
         },
         infra.cluster,
         recorded.as_ref().map_or_else(
