@@ -35,6 +35,9 @@ pub struct MasterArgs {
     /// [default: 5s].
     #[arg(long)]
     agent_timeout: Option<String>,
+    /// The largest snapshot this master receives from a leader, in bytes [default: 1 GiB].
+    #[arg(long)]
+    max_snapshot_bytes: Option<u64>,
     /// The secret that authenticates `/v1/gitops/webhook` calls for repos without their own.
     #[arg(long, env = "ORCH_WEBHOOK_SECRET", hide_env_values = true)]
     webhook_secret: Option<String>,
@@ -56,6 +59,7 @@ pub async fn run(args: MasterArgs) -> anyhow::Result<()> {
         id: args.id,
         snapshot_logs: args.snapshot_logs,
         agent_timeout: args.agent_timeout,
+        max_snapshot_bytes: args.max_snapshot_bytes,
     };
     let settings = match &args.config {
         Some(path) => from_flags.or(MasterSettings::from_file(path)?),

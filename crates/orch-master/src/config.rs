@@ -91,6 +91,8 @@ pub struct MasterSettings {
     /// How long an agent may go without a heartbeat before it is unreachable (default `5s`;
     /// a number alone means seconds).
     pub agent_timeout: Option<String>,
+    /// The largest snapshot this master receives from a leader, in bytes (default 1 GiB).
+    pub max_snapshot_bytes: Option<u64>,
 }
 
 impl MasterSettings {
@@ -116,6 +118,7 @@ impl MasterSettings {
             id: self.id.or(fallback.id),
             snapshot_logs: self.snapshot_logs.or(fallback.snapshot_logs),
             agent_timeout: self.agent_timeout.or(fallback.agent_timeout),
+            max_snapshot_bytes: self.max_snapshot_bytes.or(fallback.max_snapshot_bytes),
         }
     }
 }
@@ -159,6 +162,8 @@ pub struct MasterConfig {
     pub raft: RaftTimings,
     /// Heartbeat silence after which an agent is unreachable.
     pub agent_timeout: std::time::Duration,
+    /// The largest snapshot this master receives, in bytes.
+    pub max_snapshot_bytes: u64,
 }
 
 impl MasterConfig {
@@ -223,7 +228,17 @@ impl MasterConfig {
                 rule: "at least 1",
             });
         }
+        let max_snapshot_bytes = settings
+            .max_snapshot_bytes
+            .unwrap_or(orch_raft::guard::DEFAULT_MAX_SNAPSHOT_BYTES);
+        if max_snapshot_bytes < 1 << 20 {
+            return Err(ConfigError::OutOfRange {
+                setting: "--max-snapshot-bytes",
+                rule: "at least 1048576 (one snapshot chunk)",
+            });
+        }
         Ok(Self {
+            max_snapshot_bytes,
             listen,
             advertise,
             masters,

@@ -24,6 +24,25 @@ pub fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, CodecError> {
     Ok(rmp_serde::to_vec_named(value)?)
 }
 
+/// The length of `value` encoded, without keeping the bytes (0 when it does not encode).
+pub fn encoded_len<T: Serialize + ?Sized>(value: &T) -> usize {
+    struct Counter(usize);
+    impl std::io::Write for Counter {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0 += bytes.len();
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut counter = Counter(0);
+    match rmp_serde::encode::write_named(&mut counter, value) {
+        Ok(()) => counter.0,
+        Err(_) => 0,
+    }
+}
+
 /// Decodes a `T` from `bytes`.
 pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
     Ok(rmp_serde::from_slice(bytes)?)
@@ -53,7 +72,9 @@ mod tests {
         }]);
         let mut state = ClusterState::default();
         state.apply(7, command.clone());
-        let decoded: Command = decode(&encode(&command).expect("encodes")).expect("decodes");
+        let bytes = encode(&command).expect("encodes");
+        assert_eq!(encoded_len(&command), bytes.len());
+        let decoded: Command = decode(&bytes).expect("decodes");
         assert_eq!(decoded, command);
         let restored: ClusterState = decode(&encode(&state).expect("encodes")).expect("decodes");
         assert_eq!(restored, state);

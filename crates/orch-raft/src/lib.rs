@@ -13,6 +13,7 @@
 #![allow(clippy::result_large_err)]
 
 pub mod codec;
+pub mod guard;
 mod log_store;
 mod network;
 mod state_machine;

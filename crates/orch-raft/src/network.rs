@@ -3,10 +3,13 @@
 //!
 //! Each request names the node it is meant for in [`TARGET_HEADER`]; a master refuses RPCs
 //! meant for another id, so masters started with inconsistent `--masters` lists fail loudly
-//! instead of mixing up their logs.
+//! instead of mixing up their logs. A follower that answers an append with 413 (the body is
+//! over its limit) gets openraft's `PayloadTooLarge`, and the leader sends smaller batches.
 
 use super::{codec, RaftError, TypeConfig};
-use openraft::error::{InstallSnapshotError, NetworkError, RPCError, RemoteError, Unreachable};
+use openraft::error::{
+    InstallSnapshotError, NetworkError, PayloadTooLarge, RPCError, RemoteError, Unreachable,
+};
 use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
 use openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
@@ -89,11 +92,14 @@ struct RpcRefused {
 }
 
 impl Connection {
+    /// Sends `request` to `path`; a 413 answer becomes `PayloadTooLarge` with `entries_hint`
+    /// when one is given (appends), a network error otherwise.
     async fn call<Req, Resp, E>(
         &self,
         path: &str,
         request: &Req,
         option: &RPCOption,
+        entries_hint: Option<u64>,
     ) -> Result<Resp, RPCError<MasterId, BasicNode, RaftError<E>>>
     where
         Req: Serialize,
@@ -119,6 +125,11 @@ impl Connection {
                 }
             })?;
         let status = response.status();
+        if let Some(hint) = entries_hint.filter(|_| status.as_u16() == 413) {
+            return Err(RPCError::PayloadTooLarge(
+                PayloadTooLarge::new_entries_hint(hint),
+            ));
+        }
         if !status.is_success() {
             let body = response.text().await.unwrap_or_default();
             let refused = RpcRefused {
@@ -145,7 +156,11 @@ impl RaftNetwork<TypeConfig> for Connection {
         request: AppendEntriesRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<MasterId>, RPCError<MasterId, BasicNode, RaftError>> {
-        self.call("append", &request, &option).await
+        // Half as many entries next time, at least one.
+        let hint = u64::try_from(request.entries.len() / 2)
+            .unwrap_or(u64::MAX)
+            .max(1);
+        self.call("append", &request, &option, Some(hint)).await
     }
 
     async fn install_snapshot(
@@ -156,7 +171,7 @@ impl RaftNetwork<TypeConfig> for Connection {
         InstallSnapshotResponse<MasterId>,
         RPCError<MasterId, BasicNode, RaftError<InstallSnapshotError>>,
     > {
-        self.call("snapshot", &request, &option).await
+        self.call("snapshot", &request, &option, None).await
     }
 
     async fn vote(
@@ -164,6 +179,52 @@ impl RaftNetwork<TypeConfig> for Connection {
         request: VoteRequest<MasterId>,
         option: RPCOption,
     ) -> Result<VoteResponse<MasterId>, RPCError<MasterId, BasicNode, RaftError>> {
-        self.call("vote", &request, &option).await
+        self.call("vote", &request, &option, None).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use openraft::{CommittedLeaderId, Entry, EntryPayload, LogId, Vote};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// A follower whose body limit an append exceeds answers 413: the leader is told to send
+    /// half as many entries.
+    #[tokio::test]
+    async fn an_append_answered_413_asks_for_smaller_batches() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        tokio::spawn(async move {
+            let (mut stream, _) = listener.accept().await.expect("accept");
+            let mut buf = vec![0; 64 * 1024];
+            let _ = stream.read(&mut buf).await;
+            let _ = stream
+                .write_all(b"HTTP/1.1 413 Payload Too Large\r\ncontent-length: 0\r\n\r\n")
+                .await;
+        });
+        let mut network = HttpNetwork::new(reqwest::Client::new(), PeerContacts::default());
+        let mut connection = network
+            .new_client(2, &BasicNode::new(addr.to_string()))
+            .await;
+        let entries = (1..=10)
+            .map(|index| Entry::<TypeConfig> {
+                log_id: LogId::new(CommittedLeaderId::new(1, 1), index),
+                payload: EntryPayload::Blank,
+            })
+            .collect();
+        let request = AppendEntriesRequest {
+            vote: Vote::new_committed(1, 1),
+            prev_log_id: None,
+            entries,
+            leader_commit: None,
+        };
+        let option = RPCOption::new(std::time::Duration::from_secs(5));
+        match connection.append_entries(request, option).await {
+            Err(RPCError::PayloadTooLarge(too_large)) => assert_eq!(too_large.entries_hint(), 5),
+            other => panic!("expected PayloadTooLarge, got {other:?}"),
+        }
     }
 }

@@ -1,7 +1,9 @@
 //! Raft RPC endpoints (`/internal/raft/*`): the receiving side of `raft::HttpNetwork`.
 //!
 //! Each RPC must name this master's id in the target header; a mismatch means the masters
-//! were started with different `--masters` lists, and is refused with 409.
+//! were started with different `--masters` lists, and is refused with 409. Before openraft
+//! sees an RPC, `orch_raft::guard` checks it: a term absurdly far above ours is refused with
+//! 400, a snapshot chunk out of order with 400, one past `--max-snapshot-bytes` with 413.
 
 use crate::master::{Master, NodeIdentity};
 use axum::body::Bytes;
@@ -11,6 +13,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use openraft::raft::{AppendEntriesRequest, InstallSnapshotRequest, VoteRequest};
+use orch_raft::guard::{self, Refusal};
 use orch_raft::{codec, TypeConfig, TARGET_HEADER};
 use std::sync::Arc;
 
@@ -31,6 +34,9 @@ async fn append(State(master): State<Arc<Master>>, headers: HeaderMap, body: Byt
         Ok(request) => request,
         Err(refusal) => return *refusal,
     };
+    if let Some(refusal) = term_leap(&master, guard::append_terms(&request)) {
+        return refusal;
+    }
     let leader = request.vote.leader_id().voted_for().unwrap_or_default();
     master.contacts().record(leader);
     encoded(&master.raft().append_entries(request).await)
@@ -41,6 +47,9 @@ async fn vote(State(master): State<Arc<Master>>, headers: HeaderMap, body: Bytes
         Ok(request) => request,
         Err(refusal) => return *refusal,
     };
+    if let Some(refusal) = term_leap(&master, guard::vote_terms(&request)) {
+        return refusal;
+    }
     encoded(&master.raft().vote(request).await)
 }
 
@@ -49,7 +58,38 @@ async fn snapshot(State(master): State<Arc<Master>>, headers: HeaderMap, body: B
         Ok(request) => request,
         Err(refusal) => return *refusal,
     };
-    encoded(&master.raft().install_snapshot(request).await)
+    if let Some(refusal) = term_leap(&master, guard::snapshot_terms(&request)) {
+        return refusal;
+    }
+    let id = request.meta.snapshot_id.clone();
+    let (offset, done) = (request.offset, request.done);
+    let len = u64::try_from(request.data.len()).unwrap_or(u64::MAX);
+    if let Err(refusal) = master.snapshot_guard().check(&id, offset, len) {
+        return refused(&refusal);
+    }
+    let answer = master.raft().install_snapshot(request).await;
+    if answer.is_ok() {
+        master.snapshot_guard().received(&id, offset, len, done);
+    }
+    encoded(&answer)
+}
+
+/// The refusal of an RPC whose terms leap absurdly far above this master's, if they do.
+fn term_leap(master: &Master, terms: Vec<u64>) -> Option<Response> {
+    let ours = master.raft().metrics().borrow().current_term;
+    guard::check_terms(ours, terms)
+        .err()
+        .map(|refusal| refused(&refusal))
+}
+
+/// The answer refusing an RPC the guard refused: 413 for a snapshot over the cap, else 400.
+fn refused(refusal: &Refusal) -> Response {
+    tracing::warn!(%refusal, "refusing a raft rpc");
+    let status = match refusal {
+        Refusal::SnapshotTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+        Refusal::TermLeap { .. } | Refusal::SnapshotOffset { .. } => StatusCode::BAD_REQUEST,
+    };
+    (status, refusal.to_string()).into_response()
 }
 
 /// The RPC in `body`, or the answer refusing it: meant for another id (409) or undecodable

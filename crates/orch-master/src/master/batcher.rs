@@ -17,8 +17,11 @@ use tokio::sync::{mpsc, oneshot, Semaphore};
 
 /// Raft writes outstanding at once.
 const IN_FLIGHT: usize = 4;
-/// Commands in one entry at most (bounds entry size with Marathon's 1 MiB bodies).
+/// Commands in one entry at most.
 const MAX_BATCH: usize = 256;
+/// Encoded bytes of the commands in one entry at most (a lone larger command goes alone):
+/// every entry stays well below the 64 MiB a master takes in one Raft RPC.
+const MAX_BATCH_BYTES: usize = 8 << 20;
 
 type Reply = oneshot::Sender<Result<Applied, WriteError>>;
 
@@ -47,24 +50,57 @@ impl WriteBatcher {
 
 async fn run(raft: Raft, mut pending: mpsc::UnboundedReceiver<(Command, Reply)>) {
     let in_flight = Arc::new(Semaphore::new(IN_FLIGHT));
-    while let Some(first) = pending.recv().await {
+    let mut carried = None;
+    loop {
+        let first = match carried.take() {
+            Some(first) => first,
+            None => match pending.recv().await {
+                Some(first) => first,
+                None => return,
+            },
+        };
         // Waiting for a slot is what lets a backlog build up into one batch.
         let Ok(slot) = Arc::clone(&in_flight).acquire_owned().await else {
             return;
         };
         let mut batch = vec![first];
-        while batch.len() < MAX_BATCH {
-            match pending.try_recv() {
-                Ok(next) => batch.push(next),
-                Err(_) => break,
-            }
-        }
+        carried = fill(
+            &mut batch,
+            || pending.try_recv().ok(),
+            |(command, _)| orch_raft::codec::encoded_len(command),
+            MAX_BATCH,
+            MAX_BATCH_BYTES,
+        );
         let raft = raft.clone();
         tokio::spawn(async move {
             commit(&raft, batch).await;
             drop(slot);
         });
     }
+}
+
+/// Adds what `next` yields to `batch` while it holds fewer than `max_count` items whose
+/// `size`s add up to at most `max_bytes`; returns the item taken that did not fit. Sizes are
+/// asked only once a second item comes, so a lone write pays nothing.
+fn fill<T>(
+    batch: &mut Vec<T>,
+    mut next: impl FnMut() -> Option<T>,
+    size: impl Fn(&T) -> usize,
+    max_count: usize,
+    max_bytes: usize,
+) -> Option<T> {
+    let mut bytes = None;
+    while batch.len() < max_count {
+        let item = next()?;
+        let total = *bytes.get_or_insert_with(|| batch.iter().map(&size).sum::<usize>());
+        let with_item = total.saturating_add(size(&item));
+        if with_item > max_bytes {
+            return Some(item);
+        }
+        bytes = Some(with_item);
+        batch.push(item);
+    }
+    None
 }
 
 async fn commit(raft: &Raft, batch: Vec<(Command, Reply)>) {
@@ -112,5 +148,40 @@ fn write_error(error: RaftError<ClientWriteError>) -> WriteError {
             WriteError::Stopped(Arc::new(e))
         }
         RaftError::Fatal(fatal) => WriteError::Stopped(Arc::new(fatal)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fill;
+
+    #[test]
+    fn a_batch_is_bounded_by_count_and_by_bytes() {
+        let mut queue = vec![4, 4, 4, 4, 4].into_iter();
+        let mut batch = vec![4];
+        let left = fill(&mut batch, || queue.next(), |n| *n, 3, 100);
+        assert_eq!((batch, left), (vec![4, 4, 4], None), "count");
+
+        let mut queue = vec![3, 5, 1].into_iter();
+        let mut batch = vec![4];
+        let left = fill(&mut batch, || queue.next(), |n| *n, 10, 10);
+        assert_eq!((batch, left), (vec![4, 3], Some(5)), "bytes: 5 waits");
+
+        let mut batch = vec![20];
+        let left = fill(&mut batch, || Some(1), |n| *n, 10, 10);
+        assert_eq!((batch, left), (vec![20], Some(1)), "a large lone command");
+
+        let mut queue = std::iter::empty::<usize>();
+        let mut batch = vec![1];
+        assert_eq!(
+            fill(
+                &mut batch,
+                || queue.next(),
+                |_| panic!("no size asked"),
+                10,
+                10
+            ),
+            None
+        );
     }
 }

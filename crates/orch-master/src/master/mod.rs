@@ -181,6 +181,8 @@ pub struct Master {
     scheduler: Mutex<reconcile::Scheduler>,
     /// Readiness results of tasks being deployed (leader memory).
     readiness: Arc<readiness::Readiness>,
+    /// The snapshot being received from a leader, checked chunk by chunk.
+    snapshot_guard: orch_raft::guard::SnapshotGuard,
 }
 
 impl std::fmt::Debug for Master {
@@ -266,6 +268,7 @@ impl Master {
             stopping: watch::Sender::new(false),
             scheduler: Mutex::new(reconcile::Scheduler::default()),
             readiness: Arc::default(),
+            snapshot_guard: orch_raft::guard::SnapshotGuard::new(config.max_snapshot_bytes),
         });
         tokio::spawn(controller::run(Arc::clone(&master)));
         Ok(master)
@@ -284,6 +287,11 @@ impl Master {
     /// The Raft handle, for the Raft RPC endpoints.
     pub fn raft(&self) -> &Raft {
         &self.raft
+    }
+
+    /// The checks on snapshot chunks, for the Raft RPC endpoints.
+    pub fn snapshot_guard(&self) -> &orch_raft::guard::SnapshotGuard {
+        &self.snapshot_guard
     }
 
     /// Contact bookkeeping, fed by the Raft RPC endpoints.
