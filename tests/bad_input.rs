@@ -258,3 +258,71 @@ async fn inconsistent_masters_flags_are_refused() {
         "message names --id:\n{e}"
     );
 }
+
+/// A master or agent without TLS listens on loopback only: off loopback it refuses to start
+/// and names `--insecure`; with `--insecure` it serves, and warns.
+#[tokio::test]
+async fn plaintext_off_loopback_is_refused_without_insecure() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data = dir.path().join("data");
+    let data = data.to_str().expect("utf-8 path");
+    let port = free_addr()
+        .rsplit_once(':')
+        .map(|(_, port)| port.to_owned())
+        .expect("a port");
+    let everywhere = format!("0.0.0.0:{port}");
+    let advertise = format!("127.0.0.1:{port}");
+    let e = expect_refusal(&[
+        "--listen",
+        &everywhere,
+        "--advertise",
+        &advertise,
+        "--data-dir",
+        data,
+    ])
+    .await;
+    assert!(
+        e.contains(&format!("--listen {everywhere} is not a loopback address"))
+            && e.contains("pass --insecure"),
+        "{e}"
+    );
+    let agent = run_orch(
+        &[
+            "agent",
+            "--masters",
+            &advertise,
+            "--listen",
+            &everywhere,
+            "--work-dir",
+            data,
+        ],
+        Duration::from_secs(20),
+    )
+    .await;
+    assert!(!agent.status.success(), "{}", describe_output(&agent));
+    assert!(
+        String::from_utf8_lossy(&agent.stderr).contains("pass --insecure"),
+        "{}",
+        describe_output(&agent)
+    );
+
+    let mut c = Cluster::empty();
+    c.add(
+        &advertise,
+        vec![
+            "--listen".into(),
+            everywhere.clone(),
+            "--advertise".into(),
+            advertise.clone(),
+            "--insecure".into(),
+        ],
+    );
+    c.wait_for_leader(FORM).await;
+    assert!(
+        c.masters[0]
+            .logs(50)
+            .contains("serves plaintext HTTP on 0.0.0.0:"),
+        "{}",
+        c.masters[0].logs(50)
+    );
+}

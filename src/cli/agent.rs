@@ -19,9 +19,13 @@ pub struct AgentArgs {
     /// Every master's host:port, comma-separated; the agent finds the leader among them.
     #[arg(long, value_delimiter = ',', required = true)]
     masters: Vec<String>,
-    /// Address of the agent's HTTP API (sandbox files, state) [default: 0.0.0.0:5051].
+    /// Address of the agent's HTTP API (sandbox files, state) [default: 127.0.0.1:5051].
+    /// Without TLS only a loopback address, unless --insecure.
     #[arg(long)]
     listen: Option<SocketAddr>,
+    /// Serve plaintext HTTP on an address other than loopback (warned at every start).
+    #[arg(long)]
+    insecure: bool,
     /// Where the agent id, status journal and task sandboxes live [default: ./orch-data/agent].
     #[arg(long)]
     work_dir: Option<PathBuf>,
@@ -67,6 +71,7 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
     let settings = AgentSettings {
         masters: args.masters.clone(),
         listen: args.listen,
+        insecure: args.insecure,
         work_dir: args.work_dir,
         hostname: args.hostname,
         advertise_ip: args.advertise_ip,
@@ -79,6 +84,9 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
     let docker =
         settings.containerizers.is_none() && settings.simulate.is_none() && docker_answers().await;
     let config = AgentConfig::from_settings(settings, docker)?;
+    if !config.listen.ip().is_loopback() {
+        tracing::warn!("{}", orch_core::listen::warning("agent", config.listen));
+    }
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;

@@ -11,7 +11,8 @@ use std::path::PathBuf;
 /// Flags of `orch master`; each overrides the same key of `--config`.
 #[derive(Debug, clap::Args)]
 pub struct MasterArgs {
-    /// Address to listen on [default: 0.0.0.0:8080].
+    /// Address to listen on [default: 127.0.0.1:8080]. Without TLS only a loopback address,
+    /// unless --insecure.
     #[arg(long)]
     listen: Option<SocketAddr>,
     /// Address other masters and clients reach this master at [default: the listen address,
@@ -35,6 +36,9 @@ pub struct MasterArgs {
     /// [default: 5s].
     #[arg(long)]
     agent_timeout: Option<String>,
+    /// Serve plaintext HTTP on an address other than loopback (warned at every start).
+    #[arg(long)]
+    insecure: bool,
     /// The largest snapshot this master receives from a leader, in bytes [default: 1 GiB].
     #[arg(long)]
     max_snapshot_bytes: Option<u64>,
@@ -60,12 +64,16 @@ pub async fn run(args: MasterArgs) -> anyhow::Result<()> {
         snapshot_logs: args.snapshot_logs,
         agent_timeout: args.agent_timeout,
         max_snapshot_bytes: args.max_snapshot_bytes,
+        insecure: args.insecure.then_some(true),
     };
     let settings = match &args.config {
         Some(path) => from_flags.or(MasterSettings::from_file(path)?),
         None => from_flags,
     };
     let config = MasterConfig::from_settings(settings)?;
+    if !config.listen.ip().is_loopback() {
+        tracing::warn!("{}", orch_core::listen::warning("master", config.listen));
+    }
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;

@@ -39,6 +39,9 @@ pub enum AgentConfigError {
     /// An unknown containerizer name.
     #[error("--containerizers: unknown '{0}' (mesos, docker, mock)")]
     UnknownContainerizer(String),
+    /// A plaintext listener off loopback without `--insecure`.
+    #[error("{0}")]
+    Insecure(String),
     /// `--simulate 0`.
     #[error("--simulate must be at least 1")]
     ZeroSimulate,
@@ -60,8 +63,10 @@ pub enum AgentConfigError {
 pub struct AgentSettings {
     /// `--masters`: every master's `host:port`.
     pub masters: Vec<String>,
-    /// `--listen` (default `0.0.0.0:5051`).
+    /// `--listen` (default `127.0.0.1:5051`).
     pub listen: Option<SocketAddr>,
+    /// `--insecure`: serve plaintext HTTP on an address other than loopback.
+    pub insecure: bool,
     /// `--work-dir` (default `./orch-data/agent`).
     pub work_dir: Option<PathBuf>,
     /// `--hostname` (default: the system's).
@@ -125,7 +130,12 @@ impl AgentConfig {
         }
         let listen = settings
             .listen
-            .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 5051)));
+            .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 5051)));
+        if !orch_core::listen::plaintext_allowed(listen, settings.insecure) {
+            return Err(AgentConfigError::Insecure(orch_core::listen::refusal(
+                "agent", listen,
+            )));
+        }
         let work_dir = settings
             .work_dir
             .unwrap_or_else(|| PathBuf::from("./orch-data/agent"));
@@ -294,7 +304,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let config = AgentConfig::from_settings(settings(dir.path()), false).expect("valid");
         assert_eq!(config.masters, vec!["127.0.0.1:8080", "m2:8080"]);
-        assert_eq!(config.listen, SocketAddr::from(([0, 0, 0, 0], 5051)));
+        assert_eq!(config.listen, SocketAddr::from(([127, 0, 0, 1], 5051)));
         assert_eq!(config.containerizers, vec!["mesos"]);
         assert_eq!(config.role, "*");
         assert!(config.resources.cpus >= 1.0);
@@ -341,5 +351,16 @@ mod tests {
         simulated.containerizers = Some(vec!["mesos".into()]);
         let config = AgentConfig::from_settings(simulated, true).expect("valid");
         assert_eq!(config.containerizers, vec!["mock"]);
+
+        let mut everywhere = settings(dir.path());
+        everywhere.listen = Some(SocketAddr::from(([0, 0, 0, 0], 5051)));
+        match AgentConfig::from_settings(everywhere.clone(), false) {
+            Err(AgentConfigError::Insecure(message)) => {
+                assert!(message.contains("pass --insecure"), "{message}")
+            }
+            other => panic!("a plaintext listener off loopback: {other:?}"),
+        }
+        everywhere.insecure = true;
+        assert!(AgentConfig::from_settings(everywhere, false).is_ok());
     }
 }

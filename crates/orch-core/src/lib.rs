@@ -10,11 +10,13 @@
 //! - [`scheduler`]: fit, place, kill selection, backoff, rolling-restart arithmetic.
 //! - [`protocol`]: the agent <-> master wire types.
 //! - [`errors`]: error text with its causes.
+//! - [`listen`]: where a node without TLS may listen (loopback, unless `--insecure`).
 //!
 //! May depend on: serde, serde_json, thiserror, humantime, imbl, regex. No tokio and no I/O
 //! crate (checked by `tests/crate_graph.rs`).
 
 pub mod errors;
+pub mod listen;
 pub mod model;
 pub mod protocol;
 pub mod scheduler;

@@ -60,6 +60,9 @@ pub enum ConfigError {
         /// Which way it contradicts.
         reason: String,
     },
+    /// A plaintext listener off loopback without `--insecure`.
+    #[error("{0}")]
+    Insecure(String),
     /// A numeric setting is out of range.
     #[error("{setting} must be {rule}")]
     OutOfRange {
@@ -75,7 +78,7 @@ pub enum ConfigError {
 #[derive(Debug, Default, Clone, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MasterSettings {
-    /// Address to listen on (default `0.0.0.0:8080`).
+    /// Address to listen on (default `127.0.0.1:8080`).
     pub listen: Option<SocketAddr>,
     /// Address other masters and clients use for this master (default: the listen address, or
     /// the host's address when listening on `0.0.0.0`).
@@ -93,6 +96,8 @@ pub struct MasterSettings {
     pub agent_timeout: Option<String>,
     /// The largest snapshot this master receives from a leader, in bytes (default 1 GiB).
     pub max_snapshot_bytes: Option<u64>,
+    /// Serve plaintext HTTP on an address other than loopback (default false).
+    pub insecure: Option<bool>,
 }
 
 impl MasterSettings {
@@ -119,6 +124,7 @@ impl MasterSettings {
             snapshot_logs: self.snapshot_logs.or(fallback.snapshot_logs),
             agent_timeout: self.agent_timeout.or(fallback.agent_timeout),
             max_snapshot_bytes: self.max_snapshot_bytes.or(fallback.max_snapshot_bytes),
+            insecure: self.insecure.or(fallback.insecure),
         }
     }
 }
@@ -164,6 +170,8 @@ pub struct MasterConfig {
     pub agent_timeout: std::time::Duration,
     /// The largest snapshot this master receives, in bytes.
     pub max_snapshot_bytes: u64,
+    /// Plaintext HTTP off loopback was asked for (`--insecure`).
+    pub insecure: bool,
 }
 
 impl MasterConfig {
@@ -171,7 +179,13 @@ impl MasterConfig {
     pub fn from_settings(settings: MasterSettings) -> Result<Self, ConfigError> {
         let listen = settings
             .listen
-            .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 8080)));
+            .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080)));
+        let insecure = settings.insecure.unwrap_or(false);
+        if !orch_core::listen::plaintext_allowed(listen, insecure) {
+            return Err(ConfigError::Insecure(orch_core::listen::refusal(
+                "master", listen,
+            )));
+        }
         let advertise = match settings.advertise {
             Some(advertise) => checked_address("--advertise", advertise)?,
             None => default_advertise(listen),
@@ -239,6 +253,7 @@ impl MasterConfig {
         }
         Ok(Self {
             max_snapshot_bytes,
+            insecure,
             listen,
             advertise,
             masters,
@@ -316,6 +331,32 @@ mod tests {
             id,
             ..MasterSettings::default()
         }
+    }
+
+    #[test]
+    fn plaintext_off_loopback_needs_insecure() {
+        let config = MasterConfig::from_settings(MasterSettings::default()).expect("defaults");
+        assert_eq!(config.listen, SocketAddr::from(([127, 0, 0, 1], 8080)));
+        let everywhere = MasterSettings {
+            listen: Some(SocketAddr::from(([0, 0, 0, 0], 8080))),
+            advertise: Some("10.0.0.2:8080".into()),
+            ..MasterSettings::default()
+        };
+        match MasterConfig::from_settings(everywhere.clone()) {
+            Err(error @ ConfigError::Insecure(_)) => {
+                assert!(error.to_string().contains("pass --insecure"), "{error}")
+            }
+            other => panic!("a plaintext listener off loopback: {other:?}"),
+        }
+        let insecure = MasterSettings {
+            insecure: Some(true),
+            ..everywhere
+        };
+        assert!(
+            MasterConfig::from_settings(insecure)
+                .expect("--insecure")
+                .insecure
+        );
     }
 
     #[test]

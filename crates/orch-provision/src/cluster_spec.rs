@@ -274,7 +274,8 @@ mod tests {
                 "--masters",
                 list,
                 "--data-dir",
-                "/opt/orch/data"
+                "/opt/orch/data",
+                "--insecure"
             ]
         );
         assert!(specs[0].args.contains(&"--with-dns".to_owned()));

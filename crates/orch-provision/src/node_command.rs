@@ -79,6 +79,11 @@ impl NodeCommand {
             MachineRole::Agent | MachineRole::PublicAgent => "agent",
         };
         let mut args = [vec![command.to_owned()], args].concat();
+        // Machines of their own reach each other off loopback, in plaintext until the
+        // cluster has TLS: said out loud, and warned at every start.
+        if !orch_core::listen::plaintext_allowed(self.listen, false) {
+            args.push("--insecure".to_owned());
+        }
         if self.role == MachineRole::PublicAgent {
             args.push("--public".to_owned());
         }
@@ -168,8 +173,17 @@ mod tests {
                 "--resources",
                 "cpus:2",
                 "--containerizers",
-                "mesos"
+                "mesos",
+                "--insecure"
             ]
+        );
+        let on_loopback = NodeCommand {
+            listen: "127.0.0.1:5051".parse().expect("addr"),
+            ..agent()
+        };
+        assert!(
+            !on_loopback.args().contains(&"--insecure".to_owned()),
+            "plaintext on loopback needs no --insecure"
         );
         let public = NodeCommand {
             role: MachineRole::PublicAgent,
