@@ -12,6 +12,7 @@ use std::process::Command;
 const ALLOWED: &[(&str, &[&str])] = &[
     ("orch-core", &[]),
     ("orch-fs", &[]),
+    ("orch-pki", &["orch-fs"]),
     ("orch-probe", &["orch-core"]),
     ("orch-raft", &["orch-core", "orch-fs"]),
     ("orch-master", &["orch-core", "orch-raft", "orch-probe"]),
@@ -35,6 +36,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "orch-dns",
             "orch-lb",
             "orch-provision",
+            "orch-pki",
         ],
     ),
 ];

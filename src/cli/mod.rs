@@ -18,6 +18,7 @@ mod infra_file;
 mod lb;
 mod master;
 mod node;
+mod pki;
 mod provision;
 mod status;
 mod task;
@@ -98,6 +99,9 @@ enum Command {
     /// Watched git repos: add, remove, status, sync, rollback, resume.
     #[command(subcommand)]
     Gitops(gitops::GitopsCommand),
+    /// The cluster's identity by hand: init (CA and token), issue (a node's certificate).
+    #[command(subcommand)]
+    Pki(pki::PkiCommand),
     /// The per-task supervisor the process driver spawns (internal).
     #[command(hide = true)]
     Executor(executor::ExecutorArgs),
@@ -106,8 +110,10 @@ enum Command {
 /// Runs the parsed command to completion.
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     telemetry::init(cli.log_format);
-    if let Command::Executor(args) = cli.command {
-        return executor::run(args);
+    match cli.command {
+        Command::Executor(args) => return executor::run(args),
+        Command::Pki(command) => return pki::run(command),
+        _ => {}
     }
     let runtime = match &cli.command {
         // An agent waits on sockets and child processes: one worker thread serves it and
@@ -135,6 +141,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             Command::Node(command) => node::run(command, &client()?).await,
             Command::Gitops(command) => gitops::run(command, &client()?).await,
             Command::Executor(args) => executor::run(args),
+            Command::Pki(command) => pki::run(command),
             Command::Agent(args) => agent::run(args).await,
             Command::Dns(args) => dns::run(args).await,
             Command::Lb(args) => lb::run(args).await,
