@@ -184,6 +184,7 @@ async fn throughput(seconds: u64) {
 
 /// Reads the master's snapshot stream until `n` tasks run; returns that snapshot.
 async fn wait_running_snapshot(master: &str, n: usize) -> Snapshot {
+    orch_pki::tls::install_crypto_provider();
     let client = reqwest::Client::new();
     let mut response = client
         .get(format!("{master}/v1/snapshots"))

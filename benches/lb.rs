@@ -86,6 +86,7 @@ fn nginx_app(id: &str, instances: usize, dir: &Path) -> serde_json::Value {
 
 /// GETs `url` with the bench Host until `done(body)`.
 async fn wait_body(url: &str, timeout: Duration, mut done: impl FnMut(&str) -> bool) {
+    orch_pki::tls::install_crypto_provider();
     let http = reqwest::Client::builder()
         .no_proxy()
         .build()
@@ -368,6 +369,7 @@ async fn scale(cluster: &Cluster, instances: usize) {
 
 /// From `since` until a GET through the LB at `url` is answered by the task on `port`.
 async fn first_served_through(url: &str, port: u16, since: Instant) -> Duration {
+    orch_pki::tls::install_crypto_provider();
     let http = reqwest::Client::builder()
         .no_proxy()
         .build()

@@ -15,16 +15,28 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("orch-pki", &["orch-fs"]),
     ("orch-probe", &["orch-core"]),
     ("orch-raft", &["orch-core", "orch-fs"]),
-    ("orch-master", &["orch-core", "orch-raft", "orch-probe"]),
+    (
+        "orch-master",
+        &["orch-core", "orch-raft", "orch-probe", "orch-pki"],
+    ),
     ("orch-driver", &["orch-core", "orch-fs"]),
     (
         "orch-agent",
-        &["orch-core", "orch-driver", "orch-fs", "orch-probe"],
+        &[
+            "orch-core",
+            "orch-driver",
+            "orch-fs",
+            "orch-pki",
+            "orch-probe",
+        ],
     ),
-    ("orch-discovery", &["orch-core"]),
+    ("orch-discovery", &["orch-core", "orch-pki"]),
     ("orch-dns", &["orch-core"]),
     ("orch-lb", &["orch-core"]),
-    ("orch-provision", &["orch-core", "orch-driver", "orch-fs"]),
+    (
+        "orch-provision",
+        &["orch-core", "orch-driver", "orch-fs", "orch-pki"],
+    ),
     (
         "orch",
         &[

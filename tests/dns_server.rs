@@ -601,6 +601,7 @@ async fn http_api_has_mesos_dns_shapes() {
     let address = listener.local_addr().expect("address");
     let server = tokio::spawn(async move { axum::serve(listener, app).await });
     let base = format!("http://{address}");
+    orch_pki::tls::install_crypto_provider();
     let client = reqwest::Client::builder()
         .timeout(STEP)
         .build()

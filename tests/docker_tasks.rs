@@ -161,6 +161,7 @@ async fn wait_running(cluster: &Cluster, app: &str, n: usize) -> Vec<Value> {
 
 /// GETs `url` until it answers 200 (bounded); returns the body.
 async fn http_answer(url: &str) -> String {
+    orch_pki::tls::install_crypto_provider();
     let client = reqwest::Client::builder()
         .no_proxy()
         .timeout(Duration::from_secs(2))

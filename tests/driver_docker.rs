@@ -100,6 +100,7 @@ async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
 }
 
 async fn http_get(url: &str) -> Option<String> {
+    orch_pki::tls::install_crypto_provider();
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(2))
         .build()

@@ -13,6 +13,7 @@ async fn collect(
     timeout: Duration,
     done: impl Fn(&[(String, Value)]) -> bool + Send + 'static,
 ) -> Vec<(String, Value)> {
+    orch_pki::tls::install_crypto_provider();
     let client = reqwest::Client::new();
     let mut response = client
         .get(&url)
@@ -146,6 +147,7 @@ async fn a_standby_redirects_the_stream_to_the_leader() {
     let mut cluster = Cluster::start(3, &[]);
     let leader = cluster.wait_for_leader(Duration::from_secs(15)).await;
     let standby = (leader + 1) % 3;
+    orch_pki::tls::install_crypto_provider();
     let client = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()

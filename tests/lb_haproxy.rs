@@ -129,6 +129,7 @@ fn certificate(dir: &Path, host: &str) -> (PathBuf, PathBuf) {
 }
 
 fn client() -> reqwest::Client {
+    orch_pki::tls::install_crypto_provider();
     reqwest::Client::builder()
         .no_proxy()
         .timeout(Duration::from_secs(5))

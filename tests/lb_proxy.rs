@@ -358,6 +358,7 @@ impl Drop for Lb {
 }
 
 fn client() -> reqwest::Client {
+    orch_pki::tls::install_crypto_provider();
     reqwest::Client::builder()
         .no_proxy()
         .timeout(Duration::from_secs(10))
@@ -1027,6 +1028,7 @@ async fn source_hashing_is_stable_per_client() {
         let mut chosen = BTreeSet::new();
         for last in 1..=16u8 {
             let local = IpAddr::V4(Ipv4Addr::new(127, 0, 0, last));
+            orch_pki::tls::install_crypto_provider();
             let client = reqwest::Client::builder()
                 .no_proxy()
                 .local_address(local)

@@ -15,6 +15,7 @@ const FORM: Duration = Duration::from_secs(20);
 /// POSTs `body` (an encoded request) to `/internal/raft/<rpc>` of master 1 at `base`;
 /// returns the status and body.
 async fn send(base: &str, rpc: &str, body: Vec<u8>) -> (u16, String) {
+    orch_pki::tls::install_crypto_provider();
     let response = reqwest::Client::new()
         .post(format!("{base}/internal/raft/{rpc}"))
         .header(TARGET_HEADER, "1")

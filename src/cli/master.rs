@@ -39,6 +39,16 @@ pub struct MasterArgs {
     /// Serve plaintext HTTP on an address other than loopback (warned at every start).
     #[arg(long)]
     insecure: bool,
+    /// This master's certificate (PEM, from `orch pki issue --role master`): serve HTTPS, and
+    /// show it to the other masters.
+    #[arg(long, requires_all = ["tls_key", "tls_ca"])]
+    tls_cert: Option<PathBuf>,
+    /// This master's private key (PEM).
+    #[arg(long, requires_all = ["tls_cert", "tls_ca"])]
+    tls_key: Option<PathBuf>,
+    /// The cluster CA (PEM): masters and agents show certificates it signed.
+    #[arg(long, requires_all = ["tls_cert", "tls_key"])]
+    tls_ca: Option<PathBuf>,
     /// The largest snapshot this master receives from a leader, in bytes [default: 1 GiB].
     #[arg(long)]
     max_snapshot_bytes: Option<u64>,
@@ -65,13 +75,16 @@ pub async fn run(args: MasterArgs) -> anyhow::Result<()> {
         agent_timeout: args.agent_timeout,
         max_snapshot_bytes: args.max_snapshot_bytes,
         insecure: args.insecure.then_some(true),
+        tls_cert: args.tls_cert,
+        tls_key: args.tls_key,
+        tls_ca: args.tls_ca,
     };
     let settings = match &args.config {
         Some(path) => from_flags.or(MasterSettings::from_file(path)?),
         None => from_flags,
     };
     let config = MasterConfig::from_settings(settings)?;
-    if !config.listen.ip().is_loopback() {
+    if config.tls.is_none() && !config.listen.ip().is_loopback() {
         tracing::warn!("{}", orch_core::listen::warning("master", config.listen));
     }
     let listener = tokio::net::TcpListener::bind(config.listen)
@@ -108,15 +121,15 @@ pub async fn run(args: MasterArgs) -> anyhow::Result<()> {
         .await?;
     }
     let stopping = std::sync::Arc::clone(&master);
-    api::serve(
-        listener,
-        api::router(std::sync::Arc::clone(&master), gitops),
-        async move {
-            shutdown_signal().await;
-            stopping.begin_shutdown();
-        },
-    )
-    .await
+    let router = api::router(std::sync::Arc::clone(&master), gitops);
+    let shutdown = async move {
+        shutdown_signal().await;
+        stopping.begin_shutdown();
+    };
+    match master.server_tls() {
+        Some(tls) => api::tls::serve(listener, router, tls, shutdown).await,
+        None => api::serve(listener, router, shutdown).await,
+    }
     .context("the HTTP server failed")?;
     master.shutdown().await;
     tracing::info!("master stopped");

@@ -25,6 +25,7 @@ pub async fn follow_events(
     query.extend(types.iter().map(|t| format!("event_type={t}")));
     let url = format!("{master}/v2/events?{}", query.join("&"));
     // No total timeout: the stream stays open for the whole bench.
+    orch_pki::tls::install_crypto_provider();
     let client = reqwest::Client::builder()
         .no_proxy()
         .connect_timeout(Duration::from_secs(2))

@@ -60,6 +60,7 @@ impl Default for Http {
 impl Http {
     /// Client with [`HTTP_TIMEOUT`] per request and a 1 s connect timeout.
     pub fn new() -> Http {
+        orch_pki::tls::install_crypto_provider();
         let client = reqwest::Client::builder()
             .no_proxy()
             .timeout(HTTP_TIMEOUT)

@@ -84,6 +84,7 @@ pub struct LeaderClient {
 impl LeaderClient {
     /// A client for `masters` that registers with `registration`.
     pub fn new(masters: Vec<String>, registration: Registration) -> Result<Self, LeaderError> {
+        orch_pki::tls::install_crypto_provider();
         let http = reqwest::Client::builder()
             .connect_timeout(CONNECT_TIMEOUT)
             .tcp_nodelay(true)

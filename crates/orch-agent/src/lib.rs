@@ -27,7 +27,7 @@
 //! [`HealthReport`]: orch_core::protocol::HealthReport
 //!
 //! May depend on: orch-core (protocol, model), orch-driver, orch-fs (durable files),
-//! orch-probe (HTTP(S) health checks). Never the master, its API, the replicated state or Raft.
+//! orch-pki (the crypto provider reqwest needs), orch-probe (HTTP(S) health checks). Never the master, its API, the replicated state or Raft.
 
 mod config;
 mod diff;

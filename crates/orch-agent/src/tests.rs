@@ -626,6 +626,7 @@ async fn serves_files_state_and_health_on_a_real_socket() {
     std::os::unix::fs::symlink("/etc/passwd", sandbox.join("passwd")).expect("symlink");
 
     let address = serve_on_port_zero(router(vec![Arc::clone(&agent)])).await;
+    orch_pki::tls::install_crypto_provider();
     let http = reqwest::Client::new();
     let get = |path: String| {
         let http = http.clone();

@@ -4,7 +4,8 @@
 //! at a time and moves to the next master of the list when that one fails or goes silent, so
 //! it follows the cluster across leader changes without polling.
 //!
-//! May depend on: orch-core (state), reqwest, tokio.
+//! May depend on: orch-core (state), orch-pki (the crypto provider reqwest needs), reqwest,
+//! tokio.
 
 use orch_core::state::Snapshot;
 use std::sync::Arc;
@@ -26,6 +27,7 @@ pub fn from_masters(masters: Vec<String>) -> watch::Receiver<Arc<Snapshot>> {
 }
 
 async fn follow(masters: Vec<String>, sender: watch::Sender<Arc<Snapshot>>) {
+    orch_pki::tls::install_crypto_provider();
     let http = match reqwest::Client::builder()
         .tcp_nodelay(true)
         .connect_timeout(Duration::from_secs(2))

@@ -63,6 +63,9 @@ pub enum ConfigError {
     /// A plaintext listener off loopback without `--insecure`.
     #[error("{0}")]
     Insecure(String),
+    /// Some of the TLS flags, not all three.
+    #[error("--tls-cert, --tls-key and --tls-ca go together: give all three, or none")]
+    TlsIncomplete,
     /// A numeric setting is out of range.
     #[error("{setting} must be {rule}")]
     OutOfRange {
@@ -98,6 +101,12 @@ pub struct MasterSettings {
     pub max_snapshot_bytes: Option<u64>,
     /// Serve plaintext HTTP on an address other than loopback (default false).
     pub insecure: Option<bool>,
+    /// This master's certificate (PEM), for HTTPS and as its client certificate.
+    pub tls_cert: Option<PathBuf>,
+    /// Its private key (PEM).
+    pub tls_key: Option<PathBuf>,
+    /// The cluster CA (PEM): peers' and clients' certificates are verified against it.
+    pub tls_ca: Option<PathBuf>,
 }
 
 impl MasterSettings {
@@ -125,6 +134,9 @@ impl MasterSettings {
             agent_timeout: self.agent_timeout.or(fallback.agent_timeout),
             max_snapshot_bytes: self.max_snapshot_bytes.or(fallback.max_snapshot_bytes),
             insecure: self.insecure.or(fallback.insecure),
+            tls_cert: self.tls_cert.or(fallback.tls_cert),
+            tls_key: self.tls_key.or(fallback.tls_key),
+            tls_ca: self.tls_ca.or(fallback.tls_ca),
         }
     }
 }
@@ -172,6 +184,19 @@ pub struct MasterConfig {
     pub max_snapshot_bytes: u64,
     /// Plaintext HTTP off loopback was asked for (`--insecure`).
     pub insecure: bool,
+    /// The TLS files, when this master serves HTTPS.
+    pub tls: Option<TlsFiles>,
+}
+
+/// A node's TLS files.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    /// Its certificate (PEM).
+    pub cert: PathBuf,
+    /// Its private key (PEM).
+    pub key: PathBuf,
+    /// The cluster CA (PEM).
+    pub ca: PathBuf,
 }
 
 impl MasterConfig {
@@ -181,7 +206,12 @@ impl MasterConfig {
             .listen
             .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080)));
         let insecure = settings.insecure.unwrap_or(false);
-        if !orch_core::listen::plaintext_allowed(listen, insecure) {
+        let tls = match (settings.tls_cert, settings.tls_key, settings.tls_ca) {
+            (Some(cert), Some(key), Some(ca)) => Some(TlsFiles { cert, key, ca }),
+            (None, None, None) => None,
+            _ => return Err(ConfigError::TlsIncomplete),
+        };
+        if tls.is_none() && !orch_core::listen::plaintext_allowed(listen, insecure) {
             return Err(ConfigError::Insecure(orch_core::listen::refusal(
                 "master", listen,
             )));
@@ -254,6 +284,7 @@ impl MasterConfig {
         Ok(Self {
             max_snapshot_bytes,
             insecure,
+            tls,
             listen,
             advertise,
             masters,

@@ -10,8 +10,12 @@
 //! dialled. [`identity`] reads name and role back from a peer's certificate, for the routes
 //! that only masters or only one agent may call.
 //!
-//! May depend on: orch-fs (private writes), rcgen (issuing), x509-parser (reading), rand.
-//! No network, no runtime.
+//! [`tls`] makes the rustls server and client configurations a node uses from its files.
+//!
+//! May depend on: orch-fs (private writes), rcgen (issuing), x509-parser (reading), rustls
+//! (ring), rand. No network, no runtime.
+
+pub mod tls;
 
 use rcgen::{
     BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
@@ -97,6 +101,17 @@ pub enum PkiError {
         /// The cause.
         source: rcgen::Error,
     },
+    /// A TLS configuration cannot be made from the files.
+    #[error("cannot {what}")]
+    Tls {
+        /// What was being done.
+        what: String,
+        /// The cause.
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// A PEM file holds no certificate.
+    #[error("{0} holds no certificate")]
+    Empty(PathBuf),
     /// A node name that cannot be a file name or a certificate subject.
     #[error("node name '{0}': use letters, digits, '.', '_' and '-' (at most 64)")]
     BadName(String),

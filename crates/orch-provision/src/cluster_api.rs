@@ -92,6 +92,7 @@ pub struct ClusterApi {
 impl ClusterApi {
     /// A client of the master at `address`.
     pub fn new(address: SocketAddr) -> Result<Self, ClusterApiError> {
+        orch_pki::tls::install_crypto_provider();
         let http = reqwest::Client::builder()
             .no_proxy()
             .timeout(REQUEST_TIMEOUT)

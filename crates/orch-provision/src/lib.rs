@@ -30,7 +30,8 @@
 //!   [`templates`] (rendering `templates/`), and one module per provider.
 //!
 //! May depend on: orch-core (model, errors), orch-driver (executor pid files, Docker labels
-//! and engine calls), orch-fs (atomic writes); nothing else of the workspace. Never master,
+//! and engine calls), orch-fs (atomic writes), orch-pki (the crypto provider reqwest needs);
+//! nothing else of the workspace. Never master,
 //! api, state, raft, agent or the CLI: provisioning talks to a cluster only through its HTTP
 //! API.
 

@@ -52,12 +52,18 @@ impl PeerContacts {
 pub struct HttpNetwork {
     client: reqwest::Client,
     contacts: PeerContacts,
+    scheme: &'static str,
 }
 
 impl HttpNetwork {
-    /// A network using `client` for every RPC, noting successful answers in `contacts`.
-    pub fn new(client: reqwest::Client, contacts: PeerContacts) -> Self {
-        Self { client, contacts }
+    /// A network using `client` for every RPC over `scheme` (`http`, or `https` when the
+    /// masters have TLS), noting successful answers in `contacts`.
+    pub fn new(client: reqwest::Client, contacts: PeerContacts, scheme: &'static str) -> Self {
+        Self {
+            client,
+            contacts,
+            scheme,
+        }
     }
 }
 
@@ -69,7 +75,7 @@ impl RaftNetworkFactory<TypeConfig> for HttpNetwork {
             client: self.client.clone(),
             contacts: self.contacts.clone(),
             target,
-            base_url: format!("http://{}/internal/raft", node.addr),
+            base_url: format!("{}://{}/internal/raft", self.scheme, node.addr),
         }
     }
 }
@@ -205,7 +211,8 @@ mod tests {
                 .write_all(b"HTTP/1.1 413 Payload Too Large\r\ncontent-length: 0\r\n\r\n")
                 .await;
         });
-        let mut network = HttpNetwork::new(reqwest::Client::new(), PeerContacts::default());
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let mut network = HttpNetwork::new(reqwest::Client::new(), PeerContacts::default(), "http");
         let mut connection = network
             .new_client(2, &BasicNode::new(addr.to_string()))
             .await;

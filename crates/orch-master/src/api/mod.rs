@@ -15,6 +15,7 @@ mod mesos;
 mod orch;
 mod proxy;
 mod raft_rpc;
+pub mod tls;
 
 pub use error::ApiError;
 
@@ -42,7 +43,12 @@ pub fn router(master: Arc<Master>, gitops: Arc<Gitops>) -> Router {
         .merge(agent_rpc::routes())
         .merge(mesos::routes())
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES));
-    let internal = raft_rpc::routes().layer(DefaultBodyLimit::max(MAX_RAFT_BODY_BYTES));
+    let internal = raft_rpc::routes()
+        .route_layer(axum::middleware::from_fn_with_state(
+            Arc::clone(&master),
+            raft_rpc::masters_only,
+        ))
+        .layer(DefaultBodyLimit::max(MAX_RAFT_BODY_BYTES));
     Router::new()
         .route("/ping", get(|| async { "pong" }))
         .route("/metrics", get(metrics))

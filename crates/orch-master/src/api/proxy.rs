@@ -54,7 +54,7 @@ pub(super) async fn leader_only(
             },
         }
     };
-    add_marathon_headers(response.headers_mut(), leader.as_ref());
+    add_marathon_headers(response.headers_mut(), leader.as_ref(), master.scheme());
     response
 }
 
@@ -68,9 +68,9 @@ fn answered_locally(method: &Method, path: &str) -> bool {
                 || path == "/v2/events"))
 }
 
-fn add_marathon_headers(headers: &mut HeaderMap, leader: Option<&Leader>) {
+fn add_marathon_headers(headers: &mut HeaderMap, leader: Option<&Leader>, scheme: &str) {
     if let Some(leader) = leader {
-        if let Ok(value) = HeaderValue::from_str(&format!("http://{}", leader.address)) {
+        if let Ok(value) = HeaderValue::from_str(&format!("{scheme}://{}", leader.address)) {
             headers.insert(LEADER, value);
         }
     }
@@ -115,7 +115,10 @@ async fn forward(master: &Master, leader: &str, request: Request) -> Result<Resp
     }
     let answer = master
         .http()
-        .request(parts.method, format!("http://{leader}{path}"))
+        .request(
+            parts.method,
+            format!("{}://{leader}{path}", master.scheme()),
+        )
         .headers(headers)
         .body(body)
         .timeout(PROXY_TIMEOUT)

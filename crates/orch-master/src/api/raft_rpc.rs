@@ -4,11 +4,14 @@
 //! were started with different `--masters` lists, and is refused with 409. Before openraft
 //! sees an RPC, `orch_raft::guard` checks it: a term absurdly far above ours is refused with
 //! 400, a snapshot chunk out of order with 400, one past `--max-snapshot-bytes` with 413.
+//! A master with TLS answers these routes only to clients that showed a master certificate
+//! of the cluster CA (403 otherwise).
 
 use crate::master::{Master, NodeIdentity};
 use axum::body::Bytes;
-use axum::extract::State;
+use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, StatusCode};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -23,6 +26,29 @@ pub(super) fn routes() -> Router<Arc<Master>> {
         .route("/internal/raft/vote", post(vote))
         .route("/internal/raft/snapshot", post(snapshot))
         .route("/internal/raft/node", get(node))
+}
+
+/// The middleware: with TLS, only masters of the cluster CA may call.
+pub(super) async fn masters_only(
+    State(master): State<Arc<Master>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    if master.server_tls().is_none() {
+        return next.run(request).await;
+    }
+    match request.extensions().get::<super::tls::Peer>() {
+        Some(super::tls::Peer(Some((orch_pki::Role::Master, _)))) => next.run(request).await,
+        peer => {
+            tracing::warn!(?peer, path = %request.uri().path(), "refusing a raft rpc from a client that is not a master");
+            (
+                StatusCode::FORBIDDEN,
+                "/internal/raft/* answers the masters of this cluster only: show a master \
+                 certificate of the cluster CA",
+            )
+                .into_response()
+        }
+    }
 }
 
 async fn node(State(master): State<Arc<Master>>) -> Json<NodeIdentity> {

@@ -67,6 +67,9 @@ pub enum MasterError {
     /// Raft failed to start or initialise.
     #[error("raft failed to start")]
     Raft(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// The TLS files (`--tls-cert`, `--tls-key`, `--tls-ca`) cannot be used.
+    #[error("cannot use the TLS files")]
+    Tls(#[source] orch_pki::PkiError),
 }
 
 /// Why a write did not commit.
@@ -183,6 +186,10 @@ pub struct Master {
     readiness: Arc<readiness::Readiness>,
     /// The snapshot being received from a leader, checked chunk by chunk.
     snapshot_guard: orch_raft::guard::SnapshotGuard,
+    /// `https` when this master has TLS, else `http`: how masters reach each other.
+    scheme: &'static str,
+    /// The server side of TLS, when this master has it.
+    server_tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 impl std::fmt::Debug for Master {
@@ -217,13 +224,31 @@ impl Master {
         }
         .validate()
         .map_err(MasterError::RaftConfig)?;
-        let http = reqwest::Client::builder()
+        let node_tls = match &config.tls {
+            Some(files) => Some(
+                orch_pki::tls::NodeTls::load(&files.cert, &files.key, &files.ca)
+                    .map_err(MasterError::Tls)?,
+            ),
+            None => None,
+        };
+        orch_pki::tls::install_crypto_provider();
+        let mut http = reqwest::Client::builder()
             .tcp_nodelay(true)
-            .connect_timeout(Duration::from_secs(2))
-            .build()
-            .map_err(MasterError::HttpClient)?;
+            .connect_timeout(Duration::from_secs(2));
+        let (scheme, server_tls) = match &node_tls {
+            Some(tls) => {
+                http =
+                    http.tls_backend_preconfigured(tls.client_config().map_err(MasterError::Tls)?);
+                (
+                    "https",
+                    Some(tls.server_config().map_err(MasterError::Tls)?),
+                )
+            }
+            None => ("http", None),
+        };
+        let http = http.build().map_err(MasterError::HttpClient)?;
         let contacts = PeerContacts::default();
-        let network = HttpNetwork::new(http.clone(), contacts.clone());
+        let network = HttpNetwork::new(http.clone(), contacts.clone(), scheme);
         let raft = Raft::new(
             config.id,
             Arc::new(raft_config),
@@ -269,6 +294,8 @@ impl Master {
             scheduler: Mutex::new(reconcile::Scheduler::default()),
             readiness: Arc::default(),
             snapshot_guard: orch_raft::guard::SnapshotGuard::new(config.max_snapshot_bytes),
+            scheme,
+            server_tls,
         });
         tokio::spawn(controller::run(Arc::clone(&master)));
         Ok(master)
@@ -287,6 +314,16 @@ impl Master {
     /// The Raft handle, for the Raft RPC endpoints.
     pub fn raft(&self) -> &Raft {
         &self.raft
+    }
+
+    /// `https` when this master has TLS, else `http`.
+    pub fn scheme(&self) -> &'static str {
+        self.scheme
+    }
+
+    /// The TLS server configuration, when this master serves HTTPS.
+    pub fn server_tls(&self) -> Option<Arc<rustls::ServerConfig>> {
+        self.server_tls.clone()
     }
 
     /// The checks on snapshot chunks, for the Raft RPC endpoints.

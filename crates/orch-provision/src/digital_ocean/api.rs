@@ -104,6 +104,7 @@ impl Api {
     /// A client of the API at `base` (`https://api.digitalocean.com`) with `token`; notes
     /// (rate limit waits) go to `progress`.
     pub fn new(base: &str, token: String, progress: Progress) -> Result<Self, ApiError> {
+        orch_pki::tls::install_crypto_provider();
         let http = reqwest::Client::builder()
             .timeout(REQUEST_TIMEOUT)
             .connect_timeout(Duration::from_secs(10))

@@ -38,7 +38,11 @@ async fn stream(
             return crate::api::ApiError::NoLeader.into_response();
         };
         let separator = if query.is_empty() { "" } else { "?" };
-        let location = format!("http://{}/v2/events{separator}{query}", leader.address);
+        let location = format!(
+            "{}://{}/v2/events{separator}{query}",
+            master.scheme(),
+            leader.address
+        );
         let mut response = StatusCode::FOUND.into_response();
         if let Ok(value) = HeaderValue::from_str(&location) {
             response.headers_mut().insert(header::LOCATION, value);

@@ -1,0 +1,106 @@
+//! rustls configurations from a node's PKI files (`--tls-cert`, `--tls-key`, `--tls-ca`):
+//! the server side asks every client for a certificate, verifies one that is shown against
+//! the cluster CA and lets clients without one in (routes decide who may call them); the
+//! client side trusts the cluster CA only and shows the node's own certificate. The crypto
+//! is rustls with ring; no OpenSSL.
+
+use super::PkiError;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::server::WebPkiClientVerifier;
+use rustls::{ClientConfig, RootCertStore, ServerConfig};
+use std::path::Path;
+use std::sync::Arc;
+
+/// A node's certificate chain and key, and the cluster CA.
+#[derive(Debug)]
+pub struct NodeTls {
+    chain: Vec<CertificateDer<'static>>,
+    key: PrivateKeyDer<'static>,
+    roots: Arc<RootCertStore>,
+}
+
+fn tls_error(what: &str) -> impl FnOnce(rustls::Error) -> PkiError + '_ {
+    move |source| PkiError::Tls {
+        what: what.to_owned(),
+        source: Box::new(source),
+    }
+}
+
+fn unreadable(path: &Path) -> impl FnOnce(rustls::pki_types::pem::Error) -> PkiError + '_ {
+    move |source| PkiError::Tls {
+        what: format!("read {}", path.display()),
+        source: Box::new(source),
+    }
+}
+
+/// Makes ring the process's crypto provider, once; later calls do nothing. reqwest's TLS
+/// (built without a provider of its own) needs it before any client is built, TLS or not:
+/// every process and test that builds an HTTP client calls this first.
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+impl NodeTls {
+    /// Reads the node's certificate (chain), its key and the CA certificate (PEM files).
+    pub fn load(cert: &Path, key: &Path, ca: &Path) -> Result<Self, PkiError> {
+        let chain = CertificateDer::pem_file_iter(cert)
+            .map_err(unreadable(cert))?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(unreadable(cert))?;
+        if chain.is_empty() {
+            return Err(PkiError::Empty(cert.to_owned()));
+        }
+        let key = PrivateKeyDer::from_pem_file(key).map_err(unreadable(key))?;
+        let mut roots = RootCertStore::empty();
+        for ca_cert in CertificateDer::pem_file_iter(ca).map_err(unreadable(ca))? {
+            roots
+                .add(ca_cert.map_err(unreadable(ca))?)
+                .map_err(tls_error("use the CA certificate"))?;
+        }
+        if roots.is_empty() {
+            return Err(PkiError::Empty(ca.to_owned()));
+        }
+        Ok(Self {
+            chain,
+            key,
+            roots: Arc::new(roots),
+        })
+    }
+
+    /// The server side: the node's certificate; a client certificate asked for and, when
+    /// shown, verified against the CA.
+    pub fn server_config(&self) -> Result<Arc<ServerConfig>, PkiError> {
+        let verifier =
+            WebPkiClientVerifier::builder_with_provider(Arc::clone(&self.roots), provider())
+                .allow_unauthenticated()
+                .build()
+                .map_err(|source| PkiError::Tls {
+                    what: "verify client certificates against the CA".to_owned(),
+                    source: Box::new(source),
+                })?;
+        let mut config = ServerConfig::builder_with_provider(provider())
+            .with_safe_default_protocol_versions()
+            .map_err(tls_error("choose TLS versions"))?
+            .with_client_cert_verifier(verifier)
+            .with_single_cert(self.chain.clone(), self.key.clone_key())
+            .map_err(tls_error("use the node's certificate and key"))?;
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        Ok(Arc::new(config))
+    }
+
+    /// The client side: servers verified against the CA (and the name dialled); the
+    /// node's certificate shown.
+    pub fn client_config(&self) -> Result<ClientConfig, PkiError> {
+        ClientConfig::builder_with_provider(provider())
+            .with_safe_default_protocol_versions()
+            .map_err(tls_error("choose TLS versions"))?
+            .with_root_certificates(Arc::clone(&self.roots))
+            .with_client_auth_cert(self.chain.clone(), self.key.clone_key())
+            .map_err(tls_error("use the node's certificate and key"))
+    }
+}

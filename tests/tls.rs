@@ -1,0 +1,219 @@
+//! Masters with TLS (`--tls-cert`, `--tls-key`, `--tls-ca` from `orch pki`), checked with
+//! the real `curl --cacert` and `openssl s_client`: three masters form a cluster over mutual
+//! TLS, a write sent to a follower reaches the leader over HTTPS, plaintext gets no answer,
+//! and `/internal/raft/*` answers only a master certificate of the cluster CA.
+
+mod support;
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+use support::{describe_output, free_addr, run_orch_in, Cluster};
+
+/// `curl` with the cluster CA; returns the HTTP status and the body.
+fn curl(pki: &Path, args: &[&str]) -> (u16, String) {
+    let out = Command::new("curl")
+        .args(["-s", "--max-time", "5", "--cacert"])
+        .arg(pki.join("ca.pem"))
+        .args(["-w", "\n%{http_code}"])
+        .args(args)
+        .output()
+        .expect("run curl");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
+    (code.trim().parse().unwrap_or(0), body.to_owned())
+}
+
+fn cert_args(pki: &Path, name: &str) -> Vec<String> {
+    [
+        "--cert".to_owned(),
+        pki.join(format!("{name}.pem")).display().to_string(),
+        "--key".to_owned(),
+        pki.join(format!("{name}-key.pem")).display().to_string(),
+    ]
+    .to_vec()
+}
+
+#[tokio::test]
+async fn masters_form_a_cluster_over_mutual_tls_and_guard_their_raft_routes() {
+    let mut c = Cluster::empty();
+    let dir = c.dir().to_owned();
+    let pki = dir.join("pki");
+    let orch = |args: Vec<String>| {
+        let dir = dir.clone();
+        async move {
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            let out = run_orch_in(Some(&dir), &args, Duration::from_secs(20)).await;
+            assert!(out.status.success(), "{}", describe_output(&out));
+        }
+    };
+    orch(vec!["pki".into(), "init".into()]).await;
+    let addrs: Vec<String> = (0..3).map(|_| free_addr()).collect();
+    for i in 1..=3 {
+        orch(
+            [
+                "pki",
+                "issue",
+                "--role",
+                "master",
+                "--name",
+                &format!("m{i}"),
+                "--ip",
+                "127.0.0.1",
+            ]
+            .map(str::to_owned)
+            .to_vec(),
+        )
+        .await;
+    }
+    orch(
+        ["pki", "issue", "--role", "agent", "--name", "a1"]
+            .map(str::to_owned)
+            .to_vec(),
+    )
+    .await;
+
+    for (i, addr) in addrs.iter().enumerate() {
+        let port = addr.rsplit_once(':').map(|(_, p)| p).expect("a port");
+        // The first listens on every address: with TLS that needs no --insecure.
+        let listen = if i == 0 {
+            format!("0.0.0.0:{port}")
+        } else {
+            addr.clone()
+        };
+        let file = |suffix: &str| {
+            pki.join(format!("m{}{suffix}", i + 1))
+                .display()
+                .to_string()
+        };
+        c.add(
+            addr,
+            vec![
+                "--listen".into(),
+                listen,
+                "--advertise".into(),
+                addr.clone(),
+                "--masters".into(),
+                addrs.join(","),
+                "--tls-cert".into(),
+                file(".pem"),
+                "--tls-key".into(),
+                file("-key.pem"),
+                "--tls-ca".into(),
+                pki.join("ca.pem").display().to_string(),
+            ],
+        );
+    }
+    let url = |i: usize, path: &str| format!("https://{}{path}", addrs[i]);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let leader = loop {
+        let (status, body) = curl(&pki, &[&url(0, "/v1/cluster")]);
+        let view: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+        let members = view["members"].as_array().map_or(0, Vec::len);
+        if status == 200 && view["leader_address"].is_string() && members == 3 {
+            break view["leader_address"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no TLS cluster: {status} {body}\n{}",
+            c.all_logs(20)
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+
+    // A write sent to a follower is forwarded to the leader over HTTPS.
+    let follower = (0..3).find(|&i| addrs[i] != leader).expect("a follower");
+    let (status, body) = curl(
+        &pki,
+        &[
+            "-X",
+            "POST",
+            "-H",
+            "content-type: application/json",
+            "-d",
+            r#"{"id":"/tls","cmd":"sleep 100","instances":0}"#,
+            &url(follower, "/v2/apps"),
+        ],
+    );
+    assert_eq!(status, 201, "{body}");
+
+    // Plaintext gets no HTTP answer.
+    let plain = Command::new("curl")
+        .args([
+            "-s",
+            "--max-time",
+            "5",
+            &format!("http://{}/ping", addrs[1]),
+        ])
+        .output()
+        .expect("run curl");
+    assert!(
+        !plain.status.success() || plain.stdout.is_empty(),
+        "{plain:?}"
+    );
+
+    // The certificate chain verifies with openssl.
+    let s_client = Command::new("openssl")
+        .args(["s_client", "-connect", &addrs[1], "-CAfile"])
+        .arg(pki.join("ca.pem"))
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("run openssl");
+    let shown = String::from_utf8_lossy(&s_client.stdout);
+    assert!(shown.contains("Verify return code: 0 (ok)"), "{shown}");
+
+    // Raft routes: nobody and an agent are refused; a master gets through to the checks.
+    let vote = url(1, "/internal/raft/vote");
+    let (status, body) = curl(&pki, &["-X", "POST", "-d", "x", &vote]);
+    assert_eq!(status, 403, "{body}");
+    assert!(
+        body.contains("show a master certificate of the cluster CA"),
+        "{body}"
+    );
+    let mut as_agent = cert_args(&pki, "a1");
+    as_agent.extend(["-X", "POST", "-d", "x", &vote].map(str::to_owned));
+    let as_agent: Vec<&str> = as_agent.iter().map(String::as_str).collect();
+    assert_eq!(curl(&pki, &as_agent).0, 403);
+    let mut as_master = cert_args(&pki, "m1");
+    as_master.extend(
+        [
+            "-X",
+            "POST",
+            "-H",
+            "x-orch-raft-target: 2",
+            "-d",
+            "x",
+            &vote,
+        ]
+        .map(str::to_owned),
+    );
+    let as_master: Vec<&str> = as_master.iter().map(String::as_str).collect();
+    let (status, body) = curl(&pki, &as_master);
+    assert_eq!(
+        status, 400,
+        "past the certificate check, refused as undecodable: {body}"
+    );
+
+    // The flags go together.
+    let partial = run_orch_in(
+        Some(&dir),
+        &[
+            "master",
+            "--listen",
+            &free_addr(),
+            "--tls-cert",
+            "pki/m1.pem",
+        ],
+        Duration::from_secs(20),
+    )
+    .await;
+    assert!(!partial.status.success());
+    assert!(
+        String::from_utf8_lossy(&partial.stderr).contains("--tls-key"),
+        "{}",
+        describe_output(&partial)
+    );
+}
