@@ -84,8 +84,7 @@ pub struct LeaderClient {
 impl LeaderClient {
     /// A client for `masters` that registers with `registration`.
     pub fn new(masters: Vec<String>, registration: Registration) -> Result<Self, LeaderError> {
-        orch_pki::tls::install_crypto_provider();
-        let http = reqwest::Client::builder()
+        let http = orch_pki::tls::cluster_http()
             .connect_timeout(CONNECT_TIMEOUT)
             .tcp_nodelay(true)
             .build()

@@ -27,8 +27,7 @@ pub fn from_masters(masters: Vec<String>) -> watch::Receiver<Arc<Snapshot>> {
 }
 
 async fn follow(masters: Vec<String>, sender: watch::Sender<Arc<Snapshot>>) {
-    orch_pki::tls::install_crypto_provider();
-    let http = match reqwest::Client::builder()
+    let http = match orch_pki::tls::cluster_http()
         .tcp_nodelay(true)
         .connect_timeout(Duration::from_secs(2))
         .build()

@@ -13,7 +13,8 @@
 //! [`tls`] makes the rustls server and client configurations a node uses from its files.
 //!
 //! May depend on: orch-fs (private writes), rcgen (issuing), x509-parser (reading), rustls
-//! (ring), rand. No network, no runtime.
+//! (ring), reqwest (the builder of in-cluster clients, not used here), rand. No network, no
+//! runtime.
 
 pub mod tls;
 

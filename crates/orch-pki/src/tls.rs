@@ -41,6 +41,15 @@ pub fn install_crypto_provider() {
     let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
+/// The builder of a client for traffic inside the cluster (masters, agents, discovery): the
+/// crypto provider installed, and no system root trusted. Such a client speaks plaintext
+/// (loopback or `--insecure`) or TLS with the cluster CA (a preconfigured TLS setup
+/// replaces this one), and a node's container image has no system roots to load.
+pub fn cluster_http() -> reqwest::ClientBuilder {
+    install_crypto_provider();
+    reqwest::Client::builder().tls_certs_only(Vec::new())
+}
+
 fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }

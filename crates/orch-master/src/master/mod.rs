@@ -231,8 +231,7 @@ impl Master {
             ),
             None => None,
         };
-        orch_pki::tls::install_crypto_provider();
-        let mut http = reqwest::Client::builder()
+        let mut http = orch_pki::tls::cluster_http()
             .tcp_nodelay(true)
             .connect_timeout(Duration::from_secs(2));
         let (scheme, server_tls) = match &node_tls {
