@@ -217,3 +217,133 @@ async fn masters_form_a_cluster_over_mutual_tls_and_guard_their_raft_routes() {
         describe_output(&partial)
     );
 }
+
+/// Waits until `GET path` on the TLS master `addr` answers a body for which `done` holds.
+async fn wait_for(pki: &Path, addr: &str, path: &str, done: impl Fn(&serde_json::Value) -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (status, body) = curl(pki, &[&format!("https://{addr}{path}")]);
+        let json: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+        if status == 200 && done(&json) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{path}: {status} {body}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Makes a CA in `dir/pki` and issues `masters` and `agents` certificates (on 127.0.0.1).
+async fn issue(dir: &Path, masters: &[&str], agents: &[&str]) {
+    let run = |args: Vec<String>| async move {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let out = run_orch_in(Some(dir), &args, Duration::from_secs(20)).await;
+        assert!(out.status.success(), "{}", describe_output(&out));
+    };
+    run(vec!["pki".into(), "init".into()]).await;
+    for (role, names) in [("master", masters), ("agent", agents)] {
+        for name in names {
+            run([
+                "pki",
+                "issue",
+                "--role",
+                role,
+                "--name",
+                name,
+                "--ip",
+                "127.0.0.1",
+            ]
+            .map(str::to_owned)
+            .to_vec())
+            .await;
+        }
+    }
+}
+
+fn tls_flags(pki: &Path, name: &str) -> Vec<String> {
+    let file = |suffix: &str| pki.join(format!("{name}{suffix}")).display().to_string();
+    vec![
+        "--tls-cert".into(),
+        file(".pem"),
+        "--tls-key".into(),
+        file("-key.pem"),
+        "--tls-ca".into(),
+        pki.join("ca.pem").display().to_string(),
+    ]
+}
+
+/// An agent with TLS registers with a TLS master as itself and runs a task; its certificate
+/// does not let another agent register; and it follows no server that shows no master
+/// certificate.
+#[tokio::test]
+async fn agents_talk_to_masters_over_tls_each_only_as_itself() {
+    let mut c = Cluster::empty();
+    let dir = c.dir().to_owned();
+    let pki = dir.join("pki");
+    issue(&dir, &["m1"], &["agent-1"]).await;
+    let addr = free_addr();
+    let mut args = vec!["--listen".to_owned(), addr.clone()];
+    args.extend(tls_flags(&pki, "m1"));
+    c.add(&addr, args);
+    wait_for(&pki, &addr, "/v1/cluster", |v| {
+        v["leader_address"].is_string()
+    })
+    .await;
+
+    let with_cert = |name: &str| {
+        let mut extra = tls_flags(&pki, name);
+        extra.extend(["--containerizers".to_owned(), "mesos".to_owned()]);
+        extra
+    };
+    let extra = with_cert("agent-1");
+    c.add_agent(&extra.iter().map(String::as_str).collect::<Vec<_>>());
+    wait_for(&pki, &addr, "/v1/agents", |v| {
+        v["agents"]
+            .as_array()
+            .is_some_and(|a| a.len() == 1 && a[0]["hostname"] == "agent-1")
+    })
+    .await;
+    let register = format!("https://{addr}/internal/agent/register");
+    let (status, body) = curl(&pki, &["-X", "POST", "-d", "{}", &register]);
+    assert_eq!(status, 403, "no certificate, no agent: {body}");
+    let (status, body) = curl(
+        &pki,
+        &[
+            "-X",
+            "POST",
+            "-H",
+            "content-type: application/json",
+            "-d",
+            r#"{"id":"/over-tls","cmd":"sleep 100","instances":1,"cpus":0.1,"mem":16}"#,
+            &format!("https://{addr}/v2/apps"),
+        ],
+    );
+    assert_eq!(status, 201, "{body}");
+    wait_for(&pki, &addr, "/v2/apps/over-tls/tasks", |v| {
+        v["tasks"]
+            .as_array()
+            .is_some_and(|t| t.iter().any(|t| t["state"] == "TASK_RUNNING"))
+    })
+    .await;
+
+    // agent-2 shows agent-1's certificate: refused, never registered.
+    c.add_agent(&extra.iter().map(String::as_str).collect::<Vec<_>>());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !c.agents[1].logs(50).contains("cannot act as agent agent-2") {
+        assert!(Instant::now() < deadline, "{}", c.agents[1].logs(50));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (_, agents) = curl(&pki, &[&format!("https://{addr}/v1/agents")]);
+    assert!(!agents.contains("agent-2"), "{agents}");
+
+    // A "master" showing an agent certificate gets no agent to follow it.
+    let mut impostor = Cluster::empty();
+    let fake = free_addr();
+    let mut args = vec!["--listen".to_owned(), fake.clone()];
+    args.extend(tls_flags(&pki, "agent-1"));
+    impostor.add(&fake, args);
+    wait_for(&pki, &fake, "/ping", |_| true).await;
+    impostor.add_agent(&extra.iter().map(String::as_str).collect::<Vec<_>>());
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let (_, registered) = curl(&pki, &[&format!("https://{fake}/v1/agents")]);
+    assert!(registered.contains(r#""agents":[]"#), "{registered}");
+}

@@ -26,6 +26,16 @@ pub struct AgentArgs {
     /// Serve plaintext HTTP on an address other than loopback (warned at every start).
     #[arg(long)]
     insecure: bool,
+    /// This agent's certificate (PEM, from `orch pki issue --role agent --name <hostname>`):
+    /// talk to the masters over TLS, showing it, and follow only masters of the CA.
+    #[arg(long, requires_all = ["tls_key", "tls_ca"])]
+    tls_cert: Option<PathBuf>,
+    /// This agent's private key (PEM).
+    #[arg(long, requires_all = ["tls_cert", "tls_ca"])]
+    tls_key: Option<PathBuf>,
+    /// The cluster CA (PEM).
+    #[arg(long, requires_all = ["tls_cert", "tls_key"])]
+    tls_ca: Option<PathBuf>,
     /// Where the agent id, status journal and task sandboxes live [default: ./orch-data/agent].
     #[arg(long)]
     work_dir: Option<PathBuf>,
@@ -72,6 +82,9 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
         masters: args.masters.clone(),
         listen: args.listen,
         insecure: args.insecure,
+        tls_cert: args.tls_cert,
+        tls_key: args.tls_key,
+        tls_ca: args.tls_ca,
         work_dir: args.work_dir,
         hostname: args.hostname,
         advertise_ip: args.advertise_ip,

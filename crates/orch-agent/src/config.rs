@@ -42,6 +42,9 @@ pub enum AgentConfigError {
     /// A plaintext listener off loopback without `--insecure`.
     #[error("{0}")]
     Insecure(String),
+    /// The TLS flags cannot be used.
+    #[error("cannot use the TLS files")]
+    Tls(#[source] orch_pki::PkiError),
     /// `--simulate 0`.
     #[error("--simulate must be at least 1")]
     ZeroSimulate,
@@ -67,6 +70,12 @@ pub struct AgentSettings {
     pub listen: Option<SocketAddr>,
     /// `--insecure`: serve plaintext HTTP on an address other than loopback.
     pub insecure: bool,
+    /// `--tls-cert`, `--tls-key`, `--tls-ca`: talk to the masters over TLS.
+    pub tls_cert: Option<PathBuf>,
+    /// See `tls_cert`.
+    pub tls_key: Option<PathBuf>,
+    /// See `tls_cert`.
+    pub tls_ca: Option<PathBuf>,
     /// `--work-dir` (default `./orch-data/agent`).
     pub work_dir: Option<PathBuf>,
     /// `--hostname` (default: the system's).
@@ -108,6 +117,8 @@ pub struct AgentConfig {
     pub containerizers: Vec<String>,
     /// Number of simulated agents; `None` for one real agent.
     pub simulate: Option<usize>,
+    /// Its certificate and the cluster CA, when it talks to the masters over TLS.
+    pub tls: Option<std::sync::Arc<orch_pki::tls::NodeTls>>,
 }
 
 impl AgentConfig {
@@ -186,7 +197,16 @@ impl AgentConfig {
             (None, _) if docker_answers => vec!["mesos".to_owned(), "docker".to_owned()],
             (None, _) => vec!["mesos".to_owned()],
         };
+        let tls = orch_pki::tls::TlsFiles::from_flags(
+            settings.tls_cert,
+            settings.tls_key,
+            settings.tls_ca,
+        )
+        .and_then(|files| files.map(|f| f.load()).transpose())
+        .map_err(AgentConfigError::Tls)?
+        .map(std::sync::Arc::new);
         Ok(Self {
+            tls,
             masters,
             listen,
             work_dir,

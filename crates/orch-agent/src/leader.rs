@@ -28,6 +28,9 @@ pub enum LeaderError {
     /// The HTTP client could not be built.
     #[error("cannot build the HTTP client")]
     Client(#[source] reqwest::Error),
+    /// The TLS files cannot be used.
+    #[error("cannot use the TLS files")]
+    Tls(#[source] orch_pki::PkiError),
     /// The request did not complete (connection refused, timeout, ...).
     #[error("request to {master} failed")]
     Transport {
@@ -51,6 +54,8 @@ pub enum LeaderError {
 pub struct Session {
     /// The leader's `host:port`.
     pub master: String,
+    /// `https` when the agent has TLS, else `http`.
+    pub scheme: &'static str,
     /// How often to send heartbeats.
     pub heartbeat_interval: Duration,
     /// Counts registrations, so a stale failure report cannot end a newer session.
@@ -58,17 +63,17 @@ pub struct Session {
 }
 
 impl Session {
-    /// `http://<leader><path>`.
+    /// `<scheme>://<leader><path>`.
     pub fn url(&self, path: &str) -> String {
-        format!("{}{path}", base_url(&self.master))
+        format!("{}{path}", base_url(self.scheme, &self.master))
     }
 }
 
-fn base_url(master: &str) -> String {
+fn base_url(scheme: &str, master: &str) -> String {
     if master.contains("://") {
         master.trim_end_matches('/').to_owned()
     } else {
-        format!("http://{master}")
+        format!("{scheme}://{master}")
     }
 }
 
@@ -77,21 +82,38 @@ fn base_url(master: &str) -> String {
 pub struct LeaderClient {
     masters: Vec<String>,
     http: reqwest::Client,
+    scheme: &'static str,
     registration: Registration,
     session: watch::Sender<Option<Session>>,
 }
 
 impl LeaderClient {
-    /// A client for `masters` that registers with `registration`.
-    pub fn new(masters: Vec<String>, registration: Registration) -> Result<Self, LeaderError> {
-        let http = orch_pki::tls::cluster_http()
+    /// A client for `masters` that registers with `registration`; with `tls`, over HTTPS
+    /// showing the agent's certificate, to masters that show a master certificate of the
+    /// cluster CA only.
+    pub fn new(
+        masters: Vec<String>,
+        registration: Registration,
+        tls: Option<&orch_pki::tls::NodeTls>,
+    ) -> Result<Self, LeaderError> {
+        let mut http = orch_pki::tls::cluster_http()
             .connect_timeout(CONNECT_TIMEOUT)
-            .tcp_nodelay(true)
-            .build()
-            .map_err(LeaderError::Client)?;
+            .tcp_nodelay(true);
+        let scheme = match tls {
+            Some(tls) => {
+                http = http.tls_backend_preconfigured(
+                    tls.client_config(orch_pki::Role::Master)
+                        .map_err(LeaderError::Tls)?,
+                );
+                "https"
+            }
+            None => "http",
+        };
+        let http = http.build().map_err(LeaderError::Client)?;
         Ok(Self {
             masters,
             http,
+            scheme,
             registration,
             session: watch::Sender::new(None),
         })
@@ -197,6 +219,7 @@ impl LeaderClient {
             hint = Some(master.clone());
             self.session.send_replace(Some(Session {
                 master,
+                scheme: self.scheme,
                 heartbeat_interval: Duration::from_millis(registered.heartbeat_interval_ms.max(10)),
                 epoch,
             }));
@@ -229,7 +252,10 @@ impl LeaderClient {
     async fn register_with(&self, master: &str) -> Result<Registered, Option<String>> {
         let response = self
             .http
-            .post(format!("{}/internal/agent/register", base_url(master)))
+            .post(format!(
+                "{}/internal/agent/register",
+                base_url(self.scheme, master)
+            ))
             .timeout(REQUEST_TIMEOUT)
             .json(&self.registration)
             .send()

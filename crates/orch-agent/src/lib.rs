@@ -69,6 +69,7 @@ impl AgentConfig {
             attributes: self.attributes.clone(),
             role: self.role.clone(),
             containerizers: self.containerizers.clone(),
+            tls: self.tls.clone(),
         };
         match self.simulate {
             None => vec![one(self.hostname.clone(), self.work_dir.clone())],

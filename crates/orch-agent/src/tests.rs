@@ -192,6 +192,7 @@ fn instance(work_dir: &Path, masters: Vec<String>) -> AgentInstance {
         attributes: Default::default(),
         role: "*".into(),
         containerizers: vec!["mock".into()],
+        tls: None,
     }
 }
 

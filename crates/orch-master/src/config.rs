@@ -188,16 +188,7 @@ pub struct MasterConfig {
     pub tls: Option<TlsFiles>,
 }
 
-/// A node's TLS files.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TlsFiles {
-    /// Its certificate (PEM).
-    pub cert: PathBuf,
-    /// Its private key (PEM).
-    pub key: PathBuf,
-    /// The cluster CA (PEM).
-    pub ca: PathBuf,
-}
+pub use orch_pki::tls::TlsFiles;
 
 impl MasterConfig {
     /// Fills defaults and checks the settings against each other.
@@ -206,11 +197,8 @@ impl MasterConfig {
             .listen
             .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080)));
         let insecure = settings.insecure.unwrap_or(false);
-        let tls = match (settings.tls_cert, settings.tls_key, settings.tls_ca) {
-            (Some(cert), Some(key), Some(ca)) => Some(TlsFiles { cert, key, ca }),
-            (None, None, None) => None,
-            _ => return Err(ConfigError::TlsIncomplete),
-        };
+        let tls = TlsFiles::from_flags(settings.tls_cert, settings.tls_key, settings.tls_ca)
+            .map_err(|_| ConfigError::TlsIncomplete)?;
         if tls.is_none() && !orch_core::listen::plaintext_allowed(listen, insecure) {
             return Err(ConfigError::Insecure(orch_core::listen::refusal(
                 "master", listen,

@@ -110,6 +110,9 @@ pub enum PkiError {
         /// The cause.
         source: Box<dyn std::error::Error + Send + Sync>,
     },
+    /// Some of the TLS flags, not all three.
+    #[error("--tls-cert, --tls-key and --tls-ca go together: give all three, or none")]
+    Incomplete,
     /// A PEM file holds no certificate.
     #[error("{0} holds no certificate")]
     Empty(PathBuf),

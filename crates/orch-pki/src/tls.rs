@@ -4,13 +4,46 @@
 //! client side trusts the cluster CA only and shows the node's own certificate. The crypto
 //! is rustls with ring; no OpenSSL.
 
-use super::PkiError;
+use super::{PkiError, Role};
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::client::WebPkiServerVerifier;
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use rustls::server::WebPkiClientVerifier;
-use rustls::{ClientConfig, RootCertStore, ServerConfig};
-use std::path::Path;
+use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, ServerConfig, SignatureScheme};
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
+
+/// A node's TLS files (`--tls-cert`, `--tls-key`, `--tls-ca`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    /// Its certificate (PEM).
+    pub cert: PathBuf,
+    /// Its private key (PEM).
+    pub key: PathBuf,
+    /// The cluster CA (PEM).
+    pub ca: PathBuf,
+}
+
+impl TlsFiles {
+    /// All three flags, none, or the error naming them.
+    pub fn from_flags(
+        cert: Option<PathBuf>,
+        key: Option<PathBuf>,
+        ca: Option<PathBuf>,
+    ) -> Result<Option<Self>, PkiError> {
+        match (cert, key, ca) {
+            (Some(cert), Some(key), Some(ca)) => Ok(Some(Self { cert, key, ca })),
+            (None, None, None) => Ok(None),
+            _ => Err(PkiError::Incomplete),
+        }
+    }
+
+    /// The files read.
+    pub fn load(&self) -> Result<NodeTls, PkiError> {
+        NodeTls::load(&self.cert, &self.key, &self.ca)
+    }
+}
 
 /// A node's certificate chain and key, and the cluster CA.
 #[derive(Debug)]
@@ -102,14 +135,82 @@ impl NodeTls {
         Ok(Arc::new(config))
     }
 
-    /// The client side: servers verified against the CA (and the name dialled); the
-    /// node's certificate shown.
-    pub fn client_config(&self) -> Result<ClientConfig, PkiError> {
+    /// The client side: servers verified against the CA and the name dialled, and taken only
+    /// when their certificate is one of `server_role` (a master); the node's certificate
+    /// shown.
+    pub fn client_config(&self, server_role: Role) -> Result<ClientConfig, PkiError> {
+        let inner =
+            WebPkiServerVerifier::builder_with_provider(Arc::clone(&self.roots), provider())
+                .build()
+                .map_err(|source| PkiError::Tls {
+                    what: "verify server certificates against the CA".to_owned(),
+                    source: Box::new(source),
+                })?;
         ClientConfig::builder_with_provider(provider())
             .with_safe_default_protocol_versions()
             .map_err(tls_error("choose TLS versions"))?
-            .with_root_certificates(Arc::clone(&self.roots))
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(RoleVerifier {
+                inner,
+                role: server_role,
+            }))
             .with_client_auth_cert(self.chain.clone(), self.key.clone_key())
             .map_err(tls_error("use the node's certificate and key"))
+    }
+}
+
+/// The CA's verdict on a server certificate, then its role: an agent follows, and a master
+/// replicates to, only a server that shows a master certificate.
+#[derive(Debug)]
+struct RoleVerifier {
+    inner: Arc<WebPkiServerVerifier>,
+    role: Role,
+}
+
+impl ServerCertVerifier for RoleVerifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        let verified = self.inner.verify_server_cert(
+            end_entity,
+            intermediates,
+            server_name,
+            ocsp_response,
+            now,
+        )?;
+        match super::identity(end_entity) {
+            Some((role, _)) if role == self.role => Ok(verified),
+            other => Err(rustls::Error::General(format!(
+                "the server's certificate is not a {} certificate of the cluster ({other:?})",
+                self.role
+            ))),
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.inner.supported_verify_schemes()
     }
 }

@@ -74,6 +74,8 @@ pub struct AgentInstance {
     pub role: String,
     /// Containerizer names offered.
     pub containerizers: Vec<String>,
+    /// Its certificate and the cluster CA, when it talks to the masters over TLS.
+    pub tls: Option<Arc<orch_pki::tls::NodeTls>>,
 }
 
 /// A task as the agent tracks it.
@@ -222,6 +224,7 @@ impl Agent {
                 protocol: PROTOCOL_VERSION,
                 agent: info.clone(),
             },
+            instance.tls.as_deref(),
         )?;
         let agent = Arc::new(Self {
             info,

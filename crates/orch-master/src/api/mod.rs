@@ -40,7 +40,12 @@ pub fn router(master: Arc<Master>, gitops: Arc<Gitops>) -> Router {
     let public = Router::new()
         .merge(marathon::routes())
         .merge(orch::routes())
-        .merge(agent_rpc::routes())
+        .merge(
+            agent_rpc::routes().route_layer(axum::middleware::from_fn_with_state(
+                Arc::clone(&master),
+                agent_rpc::agents_only,
+            )),
+        )
         .merge(mesos::routes())
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES));
     let internal = raft_rpc::routes()

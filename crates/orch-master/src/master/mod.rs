@@ -225,10 +225,7 @@ impl Master {
         .validate()
         .map_err(MasterError::RaftConfig)?;
         let node_tls = match &config.tls {
-            Some(files) => Some(
-                orch_pki::tls::NodeTls::load(&files.cert, &files.key, &files.ca)
-                    .map_err(MasterError::Tls)?,
-            ),
+            Some(files) => Some(files.load().map_err(MasterError::Tls)?),
             None => None,
         };
         let mut http = orch_pki::tls::cluster_http()
@@ -236,8 +233,10 @@ impl Master {
             .connect_timeout(Duration::from_secs(2));
         let (scheme, server_tls) = match &node_tls {
             Some(tls) => {
-                http =
-                    http.tls_backend_preconfigured(tls.client_config().map_err(MasterError::Tls)?);
+                http = http.tls_backend_preconfigured(
+                    tls.client_config(orch_pki::Role::Master)
+                        .map_err(MasterError::Tls)?,
+                );
                 (
                     "https",
                     Some(tls.server_config().map_err(MasterError::Tls)?),
