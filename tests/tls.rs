@@ -1,7 +1,8 @@
 //! Masters with TLS (`--tls-cert`, `--tls-key`, `--tls-ca` from `orch pki`), checked with
 //! the real `curl --cacert` and `openssl s_client`: three masters form a cluster over mutual
 //! TLS, a write sent to a follower reaches the leader over HTTPS, plaintext gets no answer,
-//! and `/internal/raft/*` answers only a master certificate of the cluster CA.
+//! `/internal/raft/*` answers only a master certificate of the cluster CA, and every other
+//! request but `GET /ping` needs the management token.
 
 mod support;
 
@@ -10,9 +11,19 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 use support::{describe_output, free_addr, run_orch_in, Cluster};
 
-/// `curl` with the cluster CA; returns the HTTP status and the body.
+/// `curl` with the cluster CA and the management token; returns the HTTP status and the body.
 fn curl(pki: &Path, args: &[&str]) -> (u16, String) {
-    let out = Command::new("curl")
+    let token = std::fs::read_to_string(pki.join("token")).expect("the token");
+    curl_as(pki, Some(&format!("Bearer {}", token.trim())), args)
+}
+
+/// `curl` with the cluster CA and `authorization` as the Authorization header, if any.
+fn curl_as(pki: &Path, authorization: Option<&str>, args: &[&str]) -> (u16, String) {
+    let mut command = Command::new("curl");
+    if let Some(value) = authorization {
+        command.args(["-H", &format!("Authorization: {value}")]);
+    }
+    let out = command
         .args(["-s", "--max-time", "5", "--cacert"])
         .arg(pki.join("ca.pem"))
         .args(["-w", "\n%{http_code}"])
@@ -101,6 +112,8 @@ async fn masters_form_a_cluster_over_mutual_tls_and_guard_their_raft_routes() {
                 file("-key.pem"),
                 "--tls-ca".into(),
                 pki.join("ca.pem").display().to_string(),
+                "--token-file".into(),
+                pki.join("token").display().to_string(),
             ],
         );
     }
@@ -123,6 +136,32 @@ async fn masters_form_a_cluster_over_mutual_tls_and_guard_their_raft_routes() {
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
+
+    // Every request but GET /ping carries the token, in any of Marathon clients' forms.
+    let token = std::fs::read_to_string(pki.join("token")).expect("the token");
+    let token = token.trim();
+    let cluster = url(1, "/v1/cluster");
+    let (status, body) = curl_as(&pki, None, &[&cluster]);
+    assert_eq!(status, 401, "{body}");
+    assert!(
+        body.contains(r#""message":"authentication required"#),
+        "{body}"
+    );
+    assert_eq!(curl_as(&pki, Some("Bearer wrong"), &[&cluster]).0, 401);
+    assert_eq!(
+        curl_as(&pki, Some(&format!("token={token}")), &[&cluster]).0,
+        200
+    );
+    let basic = format!("anyone:{token}");
+    assert_eq!(curl_as(&pki, None, &["-u", &basic, &cluster]).0, 200);
+    assert_eq!(curl_as(&pki, None, &[&url(1, "/ping")]).0, 200);
+    // The gitops webhook answers for itself (a forge cannot send the token).
+    let (_, body) = curl_as(
+        &pki,
+        None,
+        &["-X", "POST", "-d", "{}", &url(1, "/v1/gitops/webhook")],
+    );
+    assert!(!body.contains("send the cluster's token"), "{body}");
 
     // A write sent to a follower is forwarded to the leader over HTTPS.
     let follower = (0..3).find(|&i| addrs[i] != leader).expect("a follower");
@@ -283,6 +322,10 @@ async fn agents_talk_to_masters_over_tls_each_only_as_itself() {
     let addr = free_addr();
     let mut args = vec!["--listen".to_owned(), addr.clone()];
     args.extend(tls_flags(&pki, "m1"));
+    args.extend([
+        "--token-file".to_owned(),
+        pki.join("token").display().to_string(),
+    ]);
     c.add(&addr, args);
     wait_for(&pki, &addr, "/v1/cluster", |v| {
         v["leader_address"].is_string()
@@ -340,10 +383,67 @@ async fn agents_talk_to_masters_over_tls_each_only_as_itself() {
     let fake = free_addr();
     let mut args = vec!["--listen".to_owned(), fake.clone()];
     args.extend(tls_flags(&pki, "agent-1"));
+    args.extend([
+        "--token-file".to_owned(),
+        pki.join("token").display().to_string(),
+    ]);
     impostor.add(&fake, args);
     wait_for(&pki, &fake, "/ping", |_| true).await;
     impostor.add_agent(&extra.iter().map(String::as_str).collect::<Vec<_>>());
     tokio::time::sleep(Duration::from_secs(3)).await;
     let (_, registered) = curl(&pki, &[&format!("https://{fake}/v1/agents")]);
     assert!(registered.contains(r#""agents":[]"#), "{registered}");
+}
+
+/// marathon-python against a master with TLS, verifying it with the cluster CA: its
+/// `auth_token=` (DC/OS' `token=` header) and `username=`/`password=` (Basic) forms get in,
+/// a wrong token gets 401.
+#[tokio::test]
+async fn marathon_python_authenticates_with_the_token_over_tls() {
+    let Some(python) = support::python() else {
+        return;
+    };
+    let mut c = Cluster::empty();
+    let dir = c.dir().to_owned();
+    let pki = dir.join("pki");
+    issue(&dir, &["m1"], &[]).await;
+    let addr = free_addr();
+    let mut args = vec!["--listen".to_owned(), addr.clone()];
+    args.extend(tls_flags(&pki, "m1"));
+    args.extend([
+        "--token-file".to_owned(),
+        pki.join("token").display().to_string(),
+    ]);
+    c.add(&addr, args);
+    wait_for(&pki, &addr, "/v1/cluster", |v| {
+        v["leader_address"].is_string()
+    })
+    .await;
+    let script = r#"
+import sys
+from marathon import MarathonClient
+from marathon.exceptions import MarathonHttpError
+url, ca, token = sys.argv[1:4]
+MarathonClient(url, auth_token=token, verify=ca).list_apps()
+MarathonClient(url, username="ops", password=token, verify=ca).list_apps()
+try:
+    MarathonClient(url, auth_token="wrong", verify=ca).list_apps()
+    sys.exit("a wrong token was accepted")
+except MarathonHttpError as error:
+    assert error.status_code == 401, error.status_code
+print("authenticated")
+"#;
+    let token = std::fs::read_to_string(pki.join("token")).expect("the token");
+    let out = tokio::process::Command::new(python)
+        .args(["-c", script, &format!("https://{addr}")])
+        .arg(pki.join("ca.pem"))
+        .arg(token.trim())
+        .output()
+        .await
+        .expect("run python");
+    assert!(
+        out.status.success() && String::from_utf8_lossy(&out.stdout).contains("authenticated"),
+        "{}",
+        describe_output(&out)
+    );
 }

@@ -49,6 +49,10 @@ pub struct MasterArgs {
     /// The cluster CA (PEM): masters and agents show certificates it signed.
     #[arg(long, requires_all = ["tls_cert", "tls_key"])]
     tls_ca: Option<PathBuf>,
+    /// The file holding the cluster's management token (`orch pki init` writes pki/token):
+    /// with TLS, every API request but GET /ping must carry it.
+    #[arg(long)]
+    token_file: Option<PathBuf>,
     /// The largest snapshot this master receives from a leader, in bytes [default: 1 GiB].
     #[arg(long)]
     max_snapshot_bytes: Option<u64>,
@@ -78,6 +82,7 @@ pub async fn run(args: MasterArgs) -> anyhow::Result<()> {
         tls_cert: args.tls_cert,
         tls_key: args.tls_key,
         tls_ca: args.tls_ca,
+        token_file: args.token_file,
     };
     let settings = match &args.config {
         Some(path) => from_flags.or(MasterSettings::from_file(path)?),

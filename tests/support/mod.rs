@@ -23,7 +23,11 @@ mod http;
 mod lb;
 mod master;
 mod process;
+mod python;
 
 // Each test crate uses a part of the harness: the rest of these re-exports is unused there.
 #[allow(unused_imports)]
-pub use {cluster::*, dns::*, docker::*, events::*, git::*, http::*, lb::*, master::*, process::*};
+pub use {
+    cluster::*, dns::*, docker::*, events::*, git::*, http::*, lb::*, master::*, process::*,
+    python::*,
+};

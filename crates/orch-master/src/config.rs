@@ -66,6 +66,12 @@ pub enum ConfigError {
     /// Some of the TLS flags, not all three.
     #[error("--tls-cert, --tls-key and --tls-ca go together: give all three, or none")]
     TlsIncomplete,
+    /// TLS without a token, or a token without TLS.
+    #[error(
+        "--token-file goes with TLS: a master with --tls-* asks every client for the token \
+         in it (`orch pki init` makes one), and one without TLS serves loopback only, with no token"
+    )]
+    TokenWithoutTls,
     /// A numeric setting is out of range.
     #[error("{setting} must be {rule}")]
     OutOfRange {
@@ -107,6 +113,8 @@ pub struct MasterSettings {
     pub tls_key: Option<PathBuf>,
     /// The cluster CA (PEM): peers' and clients' certificates are verified against it.
     pub tls_ca: Option<PathBuf>,
+    /// The file holding the cluster's management token (required with TLS).
+    pub token_file: Option<PathBuf>,
 }
 
 impl MasterSettings {
@@ -137,6 +145,7 @@ impl MasterSettings {
             tls_cert: self.tls_cert.or(fallback.tls_cert),
             tls_key: self.tls_key.or(fallback.tls_key),
             tls_ca: self.tls_ca.or(fallback.tls_ca),
+            token_file: self.token_file.or(fallback.token_file),
         }
     }
 }
@@ -186,6 +195,8 @@ pub struct MasterConfig {
     pub insecure: bool,
     /// The TLS files, when this master serves HTTPS.
     pub tls: Option<TlsFiles>,
+    /// The management token's file (with TLS).
+    pub token_file: Option<PathBuf>,
 }
 
 pub use orch_pki::tls::TlsFiles;
@@ -199,6 +210,9 @@ impl MasterConfig {
         let insecure = settings.insecure.unwrap_or(false);
         let tls = TlsFiles::from_flags(settings.tls_cert, settings.tls_key, settings.tls_ca)
             .map_err(|_| ConfigError::TlsIncomplete)?;
+        if tls.is_some() != settings.token_file.is_some() {
+            return Err(ConfigError::TokenWithoutTls);
+        }
         if tls.is_none() && !orch_core::listen::plaintext_allowed(listen, insecure) {
             return Err(ConfigError::Insecure(orch_core::listen::refusal(
                 "master", listen,
@@ -273,6 +287,7 @@ impl MasterConfig {
             max_snapshot_bytes,
             insecure,
             tls,
+            token_file: settings.token_file,
             listen,
             advertise,
             masters,
@@ -376,6 +391,28 @@ mod tests {
                 .expect("--insecure")
                 .insecure
         );
+    }
+
+    #[test]
+    fn a_token_goes_with_tls() {
+        let token_only = MasterSettings {
+            token_file: Some(PathBuf::from("pki/token")),
+            ..MasterSettings::default()
+        };
+        assert!(matches!(
+            MasterConfig::from_settings(token_only),
+            Err(ConfigError::TokenWithoutTls)
+        ));
+        let tls_only = MasterSettings {
+            tls_cert: Some(PathBuf::from("m1.pem")),
+            tls_key: Some(PathBuf::from("m1-key.pem")),
+            tls_ca: Some(PathBuf::from("ca.pem")),
+            ..MasterSettings::default()
+        };
+        assert!(matches!(
+            MasterConfig::from_settings(tls_only),
+            Err(ConfigError::TokenWithoutTls)
+        ));
     }
 
     #[test]

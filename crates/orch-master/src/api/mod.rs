@@ -8,6 +8,7 @@
 //! (`TypeConfig`, `TARGET_HEADER`, `codec`) for the Raft RPC endpoints. Never raft storage.
 
 mod agent_rpc;
+mod auth;
 mod body;
 mod error;
 mod marathon;
@@ -63,6 +64,11 @@ pub fn router(master: Arc<Master>, gitops: Arc<Gitops>) -> Router {
         .layer(axum::middleware::from_fn_with_state(
             Arc::clone(&master),
             proxy::leader_only,
+        ))
+        // Outermost: nobody without the token reaches the routes or the leader proxy.
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::clone(&master),
+            auth::authenticate,
         ))
         .layer(axum::Extension(gitops))
         .with_state(master)

@@ -70,6 +70,14 @@ pub enum MasterError {
     /// The TLS files (`--tls-cert`, `--tls-key`, `--tls-ca`) cannot be used.
     #[error("cannot use the TLS files")]
     Tls(#[source] orch_pki::PkiError),
+    /// The token file (`--token-file`) cannot be read, or is empty.
+    #[error("cannot read a token from {path}")]
+    Token {
+        /// The file.
+        path: String,
+        /// The cause.
+        source: std::io::Error,
+    },
 }
 
 /// Why a write did not commit.
@@ -190,6 +198,8 @@ pub struct Master {
     scheme: &'static str,
     /// The server side of TLS, when this master has it.
     server_tls: Option<Arc<rustls::ServerConfig>>,
+    /// The management token every API request must carry (with TLS).
+    api_token: Option<String>,
 }
 
 impl std::fmt::Debug for Master {
@@ -198,6 +208,18 @@ impl std::fmt::Debug for Master {
             .field("id", &self.id)
             .field("address", &self.address)
             .finish_non_exhaustive()
+    }
+}
+
+/// The first line of the token file at `path`.
+fn read_token(path: &std::path::Path) -> std::io::Result<String> {
+    let text = std::fs::read_to_string(path)?;
+    match text.lines().next().map(str::trim).filter(|t| !t.is_empty()) {
+        Some(token) => Ok(token.to_owned()),
+        None => Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            "the file is empty",
+        )),
     }
 }
 
@@ -245,6 +267,13 @@ impl Master {
             None => ("http", None),
         };
         let http = http.build().map_err(MasterError::HttpClient)?;
+        let api_token = match &config.token_file {
+            Some(path) => Some(read_token(path).map_err(|source| MasterError::Token {
+                path: path.display().to_string(),
+                source,
+            })?),
+            None => None,
+        };
         let contacts = PeerContacts::default();
         let network = HttpNetwork::new(http.clone(), contacts.clone(), scheme);
         let raft = Raft::new(
@@ -294,6 +323,7 @@ impl Master {
             snapshot_guard: orch_raft::guard::SnapshotGuard::new(config.max_snapshot_bytes),
             scheme,
             server_tls,
+            api_token,
         });
         tokio::spawn(controller::run(Arc::clone(&master)));
         Ok(master)
@@ -317,6 +347,11 @@ impl Master {
     /// `https` when this master has TLS, else `http`.
     pub fn scheme(&self) -> &'static str {
         self.scheme
+    }
+
+    /// The token API requests must carry, when this master has TLS.
+    pub fn api_token(&self) -> Option<&str> {
+        self.api_token.as_deref()
     }
 
     /// The TLS server configuration, when this master serves HTTPS.
