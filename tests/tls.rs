@@ -179,6 +179,44 @@ async fn masters_form_a_cluster_over_mutual_tls_and_guard_their_raft_routes() {
     );
     assert_eq!(status, 201, "{body}");
 
+    // The CLI: --ca and --token, or ORCH_CA and ORCH_TOKEN; the scheme follows the CA.
+    let ca = pki.join("ca.pem").display().to_string();
+    let listed = run_orch_in(
+        Some(&dir),
+        &[
+            "--master", &addrs[1], "--ca", &ca, "--token", token, "app", "list",
+        ],
+        Duration::from_secs(20),
+    )
+    .await;
+    assert!(listed.status.success(), "{}", describe_output(&listed));
+    assert!(
+        String::from_utf8_lossy(&listed.stdout).contains("/tls"),
+        "{}",
+        describe_output(&listed)
+    );
+    let from_env = Command::new(support::BIN)
+        .current_dir(&dir)
+        .args(["--master", &format!("https://{}", addrs[2]), "app", "list"])
+        .env("ORCH_CA", &ca)
+        .env("ORCH_TOKEN", token)
+        .output()
+        .expect("run orch");
+    assert!(from_env.status.success(), "{from_env:?}");
+    let without = run_orch_in(
+        Some(&dir),
+        &["--master", &addrs[1], "--ca", &ca, "app", "list"],
+        Duration::from_secs(20),
+    )
+    .await;
+    assert!(!without.status.success());
+    assert!(
+        String::from_utf8_lossy(&without.stderr)
+            .contains("401 Unauthorized: authentication required"),
+        "{}",
+        describe_output(&without)
+    );
+
     // Plaintext gets no HTTP answer.
     let plain = Command::new("curl")
         .args([

@@ -22,19 +22,46 @@ pub struct Client {
     pub output: Output,
 }
 
+/// How a client reaches a cluster with TLS: its CA, and the token it sends.
+#[derive(Debug, Clone, Default)]
+pub struct Credentials {
+    /// The cluster CA (PEM): the master's certificate is verified against it, and the
+    /// scheme defaults to https.
+    pub ca: Option<std::path::PathBuf>,
+    /// The token, sent as `Authorization: Bearer <token>`.
+    pub token: Option<String>,
+}
+
 impl Client {
-    /// A client of the master at `base` (`http://host:port`; the scheme may be left out).
-    pub fn new(base: &str, output: Output) -> anyhow::Result<Self> {
+    /// A client of the master at `base` (`http://host:port`; the scheme may be left out:
+    /// https with a CA, else http).
+    pub fn new(base: &str, output: Output, credentials: &Credentials) -> anyhow::Result<Self> {
         let base = base.trim_end_matches('/');
-        let base = if base.contains("://") {
-            base.to_owned()
-        } else {
-            format!("http://{base}")
+        let base = match (base.contains("://"), &credentials.ca) {
+            (true, _) => base.to_owned(),
+            (false, Some(_)) => format!("https://{base}"),
+            (false, None) => format!("http://{base}"),
         };
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(90))
-            .build()?;
-        Ok(Self { base, http, output })
+        let mut http = reqwest::Client::builder().timeout(Duration::from_secs(90));
+        if let Some(ca) = &credentials.ca {
+            let tls = orch_pki::tls::trusting(ca)
+                .with_context(|| format!("cannot use the CA {}", ca.display()))?;
+            http = http.tls_backend_preconfigured(tls);
+        }
+        if let Some(token) = &credentials.token {
+            let mut value =
+                reqwest::header::HeaderValue::from_str(&format!("Bearer {}", token.trim()))
+                    .context("the token is not a valid header value")?;
+            value.set_sensitive(true);
+            let mut headers = reqwest::header::HeaderMap::new();
+            headers.insert(reqwest::header::AUTHORIZATION, value);
+            http = http.default_headers(headers);
+        }
+        Ok(Self {
+            base,
+            http: http.build()?,
+            output,
+        })
     }
 
     /// Sends a request and returns the JSON answer, or an error quoting the API's message.

@@ -84,8 +84,8 @@ pub struct AddArgs {
     /// The webhook secret.
     #[arg(long, env = "ORCH_WEBHOOK_SECRET", hide_env_values = true)]
     webhook_secret: Option<String>,
-    /// A token for https remotes.
-    #[arg(long, env = "ORCH_GIT_TOKEN", hide_env_values = true)]
+    /// A token for https remotes (`--token` is the cluster's own token).
+    #[arg(long = "git-token", env = "ORCH_GIT_TOKEN", hide_env_values = true)]
     token: Option<String>,
     /// A private key file for ssh remotes.
     #[arg(long)]

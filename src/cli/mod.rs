@@ -46,6 +46,12 @@ pub struct Cli {
         default_value = "http://127.0.0.1:8080"
     )]
     master: String,
+    /// The cluster CA (PEM) to verify a master with TLS against (client commands).
+    #[arg(long, global = true, env = "ORCH_CA")]
+    ca: Option<std::path::PathBuf>,
+    /// The token to send to a master with TLS (client commands).
+    #[arg(long, global = true, env = "ORCH_TOKEN", hide_env_values = true)]
+    token: Option<String>,
     /// Output of client commands: a table, or the raw JSON.
     #[arg(
         short = 'o',
@@ -126,7 +132,11 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         _ => tokio::runtime::Runtime::new()?,
     };
     let (master, output) = (cli.master.clone(), cli.output);
-    let client = move || client::Client::new(&master, output);
+    let credentials = client::Credentials {
+        ca: cli.ca.clone(),
+        token: cli.token.clone(),
+    };
+    let client = move || client::Client::new(&master, output, &credentials);
     runtime.block_on(async move {
         match cli.command {
             Command::Master(args) => master::run(args).await,

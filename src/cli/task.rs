@@ -100,7 +100,10 @@ async fn logs(client: &Client, task_id: &str, file: &str, follow: bool) -> anyho
     let address = agent["address"]
         .as_str()
         .context("agent without an address")?;
-    let http = reqwest::Client::new();
+    // An agent's API is plaintext (loopback or --insecure): no system root is needed.
+    let http = orch_pki::tls::cluster_http()
+        .build()
+        .context("cannot build the HTTP client")?;
     let state: Value = http
         .get(format!("http://{address}/state"))
         .send()

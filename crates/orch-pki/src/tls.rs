@@ -159,6 +159,25 @@ impl NodeTls {
     }
 }
 
+/// The client side of a tool or operator (the CLI): servers verified against the CA in
+/// `ca` (a PEM file) and the name dialled, no certificate shown (the token authenticates).
+pub fn trusting(ca: &Path) -> Result<ClientConfig, PkiError> {
+    let mut roots = RootCertStore::empty();
+    for ca_cert in CertificateDer::pem_file_iter(ca).map_err(unreadable(ca))? {
+        roots
+            .add(ca_cert.map_err(unreadable(ca))?)
+            .map_err(tls_error("use the CA certificate"))?;
+    }
+    if roots.is_empty() {
+        return Err(PkiError::Empty(ca.to_owned()));
+    }
+    Ok(ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .map_err(tls_error("choose TLS versions"))?
+        .with_root_certificates(roots)
+        .with_no_client_auth())
+}
+
 /// The CA's verdict on a server certificate, then its role: an agent follows, and a master
 /// replicates to, only a server that shows a master certificate.
 #[derive(Debug)]
