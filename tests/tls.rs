@@ -50,39 +50,8 @@ async fn masters_form_a_cluster_over_mutual_tls_and_guard_their_raft_routes() {
     let mut c = Cluster::empty();
     let dir = c.dir().to_owned();
     let pki = dir.join("pki");
-    let orch = |args: Vec<String>| {
-        let dir = dir.clone();
-        async move {
-            let args: Vec<&str> = args.iter().map(String::as_str).collect();
-            let out = run_orch_in(Some(&dir), &args, Duration::from_secs(20)).await;
-            assert!(out.status.success(), "{}", describe_output(&out));
-        }
-    };
-    orch(vec!["pki".into(), "init".into()]).await;
+    issue(&dir, &["m1", "m2", "m3"], &["a1"]).await;
     let addrs: Vec<String> = (0..3).map(|_| free_addr()).collect();
-    for i in 1..=3 {
-        orch(
-            [
-                "pki",
-                "issue",
-                "--role",
-                "master",
-                "--name",
-                &format!("m{i}"),
-                "--ip",
-                "127.0.0.1",
-            ]
-            .map(str::to_owned)
-            .to_vec(),
-        )
-        .await;
-    }
-    orch(
-        ["pki", "issue", "--role", "agent", "--name", "a1"]
-            .map(str::to_owned)
-            .to_vec(),
-    )
-    .await;
 
     for (i, addr) in addrs.iter().enumerate() {
         let port = addr.rsplit_once(':').map(|(_, p)| p).expect("a port");
@@ -92,30 +61,16 @@ async fn masters_form_a_cluster_over_mutual_tls_and_guard_their_raft_routes() {
         } else {
             addr.clone()
         };
-        let file = |suffix: &str| {
-            pki.join(format!("m{}{suffix}", i + 1))
-                .display()
-                .to_string()
-        };
-        c.add(
-            addr,
-            vec![
-                "--listen".into(),
-                listen,
-                "--advertise".into(),
-                addr.clone(),
-                "--masters".into(),
-                addrs.join(","),
-                "--tls-cert".into(),
-                file(".pem"),
-                "--tls-key".into(),
-                file("-key.pem"),
-                "--tls-ca".into(),
-                pki.join("ca.pem").display().to_string(),
-                "--token-file".into(),
-                pki.join("token").display().to_string(),
-            ],
-        );
+        let mut args = vec![
+            "--listen".to_owned(),
+            listen,
+            "--advertise".to_owned(),
+            addr.clone(),
+            "--masters".to_owned(),
+            addrs.join(","),
+        ];
+        args.extend(master_flags(&pki, &format!("m{}", i + 1)));
+        c.add(addr, args);
     }
     let url = |i: usize, path: &str| format!("https://{}{path}", addrs[i]);
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -348,6 +303,16 @@ fn tls_flags(pki: &Path, name: &str) -> Vec<String> {
     ]
 }
 
+/// A master's `--tls-*` flags for the certificate `name`, and `--token-file`.
+fn master_flags(pki: &Path, name: &str) -> Vec<String> {
+    let mut flags = tls_flags(pki, name);
+    flags.extend([
+        "--token-file".to_owned(),
+        pki.join("token").display().to_string(),
+    ]);
+    flags
+}
+
 /// An agent with TLS registers with a TLS master as itself and runs a task; its certificate
 /// does not let another agent register; and it follows no server that shows no master
 /// certificate.
@@ -359,11 +324,7 @@ async fn agents_talk_to_masters_over_tls_each_only_as_itself() {
     issue(&dir, &["m1"], &["agent-1"]).await;
     let addr = free_addr();
     let mut args = vec!["--listen".to_owned(), addr.clone()];
-    args.extend(tls_flags(&pki, "m1"));
-    args.extend([
-        "--token-file".to_owned(),
-        pki.join("token").display().to_string(),
-    ]);
+    args.extend(master_flags(&pki, "m1"));
     c.add(&addr, args);
     wait_for(&pki, &addr, "/v1/cluster", |v| {
         v["leader_address"].is_string()
@@ -420,11 +381,7 @@ async fn agents_talk_to_masters_over_tls_each_only_as_itself() {
     let mut impostor = Cluster::empty();
     let fake = free_addr();
     let mut args = vec!["--listen".to_owned(), fake.clone()];
-    args.extend(tls_flags(&pki, "agent-1"));
-    args.extend([
-        "--token-file".to_owned(),
-        pki.join("token").display().to_string(),
-    ]);
+    args.extend(master_flags(&pki, "agent-1"));
     impostor.add(&fake, args);
     wait_for(&pki, &fake, "/ping", |_| true).await;
     impostor.add_agent(&extra.iter().map(String::as_str).collect::<Vec<_>>());
@@ -447,11 +404,7 @@ async fn marathon_python_authenticates_with_the_token_over_tls() {
     issue(&dir, &["m1"], &[]).await;
     let addr = free_addr();
     let mut args = vec!["--listen".to_owned(), addr.clone()];
-    args.extend(tls_flags(&pki, "m1"));
-    args.extend([
-        "--token-file".to_owned(),
-        pki.join("token").display().to_string(),
-    ]);
+    args.extend(master_flags(&pki, "m1"));
     c.add(&addr, args);
     wait_for(&pki, &addr, "/v1/cluster", |v| {
         v["leader_address"].is_string()

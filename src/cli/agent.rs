@@ -23,19 +23,8 @@ pub struct AgentArgs {
     /// Without TLS only a loopback address, unless --insecure.
     #[arg(long)]
     listen: Option<SocketAddr>,
-    /// Serve plaintext HTTP on an address other than loopback (warned at every start).
-    #[arg(long)]
-    insecure: bool,
-    /// This agent's certificate (PEM, from `orch pki issue --role agent --name <hostname>`):
-    /// talk to the masters over TLS, showing it, and follow only masters of the CA.
-    #[arg(long, requires_all = ["tls_key", "tls_ca"])]
-    tls_cert: Option<PathBuf>,
-    /// This agent's private key (PEM).
-    #[arg(long, requires_all = ["tls_cert", "tls_ca"])]
-    tls_key: Option<PathBuf>,
-    /// The cluster CA (PEM).
-    #[arg(long, requires_all = ["tls_cert", "tls_key"])]
-    tls_ca: Option<PathBuf>,
+    #[command(flatten)]
+    security: super::node_security::NodeSecurityArgs,
     /// Where the agent id, status journal and task sandboxes live [default: ./orch-data/agent].
     #[arg(long)]
     work_dir: Option<PathBuf>,
@@ -81,10 +70,10 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
     let settings = AgentSettings {
         masters: args.masters.clone(),
         listen: args.listen,
-        insecure: args.insecure,
-        tls_cert: args.tls_cert,
-        tls_key: args.tls_key,
-        tls_ca: args.tls_ca,
+        insecure: args.security.insecure,
+        tls_cert: args.security.tls_cert,
+        tls_key: args.security.tls_key,
+        tls_ca: args.security.tls_ca,
         work_dir: args.work_dir,
         hostname: args.hostname,
         advertise_ip: args.advertise_ip,
@@ -97,9 +86,8 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
     let docker =
         settings.containerizers.is_none() && settings.simulate.is_none() && docker_answers().await;
     let config = AgentConfig::from_settings(settings, docker)?;
-    if !config.listen.ip().is_loopback() {
-        tracing::warn!("{}", orch_core::listen::warning("agent", config.listen));
-    }
+    // The agent's own API is plaintext, with or without TLS to the masters.
+    super::node_security::warn_if_plaintext("agent", config.listen, false);
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;

@@ -36,19 +36,8 @@ pub struct MasterArgs {
     /// [default: 5s].
     #[arg(long)]
     agent_timeout: Option<String>,
-    /// Serve plaintext HTTP on an address other than loopback (warned at every start).
-    #[arg(long)]
-    insecure: bool,
-    /// This master's certificate (PEM, from `orch pki issue --role master`): serve HTTPS, and
-    /// show it to the other masters.
-    #[arg(long, requires_all = ["tls_key", "tls_ca"])]
-    tls_cert: Option<PathBuf>,
-    /// This master's private key (PEM).
-    #[arg(long, requires_all = ["tls_cert", "tls_ca"])]
-    tls_key: Option<PathBuf>,
-    /// The cluster CA (PEM): masters and agents show certificates it signed.
-    #[arg(long, requires_all = ["tls_cert", "tls_key"])]
-    tls_ca: Option<PathBuf>,
+    #[command(flatten)]
+    security: super::node_security::NodeSecurityArgs,
     /// The file holding the cluster's management token (`orch pki init` writes pki/token):
     /// with TLS, every API request but GET /ping must carry it.
     #[arg(long)]
@@ -78,10 +67,10 @@ pub async fn run(args: MasterArgs) -> anyhow::Result<()> {
         snapshot_logs: args.snapshot_logs,
         agent_timeout: args.agent_timeout,
         max_snapshot_bytes: args.max_snapshot_bytes,
-        insecure: args.insecure.then_some(true),
-        tls_cert: args.tls_cert,
-        tls_key: args.tls_key,
-        tls_ca: args.tls_ca,
+        insecure: args.security.insecure.then_some(true),
+        tls_cert: args.security.tls_cert,
+        tls_key: args.security.tls_key,
+        tls_ca: args.security.tls_ca,
         token_file: args.token_file,
     };
     let settings = match &args.config {
@@ -89,9 +78,7 @@ pub async fn run(args: MasterArgs) -> anyhow::Result<()> {
         None => from_flags,
     };
     let config = MasterConfig::from_settings(settings)?;
-    if config.tls.is_none() && !config.listen.ip().is_loopback() {
-        tracing::warn!("{}", orch_core::listen::warning("master", config.listen));
-    }
+    super::node_security::warn_if_plaintext("master", config.listen, config.tls.is_some());
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;

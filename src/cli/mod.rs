@@ -18,6 +18,7 @@ mod infra_file;
 mod lb;
 mod master;
 mod node;
+mod node_security;
 mod pki;
 mod provision;
 mod status;

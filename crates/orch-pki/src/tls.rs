@@ -98,15 +98,7 @@ impl NodeTls {
             return Err(PkiError::Empty(cert.to_owned()));
         }
         let key = PrivateKeyDer::from_pem_file(key).map_err(unreadable(key))?;
-        let mut roots = RootCertStore::empty();
-        for ca_cert in CertificateDer::pem_file_iter(ca).map_err(unreadable(ca))? {
-            roots
-                .add(ca_cert.map_err(unreadable(ca))?)
-                .map_err(tls_error("use the CA certificate"))?;
-        }
-        if roots.is_empty() {
-            return Err(PkiError::Empty(ca.to_owned()));
-        }
+        let roots = load_roots(ca)?;
         Ok(Self {
             chain,
             key,
@@ -159,9 +151,8 @@ impl NodeTls {
     }
 }
 
-/// The client side of a tool or operator (the CLI): servers verified against the CA in
-/// `ca` (a PEM file) and the name dialled, no certificate shown (the token authenticates).
-pub fn trusting(ca: &Path) -> Result<ClientConfig, PkiError> {
+/// The certificates of the CA file `ca`, as trust roots.
+fn load_roots(ca: &Path) -> Result<RootCertStore, PkiError> {
     let mut roots = RootCertStore::empty();
     for ca_cert in CertificateDer::pem_file_iter(ca).map_err(unreadable(ca))? {
         roots
@@ -171,6 +162,13 @@ pub fn trusting(ca: &Path) -> Result<ClientConfig, PkiError> {
     if roots.is_empty() {
         return Err(PkiError::Empty(ca.to_owned()));
     }
+    Ok(roots)
+}
+
+/// The client side of a tool or operator (the CLI): servers verified against the CA in
+/// `ca` (a PEM file) and the name dialled, no certificate shown (the token authenticates).
+pub fn trusting(ca: &Path) -> Result<ClientConfig, PkiError> {
+    let roots = load_roots(ca)?;
     Ok(ClientConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
         .map_err(tls_error("choose TLS versions"))?

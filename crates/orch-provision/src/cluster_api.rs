@@ -92,8 +92,7 @@ pub struct ClusterApi {
 impl ClusterApi {
     /// A client of the master at `address`.
     pub fn new(address: SocketAddr) -> Result<Self, ClusterApiError> {
-        orch_pki::tls::install_crypto_provider();
-        let http = reqwest::Client::builder()
+        let http = orch_pki::tls::cluster_http()
             .no_proxy()
             .timeout(REQUEST_TIMEOUT)
             .connect_timeout(Duration::from_secs(1))

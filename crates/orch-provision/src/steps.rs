@@ -168,6 +168,22 @@ impl Progress {
         }
     }
 
+    /// Goes through `step` for every one of `machines` (an injection still fails it) with
+    /// nothing to do there, and says `why`.
+    pub fn skip<'a>(
+        &self,
+        step: Step,
+        machines: impl IntoIterator<Item = &'a str>,
+        why: impl Display,
+    ) -> Result<(), Injected> {
+        self.step(step)?;
+        for machine in machines {
+            self.enter(step, machine)?;
+        }
+        self.note(why);
+        Ok(())
+    }
+
     /// Prints `    <machine>: <message>`.
     pub fn machine(&self, machine: &str, message: impl Display) {
         self.say(format_args!("    {machine}: {message}"));

@@ -89,7 +89,7 @@ impl Master {
         };
         let identity: NodeIdentity = self
             .http
-            .get(format!("{}://{address}/internal/raft/node", self.scheme))
+            .get(format!("{}://{address}/internal/raft/node", self.scheme()))
             .timeout(Duration::from_secs(5))
             .send()
             .await

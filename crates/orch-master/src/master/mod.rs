@@ -194,8 +194,6 @@ pub struct Master {
     readiness: Arc<readiness::Readiness>,
     /// The snapshot being received from a leader, checked chunk by chunk.
     snapshot_guard: orch_raft::guard::SnapshotGuard,
-    /// `https` when this master has TLS, else `http`: how masters reach each other.
-    scheme: &'static str,
     /// The server side of TLS, when this master has it.
     server_tls: Option<Arc<rustls::ServerConfig>>,
     /// The management token every API request must carry (with TLS).
@@ -321,7 +319,6 @@ impl Master {
             scheduler: Mutex::new(reconcile::Scheduler::default()),
             readiness: Arc::default(),
             snapshot_guard: orch_raft::guard::SnapshotGuard::new(config.max_snapshot_bytes),
-            scheme,
             server_tls,
             api_token,
         });
@@ -346,7 +343,11 @@ impl Master {
 
     /// `https` when this master has TLS, else `http`.
     pub fn scheme(&self) -> &'static str {
-        self.scheme
+        if self.server_tls.is_some() {
+            "https"
+        } else {
+            "http"
+        }
     }
 
     /// The token API requests must carry, when this master has TLS.

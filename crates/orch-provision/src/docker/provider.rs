@@ -169,24 +169,25 @@ impl Provider for DockerProvider {
         _plan: &Plan,
         progress: &Progress,
     ) -> Result<(), ProviderError> {
-        progress.step(Step::WaitSsh)?;
-        for machine in machines {
-            progress.enter(Step::WaitSsh, &machine.name)?;
-        }
-        progress.note("nothing to wait for: containers are reached through the Docker engine");
-        progress.step(Step::Upload)?;
-        for machine in machines {
-            progress.enter(Step::Upload, &machine.name)?;
-        }
-        progress.note(format!(
-            "nothing to upload: the orch binary is in image {}",
-            self.image
-        ));
-        progress.step(Step::Render)?;
-        for machine in machines {
-            progress.enter(Step::Render, &machine.name)?;
-        }
-        progress.note("nothing to render: each node's command line is its container's command");
+        let names = || machines.iter().map(|m| m.name.as_str());
+        progress.skip(
+            Step::WaitSsh,
+            names(),
+            "nothing to wait for: containers are reached through the Docker engine",
+        )?;
+        progress.skip(
+            Step::Upload,
+            names(),
+            format!(
+                "nothing to upload: the orch binary is in image {}",
+                self.image
+            ),
+        )?;
+        progress.skip(
+            Step::Render,
+            names(),
+            "nothing to render: each node's command line is its container's command",
+        )?;
         Ok(())
     }
 

@@ -226,29 +226,25 @@ impl Provider for LocalProvider {
         _plan: &Plan,
         progress: &Progress,
     ) -> Result<(), ProviderError> {
-        for (step, why) in [
-            (
-                Step::WaitSsh,
-                "nothing to wait for: the nodes are processes of this machine".to_owned(),
+        let names = || machines.iter().map(|m| m.name.as_str());
+        progress.skip(
+            Step::WaitSsh,
+            names(),
+            "nothing to wait for: the nodes are processes of this machine",
+        )?;
+        progress.skip(
+            Step::Upload,
+            names(),
+            format!(
+                "nothing to upload: the nodes run {}",
+                self.program.display()
             ),
-            (
-                Step::Upload,
-                format!(
-                    "nothing to upload: the nodes run {}",
-                    self.program.display()
-                ),
-            ),
-            (
-                Step::Render,
-                "nothing to render: each node's command line is its process's arguments".to_owned(),
-            ),
-        ] {
-            progress.step(step)?;
-            for machine in machines {
-                progress.enter(step, &machine.name)?;
-            }
-            progress.note(why);
-        }
+        )?;
+        progress.skip(
+            Step::Render,
+            names(),
+            "nothing to render: each node's command line is its process's arguments",
+        )?;
         Ok(())
     }
 
