@@ -57,6 +57,7 @@ fn spec(name: &str, cmd: Option<&str>, args: &[&str], network: DockerNetwork) ->
         cmd: cmd.map(str::to_owned),
         args: args.iter().map(|a| (*a).to_owned()).collect(),
         user: None,
+        unprivileged: false,
         env: BTreeMap::new(),
         labels: BTreeMap::new(),
         cpus: 0.2,

@@ -28,6 +28,7 @@ fn spec(id: &str, cmd: Option<&str>, args: &[&str]) -> TaskSpec {
         cmd: cmd.map(str::to_owned),
         args: args.iter().map(|a| (*a).to_owned()).collect(),
         user: None,
+        unprivileged: false,
         env: BTreeMap::new(),
         labels: BTreeMap::new(),
         cpus: 0.5,

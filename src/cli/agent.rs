@@ -52,6 +52,10 @@ pub struct AgentArgs {
     /// Run N simulated agents (mock tasks) in this process, sharing one HTTP listener.
     #[arg(long)]
     simulate: Option<usize>,
+    /// The user that tasks of apps written without the `root` capability and without a
+    /// `user` run as (Docker tasks get its uid:gid).
+    #[arg(long, default_value = "nobody")]
+    unprivileged_user: String,
     #[command(flatten)]
     dns: super::dns::EmbeddedDnsArgs,
     #[command(flatten)]
@@ -82,6 +86,7 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
         public: args.public,
         containerizers: args.containerizers,
         simulate: args.simulate,
+        unprivileged_user: Some(args.unprivileged_user),
     };
     let docker =
         settings.containerizers.is_none() && settings.simulate.is_none() && docker_answers().await;

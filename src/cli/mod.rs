@@ -3,6 +3,7 @@
 //!
 //! May depend on: everything (this is the edge).
 
+mod acl;
 mod agent;
 mod app;
 mod bluegreen;
@@ -109,6 +110,9 @@ enum Command {
     /// The cluster's identity by hand: init (CA and token), issue (a node's certificate).
     #[command(subcommand)]
     Pki(pki::PkiCommand),
+    /// Access control: policies (apply, list, delete) and tokens (create, list, revoke).
+    #[command(subcommand)]
+    Acl(acl::AclCommand),
     /// The per-task supervisor the process driver spawns (internal).
     #[command(hide = true)]
     Executor(executor::ExecutorArgs),
@@ -151,6 +155,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             Command::Group(command) => group::run(command, &client()?).await,
             Command::Node(command) => node::run(command, &client()?).await,
             Command::Gitops(command) => gitops::run(command, &client()?).await,
+            Command::Acl(command) => acl::run(command, &client()?).await,
             Command::Executor(args) => executor::run(args),
             Command::Pki(command) => pki::run(command),
             Command::Agent(args) => agent::run(args).await,

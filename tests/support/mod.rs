@@ -24,6 +24,7 @@ mod lb;
 mod master;
 mod process;
 mod python;
+pub mod tls;
 
 // Each test crate uses a part of the harness: the rest of these re-exports is unused there.
 #[allow(unused_imports)]

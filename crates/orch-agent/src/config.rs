@@ -92,6 +92,8 @@ pub struct AgentSettings {
     pub containerizers: Option<Vec<String>>,
     /// `--simulate N`: N mock agents in this process.
     pub simulate: Option<usize>,
+    /// `--unprivileged-user` (default `nobody`).
+    pub unprivileged_user: Option<String>,
 }
 
 /// A validated agent configuration.
@@ -119,6 +121,8 @@ pub struct AgentConfig {
     pub simulate: Option<usize>,
     /// Its certificate and the cluster CA, when it talks to the masters over TLS.
     pub tls: Option<std::sync::Arc<orch_pki::tls::NodeTls>>,
+    /// Who runs the tasks marked unprivileged that name no user.
+    pub unprivileged_user: String,
 }
 
 impl AgentConfig {
@@ -222,6 +226,9 @@ impl AgentConfig {
             .to_owned(),
             containerizers,
             simulate: settings.simulate,
+            unprivileged_user: settings
+                .unprivileged_user
+                .unwrap_or_else(|| "nobody".to_owned()),
         })
     }
 }

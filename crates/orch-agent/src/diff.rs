@@ -82,6 +82,7 @@ mod tests {
             cmd: Some("sleep 100".into()),
             args: vec![],
             user: None,
+            unprivileged: false,
             env: Default::default(),
             labels: Default::default(),
             cpus: 0.1,

@@ -501,6 +501,7 @@ mod tests {
             cmd: Some("sleep 100".into()),
             args: vec![],
             user: None,
+            unprivileged: false,
             env: [("GREETING".to_owned(), "hello".to_owned())].into(),
             labels: Default::default(),
             cpus: 0.1,

@@ -70,6 +70,7 @@ impl AgentConfig {
             role: self.role.clone(),
             containerizers: self.containerizers.clone(),
             tls: self.tls.clone(),
+            unprivileged_user: self.unprivileged_user.clone(),
         };
         match self.simulate {
             None => vec![one(self.hostname.clone(), self.work_dir.clone())],

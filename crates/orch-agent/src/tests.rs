@@ -162,6 +162,7 @@ fn spec(id: &str, cmd: &str) -> TaskSpec {
         cmd: Some(cmd.into()),
         args: vec![],
         user: None,
+        unprivileged: false,
         env: Default::default(),
         labels: Default::default(),
         cpus: 0.1,
@@ -193,6 +194,7 @@ fn instance(work_dir: &Path, masters: Vec<String>) -> AgentInstance {
         role: "*".into(),
         containerizers: vec!["mock".into()],
         tls: None,
+        unprivileged_user: "nobody".into(),
     }
 }
 

@@ -171,6 +171,7 @@ mod tests {
             cmd: Some("sleep 1".to_owned()),
             args: vec![],
             user: None,
+            unprivileged: false,
             env: BTreeMap::new(),
             labels: BTreeMap::new(),
             cpus: 0.1,

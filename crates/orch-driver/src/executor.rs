@@ -435,6 +435,10 @@ fn switch_user(name: &str) -> Result<(), ExecutorError> {
         context: format!("Failed to switch to user '{name}': bad name"),
         source: io::Error::from(io::ErrorKind::InvalidInput),
     })?;
+    // The sandbox (the working directory) becomes the task's, as Mesos hands it over; the
+    // supervisor's files in `.orch/` stay root's.
+    nix::unistd::chown(".", Some(user.uid), Some(user.gid))
+        .map_err(|e| failed("chown of the sandbox", e))?;
     initgroups(&c_name, user.gid).map_err(|e| failed("initgroups", e))?;
     setgid(user.gid).map_err(|e| failed("setgid", e))?;
     setuid(user.uid).map_err(|e| failed("setuid", e))?;

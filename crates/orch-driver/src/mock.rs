@@ -292,6 +292,7 @@ mod tests {
                 cmd: None,
                 args: vec![],
                 user: None,
+                unprivileged: false,
                 env: BTreeMap::new(),
                 labels: labels
                     .iter()

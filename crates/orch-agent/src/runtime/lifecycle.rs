@@ -16,8 +16,11 @@ use tokio::sync::watch;
 
 impl Agent {
     /// Starts a task unless it is known already.
-    pub fn start_task(self: &Arc<Self>, spec: TaskSpec) {
+    pub fn start_task(self: &Arc<Self>, mut spec: TaskSpec) {
         let id = spec.task_id.clone();
+        if spec.user.is_none() && spec.unprivileged {
+            spec.user = Some(self.unprivileged_user(spec.docker.is_some()));
+        }
         let spec = Arc::new(spec);
         let kill = {
             let mut tasks = lock(&self.tasks);
@@ -35,6 +38,16 @@ impl Agent {
         }
         let agent = Arc::clone(self);
         tokio::spawn(async move { agent.launch(spec, kill).await });
+    }
+
+    /// The user an unprivileged task runs as: `--unprivileged-user`, as `uid:gid` for Docker
+    /// (an image need not know the name).
+    fn unprivileged_user(&self, docker: bool) -> String {
+        let name = &self.unprivileged_user;
+        match nix::unistd::User::from_name(name) {
+            Ok(Some(user)) if docker => format!("{}:{}", user.uid, user.gid),
+            _ => name.clone(),
+        }
     }
 
     /// Asks a live task to stop with `grace`; idempotent.

@@ -76,6 +76,8 @@ pub struct AgentInstance {
     pub containerizers: Vec<String>,
     /// Its certificate and the cluster CA, when it talks to the masters over TLS.
     pub tls: Option<Arc<orch_pki::tls::NodeTls>>,
+    /// Who runs the tasks marked unprivileged that name no user.
+    pub unprivileged_user: String,
 }
 
 /// A task as the agent tracks it.
@@ -159,6 +161,8 @@ pub struct Agent {
     info: AgentInfo,
     agent_ip: String,
     work_dir: PathBuf,
+    /// Who runs the tasks marked unprivileged that name no user.
+    unprivileged_user: String,
     drivers: Vec<Arc<dyn Driver>>,
     leader: LeaderClient,
     tasks: Mutex<BTreeMap<TaskId, Entry>>,
@@ -230,6 +234,7 @@ impl Agent {
             info,
             agent_ip: instance.agent_ip,
             work_dir,
+            unprivileged_user: instance.unprivileged_user,
             drivers,
             leader,
             tasks: Mutex::new(BTreeMap::new()),

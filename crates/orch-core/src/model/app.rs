@@ -21,6 +21,10 @@ pub struct App {
     pub version_info: VersionInfo,
     /// The definition, normalised and with Marathon's defaults.
     pub spec: AppSpec,
+    /// Written by a token without the `root` capability and without a `user`: its tasks run
+    /// as the agent's unprivileged user. Kept by updates; set only on apply (never by clients).
+    #[serde(default)]
+    pub unprivileged: bool,
 }
 
 /// Marathon's `versionInfo`.
@@ -72,6 +76,7 @@ impl App {
                 last_config_change_at: version,
             },
             spec,
+            unprivileged: false,
         }
     }
 
@@ -131,6 +136,7 @@ impl App {
                 },
             },
             spec,
+            unprivileged: self.unprivileged,
         })
     }
 

@@ -6,6 +6,7 @@
 //!
 //! May depend on: nothing internal.
 
+mod acl;
 mod address;
 mod agent;
 mod app;
@@ -23,6 +24,10 @@ mod resources;
 mod task;
 mod timestamp;
 
+pub use acl::{
+    covers, needed_capabilities, policy_from_json, reserved_label, runs_as_root, valid_name,
+    Access, AclPolicy, AclRule, AclToken, Capability, Grants, WIDENING_PARAMETERS,
+};
 pub use address::{parse_ip, split_host_port};
 pub use agent::{Agent, AgentId, AgentInfo, Reachability, DEFAULT_ROLE, PUBLIC_ROLE};
 pub use app::{App, AppError, VersionInfo};

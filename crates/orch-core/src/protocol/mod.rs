@@ -108,6 +108,10 @@ pub struct TaskSpec {
     pub args: Vec<String>,
     /// The OS user to run as, if set.
     pub user: Option<String>,
+    /// With no `user`: run as the agent's unprivileged user (`--unprivileged-user`), not as
+    /// the agent's own (the app was written by a token without the `root` capability).
+    #[serde(default)]
+    pub unprivileged: bool,
     /// The app's `env` (wins over the variables the agent injects).
     pub env: BTreeMap<String, String>,
     /// The app's labels.

@@ -2,8 +2,8 @@
 
 use crate::model::Deployment;
 use crate::model::{
-    AgentId, AgentInfo, App, AppError, AppId, DeploymentId, GroupId, GroupUpdate, RepoConfig,
-    SyncRecord, Task, TaskId, Timestamp,
+    AclPolicy, AclToken, AgentId, AgentInfo, App, AppError, AppId, DeploymentId, Grants, GroupId,
+    GroupUpdate, RepoConfig, SyncRecord, Task, TaskId, Timestamp,
 };
 use crate::protocol::StatusUpdate;
 use crate::state::DeploymentChange;
@@ -163,6 +163,34 @@ pub enum Command {
         /// The change.
         change: RepoChange,
     },
+    /// Create or replace an ACL policy, by name.
+    SetAclPolicy {
+        /// The policy, validated.
+        policy: AclPolicy,
+    },
+    /// Delete an ACL policy (tokens naming it lose what it gave).
+    RemoveAclPolicy {
+        /// Which policy.
+        name: String,
+    },
+    /// Create an ACL token; rejected if a policy it names does not exist.
+    CreateAclToken {
+        /// The token, its id chosen and its secret hashed by the leader.
+        token: AclToken,
+    },
+    /// Revoke an ACL token.
+    RevokeAclToken {
+        /// Which token.
+        id: String,
+    },
+    /// `command` on behalf of a token: applied only if everything it changes lies within
+    /// the token's grants (paths, capabilities); otherwise nothing changes.
+    Restricted {
+        /// What the token may do, as resolved when the request came in.
+        grants: Grants,
+        /// The command.
+        command: Box<Command>,
+    },
 }
 
 /// A change to a watched repo's record; fields left `None` stay as they are.
@@ -267,6 +295,11 @@ pub enum Applied {
         /// Which repo.
         name: String,
     },
+    /// An ACL policy or token was created, replaced or removed.
+    AclChanged {
+        /// It did not exist before.
+        created: bool,
+    },
     /// A group was created, updated or deleted.
     GroupChanged {
         /// Which group.
@@ -323,4 +356,20 @@ pub enum Rejection {
     CyclicDependencies,
     /// No watched repo has this name.
     RepoUnknown(String),
+    /// No ACL policy has this name.
+    AclPolicyUnknown(String),
+    /// No ACL token has this id.
+    AclTokenUnknown(String),
+    /// A token names policies that do not exist.
+    AclPoliciesUnknown(Vec<String>),
+    /// A restricted command would change what its token may not (403).
+    Forbidden {
+        /// The token's name.
+        token: String,
+        /// The id (or resource) it would change.
+        path: String,
+        /// What it lacks there: `write access`, `admin access on /**`, `the capability
+        /// 'privileged' (container.docker.privileged)`, ...
+        lacks: String,
+    },
 }

@@ -11,6 +11,7 @@
 //!
 //! May depend on: model, protocol (status updates are stored as agents send them).
 
+mod acl;
 mod command;
 mod deployments;
 mod events;
@@ -26,8 +27,8 @@ pub use groups::GroupChanges;
 pub use snapshot::{serves, Snapshot};
 
 use crate::model::{
-    Agent, AgentId, App, AppError, AppId, Deployment, DeploymentId, Group, GroupId, RepoRecord,
-    Task, TaskId, Timestamp,
+    AclPolicy, AclToken, Agent, AgentId, App, AppError, AppId, Deployment, DeploymentId, Grants,
+    Group, GroupId, RepoRecord, Task, TaskId, Timestamp,
 };
 use imbl::{OrdMap, Vector};
 use serde_json::{Map, Value};
@@ -62,6 +63,16 @@ pub struct ClusterState {
     /// Watched git repos by name.
     #[serde(default)]
     pub repos: OrdMap<String, Arc<RepoRecord>>,
+    /// ACL policies by name.
+    #[serde(default)]
+    pub acl_policies: OrdMap<String, Arc<AclPolicy>>,
+    /// ACL tokens by id (their secrets' hashes only).
+    #[serde(default)]
+    pub acl_tokens: OrdMap<String, Arc<AclToken>>,
+    /// The grants of the restricted command being applied, while it is (see
+    /// [`Command::Restricted`]); never stored.
+    #[serde(skip)]
+    acting: Option<Arc<Grants>>,
 }
 
 impl ClusterState {
@@ -207,6 +218,13 @@ impl ClusterState {
             Command::SetRepo { config } => self.set_repo(config),
             Command::RemoveRepo { name } => self.remove_repo(&name),
             Command::RecordRepo { name, change } => self.record_repo(&name, change),
+            Command::SetAclPolicy { policy } => self.set_acl_policy(policy),
+            Command::RemoveAclPolicy { name } => self.remove_acl_policy(&name),
+            Command::CreateAclToken { token } => self.create_acl_token(token),
+            Command::RevokeAclToken { id } => self.revoke_acl_token(&id),
+            Command::Restricted { grants, command } => {
+                self.apply_restricted(index, grants, *command)
+            }
             Command::Batch(commands) => Applied::Batch(
                 commands
                     .into_iter()
@@ -255,7 +273,10 @@ impl ClusterState {
     }
 
     /// Makes `app` current and records it as its newest version.
-    fn store(&mut self, app: App) -> Arc<App> {
+    fn store(&mut self, mut app: App) -> Arc<App> {
+        if let Some(grants) = &self.acting {
+            self.mark_unprivileged(grants, &mut app);
+        }
         let app = Arc::new(app);
         self.apps.insert(app.id.clone(), Arc::clone(&app));
         let versions = self.app_versions.entry(app.id.clone()).or_default();

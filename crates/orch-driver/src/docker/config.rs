@@ -287,6 +287,7 @@ mod tests {
                 cmd: Some("httpd -f".to_owned()),
                 args: vec![],
                 user: None,
+                unprivileged: false,
                 env: BTreeMap::new(),
                 labels: [("HAPROXY_GROUP".to_owned(), "external".to_owned())].into(),
                 cpus: 0.5,

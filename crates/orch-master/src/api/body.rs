@@ -1,4 +1,5 @@
-//! Request body extraction with Marathon's error shapes: too large → 413, not JSON → 422.
+//! Request body extraction with Marathon's error shapes: too large → 413, not JSON → 422,
+//! an `orch.*` label anywhere in it → 422 (those labels are orch's own).
 
 use super::{ApiError, MAX_BODY_BYTES};
 use axum::body::Bytes;
@@ -28,10 +29,15 @@ impl<S: Send + Sync> FromRequest<S> for JsonObject {
                 }
             })?;
         match serde_json::from_slice::<Value>(&bytes) {
-            Ok(Value::Object(object)) => Ok(Self(object)),
-            Ok(_) => Err(ApiError::InvalidJson {
-                reason: "error.expected.jsobject".into(),
-            }),
+            Ok(value) => match (orch_core::model::reserved_label(&value), value) {
+                (Some(violation), _) => Err(ApiError::Invalid {
+                    violations: vec![violation],
+                }),
+                (None, Value::Object(object)) => Ok(Self(object)),
+                (None, _) => Err(ApiError::InvalidJson {
+                    reason: "error.expected.jsobject".into(),
+                }),
+            },
             Err(error) => Err(ApiError::InvalidJson {
                 reason: error.to_string(),
             }),

@@ -117,6 +117,21 @@ pub enum ApiError {
     /// A webhook call without valid credentials.
     #[error("invalid webhook signature or token")]
     Unauthorized,
+    /// The caller's token does not allow this (403).
+    #[error("{0}")]
+    Forbidden(String),
+    /// No ACL policy or token has this name or id.
+    #[error("{0}")]
+    AclNotFound(String),
+}
+
+impl ApiError {
+    /// A rejected restricted write: the token, the id it would change and what it lacks.
+    pub fn forbidden(token: &str, path: &str, lacks: &str) -> Self {
+        Self::Forbidden(format!(
+            "token '{token}' may not change {path}: it lacks {lacks}"
+        ))
+    }
 }
 
 impl From<AppError> for ApiError {
@@ -150,7 +165,9 @@ impl ApiError {
             | Self::NotLeader
             | Self::NoLeaderKnown
             | Self::GroupNotFound(_)
+            | Self::AclNotFound(_)
             | Self::GroupVersionNotFound { .. } => StatusCode::NOT_FOUND,
+            Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::AppExists(_)
             | Self::AppLocked(_)
             | Self::GroupExists(_)

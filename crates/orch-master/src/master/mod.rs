@@ -9,6 +9,7 @@
 
 mod agents;
 mod batcher;
+mod caller;
 mod controller;
 mod membership;
 mod metrics;
@@ -21,6 +22,7 @@ mod snapshots;
 mod task_spec;
 
 pub use agents::{AgentProtocolError, HEARTBEAT_INTERVAL};
+pub use caller::Caller;
 pub use membership::{MembershipError, NodeIdentity};
 pub use readiness::{LastResponse, ReadinessResult};
 pub use reconcile::QueueEntry;
@@ -381,6 +383,8 @@ impl Master {
     /// does that, in the same term, without a new entry) when replication resumes. So a read
     /// waits until the state has applied the larger of openraft's read index and this
     /// leader's last log index when it first served a read in this term.
+    ///
+    /// Within a request of an ACL token, the state is as that token may see it ([`Caller`]).
     pub async fn read_state(&self) -> Result<Arc<ClusterState>, ReadError> {
         let (read_log_id, _) = self
             .raft
@@ -400,7 +404,7 @@ impl Master {
             .applied_index_at_least(Some(read_index), "consistent read")
             .await
             .map_err(|_| ReadError::Timeout(WRITE_TIMEOUT))?;
-        Ok(self.state())
+        Ok(caller::view(self.state()))
     }
 
     /// This leader's last log index when it first served a read in the current term: every
@@ -484,14 +488,16 @@ impl Master {
         }
     }
 
-    /// Commits `command` through Raft and returns what applying it produced.
+    /// Commits `command` through Raft and returns what applying it produced. Within a
+    /// request of an ACL token, it commits as that token ([`Caller`]): all of it within the
+    /// token's grants, or nothing.
     pub async fn write(&self, command: Command) -> Result<Applied, WriteError> {
         if self.stepping_down.load(Ordering::Acquire) {
             return Err(WriteError::SteppingDown);
         }
         self.check_quorum()?;
         let started = Instant::now();
-        let applied = self.writes.write(command).await?;
+        let applied = self.writes.write(caller::restrict(command)).await?;
         self.metrics.observe_write(started.elapsed());
         Ok(applied)
     }

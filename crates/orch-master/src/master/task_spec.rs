@@ -34,6 +34,7 @@ fn build(app: &App, task: &Task) -> TaskSpec {
         cmd: spec.cmd.clone(),
         args: spec.args.clone(),
         user: spec.user.clone(),
+        unprivileged: app.unprivileged,
         env: spec
             .env
             .iter()

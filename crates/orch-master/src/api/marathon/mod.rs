@@ -72,7 +72,7 @@ fn insert_header(response: &mut Response, name: HeaderName, value: &str) {
 }
 
 /// The API error for a write whose outcome the handler does not expect.
-fn unexpected(applied: Applied) -> ApiError {
+pub(in crate::api) fn unexpected(applied: Applied) -> ApiError {
     match applied {
         Applied::Rejected(Rejection::AppExists(id)) => ApiError::AppExists(id.to_string()),
         Applied::Rejected(Rejection::AppUnknown(id)) => ApiError::AppNotFound(id.to_string()),
@@ -84,6 +84,9 @@ fn unexpected(applied: Applied) -> ApiError {
         Applied::Rejected(Rejection::IdConflict { id }) => ApiError::IdConflict(id),
         Applied::Rejected(Rejection::CyclicDependencies) => {
             ApiError::invalid("/", "Dependency graph has cyclic dependencies.")
+        }
+        Applied::Rejected(Rejection::Forbidden { token, path, lacks }) => {
+            ApiError::forbidden(&token, &path, &lacks)
         }
         other => {
             tracing::error!(applied = ?other, "a write produced an outcome its handler does not expect");

@@ -97,7 +97,7 @@ async fn add(
     let name = config.name.clone();
     match master.write(Command::SetRepo { config }).await? {
         Applied::RepoChanged { .. } => {}
-        other => return Err(ApiError::Internal(format!("unexpected outcome {other:?}"))),
+        other => return Err(crate::api::marathon::unexpected(other)),
     }
     let status = if existed {
         StatusCode::OK
@@ -159,7 +159,7 @@ async fn remove(
         Applied::Rejected(Rejection::RepoUnknown(name)) => {
             Err(crate::gitops::GitopsError::UnknownRepo(name).into())
         }
-        other => Err(ApiError::Internal(format!("unexpected outcome {other:?}"))),
+        other => Err(crate::api::marathon::unexpected(other)),
     }
 }
 

@@ -1,5 +1,6 @@
 //! orch's own API under `/v1`.
 
+mod acl;
 mod agents;
 mod cluster;
 mod gitops;
@@ -10,7 +11,8 @@ use axum::Router;
 use std::sync::Arc;
 
 pub(super) fn routes() -> Router<Arc<Master>> {
-    cluster::routes()
+    acl::routes()
+        .merge(cluster::routes())
         .merge(agents::routes())
         .merge(gitops::routes())
         .merge(snapshots::routes())
