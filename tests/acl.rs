@@ -406,3 +406,113 @@ fn nix_nobody() -> String {
         .expect("run id");
     String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }
+
+/// A gitops repo added with `--token-secret` acts with that token: it applies what the
+/// token may write, the cluster refuses (and the repo's status says so) what it may not,
+/// and once the token is revoked nothing is applied.
+#[tokio::test]
+async fn a_gitops_repo_can_never_do_more_than_its_token() {
+    let (_c, dir, pki, url) = tls_cluster(false).await;
+    let at = |path: &str| format!("{url}{path}");
+    let policy = r#"{"name":"team-a","rules":[{"path":"/team-a/**","access":"write"}]}"#;
+    assert_eq!(
+        curl(&pki, &send("POST", policy, &at("/v1/acl/policies"))).0,
+        201
+    );
+    let secret = token(&pki, &url, "deployer", &["team-a"]);
+    let ca = pki.join("ca.pem").display().to_string();
+    let management = std::fs::read_to_string(pki.join("token")).expect("the token");
+    let repos: Vec<support::GitRepo> = (0..2).map(|_| support::GitRepo::new()).collect();
+    for (repo, group) in repos.iter().zip(["/team-a", "/team-b"]) {
+        repo.write(
+            "apps/web.json",
+            r#"{"id": "web", "cmd": "sleep 100", "instances": 0}"#,
+        );
+        repo.commit("web");
+        let name = group.trim_start_matches('/');
+        let repo_path = repo.path().display().to_string();
+        let args = [
+            "--master",
+            &url,
+            "--ca",
+            &ca,
+            "--token",
+            management.trim(),
+            "gitops",
+            "add",
+            "--repo",
+            &repo_path,
+            "--name",
+            name,
+            "--group",
+            group,
+            "--interval",
+            "1s",
+            "--token-secret",
+            &secret,
+        ];
+        let out = run_orch_in(Some(&dir), &args, Duration::from_secs(30)).await;
+        assert!(out.status.success(), "{}", describe_output(&out));
+    }
+    let status_of = |name: &str| {
+        let (_, body) = curl(&pki, &[&at(&format!("/v1/gitops/{name}"))]);
+        serde_json::from_str::<Value>(&body).unwrap_or_default()
+    };
+    let eventually = |what: &str, done: &dyn Fn() -> bool| {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !done() {
+            assert!(Instant::now() < deadline, "{what}");
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    };
+    eventually("team-a's repo applied", &|| {
+        status_of("team-a")["lastApplied"].as_str() == Some(&repos[0].head())
+    });
+    assert_eq!(curl(&pki, &[&at("/v2/apps/team-a/web")]).0, 200);
+    eventually("team-b's repo refused", &|| {
+        status_of("team-b")["history"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|sync| {
+                sync["message"]
+                    .as_str()
+                    .is_some_and(|m| m.contains("may not change /team-b"))
+            })
+    });
+    assert_eq!(curl(&pki, &[&at("/v2/apps/team-b/web")]).0, 404);
+    let status = status_of("team-a");
+    assert!(!status.to_string().contains(&secret), "{status}");
+
+    // Revoked: the next commit applies nothing.
+    let (_, tokens) = curl(&pki, &[&at("/v1/acl/tokens")]);
+    let id = serde_json::from_str::<Value>(&tokens).unwrap_or_default()["tokens"][0]["id"]
+        .as_str()
+        .expect("the token's id")
+        .to_owned();
+    assert_eq!(
+        curl(
+            &pki,
+            &["-X", "DELETE", &at(&format!("/v1/acl/tokens/{id}"))]
+        )
+        .0,
+        200
+    );
+    repos[0].write(
+        "apps/api.json",
+        r#"{"id": "api", "cmd": "sleep 100", "instances": 0}"#,
+    );
+    repos[0].commit("api");
+    eventually("the revoked token's repo refused", &|| {
+        status_of("team-a")["history"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|sync| {
+                sync["message"]
+                    .as_str()
+                    .is_some_and(|m| m.contains("was revoked"))
+            })
+    });
+    assert_eq!(curl(&pki, &[&at("/v2/apps/team-a/api")]).0, 404);
+}

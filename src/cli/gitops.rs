@@ -90,6 +90,10 @@ pub struct AddArgs {
     /// A private key file for ssh remotes.
     #[arg(long)]
     ssh_key: Option<String>,
+    /// The secret of the ACL token the repo acts with (it can never do more than that
+    /// token) [default: the token this command sends; none for the management token].
+    #[arg(long, env = "ORCH_GITOPS_TOKEN_SECRET", hide_env_values = true)]
+    token_secret: Option<String>,
 }
 
 fn parse_var(text: &str) -> Result<(String, String), String> {
@@ -117,6 +121,7 @@ pub async fn run(command: GitopsCommand, client: &Client) -> anyhow::Result<()> 
                 webhook_secret,
                 token,
                 ssh_key,
+                token_secret,
             } = *add;
             let mut config = RepoConfig::new(local_or_url(&repo)?);
             config.name = name.unwrap_or_default();
@@ -133,7 +138,10 @@ pub async fn run(command: GitopsCommand, client: &Client) -> anyhow::Result<()> 
             config.webhook_secret = webhook_secret;
             config.token = token;
             config.ssh_key = ssh_key;
-            let body = serde_json::to_value(&config)?;
+            let mut body = serde_json::to_value(&config)?;
+            if let Some(secret) = token_secret {
+                body["tokenSecret"] = serde_json::Value::String(secret);
+            }
             let status = client.call(Method::POST, "/v1/gitops", Some(&body)).await?;
             client.print(&status, |status| {
                 format!("watching {} as {}\n", config.repo, cell(&status["name"]))

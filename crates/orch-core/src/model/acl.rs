@@ -149,6 +149,9 @@ pub struct AclToken {
 /// What a caller holding a token (not the management token) may do.
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Grants {
+    /// The token's id.
+    #[serde(default)]
+    pub id: String,
     /// The token's name, for messages.
     pub token: String,
     /// Every rule of its policies.
@@ -161,6 +164,7 @@ impl Grants {
     /// The grants of `token` under `policies` (unknown policy names give nothing).
     pub fn of<'a>(token: &AclToken, policies: impl Fn(&str) -> Option<&'a AclPolicy>) -> Self {
         let mut grants = Self {
+            id: token.id.clone(),
             token: token.name.clone(),
             ..Self::default()
         };
@@ -487,6 +491,7 @@ mod tests {
     #[test]
     fn grants_take_the_highest_access_of_their_rules() {
         let grants = Grants {
+            id: "t1".into(),
             token: "t".into(),
             rules: vec![
                 AclRule {

@@ -66,6 +66,11 @@ pub struct RepoConfig {
     /// A private key file for ssh remotes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ssh_key: Option<String>,
+    /// The id of the ACL token the repo acts with: it can never do more than that token
+    /// (none: the cluster's own rights, for repos the management token adds). Set by the
+    /// master from the `tokenSecret` a client sends, never taken from clients.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acl_token: Option<String>,
 }
 
 /// True for what git takes as a URL: `scheme://...` or scp-like `host:path` (a colon before
@@ -116,6 +121,7 @@ impl RepoConfig {
             webhook_secret: None,
             token: None,
             ssh_key: None,
+            acl_token: None,
         }
     }
 

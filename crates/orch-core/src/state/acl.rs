@@ -211,6 +211,7 @@ mod tests {
 
     fn team_a(capabilities: &[Capability]) -> Grants {
         Grants {
+            id: "t-a".into(),
             token: "team-a".into(),
             rules: vec![AclRule {
                 path: "/team-a/**".into(),

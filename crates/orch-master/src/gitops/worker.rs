@@ -10,12 +10,12 @@ use super::parse::{self, Desired};
 use super::plan::{self, Health};
 use super::render::TemplateContext;
 use super::source::Source;
-use crate::master::Master;
+use crate::master::{Caller, Master};
 use orch_core::errors::chain;
 use orch_core::model::{
-    AppId, DeploymentId, GroupId, RepoConfig, RepoRecord, SyncRecord, SyncResult, Timestamp,
+    AppId, DeploymentId, Grants, GroupId, RepoConfig, RepoRecord, SyncRecord, SyncResult, Timestamp,
 };
-use orch_core::state::{Applied, Command, RepoChange};
+use orch_core::state::{Applied, ClusterState, Command, RepoChange};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
@@ -279,7 +279,24 @@ impl Run {
             deployment_id: DeploymentId(uuid::Uuid::new_v4().to_string()),
             force: true,
         };
-        match self.master.write(command).await {
+        let written = match self.acting(&state) {
+            Ok(None) => self.master.write(command).await,
+            Ok(Some(caller)) => caller.scope(self.master.write(command)).await,
+            Err(revoked) => {
+                self.record_change(RepoChange {
+                    sync: Some(sync_record(
+                        commit,
+                        None,
+                        SyncResult::Error,
+                        revoked.clone(),
+                    )),
+                    ..RepoChange::default()
+                })
+                .await;
+                return Err(revoked);
+            }
+        };
+        match written {
             Ok(Applied::GroupChanged { deployment_id, .. }) => {
                 tracing::info!(
                     gitops.repo = %self.name,
@@ -494,6 +511,20 @@ impl Run {
         Ok(())
     }
 
+    /// Who the repo's writes act for: its ACL token's grants as they are now (`None`: the
+    /// cluster's own rights); an error when its token was revoked.
+    fn acting(&self, state: &ClusterState) -> Result<Option<Caller>, String> {
+        let Some(id) = &self.config.acl_token else {
+            return Ok(None);
+        };
+        let token = state
+            .acl_tokens
+            .get(id)
+            .ok_or_else(|| format!("the repo's ACL token {id} was revoked: nothing is applied"))?;
+        let grants = Grants::of(token, |name| state.acl_policies.get(name).map(Arc::as_ref));
+        Ok(Some(Caller::Token(Arc::new(grants))))
+    }
+
     async fn record_change(&self, change: RepoChange) {
         let command = Command::RecordRepo {
             name: self.name.clone(),
@@ -548,6 +579,9 @@ fn describe(applied: &Applied) -> String {
         }
         Applied::Rejected(Rejection::CyclicDependencies) => {
             "the dependencies form a cycle".to_owned()
+        }
+        Applied::Rejected(Rejection::Forbidden { token, path, lacks }) => {
+            format!("the repo's token '{token}' may not change {path}: it lacks {lacks}")
         }
         Applied::Rejected(rejection) => format!("{rejection:?}"),
         other => format!("{other:?}"),

@@ -5,7 +5,7 @@ use crate::api::ApiError;
 use crate::gitops::status::{repo_status, RepoStatus};
 use crate::gitops::webhook::{self, Hook, WebhookError};
 use crate::gitops::Gitops;
-use crate::master::Master;
+use crate::master::{Caller, Master};
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -81,18 +81,38 @@ async fn show(
     Ok(Json(status_of(&gitops, &name)?))
 }
 
-/// Watches a repo, or changes how a repo of the same name is watched.
+/// Watches a repo, or changes how a repo of the same name is watched. The repo acts with the
+/// ACL token whose secret the body's `tokenSecret` gives, else with the caller's own token
+/// (none for the management token): it can never do more than that token.
 async fn add(
     State(master): State<Arc<Master>>,
     Extension(gitops): Extension<Arc<Gitops>>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
+    let invalid_json = |error: serde_json::Error| ApiError::InvalidJson {
+        reason: error.to_string(),
+    };
+    let mut body: serde_json::Map<String, Value> =
+        serde_json::from_slice(&body).map_err(invalid_json)?;
+    if body.contains_key("aclToken") {
+        return Err(ApiError::invalid(
+            "/aclToken",
+            "set by the master from tokenSecret, never by clients",
+        ));
+    }
+    let token_secret = match body.remove("tokenSecret") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(secret)) => Some(secret),
+        Some(_) => return Err(ApiError::invalid("/tokenSecret", "error.expected.jsstring")),
+    };
     let mut config: RepoConfig =
-        serde_json::from_slice(&body).map_err(|error| ApiError::InvalidJson {
-            reason: error.to_string(),
-        })?;
+        serde_json::from_value(Value::Object(body)).map_err(invalid_json)?;
     config.name = config.effective_name();
     validate(&config)?;
+    config.acl_token = match token_secret {
+        Some(secret) => Some(repo_token(&master, &secret)?),
+        None => Caller::grants().map(|grants| grants.id.clone()),
+    };
     let existed = master.state().repos.contains_key(&config.name);
     let name = config.name.clone();
     match master.write(Command::SetRepo { config }).await? {
@@ -105,6 +125,18 @@ async fn add(
         StatusCode::CREATED
     };
     Ok((status, Json(status_of(&gitops, &name)?)).into_response())
+}
+
+/// The id of the ACL token whose secret is `secret`.
+fn repo_token(master: &Master, secret: &str) -> Result<String, ApiError> {
+    let hash = crate::api::auth::secret_sha256(secret);
+    master
+        .state()
+        .acl_tokens
+        .values()
+        .find(|token| token.secret_sha256 == hash)
+        .map(|token| token.id.clone())
+        .ok_or_else(|| ApiError::invalid("/tokenSecret", "no ACL token has this secret"))
 }
 
 /// 422 naming the field of a config that cannot work.
