@@ -292,7 +292,8 @@ async fn haproxy_routes_what_the_table_says() {
 
         // The master's snapshot stream, as `orch lb` would follow it.
         let master = cluster.masters[0].addr.clone();
-        let mut snapshots = orch_discovery::from_masters(vec![master]);
+        let access = orch_discovery::MasterAccess::plaintext().expect("an HTTP client");
+        let mut snapshots = orch_discovery::from_masters(vec![master], access);
         let snapshot = tokio::time::timeout(
             Duration::from_secs(60),
             snapshots.wait_for(|s| {

@@ -352,3 +352,74 @@ print("authenticated")
         describe_output(&out)
     );
 }
+
+/// DNS follows a master with TLS: `orch dns` with `--ca` and `--token`, and an agent's
+/// `--with-dns` showing its own certificate; without a token the snapshot stream answers
+/// 401 and `orch dns` serves nothing of the cluster.
+#[tokio::test]
+async fn dns_follows_a_tls_master_with_a_token_or_a_node_certificate() {
+    let mut c = Cluster::empty();
+    let dir = c.dir().to_owned();
+    let pki = dir.join("pki");
+    issue(&dir, &["m1"], &["agent-1"]).await;
+    let addr = free_addr();
+    let mut args = vec!["--listen".to_owned(), addr.clone()];
+    args.extend(master_flags(&pki, "m1"));
+    c.add(&addr, args);
+    wait_for(&pki, &addr, "/v1/cluster", |v| {
+        v["leader_address"].is_string()
+    })
+    .await;
+    let agent_dns = std::net::SocketAddr::from(([127, 0, 0, 1], support::free_port()));
+    let agent_dns_http = std::net::SocketAddr::from(([127, 0, 0, 1], support::free_port()));
+    let mut extra = tls_flags(&pki, "agent-1");
+    extra.extend(
+        [
+            "--containerizers",
+            "mesos",
+            "--with-dns",
+            "--dns-listen",
+            &agent_dns.to_string(),
+            "--dns-http-listen",
+            &agent_dns_http.to_string(),
+        ]
+        .map(str::to_owned),
+    );
+    c.add_agent(&extra.iter().map(String::as_str).collect::<Vec<_>>());
+    let token = std::fs::read_to_string(pki.join("token")).expect("the token");
+    let ca = pki.join("ca.pem").display().to_string();
+    let masters = [addr.clone()];
+    let with_token =
+        support::DnsProcess::start(&c, &masters, &["--ca", &ca, "--token", token.trim()]);
+    let without = support::DnsProcess::start(&c, &masters, &["--ca", &ca]);
+    let (status, body) = curl(
+        &pki,
+        &[
+            "-X",
+            "POST",
+            "-H",
+            "content-type: application/json",
+            "-d",
+            r#"{"id":"/named","cmd":"sleep 100","instances":1,"cpus":0.1,"mem":16}"#,
+            &format!("https://{addr}/v2/apps"),
+        ],
+    );
+    assert_eq!(status, 201, "{body}");
+    for server in [with_token.dns, agent_dns] {
+        let answer = support::wait_dig(
+            server,
+            &["named.marathon.mesos"],
+            Duration::from_secs(30),
+            |a| a == "127.0.0.1",
+        )
+        .await;
+        assert_eq!(answer, "127.0.0.1");
+    }
+    let answer = support::dig(without.dns, &["+short", "named.marathon.mesos"]).await;
+    assert!(answer.trim().is_empty(), "served without a token: {answer}");
+    assert!(
+        without.process.logs(50).contains("401"),
+        "{}",
+        without.process.logs(50)
+    );
+}

@@ -117,7 +117,14 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
     let dns = args.dns.config(config.masters.clone())?;
     let lb = args.lb.config(config.masters.clone());
     if dns.is_some() || lb.is_some() {
-        let snapshots = orch_discovery::from_masters(config.masters.clone());
+        // The agent shows its own certificate to follow the masters' snapshots.
+        let access = match &config.tls {
+            Some(tls) => {
+                orch_discovery::MasterAccess::tls(tls.client_config(orch_pki::Role::Master)?, None)?
+            }
+            None => orch_discovery::MasterAccess::plaintext()?,
+        };
+        let snapshots = orch_discovery::from_masters(config.masters.clone(), access);
         if let Some(dns) = dns {
             super::dns::start_embedded(dns, snapshots.clone(), super::shutdown_signal()).await?;
         }

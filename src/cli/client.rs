@@ -32,6 +32,21 @@ pub struct Credentials {
     pub token: Option<String>,
 }
 
+impl Credentials {
+    /// How `orch dns` and `orch lb` follow the masters' snapshots: HTTPS verified with the
+    /// CA and sending the token, else plain HTTP.
+    pub fn feed(&self) -> anyhow::Result<orch_discovery::MasterAccess> {
+        Ok(match &self.ca {
+            Some(ca) => {
+                let tls = orch_pki::tls::trusting(ca)
+                    .with_context(|| format!("cannot use the CA {}", ca.display()))?;
+                orch_discovery::MasterAccess::tls(tls, self.token.as_deref())?
+            }
+            None => orch_discovery::MasterAccess::plaintext()?,
+        })
+    }
+}
+
 impl Client {
     /// A client of the master at `base` (`http://host:port`; the scheme may be left out:
     /// https with a CA, else http).

@@ -139,12 +139,12 @@ fn system_resolvers() -> Vec<SocketAddr> {
 }
 
 /// Runs `orch dns` until SIGTERM/SIGINT.
-pub async fn run(args: DnsArgs) -> anyhow::Result<()> {
+pub async fn run(args: DnsArgs, credentials: &super::client::Credentials) -> anyhow::Result<()> {
     let config = config(args.masters, args.listen, args.http_listen, &args.zone)?;
     let listeners = orch_dns::Listeners::bind(&config)
         .await
         .context("cannot start the DNS server")?;
-    let snapshots = orch_discovery::from_masters(config.masters.clone());
+    let snapshots = orch_discovery::from_masters(config.masters.clone(), credentials.feed()?);
     orch_dns::run(config, listeners, snapshots, super::shutdown_signal())
         .await
         .context("the DNS server failed")

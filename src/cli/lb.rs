@@ -181,12 +181,12 @@ fn config(args: LbArgs) -> LbConfig {
 }
 
 /// Runs `orch lb` until SIGTERM/SIGINT.
-pub async fn run(args: LbArgs) -> anyhow::Result<()> {
+pub async fn run(args: LbArgs, credentials: &super::client::Credentials) -> anyhow::Result<()> {
     let config = config(args);
     let bound = orch_lb::Listeners::bind(&config)
         .await
         .context("cannot start the load balancer")?;
-    let snapshots = orch_discovery::from_masters(config.masters.clone());
+    let snapshots = orch_discovery::from_masters(config.masters.clone(), credentials.feed()?);
     orch_lb::run(config, bound, snapshots, super::shutdown_signal())
         .await
         .context("the load balancer failed")

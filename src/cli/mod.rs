@@ -141,7 +141,10 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         ca: cli.ca.clone(),
         token: cli.token.clone(),
     };
-    let client = move || client::Client::new(&master, output, &credentials);
+    let client = {
+        let credentials = credentials.clone();
+        move || client::Client::new(&master, output, &credentials)
+    };
     runtime.block_on(async move {
         match cli.command {
             Command::Master(args) => master::run(args).await,
@@ -159,8 +162,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             Command::Executor(args) => executor::run(args),
             Command::Pki(command) => pki::run(command),
             Command::Agent(args) => agent::run(args).await,
-            Command::Dns(args) => dns::run(args).await,
-            Command::Lb(args) => lb::run(args).await,
+            Command::Dns(args) => dns::run(args, &credentials).await,
+            Command::Lb(args) => lb::run(args, &credentials).await,
         }
     })
 }

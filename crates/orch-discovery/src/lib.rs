@@ -4,8 +4,11 @@
 //! at a time and moves to the next master of the list when that one fails or goes silent, so
 //! it follows the cluster across leader changes without polling.
 //!
-//! May depend on: orch-core (state), orch-pki (the crypto provider reqwest needs), reqwest,
-//! tokio.
+//! The masters of a cluster with TLS are followed over HTTPS ([`MasterAccess`]): verified
+//! against the cluster CA, showing a node certificate (an agent's DNS and load balancer) or
+//! sending a token (`orch dns`, `orch lb`).
+//!
+//! May depend on: orch-core (state), orch-pki (TLS configs), reqwest, tokio.
 
 use orch_core::state::Snapshot;
 use std::sync::Arc;
@@ -18,35 +21,65 @@ const SILENCE_LIMIT: Duration = Duration::from_secs(25);
 /// Pause after every master of the list has failed once.
 const ROUND_PAUSE: Duration = Duration::from_millis(250);
 
-/// The snapshots the masters at `masters` (`host:port`) publish. Starts empty (the default
-/// snapshot) until the first one arrives; the feed runs until every receiver is dropped.
-pub fn from_masters(masters: Vec<String>) -> watch::Receiver<Arc<Snapshot>> {
+/// How the feed reaches the masters.
+#[derive(Clone, Debug)]
+pub struct MasterAccess {
+    scheme: &'static str,
+    http: reqwest::Client,
+}
+
+impl MasterAccess {
+    /// Plain HTTP, as to masters without TLS (loopback development mode).
+    pub fn plaintext() -> Result<Self, reqwest::Error> {
+        Ok(Self {
+            scheme: "http",
+            http: builder().build()?,
+        })
+    }
+
+    /// HTTPS with `tls` (the cluster CA, and a node certificate when it shows one), sending
+    /// `token` as `Authorization: Bearer` when given.
+    pub fn tls(tls: rustls::ClientConfig, token: Option<&str>) -> Result<Self, reqwest::Error> {
+        let mut builder = builder().tls_backend_preconfigured(tls);
+        if let Some(token) = token {
+            let mut headers = reqwest::header::HeaderMap::new();
+            if let Ok(mut value) =
+                format!("Bearer {}", token.trim()).parse::<reqwest::header::HeaderValue>()
+            {
+                value.set_sensitive(true);
+                headers.insert(reqwest::header::AUTHORIZATION, value);
+            }
+            builder = builder.default_headers(headers);
+        }
+        Ok(Self {
+            scheme: "https",
+            http: builder.build()?,
+        })
+    }
+}
+
+fn builder() -> reqwest::ClientBuilder {
+    orch_pki::tls::cluster_http()
+        .tcp_nodelay(true)
+        .connect_timeout(Duration::from_secs(2))
+}
+
+/// The snapshots the masters at `masters` (`host:port`) publish, reached with `access`.
+/// Starts empty (the default snapshot) until the first one arrives; the feed runs until
+/// every receiver is dropped.
+pub fn from_masters(masters: Vec<String>, access: MasterAccess) -> watch::Receiver<Arc<Snapshot>> {
     let (sender, receiver) = watch::channel(Arc::new(Snapshot::default()));
-    tokio::spawn(follow(masters, sender));
+    tokio::spawn(follow(masters, access, sender));
     receiver
 }
 
-async fn follow(masters: Vec<String>, sender: watch::Sender<Arc<Snapshot>>) {
-    let http = match orch_pki::tls::cluster_http()
-        .tcp_nodelay(true)
-        .connect_timeout(Duration::from_secs(2))
-        .build()
-    {
-        Ok(http) => http,
-        Err(error) => {
-            tracing::error!(
-                error = &error as &dyn std::error::Error,
-                "no HTTP client for the snapshot feed"
-            );
-            return;
-        }
-    };
+async fn follow(masters: Vec<String>, access: MasterAccess, sender: watch::Sender<Arc<Snapshot>>) {
     loop {
         for master in &masters {
             if sender.is_closed() {
                 return;
             }
-            match read_stream(&http, master, &sender).await {
+            match read_stream(&access, master, &sender).await {
                 Ok(()) => tracing::info!(master, "snapshot stream ended"),
                 Err(error) => tracing::warn!(master, %error, "snapshot stream failed"),
             }
@@ -57,12 +90,13 @@ async fn follow(masters: Vec<String>, sender: watch::Sender<Arc<Snapshot>>) {
 
 /// Reads one master's stream until it ends, fails or goes silent.
 async fn read_stream(
-    http: &reqwest::Client,
+    access: &MasterAccess,
     master: &str,
     sender: &watch::Sender<Arc<Snapshot>>,
 ) -> Result<(), String> {
-    let mut response = http
-        .get(format!("http://{master}/v1/snapshots"))
+    let mut response = access
+        .http
+        .get(format!("{}://{master}/v1/snapshots", access.scheme))
         .send()
         .await
         .and_then(reqwest::Response::error_for_status)

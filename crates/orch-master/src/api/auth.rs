@@ -12,7 +12,8 @@
 //! admin on `/**`, ACLs the management token.
 //!
 //! The `/internal/*` routes are authenticated by the certificate the client showed instead
-//! (see `raft_rpc` and `agent_rpc`), and the gitops webhook by its own signature or secret
+//! (see `raft_rpc` and `agent_rpc`), `/v1/snapshots` by a token or any node certificate of
+//! the cluster (an agent's DNS and load balancer follow it), and the gitops webhook by its own signature or secret
 //! (a forge cannot send the cluster's token). A master without TLS listens on loopback only
 //! and asks for no token.
 //!
@@ -33,6 +34,9 @@ use std::sync::Arc;
 /// The gitops webhook: it authenticates its callers itself.
 const WEBHOOK: &str = "/v1/gitops/webhook";
 
+/// The snapshot stream DNS and the load balancer follow: a token, or a node certificate.
+const SNAPSHOTS: &str = "/v1/snapshots";
+
 /// The middleware.
 pub(super) async fn authenticate(
     State(master): State<Arc<Master>>,
@@ -46,7 +50,12 @@ pub(super) async fn authenticate(
     let open = (request.method() == Method::GET && path == "/ping")
         || path.starts_with("/internal/")
         || path == WEBHOOK;
-    if open {
+    let node = path == SNAPSHOTS
+        && matches!(
+            request.extensions().get::<super::tls::Peer>(),
+            Some(super::tls::Peer(Some(_)))
+        );
+    if open || node {
         return next.run(request).await;
     }
     let caller = match presented(request.headers()) {
