@@ -269,7 +269,7 @@ async fn agents_talk_to_masters_over_tls_each_only_as_itself() {
             "-H",
             "content-type: application/json",
             "-d",
-            r#"{"id":"/over-tls","cmd":"sleep 100","instances":1,"cpus":0.1,"mem":16}"#,
+            r#"{"id":"/over-tls","cmd":"echo hello-tls; sleep 100","instances":1,"cpus":0.1,"mem":16}"#,
             &format!("https://{addr}/v2/apps"),
         ],
     );
@@ -280,6 +280,45 @@ async fn agents_talk_to_masters_over_tls_each_only_as_itself() {
             .is_some_and(|t| t.iter().any(|t| t["state"] == "TASK_RUNNING"))
     })
     .await;
+
+    // The agent's API answers masters only; clients read task files through a master.
+    let agent_state = format!("https://{}/state", c.agents[0].addr);
+    let (status, body) = curl(&pki, &[&agent_state]);
+    assert_eq!(status, 403, "a client without a master certificate: {body}");
+    let mut as_master = cert_args(&pki, "m1");
+    as_master.push(agent_state.clone());
+    let as_master: Vec<&str> = as_master.iter().map(String::as_str).collect();
+    let (status, body) = curl(&pki, &as_master);
+    assert_eq!(status, 200, "{body}");
+    let (_, tasks) = curl(&pki, &[&format!("https://{addr}/v2/apps/over-tls/tasks")]);
+    let tasks: serde_json::Value = serde_json::from_str(&tasks).expect("JSON");
+    let task_id = tasks["tasks"][0]["id"]
+        .as_str()
+        .expect("a task id")
+        .to_owned();
+    let token = std::fs::read_to_string(pki.join("token")).expect("the token");
+    let ca = pki.join("ca.pem").display().to_string();
+    let out = run_orch_in(
+        Some(&dir),
+        &[
+            "--master",
+            &addr,
+            "--ca",
+            &ca,
+            "--token",
+            token.trim(),
+            "task",
+            "logs",
+            &task_id,
+        ],
+        Duration::from_secs(20),
+    )
+    .await;
+    assert!(
+        out.status.success() && String::from_utf8_lossy(&out.stdout).contains("hello-tls"),
+        "{}",
+        describe_output(&out)
+    );
 
     // agent-2 shows agent-1's certificate: refused, never registered.
     c.add_agent(&extra.iter().map(String::as_str).collect::<Vec<_>>());

@@ -91,8 +91,7 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
     let docker =
         settings.containerizers.is_none() && settings.simulate.is_none() && docker_answers().await;
     let config = AgentConfig::from_settings(settings, docker)?;
-    // The agent's own API is plaintext, with or without TLS to the masters.
-    super::node_security::warn_if_plaintext("agent", config.listen, false);
+    super::node_security::warn_if_plaintext("agent", config.listen, config.tls.is_some());
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
@@ -137,12 +136,27 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
         .map(|agent| tokio::spawn(orch_agent::run(Arc::clone(agent))))
         .collect();
     tracing::info!(listen = %bound, masters = ?config.masters, "agent listening");
-    orch_agent::serve(
-        listener,
-        orch_agent::router(agents),
-        super::shutdown_signal(),
-    )
-    .await
+    match &config.tls {
+        // With TLS, the API answers masters only (task files reach clients through them).
+        Some(tls) => {
+            let router = orch_agent::router_for_masters(agents);
+            orch_pki::serve::serve(
+                listener,
+                router,
+                tls.server_config()?,
+                super::shutdown_signal(),
+            )
+            .await
+        }
+        None => {
+            orch_agent::serve(
+                listener,
+                orch_agent::router(agents),
+                super::shutdown_signal(),
+            )
+            .await
+        }
+    }
     .context("the HTTP server failed")?;
     for handle in loops {
         handle.abort();

@@ -119,7 +119,7 @@ pub async fn run(args: MasterArgs) -> anyhow::Result<()> {
         stopping.begin_shutdown();
     };
     match master.server_tls() {
-        Some(tls) => api::tls::serve(listener, router, tls, shutdown).await,
+        Some(tls) => orch_pki::serve::serve(listener, router, tls, shutdown).await,
         None => api::serve(listener, router, shutdown).await,
     }
     .context("the HTTP server failed")?;

@@ -2,7 +2,6 @@
 //! Mesos-compatible `/files` API.
 
 use super::client::{cell, columns, id_path, Client};
-use anyhow::{bail, Context};
 use clap::Subcommand;
 use reqwest::Method;
 use serde_json::{json, Value};
@@ -81,61 +80,15 @@ pub async fn run(command: TaskCommand, client: &Client) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Finds the task's agent and sandbox, then reads the file in chunks.
+/// Reads the task's file in chunks through the master (`/v1/tasks/{id}/files/read`), which
+/// reads it from the task's agent.
 async fn logs(client: &Client, task_id: &str, file: &str, follow: bool) -> anyhow::Result<()> {
-    let tasks = client.call(Method::GET, "/v2/tasks", None).await?;
-    let task = tasks["tasks"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .find(|task| task["id"] == json!(task_id))
-        .with_context(|| format!("no task {task_id}"))?;
-    let agents = client.call(Method::GET, "/v1/agents", None).await?;
-    let agent = agents["agents"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .find(|agent| agent["id"] == task["slaveId"])
-        .with_context(|| format!("the agent of {task_id} is not registered"))?;
-    let address = agent["address"]
-        .as_str()
-        .context("agent without an address")?;
-    // An agent's API is plaintext (loopback or --insecure): no system root is needed.
-    let http = orch_pki::tls::cluster_http()
-        .build()
-        .context("cannot build the HTTP client")?;
-    let state: Value = http
-        .get(format!("http://{address}/state"))
-        .send()
-        .await
-        .with_context(|| format!("cannot reach agent {address}"))?
-        .json()
-        .await
-        .context("the agent's /state is not JSON")?;
-    let directory = state["tasks"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .find(|task| task["id"] == json!(task_id))
-        .and_then(|task| task["directory"].as_str())
-        .with_context(|| format!("agent {address} does not know task {task_id}"))?;
-    let path = format!("{directory}/{file}");
     let mut offset = 0u64;
     let mut stdout = std::io::stdout();
     loop {
-        let url = format!("http://{address}/files/read");
-        let answer = http
-            .get(format!("{url}?path={path}&offset={offset}&length={CHUNK}"))
-            .send()
-            .await
-            .with_context(|| format!("cannot reach agent {address}"))?;
-        if !answer.status().is_success() {
-            bail!("{url}?path={path} answered {}", answer.status());
-        }
-        let chunk: Value = answer
-            .json()
-            .await
-            .context("the agent's answer is not JSON")?;
+        let path =
+            format!("/v1/tasks/{task_id}/files/read?path={file}&offset={offset}&length={CHUNK}");
+        let chunk = client.call(Method::GET, &path, None).await?;
         let data = chunk["data"].as_str().unwrap_or_default();
         stdout.write_all(data.as_bytes())?;
         stdout.flush()?;

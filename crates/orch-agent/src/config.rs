@@ -146,7 +146,8 @@ impl AgentConfig {
         let listen = settings
             .listen
             .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 5051)));
-        if !orch_core::listen::plaintext_allowed(listen, settings.insecure) {
+        let serves_tls = settings.tls_cert.is_some();
+        if !serves_tls && !orch_core::listen::plaintext_allowed(listen, settings.insecure) {
             return Err(AgentConfigError::Insecure(orch_core::listen::refusal(
                 "agent", listen,
             )));

@@ -301,6 +301,32 @@ async fn state_handler(State(served): State<Served>) -> Response {
     }
 }
 
+/// Lets through requests on connections whose client showed a master certificate of the
+/// cluster CA (with TLS, masters fetch task files for their clients), and `/health`;
+/// answers 403 to the others.
+async fn masters_only(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let master = matches!(
+        request.extensions().get::<orch_pki::serve::Peer>(),
+        Some(orch_pki::serve::Peer(Some((orch_pki::Role::Master, _))))
+    );
+    if master || request.uri().path() == "/health" {
+        return next.run(request).await;
+    }
+    (
+        StatusCode::FORBIDDEN,
+        Json(serde_json::json!({
+            "message": "this agent answers the masters of its cluster only: read task files \
+                        through a master (GET /v1/tasks/{id}/files/read)"
+        })),
+    )
+        .into_response()
+}
+
+/// [`router`] for an agent with TLS: every route but `/health` answers only masters.
+pub fn router_for_masters(agents: Vec<Arc<Agent>>) -> Router {
+    router(agents).route_layer(axum::middleware::from_fn(masters_only))
+}
+
 /// The router of an agent process: `/files/*` confined to the agents' sandboxes, `/state`
 /// (one agent's [`AgentView`](super::AgentView), or `{"agents": [...]}` when simulating
 /// several) and `/health`.

@@ -44,7 +44,9 @@ pub use config::{
     CONTAINERIZERS, DEFAULT_PORTS, RESERVED_MEM_MB,
 };
 pub use diff::{diff, forgettable, Action, ActualTask, ActualTasks};
-pub use files::{browse, read, resolve, router, FileInfo, FilesError, ReadChunk, MAX_READ};
+pub use files::{
+    browse, read, resolve, router, router_for_masters, FileInfo, FilesError, ReadChunk, MAX_READ,
+};
 pub use health::UNHEALTHY_REASON;
 pub use identity::{load_or_create_agent_id, GenerationStore, IdentityError, Offer};
 pub use journal::{Journal, JournalError};

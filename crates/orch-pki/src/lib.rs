@@ -10,12 +10,14 @@
 //! dialled. [`identity`] reads name and role back from a peer's certificate, for the routes
 //! that only masters or only one agent may call.
 //!
-//! [`tls`] makes the rustls server and client configurations a node uses from its files.
+//! [`tls`] makes the rustls server and client configurations a node uses from its files, and
+//! [`serve`] serves a node's API (axum router) over them.
 //!
 //! May depend on: orch-fs (private writes), rcgen (issuing), x509-parser (reading), rustls
-//! (ring), reqwest (the builder of in-cluster clients, not used here), rand. No network, no
-//! runtime.
+//! (ring), reqwest (the builder of in-cluster clients, not used here), rand; tokio, hyper and
+//! axum in [`serve`] only: the rest has no network and no runtime.
 
+pub mod serve;
 pub mod tls;
 
 use rcgen::{

@@ -45,8 +45,8 @@ pub(super) async fn agents_only(
     if master.server_tls().is_none() {
         return next.run(request).await;
     }
-    let name = match request.extensions().get::<super::tls::Peer>() {
-        Some(super::tls::Peer(Some((orch_pki::Role::Agent, name)))) => name.clone(),
+    let name = match request.extensions().get::<orch_pki::serve::Peer>() {
+        Some(orch_pki::serve::Peer(Some((orch_pki::Role::Agent, name)))) => name.clone(),
         peer => {
             tracing::warn!(?peer, path = %request.uri().path(), "refusing an agent rpc from a client that is not an agent");
             return forbidden(

@@ -52,8 +52,8 @@ pub(super) async fn authenticate(
         || path == WEBHOOK;
     let node = path == SNAPSHOTS
         && matches!(
-            request.extensions().get::<super::tls::Peer>(),
-            Some(super::tls::Peer(Some(_)))
+            request.extensions().get::<orch_pki::serve::Peer>(),
+            Some(orch_pki::serve::Peer(Some(_)))
         );
     if open || node {
         return next.run(request).await;
@@ -127,6 +127,7 @@ fn needs(method: &Method, path: &str) -> Need {
         }
     }
     let paths = under("/v2/apps")
+        || (under("/v1/tasks") && read)
         || under("/v2/groups")
         || under("/v2/deployments")
         || path == "/v2/queue"
@@ -208,6 +209,7 @@ mod tests {
         assert_eq!(needs(&Method::GET, "/v2/info"), Need::Token);
         assert_eq!(needs(&Method::PUT, "/v2/apps/team-a/web"), Need::Paths);
         assert_eq!(needs(&Method::GET, "/v2/groups"), Need::Paths);
+        assert_eq!(needs(&Method::GET, "/v1/tasks/t/files/read"), Need::Paths);
         assert_eq!(needs(&Method::POST, "/v2/tasks/delete"), Need::Paths);
         assert_eq!(
             needs(&Method::DELETE, "/v2/queue/team-a/web/delay"),

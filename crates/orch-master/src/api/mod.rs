@@ -16,7 +16,6 @@ mod mesos;
 mod orch;
 mod proxy;
 mod raft_rpc;
-pub mod tls;
 
 pub use error::ApiError;
 

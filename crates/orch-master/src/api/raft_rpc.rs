@@ -37,8 +37,8 @@ pub(super) async fn masters_only(
     if master.server_tls().is_none() {
         return next.run(request).await;
     }
-    match request.extensions().get::<super::tls::Peer>() {
-        Some(super::tls::Peer(Some((orch_pki::Role::Master, _)))) => next.run(request).await,
+    match request.extensions().get::<orch_pki::serve::Peer>() {
+        Some(orch_pki::serve::Peer(Some((orch_pki::Role::Master, _)))) => next.run(request).await,
         peer => {
             tracing::warn!(?peer, path = %request.uri().path(), "refusing a raft rpc from a client that is not a master");
             (

@@ -179,6 +179,9 @@ pub struct Master {
     committed_index: Arc<AtomicU64>,
     metrics: Metrics,
     http: reqwest::Client,
+    /// The HTTP client for calls to agents' APIs (showing this master's certificate, taking
+    /// only agent certificates, with TLS).
+    agent_http: reqwest::Client,
     stepping_down: AtomicBool,
     /// (term, last log index) when this master first served a read in that term.
     read_floor: Mutex<Option<(u64, u64)>>,
@@ -267,6 +270,16 @@ impl Master {
             None => ("http", None),
         };
         let http = http.build().map_err(MasterError::HttpClient)?;
+        let mut agent_http = orch_pki::tls::cluster_http()
+            .connect_timeout(Duration::from_secs(2))
+            .timeout(Duration::from_secs(30));
+        if let Some(tls) = &node_tls {
+            agent_http = agent_http.tls_backend_preconfigured(
+                tls.client_config(orch_pki::Role::Agent)
+                    .map_err(MasterError::Tls)?,
+            );
+        }
+        let agent_http = agent_http.build().map_err(MasterError::HttpClient)?;
         let api_token = match &config.token_file {
             Some(path) => Some(read_token(path).map_err(|source| MasterError::Token {
                 path: path.display().to_string(),
@@ -312,6 +325,7 @@ impl Master {
             committed_index,
             metrics: Metrics::new(),
             http,
+            agent_http,
             stepping_down: AtomicBool::new(false),
             read_floor: Mutex::new(None),
             agent_contacts: agents::AgentContacts::default(),
@@ -370,6 +384,11 @@ impl Master {
     /// Contact bookkeeping, fed by the Raft RPC endpoints.
     pub fn contacts(&self) -> &PeerContacts {
         &self.contacts
+    }
+
+    /// The HTTP client for calls to agents' APIs (`scheme()` is theirs too).
+    pub fn agent_http(&self) -> &reqwest::Client {
+        &self.agent_http
     }
 
     /// The HTTP client for calls to other masters.

@@ -5,6 +5,7 @@ mod agents;
 mod cluster;
 mod gitops;
 mod snapshots;
+mod task_files;
 
 use crate::master::Master;
 use axum::Router;
@@ -16,4 +17,5 @@ pub(super) fn routes() -> Router<Arc<Master>> {
         .merge(agents::routes())
         .merge(gitops::routes())
         .merge(snapshots::routes())
+        .merge(task_files::routes())
 }

@@ -1,15 +1,16 @@
-//! HTTPS on the master's one port (`--tls-cert`, `--tls-key`, `--tls-ca`): each connection's
-//! TLS handshake asks for a client certificate; the identity it proves ([`Peer`]: a master
-//! or an agent of the cluster CA, or nobody) goes with every request of that connection, for
-//! the routes that only masters may call (`/internal/raft/*`).
+//! HTTPS for a node's API (a master's one port, an agent's API): each connection's TLS
+//! handshake asks for a client certificate; the identity it proves ([`Peer`]: a master or an
+//! agent of the cluster CA, or nobody) goes with every request of that connection, for the
+//! routes that only masters or agents may call. At most [`MAX_CONNECTIONS`] are open at once;
+//! the next waits for one to close.
 //!
-//! May depend on: orch-pki (identity), the router. Accepts connections, handshakes.
+//! May depend on: the crate's identity, the router. Accepts connections, handshakes.
 
+use crate::Role;
 use axum::extract::ConnectInfo;
 use axum::Router;
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
-use orch_pki::Role;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,6 +21,8 @@ use tokio::sync::watch;
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long open connections may take to finish once the server stops.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
+/// The most connections served at once (each holds a task and its buffers).
+pub const MAX_CONNECTIONS: usize = 4096;
 
 /// Who the client of a connection proved to be with its certificate.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -36,8 +39,16 @@ pub async fn serve(
     let acceptor = tokio_rustls::TlsAcceptor::from(config);
     let (stop, stopping) = watch::channel(false);
     let open = Arc::new(());
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     tokio::pin!(shutdown);
     loop {
+        let slot = tokio::select! {
+            slot = Arc::clone(&slots).acquire_owned() => match slot {
+                Ok(slot) => slot,
+                Err(_closed) => break,
+            },
+            () = &mut shutdown => break,
+        };
         let (tcp, remote) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(accepted) => accepted,
@@ -57,7 +68,7 @@ pub async fn serve(
             Arc::clone(&open),
         );
         tokio::spawn(async move {
-            let _open = open;
+            let _open = (open, slot);
             let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
                 Ok(Ok(tls)) => tls,
                 Ok(Err(error)) => {
@@ -71,7 +82,7 @@ pub async fn serve(
                     .1
                     .peer_certificates()
                     .and_then(|chain| chain.first())
-                    .and_then(|cert| orch_pki::identity(cert)),
+                    .and_then(|cert| crate::identity(cert)),
             );
             let service =
                 hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
