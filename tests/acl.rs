@@ -69,8 +69,12 @@ async fn tls_cluster(agent: bool) -> (Cluster, std::path::PathBuf, std::path::Pa
 
 #[tokio::test]
 async fn every_endpoint_class_answers_by_the_token_and_its_policies() {
-    let (_c, _dir, pki, url) = tls_cluster(false).await;
+    let (_c, dir, pki, url) = tls_cluster(false).await;
     let at = |path: &str| format!("{url}{path}");
+    // The Raft log (repos' secrets, tokens' hashes) is the owner's alone.
+    use std::os::unix::fs::PermissionsExt as _;
+    let data = std::fs::metadata(dir.join("master-1").join("data")).expect("the data dir");
+    assert_eq!(data.permissions().mode() & 0o777, 0o700);
 
     // Policies and tokens, made with the management token.
     for policy in [

@@ -78,14 +78,20 @@ pub enum RaftStoreError {
 
 /// Opens (or creates) the durable log store and the state machine in `data_dir`.
 /// The receiver sees every state the machine reaches, starting with the restored one.
+/// `data_dir` is made the owner's alone (0700): the log holds repos' webhook secrets and git
+/// tokens.
 pub fn open_store(
     data_dir: &Path,
     events: tokio::sync::broadcast::Sender<Arc<orch_core::state::Event>>,
 ) -> Result<(LogStore, StateMachine, watch::Receiver<Arc<ClusterState>>), RaftStoreError> {
-    std::fs::create_dir_all(data_dir).map_err(|source| RaftStoreError::CreateDir {
+    use std::os::unix::fs::PermissionsExt as _;
+    let create_dir_error = |source| RaftStoreError::CreateDir {
         path: data_dir.display().to_string(),
         source,
-    })?;
+    };
+    std::fs::create_dir_all(data_dir).map_err(create_dir_error)?;
+    std::fs::set_permissions(data_dir, std::fs::Permissions::from_mode(0o700))
+        .map_err(create_dir_error)?;
     let path = data_dir.join("raft.redb");
     let open_error = |source: Box<dyn std::error::Error + Send + Sync>| RaftStoreError::Open {
         path: path.display().to_string(),

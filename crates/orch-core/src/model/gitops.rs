@@ -147,10 +147,25 @@ impl RepoConfig {
     pub fn redacted(&self) -> Self {
         let hide = |secret: &Option<String>| secret.as_ref().map(|_| "***".to_owned());
         Self {
+            repo: redact_url(&self.repo),
             webhook_secret: hide(&self.webhook_secret),
             token: hide(&self.token),
             ..self.clone()
         }
+    }
+}
+
+/// `url` with the credentials of its user part replaced by `***`
+/// (`https://user:secret@host/r` → `https://***@host/r`), for logs and status. scp-like
+/// `git@host:path` names a user only and stays.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    match rest[..authority_end].rfind('@') {
+        Some(at) => format!("{scheme}://***{}", &rest[at..]),
+        None => url.to_owned(),
     }
 }
 
@@ -218,6 +233,21 @@ impl RepoRecord {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn credentials_in_urls_are_hidden() {
+        assert_eq!(
+            redact_url("https://x-access-token:ghp_abc@github.com/o/r.git"),
+            "https://***@github.com/o/r.git"
+        );
+        assert_eq!(
+            redact_url("https://github.com/o/r"),
+            "https://github.com/o/r"
+        );
+        assert_eq!(redact_url("ssh://git@host/r@x"), "ssh://***@host/r@x");
+        assert_eq!(redact_url("git@host:o/r.git"), "git@host:o/r.git");
+        assert_eq!(redact_url("/srv/repo"), "/srv/repo");
+    }
 
     #[test]
     fn names_come_from_the_repo_and_secrets_are_hidden() {

@@ -41,7 +41,8 @@ pub use app_validation::{Violation, PORT_NAME_PATTERN};
 pub use constraint::{Constraint, Operator};
 pub use deployment::{ActionKind, Deployment, DeploymentAction, DeploymentStep};
 pub use gitops::{
-    is_url, RepoConfig, RepoRecord, SyncRecord, SyncResult, COMMIT_LABEL, REPO_LABEL, SYNC_HISTORY,
+    is_url, redact_url, RepoConfig, RepoRecord, SyncRecord, SyncResult, COMMIT_LABEL, REPO_LABEL,
+    SYNC_HISTORY,
 };
 pub use group::{Group, GroupId, GroupUpdate};
 pub use health::{

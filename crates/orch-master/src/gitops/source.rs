@@ -93,9 +93,9 @@ impl Source {
 
     fn fetch_remote(&self) -> Result<Fetched, SourceError> {
         let repo = self.cache_repo()?;
-        let url = self.config.repo.as_str();
+        let url = orch_core::model::redact_url(&self.config.repo);
         let mut remote = repo
-            .remote_anonymous(url)
+            .remote_anonymous(&self.config.repo)
             .map_err(git(format!("bad remote {url}")))?;
         let branch = match &self.config.branch {
             Some(branch) => branch.clone(),
@@ -220,9 +220,9 @@ impl Source {
     }
 
     fn unshallow(&self, repo: &Repository) -> Result<(), SourceError> {
-        let url = self.config.repo.as_str();
+        let url = orch_core::model::redact_url(&self.config.repo);
         let mut remote = repo
-            .remote_anonymous(url)
+            .remote_anonymous(&self.config.repo)
             .map_err(git(format!("bad remote {url}")))?;
         let mut options = self.fetch_options(0);
         options.depth(i32::MAX);

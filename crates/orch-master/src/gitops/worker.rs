@@ -97,7 +97,11 @@ impl Run {
         check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         // A file watch on a local repo: a commit is seen without waiting for the poll.
         let _watcher = self.watch(wake);
-        tracing::info!(gitops.repo = %self.name, repo = %self.config.repo, "reconciling");
+        tracing::info!(
+            gitops.repo = %self.name,
+            repo = %orch_core::model::redact_url(&self.config.repo),
+            "reconciling"
+        );
         loop {
             tokio::select! {
                 request = inbox.recv() => match request {
