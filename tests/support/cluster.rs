@@ -95,6 +95,8 @@ pub struct Cluster {
     pub agents: Vec<Master>,
     /// HTTP client.
     pub http: Http,
+    /// `http`, or `https` for masters with TLS (then `http` must trust their CA).
+    pub scheme: &'static str,
     /// Environment variables for masters added from now on.
     pub master_env: Vec<(String, String)>,
     dir: Option<tempfile::TempDir>,
@@ -117,6 +119,7 @@ impl Cluster {
             masters: Vec::new(),
             agents: Vec::new(),
             http: Http::new(),
+            scheme: "http",
             master_env: Vec::new(),
             dir: Some(dir),
         }
@@ -223,9 +226,9 @@ impl Cluster {
         }
     }
 
-    /// `http://addr` of master `i`.
+    /// `http://addr` (or `https://`, see [`Cluster::scheme`]) of master `i`.
     pub fn url(&self, i: usize) -> String {
-        self.masters[i].url()
+        format!("{}://{}", self.scheme, self.masters[i].addr)
     }
 
     /// Index of the master whose address is `addr`.
