@@ -9,8 +9,8 @@ mod support;
 use serde_json::{json, Value};
 use std::path::Path;
 use std::time::{Duration, Instant};
-use support::tls::{curl, curl_as, issue, master_flags, tls_flags, wait_for};
-use support::{describe_output, free_addr, run_orch_in, Cluster};
+use support::tls::{curl, curl_as, tls_flags, tls_master, wait_for};
+use support::{describe_output, run_orch_in, Cluster};
 
 /// `curl` as the ACL token `secret`.
 fn curl_with(pki: &Path, secret: &str, args: &[&str]) -> (u16, String) {
@@ -45,16 +45,7 @@ fn token(pki: &Path, url: &str, name: &str, policies: &[&str]) -> String {
 async fn tls_cluster(agent: bool) -> (Cluster, std::path::PathBuf, std::path::PathBuf, String) {
     let mut c = Cluster::empty();
     let dir = c.dir().to_owned();
-    let pki = dir.join("pki");
-    issue(&dir, &["m1"], &["agent-1"]).await;
-    let addr = free_addr();
-    let mut args = vec!["--listen".to_owned(), addr.clone()];
-    args.extend(master_flags(&pki, "m1"));
-    c.add(&addr, args);
-    wait_for(&pki, &addr, "/v1/cluster", |v| {
-        v["leader_address"].is_string()
-    })
-    .await;
+    let (pki, addr) = tls_master(&mut c).await;
     if agent {
         let mut extra = tls_flags(&pki, "agent-1");
         extra.extend(["--containerizers".to_owned(), "mesos".to_owned()]);

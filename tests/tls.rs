@@ -9,7 +9,7 @@ mod support;
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
-use support::tls::{curl, curl_as, issue, master_flags, tls_flags, wait_for};
+use support::tls::{curl, curl_as, issue, master_flags, tls_flags, tls_master, wait_for};
 use support::{describe_output, free_addr, run_orch_in, Cluster};
 
 fn cert_args(pki: &Path, name: &str) -> Vec<String> {
@@ -234,16 +234,7 @@ async fn masters_form_a_cluster_over_mutual_tls_and_guard_their_raft_routes() {
 async fn agents_talk_to_masters_over_tls_each_only_as_itself() {
     let mut c = Cluster::empty();
     let dir = c.dir().to_owned();
-    let pki = dir.join("pki");
-    issue(&dir, &["m1"], &["agent-1"]).await;
-    let addr = free_addr();
-    let mut args = vec!["--listen".to_owned(), addr.clone()];
-    args.extend(master_flags(&pki, "m1"));
-    c.add(&addr, args);
-    wait_for(&pki, &addr, "/v1/cluster", |v| {
-        v["leader_address"].is_string()
-    })
-    .await;
+    let (pki, addr) = tls_master(&mut c).await;
 
     let with_cert = |name: &str| {
         let mut extra = tls_flags(&pki, name);
@@ -352,17 +343,7 @@ async fn marathon_python_authenticates_with_the_token_over_tls() {
         return;
     };
     let mut c = Cluster::empty();
-    let dir = c.dir().to_owned();
-    let pki = dir.join("pki");
-    issue(&dir, &["m1"], &[]).await;
-    let addr = free_addr();
-    let mut args = vec!["--listen".to_owned(), addr.clone()];
-    args.extend(master_flags(&pki, "m1"));
-    c.add(&addr, args);
-    wait_for(&pki, &addr, "/v1/cluster", |v| {
-        v["leader_address"].is_string()
-    })
-    .await;
+    let (pki, addr) = tls_master(&mut c).await;
     let script = r#"
 import sys
 from marathon import MarathonClient
@@ -398,17 +379,7 @@ print("authenticated")
 #[tokio::test]
 async fn dns_follows_a_tls_master_with_a_token_or_a_node_certificate() {
     let mut c = Cluster::empty();
-    let dir = c.dir().to_owned();
-    let pki = dir.join("pki");
-    issue(&dir, &["m1"], &["agent-1"]).await;
-    let addr = free_addr();
-    let mut args = vec!["--listen".to_owned(), addr.clone()];
-    args.extend(master_flags(&pki, "m1"));
-    c.add(&addr, args);
-    wait_for(&pki, &addr, "/v1/cluster", |v| {
-        v["leader_address"].is_string()
-    })
-    .await;
+    let (pki, addr) = tls_master(&mut c).await;
     let agent_dns = std::net::SocketAddr::from(([127, 0, 0, 1], support::free_port()));
     let agent_dns_http = std::net::SocketAddr::from(([127, 0, 0, 1], support::free_port()));
     let mut extra = tls_flags(&pki, "agent-1");
@@ -461,4 +432,59 @@ async fn dns_follows_a_tls_master_with_a_token_or_a_node_certificate() {
         "{}",
         without.process.logs(50)
     );
+}
+
+/// Bad certificates get clear errors and change nothing: a master whose key is not its
+/// certificate's does not start and says so; an agent with a certificate of another CA never
+/// registers; a client trusting another CA is refused by the handshake.
+#[tokio::test]
+async fn bad_certificates_are_refused_with_clear_errors() {
+    let mut c = Cluster::empty();
+    let dir = c.dir().to_owned();
+    let (pki, addr) = tls_master(&mut c).await;
+    let other = dir.join("other");
+    std::fs::create_dir_all(&other).expect("mkdir");
+    issue(&other, &[], &["agent-1"]).await;
+
+    // The key of another node.
+    let file = |name: &str| pki.join(name).display().to_string();
+    let out = run_orch_in(
+        Some(&dir),
+        &[
+            "master",
+            "--listen",
+            &free_addr(),
+            "--tls-cert",
+            &file("m1.pem"),
+            "--tls-key",
+            &file("agent-1-key.pem"),
+            "--tls-ca",
+            &file("ca.pem"),
+            "--token-file",
+            &file("token"),
+        ],
+        Duration::from_secs(20),
+    )
+    .await;
+    assert!(
+        !out.status.success(),
+        "a master started with another node's key"
+    );
+    let said = describe_output(&out);
+    assert!(said.contains("cannot use the TLS files"), "{said}");
+
+    // An agent of another CA.
+    let foreign = tls_flags(&other.join("pki"), "agent-1");
+    c.add_agent(&foreign.iter().map(String::as_str).collect::<Vec<_>>());
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let (_, agents) = curl(&pki, &[&format!("https://{addr}/v1/agents")]);
+    assert!(agents.contains(r#""agents":[]"#), "{agents}");
+    assert!(c.agents[0].is_running(), "the agent keeps trying");
+    // A client trusting another CA.
+    let (status, _) = curl_as(&other.join("pki"), None, &[&format!("https://{addr}/ping")]);
+    assert_eq!(
+        status, 0,
+        "the handshake verifies the master against the client's CA"
+    );
+    assert_eq!(curl(&pki, &[&format!("https://{addr}/ping")]).0, 200);
 }

@@ -97,3 +97,21 @@ pub fn master_flags(pki: &Path, name: &str) -> Vec<String> {
     ]);
     flags
 }
+
+/// Makes the CA and the certificates of `m1` and `agent-1` in `<c's dir>/pki`, starts master
+/// `m1` with TLS and the management token, and waits until it leads. Returns the pki dir
+/// and the master's address.
+pub async fn tls_master(c: &mut super::Cluster) -> (std::path::PathBuf, String) {
+    let dir = c.dir().to_owned();
+    let pki = dir.join("pki");
+    issue(&dir, &["m1"], &["agent-1"]).await;
+    let addr = super::free_addr();
+    let mut args = vec!["--listen".to_owned(), addr.clone()];
+    args.extend(master_flags(&pki, "m1"));
+    c.add(&addr, args);
+    wait_for(&pki, &addr, "/v1/cluster", |v| {
+        v["leader_address"].is_string()
+    })
+    .await;
+    (pki, addr)
+}
