@@ -273,6 +273,7 @@ mod tests {
             name: "master-1".to_owned(),
             role: MachineRole::Master,
             ip: "10.1.0.2".parse().expect("ip"),
+            private_ip: None,
             id: "abc".to_owned(),
             install_dir: "/opt/orch".to_owned(),
             resources: None,

@@ -5,7 +5,8 @@
 //! - [`rate`]: the request budget (250 per minute) and the wait after a 429;
 //! - [`droplets`]: names, tags, create batches (at most 10), list/create/delete calls;
 //! - [`firewall`]: the cluster's cloud firewall `orch-<cluster>`;
-//! - [`cloud_init`]: the user data and the pinned per-droplet SSH host keys.
+//! - [`cloud_init`]: the user data (no key, no secret), and how a droplet's SSH host key
+//!   comes to be known (recorded at the first connection, see there).
 //!
 //! Droplets are always listed by the cluster tag before any is created, so a re-run after a
 //! crash never makes a second droplet of a name; each droplet is recorded in the state file
@@ -13,8 +14,9 @@
 //! is active with a public IPv4.
 //!
 //! The SSH steps (wait-ssh, upload, render, start) and the nodes' status are the ssh
-//! provider's ([`SshProvider::for_hosts`]), given each droplet as a host: its public IPv4,
-//! root, `ssh_port`, the pinned host key, `identity_file`.
+//! provider's ([`SshProvider::for_hosts`]), given each droplet as a host: its public IPv4
+//! (and VPC address, where the nodes reach each other), root, `ssh_port`, `identity_file`,
+//! and the cluster's own known_hosts file, `.orch/<cluster>/known_hosts`.
 //!
 //! May depend on: provision::{cluster_spec, infra, provider, ssh,
 //! state_file, steps, templates}.
@@ -83,6 +85,9 @@ pub struct DigitalOceanProvider {
     api: Api,
     /// The ssh provider driving the droplets, once they are known.
     ssh: Option<SshProvider>,
+    /// The machines whose droplet this cluster created (recorded in the state file before
+    /// this run, or created by it): their host key is recorded at the first connection.
+    ours: std::collections::BTreeSet<String>,
 }
 
 impl DigitalOceanProvider {
@@ -112,6 +117,7 @@ impl DigitalOceanProvider {
             options,
             api,
             ssh: None,
+            ours: std::collections::BTreeSet::new(),
         })
     }
 
@@ -137,6 +143,7 @@ impl DigitalOceanProvider {
             name: wanted.name.clone(),
             role: wanted.role,
             ip,
+            private_ip: droplet.private_ipv4.map(IpAddr::V4),
             id: droplet.id.to_string(),
             install_dir: self.entry().install_dir.replace("{machine}", &wanted.name),
             resources: None,
@@ -153,16 +160,12 @@ impl DigitalOceanProvider {
     ) -> Result<(), ProviderError> {
         let entry = self.entry();
         let batches = droplets::batches(missing);
+        let user_data = cloud_init::render(self.cluster(), entry.ssh_port)
+            .map_err(|e| ProviderError::failed("cannot render the cloud-init user data", e))?;
         for (number, batch) in batches.iter().enumerate() {
-            let mut keys = Vec::new();
             for machine in batch {
                 progress.enter(Step::Machines, &machine.name)?;
-                let key = cloud_init::load_or_create(&self.options.cluster_dir, &machine.name)
-                    .map_err(|e| ProviderError::on_machine(Step::Machines, &machine.name, e))?;
-                keys.push((droplet_name(self.cluster(), &machine.name), key));
             }
-            let user_data = cloud_init::render(self.cluster(), entry.ssh_port, &keys)
-                .map_err(|e| ProviderError::failed("cannot render the cloud-init user data", e))?;
             let body = droplets::create_body(entry, self.cluster(), batch, &user_data);
             progress.note(format!(
                 "creating {} droplet(s) ({}; batch {} of {}) in {}, {}, {}",
@@ -281,7 +284,8 @@ impl DigitalOceanProvider {
         }
     }
 
-    /// The droplets as SSH hosts: public IPv4, root, `ssh_port`, pinned host key.
+    /// The droplets as SSH hosts: public IPv4, root, `ssh_port`; the host key of a droplet
+    /// of ours is recorded at its first connection.
     fn hosts(&self, machines: &[Machine]) -> Result<Vec<SshHost>, ProviderError> {
         let entry = self.entry();
         let identity = match &entry.identity_file {
@@ -290,8 +294,6 @@ impl DigitalOceanProvider {
         };
         let mut hosts = Vec::new();
         for machine in machines {
-            let key = cloud_init::load(&self.options.cluster_dir, &machine.name)
-                .map_err(|e| ProviderError::on_machine(Step::WaitSsh, &machine.name, e))?;
             hosts.push(SshHost {
                 name: machine.name.clone(),
                 role: machine.role,
@@ -299,8 +301,10 @@ impl DigitalOceanProvider {
                 port: entry.ssh_port,
                 user: "root".to_owned(),
                 ip: machine.ip,
+                private_ip: machine.private_ip,
                 install_dir: machine.install_dir.clone(),
-                host_key: key.map(|k| k.public_openssh),
+                host_key: None,
+                accept_first_key: self.ours.contains(&machine.name),
                 identity: identity.clone(),
                 sudo: false,
                 resources: None,
@@ -319,8 +323,7 @@ impl DigitalOceanProvider {
         });
         if !same {
             let hosts = self.hosts(machines)?;
-            // Host keys are pinned; a known_hosts file only serves --trust-on-first-use,
-            // and it is the cluster's own, not ~/.ssh/known_hosts.
+            // The cluster's own known_hosts, not ~/.ssh/known_hosts.
             let provider = SshProvider::for_hosts(hosts, &self.options, &self.infra.cluster)
                 .with_known_hosts(self.options.cluster_dir.join("known_hosts"));
             self.ssh = Some(provider);
@@ -384,7 +387,7 @@ impl Provider for DigitalOceanProvider {
                 tag: cluster_tag(self.cluster()),
                 inbound: firewall::open_ports(&self.infra)
                     .iter()
-                    .map(|(p, ports, _)| format!("{ports}/{p}"))
+                    .map(|(p, ports, _, _)| format!("{ports}/{p}"))
                     .collect::<Vec<_>>()
                     .join(" "),
             }),
@@ -412,7 +415,17 @@ impl Provider for DigitalOceanProvider {
             firewall::firewall_name(self.cluster()),
             if created { "created" } else { "exists" }
         ));
+        if let Some(note) = firewall::closed_note(&self.infra) {
+            progress.note(note);
+        }
 
+        // The droplets this cluster made: recorded before this run, or created by it.
+        self.ours = state
+            .state
+            .resources
+            .keys()
+            .filter_map(|k| k.strip_prefix(DROPLET_KEY).map(str::to_owned))
+            .collect();
         let listed = self.listed().await?;
         let tag = cluster_tag(self.cluster());
         progress.note(format!("{} droplet(s) tagged {tag}", listed.len()));
@@ -440,26 +453,9 @@ impl Provider for DigitalOceanProvider {
                 ));
             }
         }
+        self.ours.extend(missing.iter().map(|m| m.name.clone()));
         self.create(&missing, state, progress).await?;
         let machines = self.wait_active(wanted, state, progress).await?;
-        if !self.options.trust_on_first_use {
-            for machine in &machines {
-                let known = cloud_init::load(&self.options.cluster_dir, &machine.name)
-                    .map_err(|e| ProviderError::on_machine(Step::Machines, &machine.name, e))?;
-                if known.is_none() {
-                    return Err(ProviderError::on_machine(
-                        Step::Machines,
-                        &machine.name,
-                        format!(
-                            "its host key is not in {} (the droplet was made elsewhere); \
-                             `orch destroy` and up again, or pass --trust-on-first-use",
-                            cloud_init::key_path(&self.options.cluster_dir, &machine.name)
-                                .display()
-                        ),
-                    ));
-                }
-            }
-        }
         Ok(machines)
     }
 

@@ -46,6 +46,8 @@ pub struct NodeContainer {
     pub volume_at: String,
     /// Host paths bind-mounted at the same path: (path, read-only).
     pub binds: Vec<(String, bool)>,
+    /// Host files bind-mounted read-only elsewhere: (host path, path in the container).
+    pub files: Vec<(String, String)>,
 }
 
 impl NodeContainer {
@@ -72,6 +74,11 @@ impl NodeContainer {
         binds.extend(self.binds.iter().map(|(path, read_only)| {
             format!("{path}:{path}{}", if *read_only { ":ro" } else { "" })
         }));
+        binds.extend(
+            self.files
+                .iter()
+                .map(|(source, target)| format!("{source}:{target}:ro")),
+        );
         let endpoint = EndpointSettings {
             ipam_config: Some(EndpointIpamConfig {
                 ipv4_address: Some(self.ip.clone()),
@@ -301,6 +308,10 @@ mod tests {
             volume: "orch-demo-agent-1".to_owned(),
             volume_at: "/var/lib/orch".to_owned(),
             binds: vec![("/var/run/docker.sock".to_owned(), false)],
+            files: vec![(
+                "/w/.orch/demo/pki/agent-1.pem".to_owned(),
+                "/etc/orch/tls/node.pem".to_owned(),
+            )],
         }
     }
 
@@ -333,7 +344,8 @@ mod tests {
             host.binds.expect("binds"),
             [
                 "orch-demo-agent-1:/var/lib/orch",
-                "/var/run/docker.sock:/var/run/docker.sock"
+                "/var/run/docker.sock:/var/run/docker.sock",
+                "/w/.orch/demo/pki/agent-1.pem:/etc/orch/tls/node.pem:ro"
             ]
         );
         let endpoints = config
