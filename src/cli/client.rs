@@ -1,4 +1,6 @@
-//! The HTTP client the client commands share: base URL, JSON in and out, error bodies shown.
+//! The HTTP client the client commands share: base URL, JSON in and out, error bodies shown;
+//! and where it points ([`target`]): `--master`/`--ca`/`--token` (or their environment
+//! variables), else the cluster of `.orch/` in the current directory.
 
 use anyhow::{bail, Context};
 use serde_json::Value;
@@ -30,6 +32,40 @@ pub struct Credentials {
     pub ca: Option<std::path::PathBuf>,
     /// The token, sent as `Authorization: Bearer <token>`.
     pub token: Option<String>,
+}
+
+/// The default master when neither a flag, the environment nor `.orch/` names one.
+pub const DEFAULT_MASTER: &str = "http://127.0.0.1:8080";
+
+/// The master and credentials of a client command: what the flags and environment say, the
+/// rest from the cluster in `.orch/` of the current directory (`cluster` names it when there
+/// are several; see [`super::cluster_dir`]).
+pub fn target(
+    master: Option<String>,
+    ca: Option<std::path::PathBuf>,
+    token: Option<String>,
+    cluster: Option<&str>,
+) -> anyhow::Result<(String, Credentials)> {
+    use super::cluster_dir::{choose, found, several, Choice, Found};
+    if let (Some(master), Some(_), Some(_)) = (&master, &ca, &token) {
+        return Ok((master.clone(), Credentials { ca, token }));
+    }
+    let workdir = std::env::current_dir().context("cannot read the current directory")?;
+    let found = match choose(&workdir, cluster)? {
+        Choice::One(dir) => found(&dir)?,
+        Choice::None => Found::default(),
+        // A master named by hand needs no cluster of .orch/.
+        Choice::Several(_) if master.is_some() => Found::default(),
+        Choice::Several(names) => bail!("{}", several(&names)),
+    };
+    let credentials = Credentials {
+        ca: ca.or(found.ca),
+        token: token.or(found.token),
+    };
+    let master = master
+        .or(found.master)
+        .unwrap_or_else(|| DEFAULT_MASTER.to_owned());
+    Ok((master, credentials))
 }
 
 impl Client {

@@ -235,6 +235,7 @@ pub async fn up(
 
     progress.step(Step::WaitLeader)?;
     let apis = provider.api_addresses(infra, &state.state);
+    state.update(|s| s.apis.clone_from(&apis))?;
     let leader = wait_leader(provider, &apis, access.as_ref(), READY_TIMEOUT, progress).await?;
     progress.note(format!("leader: {leader}"));
     finished(&mut state, Step::WaitLeader)?;
