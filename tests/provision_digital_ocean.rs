@@ -43,7 +43,14 @@ impl Setup {
 
     /// [`Setup::new`] with `allow_from` (YAML flow list) in the `digital_ocean:` section.
     async fn allowing(cluster: &str, net: u8, allow_from: &str) -> Setup {
-        Self::make(cluster, net, 1, false, &format!("  allow_from: {allow_from}\n")).await
+        Self::make(
+            cluster,
+            net,
+            1,
+            false,
+            &format!("  allow_from: {allow_from}\n"),
+        )
+        .await
     }
 
     /// [`Setup::new`] with droplets that are SSH hosts (a real sshd each), reached with a
@@ -244,7 +251,8 @@ fn api_port(setup: &Setup) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn allow_from_opens_the_api_to_those_sources_only_and_never_dns() {
     tokio::time::timeout(TEST_TIMEOUT, async {
-        let setup = Setup::allowing("do-allow", 7, "[\"198.51.100.0/24\", \"2001:db8::/32\"]").await;
+        let setup =
+            Setup::allowing("do-allow", 7, "[\"198.51.100.0/24\", \"2001:db8::/32\"]").await;
         let out = setup.up_to_machines().await;
         let stdout = String::from_utf8_lossy(&out.stdout).to_string();
         assert!(!stdout.contains("allow_from is empty"), "{stdout}");
@@ -252,15 +260,26 @@ async fn allow_from_opens_the_api_to_those_sources_only_and_never_dns() {
         assert_eq!(firewalls.len(), 1);
         let rules = open_rules(&firewalls[0]);
         let sources = serde_json::json!(["198.51.100.0/24", "2001:db8::/32"]);
-        assert!(rules.iter().all(|(_, _, from)| *from == sources), "{rules:?}");
+        assert!(
+            rules.iter().all(|(_, _, from)| *from == sources),
+            "{rules:?}"
+        );
         let api = api_port(&setup);
         assert!(
-            rules.iter().any(|(p, ports, _)| p == "tcp" && *ports == api),
+            rules
+                .iter()
+                .any(|(p, ports, _)| p == "tcp" && *ports == api),
             "the API is open to allow_from: {rules:?}"
         );
-        assert!(rules.iter().any(|(_, ports, _)| ports == "31000-32000"), "{rules:?}");
+        assert!(
+            rules.iter().any(|(_, ports, _)| ports == "31000-32000"),
+            "{rules:?}"
+        );
         for (_, ports, _) in &rules {
-            assert!(!["53", "8053", "5051", "all"].contains(&ports.as_str()), "{rules:?}");
+            assert!(
+                !["53", "8053", "5051", "all"].contains(&ports.as_str()),
+                "{rules:?}"
+            );
         }
         setup.destroy().await;
         assert!(setup.fake.firewalls().is_empty());
@@ -467,7 +486,10 @@ async fn a_cluster_comes_up_on_droplets_and_a_rerun_changes_nothing() {
         let state = setup.state();
         let master_ip = state["machines"][0]["ip"].as_str().expect("ip").to_owned();
         assert!(master_ip.starts_with("127.61.5."));
-        assert!(stdout.contains(&format!("https://{master_ip}:")), "{stdout}");
+        assert!(
+            stdout.contains(&format!("https://{master_ip}:")),
+            "{stdout}"
+        );
         // TLS with the token, and a CLI that needs no flag here.
         let listed = setup.orch(&["app", "list"], false, &[]).await;
         assert!(listed.status.success(), "{}", describe_output(&listed));
@@ -478,7 +500,11 @@ async fn a_cluster_comes_up_on_droplets_and_a_rerun_changes_nothing() {
         );
         let cluster_dir = setup.cluster_dir();
         let known = std::fs::read_to_string(cluster_dir.join("known_hosts")).expect("known_hosts");
-        assert_eq!(known.lines().count(), 3, "each droplet's key recorded once: {known}");
+        assert_eq!(
+            known.lines().count(),
+            3,
+            "each droplet's key recorded once: {known}"
+        );
 
         // status: the droplets from the API, the nodes over SSH.
         let out = setup.orch(&["status"], true, &[]).await;

@@ -5,7 +5,8 @@
 //!
 //! How `orch up` then knows it talks to its droplet: DigitalOcean's API does not show a
 //! droplet's host key, so the key is accepted on the first SSH connection to a droplet this
-//! cluster created (one recorded in the state file, or created by this run), recorded in
+//! cluster created (one recorded in the state file, if only as requested by a run killed
+//! before DigitalOcean answered, or created by this run), recorded in
 //! `.orch/<cluster>/known_hosts`, and checked on every later connection; a changed key is
 //! refused. That first connection is plain trust on first use: whoever answers SSH at the
 //! droplet's address at that moment is believed, so an attacker on the network path between

@@ -49,6 +49,10 @@ const ACTIVE_TIMEOUT: Duration = Duration::from_secs(600);
 const GONE_TIMEOUT: Duration = Duration::from_secs(180);
 /// The state's resource key of a droplet's id.
 const DROPLET_KEY: &str = "droplet/";
+/// The state's resource key of a droplet about to be created (written before the create
+/// request, so that a run killed before DigitalOcean's answer still knows the droplet is
+/// the cluster's own).
+const CREATING_KEY: &str = "creating/";
 
 /// Records the droplet id of `machine` in the state (saved when it is new).
 fn record_droplet(state: &mut StateFile, machine: &str, id: u64) -> Result<(), ProviderError> {
@@ -166,6 +170,14 @@ impl DigitalOceanProvider {
             for machine in batch {
                 progress.enter(Step::Machines, &machine.name)?;
             }
+            state.update(|s| {
+                for machine in batch {
+                    s.resources.insert(
+                        format!("{CREATING_KEY}{}", machine.name),
+                        "requested".to_owned(),
+                    );
+                }
+            })?;
             let body = droplets::create_body(entry, self.cluster(), batch, &user_data);
             progress.note(format!(
                 "creating {} droplet(s) ({}; batch {} of {}) in {}, {}, {}",
@@ -419,12 +431,17 @@ impl Provider for DigitalOceanProvider {
             progress.note(note);
         }
 
-        // The droplets this cluster made: recorded before this run, or created by it.
+        // The droplets this cluster made: recorded (or requested) before this run, or created
+        // by it.
         self.ours = state
             .state
             .resources
             .keys()
-            .filter_map(|k| k.strip_prefix(DROPLET_KEY).map(str::to_owned))
+            .filter_map(|k| {
+                k.strip_prefix(DROPLET_KEY)
+                    .or_else(|| k.strip_prefix(CREATING_KEY))
+                    .map(str::to_owned)
+            })
             .collect();
         let listed = self.listed().await?;
         let tag = cluster_tag(self.cluster());
