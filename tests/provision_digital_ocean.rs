@@ -281,6 +281,39 @@ async fn allow_from_opens_the_api_to_those_sources_only_and_never_dns() {
                 "{rules:?}"
             );
         }
+
+        // Another allow_from on a re-run: the firewall's rules follow; none is made anew.
+        let file = setup.path().join("infra.yaml");
+        let text = std::fs::read_to_string(&file).expect("infra.yaml");
+        std::fs::write(&file, text.replace("198.51.100.0/24", "192.0.2.7/32")).expect("write");
+        let out = setup.up_to_machines().await;
+        let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+        assert!(
+            stdout.contains("updated (its rules were not the wanted ones)"),
+            "{stdout}"
+        );
+        let firewalls = setup.fake.firewalls();
+        assert_eq!(firewalls.len(), 1);
+        let id = firewalls[0]["id"].as_str().unwrap_or("").to_owned();
+        let sources = serde_json::json!(["192.0.2.7/32", "2001:db8::/32"]);
+        let rules = open_rules(&firewalls[0]);
+        assert!(
+            rules.iter().all(|(_, _, from)| *from == sources),
+            "{rules:?}"
+        );
+        let again = setup.up_to_machines().await;
+        assert!(
+            String::from_utf8_lossy(&again.stdout).contains(&format!("exists ({id})")),
+            "unchanged rules are left alone: {}",
+            describe_output(&again)
+        );
+        assert_eq!(
+            setup
+                .fake
+                .requests_to("PUT", &format!("/v2/firewalls/{id}"))
+                .len(),
+            1
+        );
         setup.destroy().await;
         assert!(setup.fake.firewalls().is_empty());
     })

@@ -11,7 +11,8 @@
 //! - `GET /v2/droplets` (`tag_name`, `page`, `per_page`), `POST /v2/droplets` (`name` or
 //!   `names`, at most 10; 202), `GET /v2/droplets/{id}`, `DELETE /v2/droplets/{id}` (204),
 //!   `DELETE /v2/droplets?tag_name=` (204);
-//! - `GET /v2/firewalls`, `POST /v2/firewalls` (202), `GET|DELETE /v2/firewalls/{id}`;
+//! - `GET /v2/firewalls`, `POST /v2/firewalls` (202), `GET|PUT|DELETE /v2/firewalls/{id}`
+//!   (PUT replaces the rules, 200);
 //! - `GET /v2/actions/{id}`, `GET /v2/account/keys`;
 //! - errors as `{"id", "message", "request_id"}` (401, 404, 422, 429); `ratelimit-limit`,
 //!   `ratelimit-remaining`, `ratelimit-reset` on every answer; lists paged with
@@ -482,6 +483,26 @@ fn answer(
         ("GET", ["v2", "firewalls", id]) => match inner.firewalls.iter().find(|f| f["id"] == *id) {
             Some(f) => (StatusCode::OK, json!({"firewall": f})),
             None => not_found(),
+        },
+        ("PUT", ["v2", "firewalls", id]) => match body {
+            None => unprocessable("The request body is not JSON."),
+            Some(body) => match inner.firewalls.iter_mut().find(|f| f["id"] == *id) {
+                Some(firewall) => {
+                    for key in [
+                        "name",
+                        "inbound_rules",
+                        "outbound_rules",
+                        "tags",
+                        "droplet_ids",
+                    ] {
+                        if let Some(value) = body.get(key) {
+                            firewall[key] = value.clone();
+                        }
+                    }
+                    (StatusCode::OK, json!({"firewall": firewall.clone()}))
+                }
+                None => not_found(),
+            },
         },
         ("DELETE", ["v2", "firewalls", id]) => {
             let before = inner.firewalls.len();

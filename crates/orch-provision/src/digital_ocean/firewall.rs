@@ -8,7 +8,8 @@
 //!   cluster's droplets only, whatever `allow_from` says. Nor the agents' own API (5051),
 //!   which listens on loopback.
 //!
-//! Found by name before it is created, so there is never a second one.
+//! Found by name before it is created, so there is never a second one; one whose rules are
+//! not the wanted ones (an older `orch up` opened more, `allow_from` changed) is updated.
 //!
 //! May depend on: provision::{infra, digital_ocean::{api,
 //! droplets}}.
@@ -100,9 +101,9 @@ pub fn create_body(infra: &Infra) -> Value {
     })
 }
 
-/// The id of the cluster's firewall: the one named `orch-<cluster>`, else one applied to
-/// the cluster tag and named `orch-...`.
-pub async fn find(api: &Api, cluster: &str) -> Result<Option<String>, ApiError> {
+/// The cluster's firewall: the one named `orch-<cluster>`, else one applied to the cluster
+/// tag and named `orch-...`.
+async fn find_firewall(api: &Api, cluster: &str) -> Result<Option<Value>, ApiError> {
     let name = firewall_name(cluster);
     let tag = cluster_tag(cluster);
     let all = api.list("/v2/firewalls", &[], "firewalls").await?;
@@ -119,19 +120,83 @@ pub async fn find(api: &Api, cluster: &str) -> Result<Option<String>, ApiError> 
                     .is_some_and(|tags| tags.iter().any(|t| t.as_str() == Some(tag.as_str())))
         })
     };
-    Ok(by_name
-        .or_else(by_tag)
+    Ok(by_name.or_else(by_tag).cloned())
+}
+
+/// The id of the cluster's firewall (see [`find_firewall`]).
+pub async fn find(api: &Api, cluster: &str) -> Result<Option<String>, ApiError> {
+    Ok(find_firewall(api, cluster)
+        .await?
         .and_then(|f| f.get("id")?.as_str().map(str::to_owned)))
 }
 
-/// The firewall's id, creating it when there is none; true when it was created now.
-pub async fn ensure(api: &Api, infra: &Infra) -> Result<(String, bool), ApiError> {
-    if let Some(id) = find(api, &infra.cluster).await? {
-        return Ok((id, false));
+/// What [`ensure`] did to the firewall.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ensured {
+    /// It was made now.
+    Created,
+    /// It existed with other rules, which it has now.
+    Updated,
+    /// It existed as wanted.
+    Unchanged,
+}
+
+/// True when `existing` has exactly the rules of `wanted` (in any order).
+fn same_rules(existing: &Value, wanted: &Value) -> bool {
+    let rules = |firewall: &Value, key: &str| {
+        let mut rules: Vec<String> = firewall
+            .get(key)
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .map(|r| {
+                let mut r = r.clone();
+                // DigitalOcean answers empty source kinds the request left out.
+                if let Some(sources) = r.get_mut("sources").and_then(Value::as_object_mut) {
+                    sources.retain(|_, v| v.as_array().is_none_or(|a| !a.is_empty()));
+                }
+                r.to_string()
+            })
+            .collect();
+        rules.sort();
+        rules
+    };
+    ["inbound_rules", "outbound_rules"]
+        .iter()
+        .all(|key| rules(existing, key) == rules(wanted, key))
+}
+
+/// The firewall's id, creating it when there is none and setting its rules when they are
+/// not the wanted ones.
+pub async fn ensure(api: &Api, infra: &Infra) -> Result<(String, Ensured), ApiError> {
+    let wanted = create_body(infra);
+    if let Some(existing) = find_firewall(api, &infra.cluster).await? {
+        let Some(id) = existing
+            .get("id")
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+        else {
+            return Err(ApiError::Shape {
+                method: reqwest::Method::GET,
+                path: "/v2/firewalls".to_owned(),
+                problem: "a firewall without an id".to_owned(),
+            });
+        };
+        if same_rules(&existing, &wanted) {
+            return Ok((id, Ensured::Unchanged));
+        }
+        let mut body = wanted;
+        body["name"] = existing["name"].clone();
+        body["droplet_ids"] = existing
+            .get("droplet_ids")
+            .cloned()
+            .unwrap_or_else(|| json!([]));
+        api.put(&format!("/v2/firewalls/{id}"), &body).await?;
+        return Ok((id, Ensured::Updated));
     }
-    let answer = api.post("/v2/firewalls", &create_body(infra)).await?;
+    let answer = api.post("/v2/firewalls", &wanted).await?;
     match answer.pointer("/firewall/id").and_then(Value::as_str) {
-        Some(id) => Ok((id.to_owned(), true)),
+        Some(id) => Ok((id.to_owned(), Ensured::Created)),
         None => Err(ApiError::Shape {
             method: reqwest::Method::POST,
             path: "/v2/firewalls".to_owned(),
@@ -234,5 +299,7 @@ mod tests {
             .iter()
             .any(|(_, p)| *p == dns || *p == "5051" || *p == "all"));
         assert_eq!(closed_note(&infra), None);
+        assert!(same_rules(&body, &body));
+        assert!(!same_rules(&body, &create_body(&self::infra())));
     }
 }

@@ -416,7 +416,7 @@ impl Provider for DigitalOceanProvider {
         state: &mut StateFile,
         progress: &Progress,
     ) -> Result<Vec<Machine>, ProviderError> {
-        let (id, created) = firewall::ensure(&self.api, &self.infra)
+        let (id, done) = firewall::ensure(&self.api, &self.infra)
             .await
             .map_err(|e| ProviderError::failed("cannot set up the cluster's firewall", e))?;
         state.update(|s| {
@@ -425,7 +425,11 @@ impl Provider for DigitalOceanProvider {
         progress.note(format!(
             "firewall {} {} ({id})",
             firewall::firewall_name(self.cluster()),
-            if created { "created" } else { "exists" }
+            match done {
+                firewall::Ensured::Created => "created",
+                firewall::Ensured::Updated => "updated (its rules were not the wanted ones)",
+                firewall::Ensured::Unchanged => "exists",
+            }
         ));
         if let Some(note) = firewall::closed_note(&self.infra) {
             progress.note(note);
