@@ -335,6 +335,20 @@ async fn up_rerun_repair_status_destroy() {
         assert!(text.contains("master-1: running as specified"), "{text}");
         assert!(text.contains("agent-1: orch binary up to date"), "{text}");
 
+        // A certificate issued again (here: its file was lost) is installed and restarts
+        // exactly its node.
+        std::fs::remove_file(work.state_dir().join("pki/agent-1.pem")).expect("rm cert");
+        let (renewed, _) = work.up_ok(&hosts).await;
+        assert!(
+            renewed.contains("certificate issued for agent-1"),
+            "{renewed}"
+        );
+        assert!(renewed.contains("agent-1: restarted"), "{renewed}");
+        assert!(
+            renewed.contains("0 started, 1 restarted, 2 unchanged"),
+            "{renewed}"
+        );
+
         break_host(&hosts.hosts[2].install_dir);
         let (repaired, _) = work.up_ok(&hosts).await;
         assert!(repaired.contains("agent-2: started"), "{repaired}");

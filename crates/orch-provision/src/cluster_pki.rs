@@ -17,7 +17,7 @@
 //! May depend on: provision::cluster_spec (Machine, MachineRole), orch-pki. Reads and writes
 //! files under the cluster dir.
 
-use super::cluster_spec::{Machine, MachineRole};
+use super::cluster_spec::{Machine, MachineRole, NodeSpec};
 use orch_pki::{Authority, PkiError, Role};
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
@@ -172,6 +172,26 @@ fn fits(cluster_dir: &Path, wanted: &NodeIdentity) -> bool {
         && sorted(names.dns_names) == sorted(wanted.dns_names.clone())
 }
 
+/// Sets each spec's `tls_digest`: the sha256 of its TLS files' contents as they are here (a
+/// missing file counts as such). Reads files; changes nothing.
+pub fn stamp_tls(specs: &mut [NodeSpec]) {
+    use sha2::Digest as _;
+    for spec in specs {
+        let mut hash = sha2::Sha256::new();
+        for file in &spec.tls {
+            hash.update(file.target.as_bytes());
+            match std::fs::read(&file.source) {
+                Ok(bytes) => {
+                    hash.update(b"\x01");
+                    hash.update(&bytes);
+                }
+                Err(_) => hash.update(b"\x00"),
+            }
+        }
+        spec.tls_digest = hex::encode(hash.finalize());
+    }
+}
+
 /// The management token of the cluster in `cluster_dir`, None when it has none yet.
 pub fn read_token(cluster_dir: &Path) -> Option<String> {
     std::fs::read_to_string(token_path(cluster_dir))
@@ -234,9 +254,24 @@ mod tests {
         );
         assert_eq!(std::fs::read(ca_path(dir.path())).expect("ca"), ca);
 
+        let mut specs = crate::cluster_spec::node_specs(
+            &crate::infra::Infra::default(),
+            &machines,
+            dir.path(),
+            &crate::cluster_spec::default_tls_dir,
+        );
+        stamp_tls(&mut specs);
+        let before = specs[1].tls_digest.clone();
+        assert_eq!(before.len(), 64);
+
         machines[1].ip = "10.0.0.3".parse().expect("ip");
         let moved = ensure(dir.path(), "demo", &machines).expect("moved");
         assert_eq!(moved.issued, ["agent-1"]);
+        stamp_tls(&mut specs);
+        assert_ne!(
+            specs[1].tls_digest, before,
+            "a new certificate, a new digest"
+        );
         assert_eq!(read_token(dir.path()), Some(first.token));
     }
 }

@@ -92,6 +92,11 @@ pub struct NodeSpec {
     pub args: Vec<String>,
     /// The TLS files the provider installs on the machine for this node.
     pub tls: Vec<InstallFile>,
+    /// The sha256 of those files' contents as they are here (see
+    /// [`super::cluster_pki::stamp_tls`]; empty until then): part of what a node runs as, so
+    /// that a certificate issued again restarts the node.
+    #[serde(default)]
+    pub tls_digest: String,
 }
 
 /// A file of `.orch/<cluster>/` a node needs on its machine.
@@ -283,6 +288,7 @@ pub fn node_specs(
                 data_dir,
                 args: command.args(),
                 tls,
+                tls_digest: String::new(),
             }
         })
         .collect()

@@ -217,9 +217,10 @@ pub async fn up(
         })?;
     progress.note(pki_line(&ensured, machines.len()));
     let access = Access::of_cluster(&request.dir);
-    let nodes = cluster_spec::node_specs(infra, &machines, &request.dir, &|machine| {
+    let mut nodes = cluster_spec::node_specs(infra, &machines, &request.dir, &|machine| {
         provider.tls_dir(machine)
     });
+    super::cluster_pki::stamp_tls(&mut nodes);
     provider.install(&machines, &nodes, plan, progress).await?;
     finished(&mut state, Step::Render)?;
 

@@ -48,6 +48,9 @@ pub struct NodeContainer {
     pub binds: Vec<(String, bool)>,
     /// Host files bind-mounted read-only elsewhere: (host path, path in the container).
     pub files: Vec<(String, String)>,
+    /// The sha256 of those files' contents: a certificate issued again recreates the
+    /// container (a bind-mounted file replaced on the host is not seen inside).
+    pub files_digest: String,
 }
 
 impl NodeContainer {
@@ -312,6 +315,7 @@ mod tests {
                 "/w/.orch/demo/pki/agent-1.pem".to_owned(),
                 "/etc/orch/tls/node.pem".to_owned(),
             )],
+            files_digest: "d1".to_owned(),
         }
     }
 
@@ -329,6 +333,9 @@ mod tests {
         let mut other = node();
         other.binds.clear();
         assert_ne!(other.spec_hash(), base.spec_hash());
+        let mut other = node();
+        other.files_digest = "d2".to_owned();
+        assert_ne!(other.spec_hash(), base.spec_hash(), "new certificates");
     }
 
     #[test]

@@ -216,11 +216,15 @@ impl DockerProvider {
             .collect()
     }
 
-    /// The specs of `machines`' nodes, with their TLS files at [`TLS_DIR`].
+    /// The specs of `machines`' nodes, with their TLS files at [`TLS_DIR`] (and their digest
+    /// as the files are now).
     fn node_specs(&self, machines: &[Machine]) -> Vec<NodeSpec> {
-        cluster_spec::node_specs(&self.infra, machines, &self.options.cluster_dir, &|_| {
-            TLS_DIR.to_owned()
-        })
+        let mut specs =
+            cluster_spec::node_specs(&self.infra, machines, &self.options.cluster_dir, &|_| {
+                TLS_DIR.to_owned()
+            });
+        crate::cluster_pki::stamp_tls(&mut specs);
+        specs
     }
 
     /// The container `node` runs in.
@@ -243,6 +247,7 @@ impl DockerProvider {
             .collect();
         NodeContainer {
             files,
+            files_digest: node.tls_digest.clone(),
             cluster: self.cluster().to_owned(),
             machine: machine.name.clone(),
             role: machine.role,

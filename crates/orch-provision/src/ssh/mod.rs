@@ -179,6 +179,8 @@ impl SshProvider {
             &options.cluster_dir,
             &crate::cluster_spec::default_tls_dir,
         );
+        // The files as they are now: the plan compares the service the run would write.
+        crate::cluster_pki::stamp_tls(&mut provider.nodes);
         provider
     }
 

@@ -5,9 +5,10 @@
 //!
 //! Layout of `<install_dir>`: `bin/orch`, `data/` (master data dir or agent work dir, where
 //! process tasks run), `logs/node.log`, `.orch-cluster` (the marker naming the cluster),
-//! `orch-supervise.sh` with `supervisor.pid` and `node.pid` (without systemd), and `started`
-//! (the stamp the running node was started with: sha256 of the binary and of the service
-//! file). A node runs as specified when it is alive and its stamp equals the current one
+//! `orch-supervise.sh` with `supervisor.pid` and `node.pid` (without systemd), `tls/` (the
+//! node's certificate and key, the CA certificate, a master's token), and `started` (the
+//! stamp the running node was started with: sha256 of the binary and of the service file,
+//! which names the sha256 of the TLS files, so new certificates restart the node). A node runs as specified when it is alive and its stamp equals the current one
 //! (decided in [`super::decide`]).
 //!
 //! May depend on: provision::{cluster_spec, templates}. Pure.
@@ -149,6 +150,7 @@ pub fn render_service(
         ("log", log.as_str()),
         ("supervisor_pid", supervisor_pid.as_str()),
         ("node_pid", node_pid.as_str()),
+        ("tls", spec.tls_digest.as_str()),
     ];
     let log_unquoted = layout.log();
     let mut content = match kind {
@@ -472,6 +474,7 @@ mod tests {
                 "rack:it's".to_owned(),
             ],
             tls: Vec::new(),
+            tls_digest: "t1".to_owned(),
         }
     }
 
@@ -500,6 +503,16 @@ mod tests {
         assert!(unit.contains(&format!("ExecStart={command}\n")), "{unit}");
         assert!(unit.contains("StandardOutput=append:/opt/orch/logs/node.log"));
         assert!(unit.contains("KillMode=process"));
+        assert!(unit.contains("# TLS files (sha256): t1\n"), "{unit}");
+        let renewed = NodeSpec {
+            tls_digest: "t2".to_owned(),
+            ..spec()
+        };
+        assert_ne!(
+            render_service(&layout, &renewed, ServiceKind::Systemd).expect("unit"),
+            unit,
+            "new certificates, another service file: the node restarts"
+        );
         assert_eq!(
             render_service(&layout, &spec(), ServiceKind::Systemd).expect("unit"),
             unit,
