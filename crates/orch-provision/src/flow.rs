@@ -12,7 +12,7 @@
 //! ([`Access`]).
 //!
 //! May depend on: provision::{cluster_api, cluster_pki, cluster_spec, infra, plan, provider,
-//! state_file, steps}, model (RepoConfig).
+//! state_file, steps}, model (RepoConfig), orch-pki (its error type).
 
 use super::cluster_api::{Access, ClusterApi, ClusterApiError, RepoSummary};
 use super::cluster_spec::{self, Machine};
