@@ -59,12 +59,23 @@ impl Setup {
         Self::make(cluster, net, agents, true, "").await
     }
 
+    /// [`Setup::with_ssh`] with droplets that also have a VPC address, `127.62.<net>.N`.
+    async fn with_vpc(cluster: &str, net: u8, agents: u32) -> Setup {
+        Self::make(cluster, net, agents, true, "vpc").await
+    }
+
     async fn make(cluster: &str, net: u8, agents: u32, ssh: bool, more: &str) -> Setup {
         let dir = tempfile::Builder::new()
             .prefix("orch-do-")
             .tempdir()
             .expect("temp dir");
         let mut options = FakeOptions::new(TOKEN, &format!("127.61.{net}."));
+        let more = if more == "vpc" {
+            options.private_prefix = Some(format!("127.62.{net}."));
+            ""
+        } else {
+            more
+        };
         let mut extra = String::new();
         if ssh {
             let key = dir.path().join("client_key");
@@ -499,7 +510,7 @@ async fn machines_are_created_in_batches_once_without_keys_and_destroyed_by_tag(
 async fn a_cluster_comes_up_on_droplets_and_a_rerun_changes_nothing() {
     tokio::time::timeout(TEST_TIMEOUT, async {
         let _one = CLUSTERS.lock().await;
-        let setup = Setup::with_ssh("do-up", 5, 2).await;
+        let setup = Setup::with_vpc("do-up", 5, 2).await;
         let begin = Instant::now();
         let stdout = setup.up().await;
         let first = begin.elapsed();
@@ -537,6 +548,29 @@ async fn a_cluster_comes_up_on_droplets_and_a_rerun_changes_nothing() {
             known.lines().count(),
             3,
             "each droplet's key recorded once: {known}"
+        );
+
+        // The masters and agents talk over the VPC: the leader is known by its VPC address,
+        // every agent advertises its own; the API is reached at the public one.
+        assert_eq!(
+            state["machines"][0]["private_ip"].as_str(),
+            Some(master_ip.replace("127.61.", "127.62.").as_str())
+        );
+        assert!(stdout.contains("leader: 127.62.5."), "{stdout}");
+        let nodes = setup
+            .orch(&["node", "list", "-o", "json"], false, &[])
+            .await;
+        let nodes: Value = serde_json::from_slice(&nodes.stdout).expect("node list JSON");
+        let addresses: Vec<&str> = nodes["agents"]
+            .as_array()
+            .expect("agents")
+            .iter()
+            .filter_map(|a| a["address"].as_str())
+            .collect();
+        assert_eq!(addresses.len(), 2, "{nodes}");
+        assert!(
+            addresses.iter().all(|a| a.starts_with("127.62.5.")),
+            "{addresses:?}"
         );
 
         // status: the droplets from the API, the nodes over SSH.

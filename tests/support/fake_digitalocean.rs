@@ -20,7 +20,7 @@
 //!   200) so that a client must follow them.
 //!
 //! Droplets go `new` → `active` after a short delay and get a public IPv4 from the fake's
-//! own loopback range. With [`SshHosting`], each droplet is an SSH test host: a real
+//! own loopback range (and, when asked, a VPC address from another). With [`SshHosting`], each droplet is an SSH test host: a real
 //! Debian sshd on its IP and the infra file's port, with the ed25519 host key the droplet's
 //! cloud-init user data gives it (`ssh_keys:`, the branch of its hostname) and root's
 //! authorized keys from the account keys named at create; deleting the droplet stops that
@@ -80,6 +80,8 @@ pub struct FakeOptions {
     pub account_keys: Vec<AccountKey>,
     /// Start an sshd per droplet.
     pub ssh: Option<SshHosting>,
+    /// Give each droplet a VPC address too, `<prefix><n>` with the n of its public one.
+    pub private_prefix: Option<String>,
 }
 
 impl FakeOptions {
@@ -97,6 +99,7 @@ impl FakeOptions {
                     .to_owned(),
             }],
             ssh: None,
+            private_prefix: None,
         }
     }
 }
@@ -705,8 +708,13 @@ fn create_droplets(inner: &mut Inner, body: Option<&Value>) -> (StatusCode, Valu
         let ip: Ipv4Addr = format!("{}{}", inner.options.ip_prefix, inner.next_ip)
             .parse()
             .unwrap_or(Ipv4Addr::LOCALHOST);
+        let private = inner
+            .options
+            .private_prefix
+            .as_ref()
+            .map(|prefix| format!("{prefix}{}", inner.next_ip));
         inner.next_ip += 1;
-        let json = json!({
+        let mut json = json!({
             "id": id,
             "name": name,
             "memory": 4096,
@@ -727,6 +735,10 @@ fn create_droplets(inner: &mut Inner, body: Option<&Value>) -> (StatusCode, Valu
             "tags": tags,
             "vpc_uuid": body.get("vpc_uuid").cloned().unwrap_or(json!("5a4981aa-9653-4bd1-bef5-d6bff52042e4")),
         });
+        if let (Some(private), Some(v4)) = (private, json["networks"]["v4"].as_array_mut()) {
+            v4.push(json!({"ip_address": private, "netmask": "255.255.0.0",
+                "gateway": "0.0.0.0", "type": "private"}));
+        }
         let host = inner.options.ssh.as_ref().map(|ssh| {
             let host_key = host_key_for(user_data, &name);
             SshdHost::start(
