@@ -540,6 +540,10 @@ async fn the_plan_is_what_up_does_and_a_failed_up_stops_what_it_started() {
         );
         assert!(plan.contains("  lay out 1 master and 1 agent"), "{plan}");
         assert!(
+            plan.contains("  make the cluster's CA and management token in .orch/local"),
+            "{plan}"
+        );
+        assert!(
             plan.contains(&format!("  start master-1 on 127.0.0.1:{} (new)\n", wd.api)),
             "{plan}"
         );

@@ -166,6 +166,10 @@ pub async fn plan(provider: &mut dyn Provider, request: &UpRequest) -> Result<Pl
         },
     };
     let mut plan = provider.plan(&wanted, &state).await?;
+    plan.push(Action::Identity {
+        dir: format!(".orch/{}", request.infra.cluster),
+        exists: super::cluster_pki::ca_path(&request.dir).exists(),
+    });
     if !request.repos.is_empty() {
         plan.push(Action::RegisterRepos {
             repos: request
