@@ -5,6 +5,7 @@
 //! - [`rate`]: the request budget (250 per minute) and the wait after a 429;
 //! - [`droplets`]: names, tags, create batches (at most 10), list/create/delete calls;
 //! - [`firewall`]: the cluster's cloud firewall `orch-<cluster>`;
+//! - `ssh_hosts`: the droplets as the ssh provider's hosts;
 //! - [`cloud_init`]: the user data (no key, no secret), and how a droplet's SSH host key
 //!   comes to be known (recorded at the first connection, see there).
 //!
@@ -26,6 +27,7 @@ pub mod cloud_init;
 pub mod droplets;
 pub mod firewall;
 pub mod rate;
+mod ssh_hosts;
 
 use self::api::Api;
 use self::droplets::{cluster_tag, droplet_name, Droplet};
@@ -294,55 +296,6 @@ impl DigitalOceanProvider {
             tokio::time::sleep(poll).await;
             poll = (poll * 2).min(Duration::from_secs(5));
         }
-    }
-
-    /// The droplets as SSH hosts: public IPv4, root, `ssh_port`; the host key of a droplet
-    /// of ours is recorded at its first connection.
-    fn hosts(&self, machines: &[Machine]) -> Result<Vec<SshHost>, ProviderError> {
-        let entry = self.entry();
-        let identity = match &entry.identity_file {
-            Some(file) => Identity::File(resolve_path(&self.options.base_dir, file)),
-            None => Identity::Agent,
-        };
-        let mut hosts = Vec::new();
-        for machine in machines {
-            hosts.push(SshHost {
-                name: machine.name.clone(),
-                role: machine.role,
-                address: machine.ip.to_string(),
-                port: entry.ssh_port,
-                user: "root".to_owned(),
-                ip: machine.ip,
-                private_ip: machine.private_ip,
-                install_dir: machine.install_dir.clone(),
-                host_key: None,
-                accept_first_key: self.ours.contains(&machine.name),
-                identity: identity.clone(),
-                sudo: false,
-                resources: None,
-                attributes: None,
-            });
-        }
-        Ok(hosts)
-    }
-
-    /// The ssh provider for `machines` (made once per run; its connections are kept).
-    fn ssh(&mut self, machines: &[Machine]) -> Result<&mut SshProvider, ProviderError> {
-        let same = self.ssh.as_ref().is_some_and(|ssh| {
-            machines
-                .iter()
-                .all(|m| ssh.host(&m.name).is_some_and(|h| h.ip == m.ip))
-        });
-        if !same {
-            let hosts = self.hosts(machines)?;
-            // The cluster's own known_hosts, not ~/.ssh/known_hosts.
-            let provider = SshProvider::for_hosts(hosts, &self.options, &self.infra.cluster)
-                .with_known_hosts(self.options.cluster_dir.join("known_hosts"));
-            self.ssh = Some(provider);
-        }
-        self.ssh
-            .as_mut()
-            .ok_or_else(|| ProviderError::Refused("no droplets to reach over SSH".to_owned()))
     }
 }
 
