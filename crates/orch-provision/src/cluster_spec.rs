@@ -7,9 +7,9 @@
 //! Nodes reach each other at their machine's cluster address: its private IP where the
 //! provider has a private network (DigitalOcean's VPC), else its IP. Every master listens on
 //! `<its IP>:<port of api>` (on every address, advertising the private one, when it has a
-//! private IP: the API is also reached at its public IP); every agent's own plaintext API
-//! stays on loopback (`<its IP>:5051` when that is a loopback address, else
-//! `127.0.0.1:5051`), advertising its cluster address. The first master runs the DNS server
+//! private IP: the API is also reached at its public IP); every agent's own API listens on
+//! `<its cluster address>:5051`, over TLS and for the masters only (they read task files
+//! from it for their clients). The first master runs the DNS server
 //! (on its cluster address) and the load balancer (on its IP), when enabled, with the ports
 //! of the `dns:` and `lb:` sections.
 //!
@@ -227,17 +227,10 @@ pub fn node_specs(
                     Some(SocketAddr::new(cluster_ip, infra.api.port())),
                 ),
                 MachineRole::Master => (SocketAddr::new(machine.ip, infra.api.port()), None),
-                // An agent's own API is plaintext: loopback only.
+                // An agent's own API speaks TLS to masters only: on its cluster address,
+                // where the masters read task files from it.
                 MachineRole::Agent | MachineRole::PublicAgent => {
-                    let ip = if machine.ip.is_loopback() {
-                        machine.ip
-                    } else {
-                        IpAddr::V4(Ipv4Addr::LOCALHOST)
-                    };
-                    let listen = SocketAddr::new(ip, AGENT_PORT);
-                    let advertise =
-                        (ip != cluster_ip).then(|| SocketAddr::new(cluster_ip, AGENT_PORT));
-                    (listen, advertise)
+                    (SocketAddr::new(cluster_ip, AGENT_PORT), None)
                 }
             };
             let command = NodeCommand {
@@ -436,12 +429,9 @@ mod tests {
             .tls
             .iter()
             .all(|f| !f.source.ends_with("ca-key.pem")));
-        // An agent's plaintext API stays on loopback; it is reached at its IP.
-        assert_eq!(specs[3].listen, "127.0.0.1:5051".parse().expect("addr"));
-        assert!(specs[3]
-            .args
-            .windows(2)
-            .any(|w| w == ["--advertise-ip", "10.0.0.4"]));
+        // An agent's API (TLS, masters only) listens on its cluster address.
+        assert_eq!(specs[3].listen, "10.0.0.4:5051".parse().expect("addr"));
+        assert!(!specs[3].args.contains(&"--advertise-ip".to_owned()));
         assert!(specs[0].args.contains(&"--with-dns".to_owned()));
         assert!(specs[0].args.contains(&"10.0.0.1:8053".to_owned()));
         assert!(specs[0].args.contains(&"--with-lb".to_owned()));
@@ -482,8 +472,7 @@ mod tests {
         assert!(has(0, ["--masters", "10.10.0.1:8080"]));
         assert!(has(0, ["--dns-listen", "10.10.0.1:8053"]));
         assert!(has(1, ["--masters", "10.10.0.1:8080"]));
-        assert!(has(1, ["--advertise-ip", "10.10.0.2"]));
-        assert!(has(1, ["--listen", "127.0.0.1:5051"]));
+        assert!(has(1, ["--listen", "10.10.0.2:5051"]));
     }
 
     #[test]

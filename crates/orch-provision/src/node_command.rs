@@ -10,9 +10,8 @@
 //! (`--tls-cert`, `--tls-key`, `--tls-ca`, and a master's `--token-file`); the node that runs
 //! the DNS server and the load balancer (the first master) their flags last.
 //!
-//! `orch up` never passes `--insecure`: its masters serve HTTPS, and an agent's own
-//! plaintext API listens on loopback only, which the loopback rule of hand-run nodes allows
-//! (`orch_core::listen`).
+//! `orch up` never passes `--insecure`: its masters and agents serve HTTPS (an agent's API
+//! to masters only).
 //!
 //! May depend on: provision::infra (DnsEntry, LbEntry, MachineRole). Pure.
 
