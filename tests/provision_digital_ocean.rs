@@ -38,21 +38,44 @@ struct Setup {
 impl Setup {
     /// Cluster `cluster` with `agents` agents, droplets on `127.61.<net>.N` (without sshd).
     async fn new(cluster: &str, net: u8, agents: u32) -> Setup {
-        Self::make(cluster, net, agents, false).await
+        Self::make(cluster, net, agents, false, "").await
+    }
+
+    /// [`Setup::new`] with `allow_from` (YAML flow list) in the `digital_ocean:` section.
+    async fn allowing(cluster: &str, net: u8, allow_from: &str) -> Setup {
+        Self::make(
+            cluster,
+            net,
+            1,
+            false,
+            &format!("  allow_from: {allow_from}\n"),
+        )
+        .await
     }
 
     /// [`Setup::new`] with droplets that are SSH hosts (a real sshd each), reached with a
     /// client key registered as the account's key 512190.
     async fn with_ssh(cluster: &str, net: u8, agents: u32) -> Setup {
-        Self::make(cluster, net, agents, true).await
+        Self::make(cluster, net, agents, true, "").await
     }
 
-    async fn make(cluster: &str, net: u8, agents: u32, ssh: bool) -> Setup {
+    /// [`Setup::with_ssh`] with droplets that also have a VPC address, `127.62.<net>.N`.
+    async fn with_vpc(cluster: &str, net: u8, agents: u32) -> Setup {
+        Self::make(cluster, net, agents, true, "vpc").await
+    }
+
+    async fn make(cluster: &str, net: u8, agents: u32, ssh: bool, more: &str) -> Setup {
         let dir = tempfile::Builder::new()
             .prefix("orch-do-")
             .tempdir()
             .expect("temp dir");
         let mut options = FakeOptions::new(TOKEN, &format!("127.61.{net}."));
+        let more = if more == "vpc" {
+            options.private_prefix = Some(format!("127.62.{net}."));
+            ""
+        } else {
+            more
+        };
         let mut extra = String::new();
         if ssh {
             let key = dir.path().join("client_key");
@@ -93,7 +116,7 @@ impl Setup {
                size: s-1vcpu-2gb\n  \
                ssh_keys: [\"512190\"]\n  \
                api_url: {url}\n  \
-               ssh_port: {SSH_PORT}\n{extra}",
+               ssh_port: {SSH_PORT}\n{extra}{more}",
             api = free_port(),
             url = fake.url,
         );
@@ -126,6 +149,10 @@ impl Setup {
             .env_remove("DIGITALOCEAN_TOKEN")
             .env_remove("DO_TOKEN")
             .env_remove("ORCH_FAIL_AT")
+            .env_remove("ORCH_MASTER")
+            .env_remove("ORCH_CA")
+            .env_remove("ORCH_TOKEN")
+            .env_remove("ORCH_CLUSTER")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -206,6 +233,105 @@ impl Setup {
     }
 }
 
+/// The inbound rules of `firewall` open to addresses: (protocol, ports, sources).
+fn open_rules(firewall: &Value) -> Vec<(String, String, Value)> {
+    firewall["inbound_rules"]
+        .as_array()
+        .expect("inbound rules")
+        .iter()
+        .filter(|r| r["sources"]["addresses"].is_array())
+        .map(|r| {
+            (
+                r["protocol"].as_str().unwrap_or("").to_owned(),
+                r["ports"].as_str().unwrap_or("").to_owned(),
+                r["sources"]["addresses"].clone(),
+            )
+        })
+        .collect()
+}
+
+/// The API port of the setup's infra file.
+fn api_port(setup: &Setup) -> String {
+    let text = std::fs::read_to_string(setup.path().join("infra.yaml")).expect("infra.yaml");
+    text.lines()
+        .find_map(|l| l.strip_prefix("api: 127.0.0.1:"))
+        .expect("api line")
+        .to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn allow_from_opens_the_api_to_those_sources_only_and_never_dns() {
+    tokio::time::timeout(TEST_TIMEOUT, async {
+        let setup =
+            Setup::allowing("do-allow", 7, "[\"198.51.100.0/24\", \"2001:db8::/32\"]").await;
+        let out = setup.up_to_machines().await;
+        let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+        assert!(!stdout.contains("allow_from is empty"), "{stdout}");
+        let firewalls = setup.fake.firewalls();
+        assert_eq!(firewalls.len(), 1);
+        let rules = open_rules(&firewalls[0]);
+        let sources = serde_json::json!(["198.51.100.0/24", "2001:db8::/32"]);
+        assert!(
+            rules.iter().all(|(_, _, from)| *from == sources),
+            "{rules:?}"
+        );
+        let api = api_port(&setup);
+        assert!(
+            rules
+                .iter()
+                .any(|(p, ports, _)| p == "tcp" && *ports == api),
+            "the API is open to allow_from: {rules:?}"
+        );
+        assert!(
+            rules.iter().any(|(_, ports, _)| ports == "31000-32000"),
+            "{rules:?}"
+        );
+        for (_, ports, _) in &rules {
+            assert!(
+                !["53", "8053", "5051", "all"].contains(&ports.as_str()),
+                "{rules:?}"
+            );
+        }
+
+        // Another allow_from on a re-run: the firewall's rules follow; none is made anew.
+        let file = setup.path().join("infra.yaml");
+        let text = std::fs::read_to_string(&file).expect("infra.yaml");
+        std::fs::write(&file, text.replace("198.51.100.0/24", "192.0.2.7/32")).expect("write");
+        let out = setup.up_to_machines().await;
+        let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+        assert!(
+            stdout.contains("updated (its rules were not the wanted ones)"),
+            "{stdout}"
+        );
+        let firewalls = setup.fake.firewalls();
+        assert_eq!(firewalls.len(), 1);
+        let id = firewalls[0]["id"].as_str().unwrap_or("").to_owned();
+        let sources = serde_json::json!(["192.0.2.7/32", "2001:db8::/32"]);
+        let rules = open_rules(&firewalls[0]);
+        assert!(
+            rules.iter().all(|(_, _, from)| *from == sources),
+            "{rules:?}"
+        );
+        let again = setup.up_to_machines().await;
+        assert!(
+            String::from_utf8_lossy(&again.stdout).contains(&format!("exists ({id})")),
+            "unchanged rules are left alone: {}",
+            describe_output(&again)
+        );
+        assert_eq!(
+            setup
+                .fake
+                .requests_to("PUT", &format!("/v2/firewalls/{id}"))
+                .len(),
+            1
+        );
+        setup.destroy().await;
+        assert!(setup.fake.firewalls().is_empty());
+    })
+    .await
+    .expect("test timed out");
+}
+
 fn names_of(create: &Seen) -> Vec<String> {
     let body = create.body.as_ref().expect("a create body");
     body["names"]
@@ -236,7 +362,7 @@ fn assert_unique_droplets(setup: &Setup, n: usize) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn machines_are_created_in_batches_once_pinned_and_destroyed_by_tag() {
+async fn machines_are_created_in_batches_once_without_keys_and_destroyed_by_tag() {
     tokio::time::timeout(TEST_TIMEOUT, async {
         let setup = Setup::new("do-batch", 1, 10).await;
         let out = setup.up_to_machines().await;
@@ -281,20 +407,31 @@ async fn machines_are_created_in_batches_once_pinned_and_destroyed_by_tag() {
             "the third page was read"
         );
 
-        // Each droplet's user data gives it the host key kept for it here.
+        // No user data carries a private key of any kind (any task could read it from the
+        // metadata service): each droplet makes its own host key.
         for create in &creates {
             let body = create.body.as_ref().expect("body");
             let user_data = body["user_data"].as_str().expect("user data");
+            assert!(!user_data.contains("PRIVATE KEY"), "{user_data}");
+            assert!(!user_data.contains("ssh_keys:"), "{user_data}");
             for name in names_of(create) {
-                let machine = name.strip_prefix("do-batch-").expect("cluster prefix");
-                let private = fake_digitalocean::host_key_for(user_data, &name)
-                    .unwrap_or_else(|| panic!("no host key for {name}"));
-                let kept =
-                    std::fs::read_to_string(setup.cluster_dir().join("host-keys").join(machine))
-                        .expect("host key file");
-                assert_eq!(private.trim(), kept.trim(), "{name}");
+                assert_eq!(fake_digitalocean::host_key_for(user_data, &name), None);
             }
         }
+        assert!(!setup.cluster_dir().join("host-keys").exists());
+
+        // Without allow_from only SSH is open from outside, and orch up says so; DNS never.
+        assert!(stdout.contains("allow_from is empty"), "{stdout}");
+        let rules = open_rules(&setup.fake.firewalls()[0]);
+        assert_eq!(
+            rules,
+            [(
+                "tcp".to_owned(),
+                SSH_PORT.to_string(),
+                serde_json::json!(["0.0.0.0/0", "::/0"])
+            )],
+            "only SSH from outside"
+        );
 
         // The state has every machine with its public IPv4; a firewall exists.
         let state = setup.state();
@@ -373,7 +510,7 @@ async fn machines_are_created_in_batches_once_pinned_and_destroyed_by_tag() {
 async fn a_cluster_comes_up_on_droplets_and_a_rerun_changes_nothing() {
     tokio::time::timeout(TEST_TIMEOUT, async {
         let _one = CLUSTERS.lock().await;
-        let setup = Setup::with_ssh("do-up", 5, 2).await;
+        let setup = Setup::with_vpc("do-up", 5, 2).await;
         let begin = Instant::now();
         let stdout = setup.up().await;
         let first = begin.elapsed();
@@ -393,10 +530,51 @@ async fn a_cluster_comes_up_on_droplets_and_a_rerun_changes_nothing() {
         let state = setup.state();
         let master_ip = state["machines"][0]["ip"].as_str().expect("ip").to_owned();
         assert!(master_ip.starts_with("127.61.5."));
-        assert!(stdout.contains(&format!("http://{master_ip}:")), "{stdout}");
+        assert!(
+            stdout.contains(&format!("https://{master_ip}:")),
+            "{stdout}"
+        );
+        // TLS with the token, and a CLI that needs no flag here.
+        let listed = setup.orch(&["app", "list"], false, &[]).await;
+        assert!(listed.status.success(), "{}", describe_output(&listed));
+        assert!(
+            String::from_utf8_lossy(&listed.stdout).contains("DEPLOYMENTS"),
+            "{}",
+            describe_output(&listed)
+        );
+        let cluster_dir = setup.cluster_dir();
+        let known = std::fs::read_to_string(cluster_dir.join("known_hosts")).expect("known_hosts");
+        assert_eq!(
+            known.lines().count(),
+            3,
+            "each droplet's key recorded once: {known}"
+        );
+
+        // The masters and agents talk over the VPC: the leader is known by its VPC address,
+        // every agent advertises its own; the API is reached at the public one.
+        assert_eq!(
+            state["machines"][0]["private_ip"].as_str(),
+            Some(master_ip.replace("127.61.", "127.62.").as_str())
+        );
+        assert!(stdout.contains("leader: 127.62.5."), "{stdout}");
+        let nodes = setup
+            .orch(&["node", "list", "-o", "json"], false, &[])
+            .await;
+        let nodes: Value = serde_json::from_slice(&nodes.stdout).expect("node list JSON");
+        let addresses: Vec<&str> = nodes["agents"]
+            .as_array()
+            .expect("agents")
+            .iter()
+            .filter_map(|a| a["address"].as_str())
+            .collect();
+        assert_eq!(addresses.len(), 2, "{nodes}");
+        assert!(
+            addresses.iter().all(|a| a.starts_with("127.62.5.")),
+            "{addresses:?}"
+        );
 
         // status: the droplets from the API, the nodes over SSH.
-        let out = setup.orch(&["status", "-f", "infra.yaml"], true, &[]).await;
+        let out = setup.orch(&["status"], true, &[]).await;
         let status = describe_output(&out);
         assert!(out.status.success(), "{status}");
         assert_eq!(status.matches("active/running").count(), 3, "{status}");

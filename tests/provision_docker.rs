@@ -91,6 +91,33 @@ impl DockerCluster {
         }
     }
 
+    /// `orch ARGS` here without `-f` and without any ORCH_* variable: the CLI finds the
+    /// cluster, its CA and token in `.orch/`.
+    async fn bare(&self, args: &[&str]) -> Output {
+        let child = tokio::process::Command::new(BIN)
+            .current_dir(self.path())
+            .args(args)
+            .env_remove("ORCH_FAIL_AT")
+            .env_remove("ORCH_MASTER")
+            .env_remove("ORCH_CA")
+            .env_remove("ORCH_TOKEN")
+            .env_remove("ORCH_CLUSTER")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("spawn orch");
+        tokio::time::timeout(COMMAND_TIMEOUT, child.wait_with_output())
+            .await
+            .expect("orch in time")
+            .expect("orch output")
+    }
+
+    fn cluster_dir(&self) -> std::path::PathBuf {
+        self.path().join(".orch").join(&self.name)
+    }
+
     /// `orch ARGS`, which must succeed; returns its stdout.
     async fn ok(&self, args: &[&str]) -> String {
         let out = self.orch(args, &[]).await;
@@ -302,14 +329,37 @@ async fn a_three_master_cluster_comes_up_survives_a_killed_leader_and_goes_away(
         let out = cluster.ok(&["up"]).await;
         assert!(out.contains("repo apps: registered"), "{out}");
         assert!(
-            out.contains("API     http://172.30.231.11:8080 http://172.30.231.12:8080 http://172.30.231.13:8080"),
+            out.contains("API     https://172.30.231.11:8080 https://172.30.231.12:8080 https://172.30.231.13:8080"),
             "{out}"
         );
         assert!(out.contains("5 started, 0 restarted"), "{out}");
         let apis: Vec<String> = (11..=13)
-            .map(|n| format!("http://172.30.231.{n}:8080"))
+            .map(|n| format!("https://172.30.231.{n}:8080"))
             .collect();
-        let http = Http::new();
+        let http = Http::for_cluster(&cluster.cluster_dir());
+
+        // TLS only, with the token: the cluster's CA verifies every master; no token, 401.
+        let ca = cluster.cluster_dir().join("pki/ca.pem");
+        let token = std::fs::read_to_string(cluster.cluster_dir().join("token")).expect("token");
+        for api in &apis {
+            let curl = |auth: Option<String>| {
+                let mut command = std::process::Command::new("curl");
+                if let Some(auth) = auth {
+                    command.args(["-H", &auth]);
+                }
+                let out = command
+                    .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "5", "--cacert"])
+                    .arg(&ca)
+                    .arg(format!("{api}/v1/cluster"))
+                    .output()
+                    .expect("run curl");
+                String::from_utf8_lossy(&out.stdout).into_owned()
+            };
+            assert_eq!(curl(Some(format!("Authorization: Bearer {}", token.trim()))), "200");
+            assert_eq!(curl(None), "401");
+        }
+        let plain = http.send(reqwest::Method::GET, &apis[0].replace("https", "http"), None, None).await;
+        assert!(plain.map_or(true, |r| !r.ok()), "plaintext answered");
 
         // The repo's app, under its own group (a sync of the repo must not touch the apps
         // posted below).
@@ -394,7 +444,7 @@ async fn a_three_master_cluster_comes_up_survives_a_killed_leader_and_goes_away(
             leader(&http, &others).await.filter(|l| *l != old)
         })
         .await;
-        let new_api = format!("http://{new}");
+        let new_api = format!("https://{new}");
         eventually("scaled to 3", Duration::from_secs(90), || async {
             let resp = http
                 .send(
@@ -419,12 +469,20 @@ async fn a_three_master_cluster_comes_up_survives_a_killed_leader_and_goes_away(
         assert_eq!(repaired[0].1, "running");
 
         // The repaired master may answer before it has caught up: ask until one knows the
-        // agents.
+        // agents. `orch status` needs no -f where `orch up` ran.
         let status = eventually("status with agents", Duration::from_secs(60), || async {
-            let status = cluster.ok(&["status"]).await;
-            (!status.contains("agents  unknown")).then_some(status)
+            let out = cluster.bare(&["status"]).await;
+            let status = String::from_utf8_lossy(&out.stdout).into_owned();
+            (out.status.success() && !status.contains("agents  unknown")).then_some(status)
         })
         .await;
+        // Client commands too: master, CA and token from .orch/.
+        let listed = cluster.bare(&["app", "list"]).await;
+        assert!(
+            listed.status.success() && String::from_utf8_lossy(&listed.stdout).contains("/sleeper"),
+            "{}",
+            describe_output(&listed)
+        );
         assert!(status.contains("): up"), "{status}");
         for machine in ["master-1", "master-3", "agent-2"] {
             assert!(status.contains(machine), "{status}");
@@ -433,7 +491,9 @@ async fn a_three_master_cluster_comes_up_survives_a_killed_leader_and_goes_away(
         assert!(status.contains("agents  2 registered, 2 reachable"), "{status}");
         assert_eq!(status.matches("running").count(), 5, "{status}");
 
-        let out = cluster.ok(&["destroy", "--yes"]).await;
+        let out = cluster.bare(&["destroy", "--yes"]).await;
+        assert!(out.status.success(), "{}", describe_output(&out));
+        let out = String::from_utf8_lossy(&out.stdout).into_owned();
         assert!(out.contains("network orch-pdock-full"), "{out}");
         assert!(out.contains("image orch-node:pdock-full"), "{out}");
         assert!(out.contains("task container orch-boxed."), "{out}");

@@ -108,6 +108,10 @@ impl Workdir {
             .args(args)
             .env_remove("ORCH_FAIL_AT")
             .env_remove("SSH_AUTH_SOCK")
+            .env_remove("ORCH_MASTER")
+            .env_remove("ORCH_CA")
+            .env_remove("ORCH_TOKEN")
+            .env_remove("ORCH_CLUSTER")
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())
@@ -213,8 +217,7 @@ fn break_host(root: &Path) {
     }
 }
 
-async fn wait_task_running(master: &str, app: &str, timeout: Duration) -> Value {
-    let http = Http::new();
+async fn wait_task_running(http: &Http, master: &str, app: &str, timeout: Duration) -> Value {
     let begin = Instant::now();
     loop {
         let r = http.get(&format!("{master}/v2/tasks")).await;
@@ -275,12 +278,48 @@ async fn up_rerun_repair_status_destroy() {
         assert!(first.contains("3 started, 0 restarted"), "{first}");
         assert!(work.state_dir().join("state.json").exists());
 
-        let master = format!("http://{}:8080", hosts.hosts[0].ip);
+        let master = format!("https://{}:8080", hosts.hosts[0].ip);
+        let http = Http::for_cluster(&work.state_dir());
         let mut app = support::app("/sleeper");
         app["instances"] = json!(1);
-        let r = Http::new().post(&format!("{master}/v2/apps"), &app).await;
+        let r = http.post(&format!("{master}/v2/apps"), &app).await;
         assert!(r.ok(), "POST /v2/apps: {} {}", r.status, r.body);
-        let task = wait_task_running(&master, "/sleeper", Duration::from_secs(60)).await;
+        let task = wait_task_running(&http, &master, "/sleeper", Duration::from_secs(60)).await;
+
+        // TLS only, with the token; each host has its node's key (0600) and the CA
+        // certificate, never the CA key.
+        let plain = Http::new()
+            .send(
+                reqwest::Method::GET,
+                &format!("http://{}:8080/v2/info", hosts.hosts[0].ip),
+                None,
+                None,
+            )
+            .await;
+        assert!(plain.map_or(true, |r| !r.ok()), "plaintext answered");
+        for host in &hosts.hosts {
+            let tls = host.install_dir.join("tls");
+            let key = tls.join("node-key.pem");
+            let mode = std::os::unix::fs::PermissionsExt::mode(
+                &std::fs::metadata(&key).expect("the node key").permissions(),
+            ) & 0o777;
+            assert_eq!(mode, 0o600, "{}", key.display());
+            assert!(tls.join("ca.pem").exists());
+            assert!(!tls.join("ca-key.pem").exists());
+        }
+        assert!(hosts.hosts[0].install_dir.join("tls/token").exists());
+        assert!(
+            !hosts.hosts[1].install_dir.join("tls/token").exists(),
+            "agents get no token"
+        );
+
+        // The CLI here needs no flag and no environment: master, CA and token from .orch/.
+        let listed = work.orch_env(&["app", "list"], &[]).await;
+        assert!(
+            listed.status.success() && String::from_utf8_lossy(&listed.stdout).contains("/sleeper"),
+            "{}",
+            describe_output(&listed)
+        );
         let agent_host = task["host"].as_str().unwrap_or("").to_owned();
 
         let (again, took) = work.up_ok(&hosts).await;
@@ -295,6 +334,20 @@ async fn up_rerun_repair_status_destroy() {
         let text = describe_output(&plan);
         assert!(text.contains("master-1: running as specified"), "{text}");
         assert!(text.contains("agent-1: orch binary up to date"), "{text}");
+
+        // A certificate issued again (here: its file was lost) is installed and restarts
+        // exactly its node.
+        std::fs::remove_file(work.state_dir().join("pki/agent-1.pem")).expect("rm cert");
+        let (renewed, _) = work.up_ok(&hosts).await;
+        assert!(
+            renewed.contains("certificate issued for agent-1"),
+            "{renewed}"
+        );
+        assert!(renewed.contains("agent-1: restarted"), "{renewed}");
+        assert!(
+            renewed.contains("0 started, 1 restarted, 2 unchanged"),
+            "{renewed}"
+        );
 
         break_host(&hosts.hosts[2].install_dir);
         let (repaired, _) = work.up_ok(&hosts).await;
@@ -336,7 +389,8 @@ async fn up_rerun_repair_status_destroy() {
             "{restarted}"
         );
 
-        let out = work.orch_env(&["status", "-f", "infra.yaml"], &[]).await;
+        // `orch status` needs no -f where `orch up` ran.
+        let out = work.orch_env(&["status"], &[]).await;
         let status = String::from_utf8_lossy(&out.stdout).into_owned();
         assert!(out.status.success(), "{}", describe_output(&out));
         for name in ["master-1", "agent-1", "agent-2"] {
@@ -450,8 +504,9 @@ async fn a_failure_at_any_step_is_cleaned_up_by_a_rerun_or_destroy() {
                     again.contains("cluster 'sshfail' is up"),
                     "after {name}: {again}"
                 );
-                let master = format!("http://{}:8080/v2/info", hosts.hosts[0].ip);
-                assert!(Http::new().get(&master).await.ok(), "after {name}: no API");
+                let master = format!("https://{}:8080/v2/info", hosts.hosts[0].ip);
+                let http = Http::for_cluster(&work.state_dir());
+                assert!(http.get(&master).await.ok(), "after {name}: no API");
             } else {
                 work.destroy_ok(&hosts).await;
                 assert_clean(&hosts);

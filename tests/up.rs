@@ -54,7 +54,43 @@ impl Workdir {
     }
 
     fn api_url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.api)
+        format!("https://127.0.0.1:{}", self.api)
+    }
+
+    /// A client of the cluster with its CA and token, once `orch up` has made them.
+    async fn http(&self) -> Http {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let dir = self.cluster_dir();
+        while !(dir.join("pki/ca.pem").exists() && dir.join("token").exists()) {
+            assert!(
+                Instant::now() < deadline,
+                "no CA and token in {}",
+                dir.display()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Http::for_cluster(&dir)
+    }
+
+    /// `orch ARGS` here with no ORCH_* variable: all it knows comes from `.orch/`.
+    async fn orch_bare(&self, args: &[&str]) -> Output {
+        let child = tokio::process::Command::new(BIN)
+            .current_dir(self.path())
+            .args(args)
+            .env_remove("ORCH_MASTER")
+            .env_remove("ORCH_CA")
+            .env_remove("ORCH_TOKEN")
+            .env_remove("ORCH_CLUSTER")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("spawn orch");
+        tokio::time::timeout(COMMAND_TIMEOUT, child.wait_with_output())
+            .await
+            .expect("orch in time")
+            .expect("orch output")
     }
 
     /// Runs `orch ARGS` here with stdin closed; bounded.
@@ -218,7 +254,7 @@ async fn up_status_up_again_destroy() {
         assert!(out.contains("cluster 'local' is up"), "{out}");
         assert!(
             out.contains(&format!(
-                "API     {} (Marathon /v2, orch /v1)",
+                "API     {} (Marathon /v2, orch /v1; TLS, token)",
                 wd.api_url()
             )),
             "{out}"
@@ -298,6 +334,151 @@ async fn up_status_up_again_destroy() {
     .expect("test timed out");
 }
 
+/// `curl` against the cluster with its CA and `extra` arguments; (status, body).
+fn curl(ca: &Path, extra: &[&str]) -> (u16, String) {
+    let out = std::process::Command::new("curl")
+        .args(["-s", "--max-time", "5", "--cacert"])
+        .arg(ca)
+        .args(["-w", "\n%{http_code}"])
+        .args(extra)
+        .output()
+        .expect("run curl");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
+    (code.trim().parse().unwrap_or(0), body.to_owned())
+}
+
+fn mode(path: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::metadata(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .permissions()
+        .mode()
+        & 0o777
+}
+
+/// A cluster of `orch up` answers only HTTPS, verified against the CA it made, and only with
+/// its token; the CLI run where `orch up` ran needs no flag and no environment variable.
+#[tokio::test]
+async fn up_makes_a_tls_cluster_whose_cli_needs_no_flags() {
+    let _serial = SERIAL.lock().await;
+    tokio::time::timeout(TEST_TIMEOUT, async {
+        let wd = Workdir::new("containerizers: mesos\n");
+        let out = wd.orch_ok(&["up", "-f", "infra.yaml", "--detach"]).await;
+        let dir = wd.cluster_dir();
+        let ca = dir.join("pki/ca.pem");
+        let token = std::fs::read_to_string(dir.join("token")).expect("the token");
+        let token = token.trim();
+        assert!(
+            out.contains(&format!(
+                "export ORCH_MASTER={} ORCH_TOKEN={token} ORCH_CA={}",
+                wd.api_url(),
+                ca.display()
+            )),
+            "{out}"
+        );
+        // Private keys and the token are 0600; the CA key stays here.
+        for file in [
+            "pki/ca-key.pem",
+            "pki/master-1-key.pem",
+            "pki/agent-1-key.pem",
+            "token",
+        ] {
+            assert_eq!(mode(&dir.join(file)), 0o600, "{file}");
+        }
+        // HTTPS verified with the CA: the token gets in, nothing else does.
+        let cluster = format!("{}/v1/cluster", wd.api_url());
+        let bearer = format!("Authorization: Bearer {token}");
+        let (status, body) = curl(&ca, &["-H", &bearer, &cluster]);
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(curl(&ca, &[&cluster]).0, 401);
+        assert_eq!(
+            curl(&ca, &["-H", "Authorization: Bearer wrong", &cluster]).0,
+            401
+        );
+        let plain = std::process::Command::new("curl")
+            .args([
+                "-s",
+                "--max-time",
+                "5",
+                &format!("http://127.0.0.1:{}/ping", wd.api),
+            ])
+            .output()
+            .expect("run curl");
+        assert!(
+            !plain.status.success() || plain.stdout.is_empty(),
+            "plaintext answered: {plain:?}"
+        );
+        let s_client = std::process::Command::new("openssl")
+            .args([
+                "s_client",
+                "-connect",
+                &format!("127.0.0.1:{}", wd.api),
+                "-CAfile",
+            ])
+            .arg(&ca)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run openssl");
+        let shown = String::from_utf8_lossy(&s_client.stdout);
+        assert!(shown.contains("Verify return code: 0 (ok)"), "{shown}");
+
+        // The CLI, run here with no flag and no environment: master, CA and token from .orch/.
+        let app = wd.path().join("app.json");
+        std::fs::write(
+            &app,
+            r#"{"id":"/bare","cmd":"sleep 1000","cpus":0.1,"mem":16,"instances":1}"#,
+        )
+        .expect("write app.json");
+        let added = wd.orch_bare(&["app", "add", "app.json"]).await;
+        assert!(added.status.success(), "{}", describe_output(&added));
+        let listed = wd.orch_bare(&["app", "list"]).await;
+        assert!(
+            listed.status.success() && String::from_utf8_lossy(&listed.stdout).contains("/bare"),
+            "{}",
+            describe_output(&listed)
+        );
+        let nodes = wd.orch_bare(&["node", "list"]).await;
+        assert!(
+            String::from_utf8_lossy(&nodes.stdout).contains("agent-1"),
+            "{}",
+            describe_output(&nodes)
+        );
+        // status and destroy need no -f where `orch up` ran.
+        let status = wd.orch_bare(&["status"]).await;
+        assert!(
+            String::from_utf8_lossy(&status.stdout).contains("cluster 'local': running"),
+            "{}",
+            describe_output(&status)
+        );
+        // With a second cluster dir, one must be named.
+        std::fs::create_dir_all(wd.path().join(".orch/other")).expect("mkdir");
+        std::fs::write(wd.path().join(".orch/other/token"), "x\n").expect("token");
+        let several = wd.orch_bare(&["app", "list"]).await;
+        assert!(!several.status.success());
+        assert!(
+            String::from_utf8_lossy(&several.stderr)
+                .contains("several clusters in .orch/: local, other"),
+            "{}",
+            describe_output(&several)
+        );
+        let named = wd.orch_bare(&["--cluster", "local", "app", "list"]).await;
+        assert!(named.status.success(), "{}", describe_output(&named));
+        std::fs::remove_dir_all(wd.path().join(".orch/other")).expect("rm");
+
+        let destroyed = wd.orch_bare(&["destroy", "--yes"]).await;
+        assert!(
+            String::from_utf8_lossy(&destroyed.stdout).contains("cluster 'local' destroyed"),
+            "{}",
+            describe_output(&destroyed)
+        );
+        wd.assert_no_processes(Duration::from_secs(5)).await;
+        assert!(!dir.exists());
+    })
+    .await
+    .expect("test timed out");
+}
+
 #[tokio::test]
 async fn three_masters_and_two_agents_with_disjoint_task_ports() {
     let _serial = SERIAL.lock().await;
@@ -319,7 +500,7 @@ async fn three_masters_and_two_agents_with_disjoint_task_ports() {
             "{status}"
         );
 
-        let http = Http::new();
+        let http = wd.http().await;
         let agents = http
             .get(&format!("{}/v1/agents", wd.api_url()))
             .await
@@ -358,6 +539,10 @@ async fn the_plan_is_what_up_does_and_a_failed_up_stops_what_it_started() {
             "{plan}"
         );
         assert!(plan.contains("  lay out 1 master and 1 agent"), "{plan}");
+        assert!(
+            plan.contains("  make the cluster's CA and management token in .orch/local"),
+            "{plan}"
+        );
         assert!(
             plan.contains(&format!("  start master-1 on 127.0.0.1:{} (new)\n", wd.api)),
             "{plan}"
@@ -497,7 +682,7 @@ async fn foreground_up_stops_everything_on_sigint_and_restarts_on_the_same_ports
                 tail(&stderr, 40)
             )
         };
-        let http = Http::new();
+        let http = wd.http().await;
         wait_json(
             &http,
             &format!("{}/v1/agents", wd.api_url()),
@@ -711,7 +896,7 @@ async fn up_in_a_fresh_clone_runs_the_repo_and_follows_its_commits() {
             .orch_ok(&["up", "-f", "site/infra/local.yaml", "--detach"])
             .await;
         assert!(out.contains("cluster 'local' is up"), "{out}");
-        let http = Http::new();
+        let http = wd.http().await;
         let gitops = format!("{}/v1/gitops/site", wd.api_url());
         let synced = |commit: String| {
             move |s: &Value| {
@@ -763,7 +948,7 @@ async fn up_in_a_fresh_clone_runs_the_repo_and_follows_its_commits() {
         );
         let deadline = std::time::Instant::now() + Duration::from_secs(30);
         loop {
-            let page = http
+            let page = Http::new()
                 .client
                 .get(format!("http://127.0.0.1:{lb_http}/"))
                 .header("Host", "page.localhost")

@@ -1,4 +1,6 @@
-//! The HTTP client the client commands share: base URL, JSON in and out, error bodies shown.
+//! The HTTP client the client commands share: base URL, JSON in and out, error bodies shown;
+//! and where it points ([`target`]): `--master`/`--ca`/`--token` (or their environment
+//! variables), else the cluster of `.orch/` in the current directory.
 
 use anyhow::{bail, Context};
 use serde_json::Value;
@@ -45,6 +47,52 @@ impl Credentials {
             None => orch_discovery::MasterAccess::plaintext()?,
         })
     }
+}
+
+/// The default master when neither a flag, the environment nor `.orch/` names one.
+pub const DEFAULT_MASTER: &str = "http://127.0.0.1:8080";
+
+/// The master and credentials of a client command: what the flags and environment say, the
+/// rest from the cluster in `.orch/` of the current directory (`cluster` names it when there
+/// are several; see [`super::cluster_dir`]).
+pub fn target(
+    master: Option<String>,
+    ca: Option<std::path::PathBuf>,
+    token: Option<String>,
+    cluster: Option<&str>,
+) -> anyhow::Result<(String, Credentials)> {
+    use super::cluster_dir::{choose, found, several, Choice, Found};
+    if let (Some(master), Some(_), Some(_)) = (&master, &ca, &token) {
+        return Ok((master.clone(), Credentials { ca, token }));
+    }
+    let workdir = std::env::current_dir().context("cannot read the current directory")?;
+    let found = match choose(&workdir, cluster)? {
+        Choice::One(dir) => found(&dir)?,
+        Choice::None => Found::default(),
+        // A master named by hand needs no cluster of .orch/.
+        Choice::Several(_) if master.is_some() => Found::default(),
+        Choice::Several(names) => bail!("{}", several(&names)),
+    };
+    Ok(fill(master, ca, token, found))
+}
+
+/// What the flags and environment left out, from `found` (see [`target`]). The cluster's
+/// token goes only where the cluster's own CA verifies the master: never with another CA
+/// given by hand, never over plaintext.
+fn fill(
+    master: Option<String>,
+    ca: Option<std::path::PathBuf>,
+    token: Option<String>,
+    found: super::cluster_dir::Found,
+) -> (String, Credentials) {
+    let ca_from_dir = ca.is_none() && found.ca.is_some();
+    let ca = ca.or(found.ca);
+    let master = master
+        .or(found.master)
+        .unwrap_or_else(|| DEFAULT_MASTER.to_owned());
+    let https = master.starts_with("https://") || (!master.contains("://") && ca.is_some());
+    let token = token.or(found.token.filter(|_| ca_from_dir && https));
+    (master, Credentials { ca, token })
 }
 
 impl Client {
@@ -167,4 +215,49 @@ pub fn read_definition(path: &std::path::Path) -> anyhow::Result<Value> {
 /// `/prod/web` or `prod/web` → `prod/web`, for paths like `/v2/apps/{id}`.
 pub fn id_path(id: &str) -> &str {
     id.trim_start_matches('/')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::cluster_dir::Found;
+
+    fn found() -> Found {
+        Found {
+            ca: Some("/w/.orch/c/pki/ca.pem".into()),
+            token: Some("secret".to_owned()),
+            master: Some("https://10.0.0.1:8080".to_owned()),
+        }
+    }
+
+    #[test]
+    fn the_directory_fills_in_and_its_token_goes_only_with_its_ca_over_https() {
+        let (master, credentials) = fill(None, None, None, found());
+        assert_eq!(master, "https://10.0.0.1:8080");
+        assert_eq!(credentials.token.as_deref(), Some("secret"));
+        // Flags first.
+        let (master, credentials) = fill(
+            Some("https://10.0.0.2:8080".to_owned()),
+            None,
+            Some("mine".to_owned()),
+            found(),
+        );
+        assert_eq!(master, "https://10.0.0.2:8080");
+        assert_eq!(credentials.token.as_deref(), Some("mine"));
+        assert!(credentials.ca.is_some());
+        // Another CA by hand, or plaintext: the cluster's token stays here.
+        let (_, credentials) = fill(None, Some("/other/ca.pem".into()), None, found());
+        assert_eq!(credentials.token, None);
+        let (_, credentials) = fill(
+            Some("http://127.0.0.1:8080".to_owned()),
+            None,
+            None,
+            found(),
+        );
+        assert_eq!(credentials.token, None);
+        // Nothing here: the loopback default.
+        let (master, credentials) = fill(None, None, None, Found::default());
+        assert_eq!(master, DEFAULT_MASTER);
+        assert!(credentials.ca.is_none() && credentials.token.is_none());
+    }
 }

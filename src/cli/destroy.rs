@@ -19,8 +19,8 @@ pub struct DestroyArgs {
 }
 
 /// Runs `orch destroy`.
-pub async fn run(args: DestroyArgs) -> anyhow::Result<()> {
-    let loaded = infra_file::load(&args.infra)?;
+pub async fn run(args: DestroyArgs, cluster: Option<&str>) -> anyhow::Result<()> {
+    let loaded = infra_file::load(&args.infra, cluster)?;
     let cluster = &loaded.infra.cluster;
     let shown = loaded.shown_dir();
     let question = if loaded.infra.provider == ProviderKind::Local {

@@ -1,6 +1,8 @@
 //! The `-f FILE` option `orch up`, `orch status` and `orch destroy` share, and loading the
-//! infra file it names: `infra/local.yaml` when no `-f` is given and it exists, else the
-//! built-in defaults (1 master, 1 agent, API 127.0.0.1:8080, no gitops).
+//! infra file it names. Without `-f`: the infra file `orch up` recorded for the cluster of
+//! `.orch/` here (the only one, or the one `--cluster` names), so these commands need no flag
+//! where `orch up` ran; else `infra/local.yaml` when it exists, else the built-in defaults (1
+//! master, 1 agent, API 127.0.0.1:8080, no gitops).
 
 use anyhow::Context;
 use orch_provision::infra::{absolute, Infra, DEFAULT_FILE};
@@ -62,12 +64,27 @@ impl Loaded {
     }
 }
 
-/// Loads the infra file `-f` names, or the default one, or the built-in defaults.
-pub fn load(args: &InfraArgs) -> anyhow::Result<Loaded> {
+/// Loads the infra file `-f` names, or the one recorded for the cluster of `.orch/` here
+/// (`cluster` names it among several), or the default one, or the built-in defaults.
+pub fn load(args: &InfraArgs, cluster: Option<&str>) -> anyhow::Result<Loaded> {
     let workdir = std::env::current_dir().context("cannot read the current directory")?;
-    let (path, shown) = match &args.file {
-        Some(file) => (file.clone(), file.display().to_string()),
-        None => {
+    let recorded = match super::cluster_dir::choose(&workdir, cluster)? {
+        super::cluster_dir::Choice::One(dir) => {
+            super::cluster_dir::recorded_infra_file(&dir).filter(|f| f.exists())
+        }
+        _ => None,
+    };
+    let (path, shown) = match (&args.file, recorded) {
+        (Some(file), _) => (file.clone(), file.display().to_string()),
+        (None, Some(file)) => {
+            let shown = file
+                .strip_prefix(&workdir)
+                .unwrap_or(&file)
+                .display()
+                .to_string();
+            (file, shown)
+        }
+        (None, None) => {
             let default = PathBuf::from(DEFAULT_FILE);
             if !default.exists() {
                 return Ok(Loaded {

@@ -9,6 +9,7 @@ mod app;
 mod bluegreen;
 mod client;
 mod cluster;
+mod cluster_dir;
 mod deployment;
 mod destroy;
 mod dns;
@@ -40,20 +41,21 @@ pub struct Cli {
     /// Log format on stderr (filter with RUST_LOG).
     #[arg(long, global = true, value_enum, default_value = "text")]
     log_format: LogFormat,
-    /// The master to talk to (client commands).
-    #[arg(
-        long,
-        global = true,
-        env = "ORCH_MASTER",
-        default_value = "http://127.0.0.1:8080"
-    )]
-    master: String,
-    /// The cluster CA (PEM) to verify a master with TLS against (client commands).
+    /// The master to talk to (client commands) [default: the first master of the cluster in
+    /// .orch/ here, else http://127.0.0.1:8080].
+    #[arg(long, global = true, env = "ORCH_MASTER")]
+    master: Option<String>,
+    /// The cluster CA (PEM) to verify a master with TLS against (client commands) [default:
+    /// .orch/<cluster>/pki/ca.pem here].
     #[arg(long, global = true, env = "ORCH_CA")]
     ca: Option<std::path::PathBuf>,
-    /// The token to send to a master with TLS (client commands).
+    /// The token to send to a master with TLS (client commands) [default:
+    /// .orch/<cluster>/token here].
     #[arg(long, global = true, env = "ORCH_TOKEN", hide_env_values = true)]
     token: Option<String>,
+    /// Which cluster of .orch/ here the commands mean, when it holds several.
+    #[arg(long, global = true, env = "ORCH_CLUSTER")]
+    cluster: Option<String>,
     /// Output of client commands: a table, or the raw JSON.
     #[arg(
         short = 'o',
@@ -136,21 +138,29 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             .build()?,
         _ => tokio::runtime::Runtime::new()?,
     };
-    let (master, output) = (cli.master.clone(), cli.output);
+    let output = cli.output;
+    // `orch dns` and `orch lb` follow the masters with the CA and token of the flags or env.
     let credentials = client::Credentials {
         ca: cli.ca.clone(),
         token: cli.token.clone(),
     };
-    let client = {
-        let credentials = credentials.clone();
-        move || client::Client::new(&master, output, &credentials)
+    let (master, ca, token, cluster) = (
+        cli.master.clone(),
+        cli.ca.clone(),
+        cli.token.clone(),
+        cli.cluster.clone(),
+    );
+    let client = move || {
+        let (master, credentials) = client::target(master, ca, token, cluster.as_deref())?;
+        client::Client::new(&master, output, &credentials)
     };
+    let cluster = cli.cluster.clone();
     runtime.block_on(async move {
         match cli.command {
             Command::Master(args) => master::run(args).await,
-            Command::Up(args) => up::run(args).await,
-            Command::Status(args) => status::run(args).await,
-            Command::Destroy(args) => destroy::run(args).await,
+            Command::Up(args) => up::run(args, cluster.as_deref()).await,
+            Command::Status(args) => status::run(args, cluster.as_deref()).await,
+            Command::Destroy(args) => destroy::run(args, cluster.as_deref()).await,
             Command::Cluster(command) => cluster::run(command, &client()?).await,
             Command::App(command) => app::run(command, &client()?).await,
             Command::Deployment(command) => deployment::run(command, &client()?).await,

@@ -142,7 +142,21 @@ pub async fn up(
         count(Change::Restarted),
         count(Change::Unchanged)
     );
+    if let Some(line) = exports(&loaded.cluster_dir(), &summary) {
+        say!("the CLI finds the cluster from this directory; elsewhere:\n{line}");
+    }
     Ok(Some(summary))
+}
+
+/// `export ORCH_MASTER=https://... ORCH_TOKEN=... ORCH_CA=...` for the cluster in `dir`.
+fn exports(dir: &std::path::Path, summary: &UpSummary) -> Option<String> {
+    let api = summary.apis.first()?;
+    let token = orch_provision::cluster_pki::read_token(dir)?;
+    let ca = orch_provision::cluster_pki::ca_path(dir);
+    Some(format!(
+        "export ORCH_MASTER=https://{api} ORCH_TOKEN={token} ORCH_CA={}",
+        ca.display()
+    ))
 }
 
 /// `orch status` with any provider.
@@ -159,7 +173,7 @@ pub async fn status(loaded: &Loaded) -> anyhow::Result<()> {
         let others = other_clusters(&loaded.workdir, &infra.cluster);
         if !others.is_empty() {
             println!(
-                "other clusters in .orch/: {} (name one with -f and its infra file)",
+                "other clusters in .orch/: {} (name one with --cluster NAME, or -f and its infra file)",
                 others.join(", ")
             );
         }

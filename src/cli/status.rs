@@ -5,7 +5,7 @@
 use super::infra_file::{self, InfraArgs};
 
 /// Runs `orch status`.
-pub async fn run(args: InfraArgs) -> anyhow::Result<()> {
-    let loaded = infra_file::load(&args)?;
+pub async fn run(args: InfraArgs, cluster: Option<&str>) -> anyhow::Result<()> {
+    let loaded = infra_file::load(&args, cluster)?;
     super::provision::status(&loaded).await
 }

@@ -75,9 +75,9 @@ impl Signals {
 }
 
 /// Runs `orch up`.
-pub async fn run(args: UpArgs) -> anyhow::Result<()> {
+pub async fn run(args: UpArgs, cluster: Option<&str>) -> anyhow::Result<()> {
     let mut signals = Signals::new()?;
-    let mut loaded = infra_file::load(&args.infra)?;
+    let mut loaded = infra_file::load(&args.infra, cluster)?;
     if let Some(provider) = &args.provider {
         loaded.infra.provider = ProviderKind::parse(provider)?;
         loaded
@@ -205,12 +205,12 @@ async fn up_local(
     Ok(())
 }
 
-/// `http://<first master>`.
+/// `https://<first master>`.
 fn api_url(provider: &LocalProvider) -> String {
     provider
         .record()
         .and_then(|r| r.layout.api())
-        .map_or_else(|| "(none)".to_owned(), |a| format!("http://{a}"))
+        .map_or_else(|| "(none)".to_owned(), |a| format!("https://{a}"))
 }
 
 /// Reports the processes that end, until a signal; then stops the whole cluster.

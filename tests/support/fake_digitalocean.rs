@@ -11,7 +11,8 @@
 //! - `GET /v2/droplets` (`tag_name`, `page`, `per_page`), `POST /v2/droplets` (`name` or
 //!   `names`, at most 10; 202), `GET /v2/droplets/{id}`, `DELETE /v2/droplets/{id}` (204),
 //!   `DELETE /v2/droplets?tag_name=` (204);
-//! - `GET /v2/firewalls`, `POST /v2/firewalls` (202), `GET|DELETE /v2/firewalls/{id}`;
+//! - `GET /v2/firewalls`, `POST /v2/firewalls` (202), `GET|PUT|DELETE /v2/firewalls/{id}`
+//!   (PUT replaces the rules, 200);
 //! - `GET /v2/actions/{id}`, `GET /v2/account/keys`;
 //! - errors as `{"id", "message", "request_id"}` (401, 404, 422, 429); `ratelimit-limit`,
 //!   `ratelimit-remaining`, `ratelimit-reset` on every answer; lists paged with
@@ -19,7 +20,7 @@
 //!   200) so that a client must follow them.
 //!
 //! Droplets go `new` → `active` after a short delay and get a public IPv4 from the fake's
-//! own loopback range. With [`SshHosting`], each droplet is an SSH test host: a real
+//! own loopback range (and, when asked, a VPC address from another). With [`SshHosting`], each droplet is an SSH test host: a real
 //! Debian sshd on its IP and the infra file's port, with the ed25519 host key the droplet's
 //! cloud-init user data gives it (`ssh_keys:`, the branch of its hostname) and root's
 //! authorized keys from the account keys named at create; deleting the droplet stops that
@@ -79,6 +80,8 @@ pub struct FakeOptions {
     pub account_keys: Vec<AccountKey>,
     /// Start an sshd per droplet.
     pub ssh: Option<SshHosting>,
+    /// Give each droplet a VPC address too, `<prefix><n>` with the n of its public one.
+    pub private_prefix: Option<String>,
 }
 
 impl FakeOptions {
@@ -96,6 +99,7 @@ impl FakeOptions {
                     .to_owned(),
             }],
             ssh: None,
+            private_prefix: None,
         }
     }
 }
@@ -483,6 +487,26 @@ fn answer(
             Some(f) => (StatusCode::OK, json!({"firewall": f})),
             None => not_found(),
         },
+        ("PUT", ["v2", "firewalls", id]) => match body {
+            None => unprocessable("The request body is not JSON."),
+            Some(body) => match inner.firewalls.iter_mut().find(|f| f["id"] == *id) {
+                Some(firewall) => {
+                    for key in [
+                        "name",
+                        "inbound_rules",
+                        "outbound_rules",
+                        "tags",
+                        "droplet_ids",
+                    ] {
+                        if let Some(value) = body.get(key) {
+                            firewall[key] = value.clone();
+                        }
+                    }
+                    (StatusCode::OK, json!({"firewall": firewall.clone()}))
+                }
+                None => not_found(),
+            },
+        },
         ("DELETE", ["v2", "firewalls", id]) => {
             let before = inner.firewalls.len();
             inner.firewalls.retain(|f| f["id"] != *id);
@@ -684,8 +708,13 @@ fn create_droplets(inner: &mut Inner, body: Option<&Value>) -> (StatusCode, Valu
         let ip: Ipv4Addr = format!("{}{}", inner.options.ip_prefix, inner.next_ip)
             .parse()
             .unwrap_or(Ipv4Addr::LOCALHOST);
+        let private = inner
+            .options
+            .private_prefix
+            .as_ref()
+            .map(|prefix| format!("{prefix}{}", inner.next_ip));
         inner.next_ip += 1;
-        let json = json!({
+        let mut json = json!({
             "id": id,
             "name": name,
             "memory": 4096,
@@ -706,6 +735,10 @@ fn create_droplets(inner: &mut Inner, body: Option<&Value>) -> (StatusCode, Valu
             "tags": tags,
             "vpc_uuid": body.get("vpc_uuid").cloned().unwrap_or(json!("5a4981aa-9653-4bd1-bef5-d6bff52042e4")),
         });
+        if let (Some(private), Some(v4)) = (private, json["networks"]["v4"].as_array_mut()) {
+            v4.push(json!({"ip_address": private, "netmask": "255.255.0.0",
+                "gateway": "0.0.0.0", "type": "private"}));
+        }
         let host = inner.options.ssh.as_ref().map(|ssh| {
             let host_key = host_key_for(user_data, &name);
             SshdHost::start(

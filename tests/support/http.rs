@@ -70,6 +70,32 @@ impl Http {
         Http { client }
     }
 
+    /// A client of the cluster `orch up` made in `cluster_dir` (`.orch/<cluster>`): HTTPS
+    /// verified against its CA (`pki/ca.pem`), with its management token (`token`) as Bearer.
+    pub fn for_cluster(cluster_dir: &std::path::Path) -> Http {
+        orch_pki::tls::install_crypto_provider();
+        let ca = cluster_dir.join("pki").join("ca.pem");
+        let tls = orch_pki::tls::trusting(&ca)
+            .unwrap_or_else(|e| panic!("the cluster CA {}: {e}", ca.display()));
+        let token = std::fs::read_to_string(cluster_dir.join("token")).expect("the cluster token");
+        let mut headers = reqwest::header::HeaderMap::new();
+        headers.insert(
+            reqwest::header::AUTHORIZATION,
+            format!("Bearer {}", token.trim())
+                .parse()
+                .expect("a header value"),
+        );
+        let client = reqwest::Client::builder()
+            .no_proxy()
+            .timeout(HTTP_TIMEOUT)
+            .connect_timeout(Duration::from_secs(1))
+            .tls_backend_preconfigured(tls)
+            .default_headers(headers)
+            .build()
+            .expect("build reqwest client");
+        Http { client }
+    }
+
     /// Sends a request; `body` is sent as `application/json`; `timeout` overrides the default.
     pub async fn send(
         &self,

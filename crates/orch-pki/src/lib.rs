@@ -311,6 +311,53 @@ pub fn identity(cert_der: &[u8]) -> Option<(Role, String)> {
     Some((role, name))
 }
 
+/// What a node certificate (PEM) names: its role, its name (common name), and the
+/// addresses and DNS names it is valid for; None when it is not an orch node certificate.
+/// `orch up` compares this with what a node needs before it issues the certificate again.
+pub fn certificate_names(cert_pem: &str) -> Option<CertificateNames> {
+    let (_, pem) = x509_parser::pem::parse_x509_pem(cert_pem.as_bytes()).ok()?;
+    let (role, name) = identity(&pem.contents)?;
+    let (_, cert) = x509_parser::parse_x509_certificate(&pem.contents).ok()?;
+    let mut ips = Vec::new();
+    let mut dns_names = Vec::new();
+    if let Ok(Some(san)) = cert.subject_alternative_name() {
+        for general in &san.value.general_names {
+            match general {
+                x509_parser::extensions::GeneralName::DNSName(dns) => {
+                    dns_names.push((*dns).to_owned());
+                }
+                x509_parser::extensions::GeneralName::IPAddress(bytes) => {
+                    if let Ok(octets) = <[u8; 4]>::try_from(*bytes) {
+                        ips.push(IpAddr::from(octets));
+                    } else if let Ok(octets) = <[u8; 16]>::try_from(*bytes) {
+                        ips.push(IpAddr::from(octets));
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    Some(CertificateNames {
+        role,
+        name,
+        ips,
+        dns_names,
+    })
+}
+
+/// The names a node certificate carries (see [`certificate_names`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CertificateNames {
+    /// `orch:master` or `orch:agent`.
+    pub role: Role,
+    /// The common name: the node's name.
+    pub name: String,
+    /// The IP addresses it is valid for, in the certificate's order.
+    pub ips: Vec<IpAddr>,
+    /// The DNS names it is valid for, in the certificate's order.
+    pub dns_names: Vec<String>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -358,6 +405,16 @@ mod tests {
             Some((Role::Agent, "agent-1".to_owned()))
         );
         assert_eq!(identity(&der(ca.cert_pem())), None, "the CA is no node");
+        assert_eq!(
+            certificate_names(&master.cert_pem),
+            Some(CertificateNames {
+                role: Role::Master,
+                name: "master-1".to_owned(),
+                ips: vec![ip],
+                dns_names: vec!["m1.example".to_owned()],
+            })
+        );
+        assert_eq!(certificate_names(ca.cert_pem()), None);
         assert!(matches!(
             ca.issue(Role::Agent, "../x", &[], &[]),
             Err(PkiError::BadName(_))

@@ -1,13 +1,17 @@
 //! The few API calls provisioning makes to the cluster it started: who leads
 //! (`GET /v1/cluster`), how many agents are registered (`GET /v1/agents`), registering a
 //! watched repo (`POST /v1/gitops`) and the gitops summary (`GET /v1/gitops`). Short
-//! timeouts, no proxy (the cluster is local or directly reachable).
+//! timeouts, no proxy (the cluster is local or directly reachable). A cluster of `orch up`
+//! is reached over HTTPS, its masters verified against the cluster CA, with the management
+//! token ([`Access`], from `.orch/<cluster>/`).
 //!
-//! May depend on: model (RepoConfig). Talks HTTP (reqwest).
+//! May depend on: model (RepoConfig), provision::cluster_pki (where the CA and token are),
+//! orch-pki (the TLS client configuration). Talks HTTP (reqwest).
 
 use orch_core::model::RepoConfig;
 use serde_json::Value;
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// Per-request bound.
@@ -19,6 +23,14 @@ pub enum ClusterApiError {
     /// The HTTP client could not be built.
     #[error("cannot build the HTTP client")]
     Client(#[source] reqwest::Error),
+    /// The cluster CA or the token cannot be used.
+    #[error("cannot use the cluster's CA {ca} and token")]
+    Credentials {
+        /// The CA file.
+        ca: PathBuf,
+        /// The cause.
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
     /// No answer.
     #[error("{method} {url}: no answer")]
     Unreachable {
@@ -82,6 +94,33 @@ pub struct RepoSummary {
     pub last_applied: Option<String>,
 }
 
+/// How a client gets into a cluster of `orch up`: the CA its masters' certificates are
+/// verified against, and the management token.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Access {
+    /// The cluster CA (`.orch/<cluster>/pki/ca.pem`).
+    pub ca: PathBuf,
+    /// The management token.
+    pub token: String,
+}
+
+impl std::fmt::Debug for Access {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Access")
+            .field("ca", &self.ca)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Access {
+    /// The CA and token kept in `cluster_dir`, None when the cluster has none (yet).
+    pub fn of_cluster(cluster_dir: &Path) -> Option<Self> {
+        let ca = super::cluster_pki::ca_path(cluster_dir);
+        let token = super::cluster_pki::read_token(cluster_dir)?;
+        ca.exists().then_some(Self { ca, token })
+    }
+}
+
 /// A client of one master's API.
 #[derive(Debug, Clone)]
 pub struct ClusterApi {
@@ -90,21 +129,42 @@ pub struct ClusterApi {
 }
 
 impl ClusterApi {
-    /// A client of the master at `address`.
-    pub fn new(address: SocketAddr) -> Result<Self, ClusterApiError> {
-        let http = orch_pki::tls::cluster_http()
+    /// A client of the master at `address`: HTTPS with `access`, else plaintext HTTP.
+    pub fn new(address: SocketAddr, access: Option<&Access>) -> Result<Self, ClusterApiError> {
+        let mut http = orch_pki::tls::cluster_http()
             .no_proxy()
             .timeout(REQUEST_TIMEOUT)
-            .connect_timeout(Duration::from_secs(1))
-            .build()
-            .map_err(ClusterApiError::Client)?;
+            .connect_timeout(Duration::from_secs(1));
+        let scheme = match access {
+            Some(access) => {
+                let credentials = |source: Box<dyn std::error::Error + Send + Sync>| {
+                    ClusterApiError::Credentials {
+                        ca: access.ca.clone(),
+                        source,
+                    }
+                };
+                let tls =
+                    orch_pki::tls::trusting(&access.ca).map_err(|e| credentials(Box::new(e)))?;
+                let mut value =
+                    reqwest::header::HeaderValue::from_str(&format!("Bearer {}", access.token))
+                        .map_err(|e| credentials(Box::new(e)))?;
+                value.set_sensitive(true);
+                let headers = reqwest::header::HeaderMap::from_iter([(
+                    reqwest::header::AUTHORIZATION,
+                    value,
+                )]);
+                http = http.tls_backend_preconfigured(tls).default_headers(headers);
+                "https"
+            }
+            None => "http",
+        };
         Ok(Self {
-            base: format!("http://{address}"),
-            http,
+            base: format!("{scheme}://{address}"),
+            http: http.build().map_err(ClusterApiError::Client)?,
         })
     }
 
-    /// `http://host:port`.
+    /// `https://host:port` (or `http://`).
     pub fn base(&self) -> &str {
         &self.base
     }

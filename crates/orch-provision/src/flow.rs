@@ -6,10 +6,15 @@
 //! idempotent and the state file is written as things come to exist, so a re-run converges
 //! and a destroy finds everything.
 //!
-//! May depend on: provision::{cluster_api, cluster_spec, infra, plan, provider, state_file,
-//! steps}, model (RepoConfig).
+//! Every cluster gets its identity here, once its machines (and so their addresses) are
+//! known: the CA, each node's certificate and the management token of
+//! [`super::cluster_pki`]; the cluster's API is then reached over HTTPS with them
+//! ([`Access`]).
+//!
+//! May depend on: provision::{cluster_api, cluster_pki, cluster_spec, infra, plan, provider,
+//! state_file, steps}, model (RepoConfig), orch-pki (its error type).
 
-use super::cluster_api::{ClusterApi, ClusterApiError, RepoSummary};
+use super::cluster_api::{Access, ClusterApi, ClusterApiError, RepoSummary};
 use super::cluster_spec::{self, Machine};
 use super::infra::Infra;
 use super::plan::{Action, Plan};
@@ -73,6 +78,14 @@ pub enum FlowError {
         /// Agents wanted.
         wanted: usize,
     },
+    /// The cluster's CA, certificates or token cannot be made.
+    #[error("cannot make the cluster's identity in {dir}")]
+    Pki {
+        /// `.orch/<cluster>/pki`.
+        dir: PathBuf,
+        /// The cause.
+        source: orch_pki::PkiError,
+    },
     /// A gitops repo could not be registered.
     #[error("cannot register gitops repo {repo}")]
     Gitops {
@@ -105,6 +118,8 @@ pub struct UpSummary {
     pub changes: Vec<(String, Change)>,
     /// The endpoint lines printed.
     pub endpoints: Vec<String>,
+    /// The masters' API addresses.
+    pub apis: Vec<SocketAddr>,
 }
 
 fn open_state(
@@ -151,6 +166,10 @@ pub async fn plan(provider: &mut dyn Provider, request: &UpRequest) -> Result<Pl
         },
     };
     let mut plan = provider.plan(&wanted, &state).await?;
+    plan.push(Action::Identity {
+        dir: format!(".orch/{}", request.infra.cluster),
+        exists: super::cluster_pki::ca_path(&request.dir).exists(),
+    });
     if !request.repos.is_empty() {
         plan.push(Action::RegisterRepos {
             repos: request
@@ -193,7 +212,19 @@ pub async fn up(
     }
     finished(&mut state, Step::Machines)?;
 
-    let nodes = cluster_spec::node_specs(infra, &machines);
+    let ensured =
+        super::cluster_pki::ensure(&request.dir, &infra.cluster, &machines).map_err(|source| {
+            FlowError::Pki {
+                dir: super::cluster_pki::pki_dir(&request.dir),
+                source,
+            }
+        })?;
+    progress.note(pki_line(&ensured, machines.len()));
+    let access = Access::of_cluster(&request.dir);
+    let mut nodes = cluster_spec::node_specs(infra, &machines, &request.dir, &|machine| {
+        provider.tls_dir(machine)
+    });
+    super::cluster_pki::stamp_tls(&mut nodes);
     provider.install(&machines, &nodes, plan, progress).await?;
     finished(&mut state, Step::Render)?;
 
@@ -209,7 +240,8 @@ pub async fn up(
 
     progress.step(Step::WaitLeader)?;
     let apis = provider.api_addresses(infra, &state.state);
-    let leader = wait_leader(provider, &apis, READY_TIMEOUT, progress).await?;
+    state.update(|s| s.apis.clone_from(&apis))?;
+    let leader = wait_leader(provider, &apis, access.as_ref(), READY_TIMEOUT, progress).await?;
     progress.note(format!("leader: {leader}"));
     finished(&mut state, Step::WaitLeader)?;
 
@@ -221,11 +253,19 @@ pub async fn up(
     finished(&mut state, Step::StartAgents)?;
 
     progress.step(Step::WaitAgents)?;
-    wait_agents(provider, &apis, agents.len(), READY_TIMEOUT, progress).await?;
+    wait_agents(
+        provider,
+        &apis,
+        access.as_ref(),
+        agents.len(),
+        READY_TIMEOUT,
+        progress,
+    )
+    .await?;
     finished(&mut state, Step::WaitAgents)?;
 
     progress.step(Step::Gitops)?;
-    register_repos(&apis, &request.repos, progress).await?;
+    register_repos(&apis, access.as_ref(), &request.repos, progress).await?;
     finished(&mut state, Step::Gitops)?;
 
     progress.step(Step::Endpoints)?;
@@ -238,7 +278,24 @@ pub async fn up(
         machines,
         changes,
         endpoints,
+        apis,
     })
+}
+
+/// What the identity step did, for the progress.
+fn pki_line(ensured: &super::cluster_pki::Ensured, nodes: usize) -> String {
+    let ca = if ensured.new_ca {
+        "CA and management token made"
+    } else {
+        "CA and management token kept"
+    };
+    match ensured.issued.len() {
+        0 => format!("pki: {ca}; the {nodes} node certificates fit"),
+        _ => format!(
+            "pki: {ca}; certificate issued for {}",
+            ensured.issued.join(", ")
+        ),
+    }
 }
 
 /// The leader, once a master of `apis` names one with every master of `apis` a member;
@@ -246,10 +303,11 @@ pub async fn up(
 pub async fn wait_leader(
     provider: &mut dyn Provider,
     apis: &[SocketAddr],
+    access: Option<&Access>,
     timeout: Duration,
     progress: &Progress,
 ) -> Result<String, FlowError> {
-    let clients = clients(apis);
+    let clients = clients(apis, access);
     let begin = Instant::now();
     let mut reported = Instant::now();
     loop {
@@ -300,11 +358,12 @@ pub async fn wait_leader(
 pub async fn wait_agents(
     provider: &mut dyn Provider,
     apis: &[SocketAddr],
+    access: Option<&Access>,
     wanted: usize,
     timeout: Duration,
     progress: &Progress,
 ) -> Result<(), FlowError> {
-    let clients = clients(apis);
+    let clients = clients(apis, access);
     let begin = Instant::now();
     let mut reported = Instant::now();
     let mut best = 0;
@@ -343,13 +402,14 @@ pub async fn wait_agents(
 /// leader).
 async fn register_repos(
     apis: &[SocketAddr],
+    access: Option<&Access>,
     repos: &[RepoConfig],
     progress: &Progress,
 ) -> Result<(), FlowError> {
     if repos.is_empty() {
         progress.note("no gitops repos in the infra file");
     }
-    let clients = clients(apis);
+    let clients = clients(apis, access);
     for repo in repos {
         let name = repo.effective_name();
         let mut last = None;
@@ -370,9 +430,9 @@ async fn register_repos(
     Ok(())
 }
 
-fn clients(apis: &[SocketAddr]) -> Vec<ClusterApi> {
+fn clients(apis: &[SocketAddr], access: Option<&Access>) -> Vec<ClusterApi> {
     apis.iter()
-        .filter_map(|api| ClusterApi::new(*api).ok())
+        .filter_map(|api| ClusterApi::new(*api, access).ok())
         .collect()
 }
 
@@ -420,7 +480,7 @@ pub async fn status(
     let mut agents = None;
     let mut gitops = None;
     // A master that just came back may not know the leader or the agents yet: ask on.
-    for client in clients(&apis) {
+    for client in clients(&apis, Access::of_cluster(dir).as_ref()) {
         let Ok(view) = client.leader().await else {
             continue;
         };

@@ -8,10 +8,14 @@
 //! offers task ports `31000+1000(N-1)` to `31999+1000(N-1)`, so agents on one host never hand
 //! out the same port.
 //!
-//! May depend on: provision::{infra, node_command}, model (PortRange). No I/O.
+//! Every process runs with TLS from the cluster's PKI in `<dir>/pki/` (see
+//! [`super::cluster_pki`]); an agent's `--hostname` is its name, which its certificate names.
+//!
+//! May depend on: provision::{infra, node_command, cluster_pki}, model (PortRange). No I/O.
 
+use super::cluster_pki;
 use super::infra::{DnsEntry, LbEntry, MachineRole};
-use super::node_command::NodeCommand;
+use super::node_command::{NodeCommand, TlsPaths};
 use orch_core::model::PortRange;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -231,12 +235,20 @@ impl Layout {
     ) -> Vec<String> {
         let is_agent = node.role != MachineRole::Master;
         let first_master = self.masters.first().is_some_and(|m| m.name == node.name);
+        let path = |p: std::path::PathBuf| p.display().to_string();
         NodeCommand {
             role: node.role,
             listen: node.listen,
+            advertise: None,
+            tls: Some(TlsPaths {
+                cert: path(cluster_pki::cert_path(&self.dir, &node.name)),
+                key: path(cluster_pki::key_path(&self.dir, &node.name)),
+                ca: path(cluster_pki::ca_path(&self.dir)),
+                token: Some(path(cluster_pki::token_path(&self.dir))),
+            }),
             masters: self.masters.iter().map(|m| m.listen).collect(),
             dir: node.dir.display().to_string(),
-            hostname: None,
+            hostname: is_agent.then(|| node.name.clone()),
             resources: agent_resources(agent_resources_base, node.task_ports).filter(|_| is_agent),
             attributes: None,
             containerizers: (is_agent && !containerizers.is_empty())
@@ -369,7 +381,15 @@ mod tests {
                 "--masters",
                 "127.0.0.1:9000,127.0.0.1:9001,127.0.0.1:9003",
                 "--data-dir",
-                "/w/.orch/local/master-2"
+                "/w/.orch/local/master-2",
+                "--tls-cert",
+                "/w/.orch/local/pki/master-2.pem",
+                "--tls-key",
+                "/w/.orch/local/pki/master-2-key.pem",
+                "--tls-ca",
+                "/w/.orch/local/pki/ca.pem",
+                "--token-file",
+                "/w/.orch/local/token"
             ]
         );
         let agent = &layout.agents[1];
@@ -383,10 +403,18 @@ mod tests {
                 "127.0.0.1:9005",
                 "--work-dir",
                 "/w/.orch/local/agent-2",
+                "--hostname",
+                "agent-2",
                 "--resources",
                 "cpus:1;ports:[32000-32999]",
                 "--containerizers",
-                "mesos"
+                "mesos",
+                "--tls-cert",
+                "/w/.orch/local/pki/agent-2.pem",
+                "--tls-key",
+                "/w/.orch/local/pki/agent-2-key.pem",
+                "--tls-ca",
+                "/w/.orch/local/pki/ca.pem"
             ]
         );
         let json = serde_json::to_string(&layout).expect("json");

@@ -18,8 +18,10 @@
 //!   [`steps`] (the step list, progress lines, failure injection with a [`steps::FailAt`]),
 //!   [`node_command`] (the one builder of `orch master`/`orch agent` command lines),
 //!   [`state_file`] (the one reader and writer of
-//!   `.orch/<cluster>/state.json`, one error type), [`cluster_api`] (the calls made to a
-//!   cluster's HTTP API: leader, agents, gitops), [`plan`] (what `orch up` would change, as
+//!   `.orch/<cluster>/state.json`, one error type), [`cluster_pki`] (the cluster's CA, node
+//!   certificates and management token in `.orch/<cluster>/`), [`cluster_api`] (the calls
+//!   made to a cluster's HTTP API over HTTPS with that CA and token: leader, agents,
+//!   gitops), [`plan`] (what `orch up` would change, as
 //!   typed actions whose lines `orch up --plan` prints and whose decisions the steps carry
 //!   out);
 //! - the local provider: [`layout`] (pure port planning, each process's dirs, log and pid
@@ -30,12 +32,14 @@
 //!   [`templates`] (rendering `templates/`), and one module per provider.
 //!
 //! May depend on: orch-core (model, errors), orch-driver (executor pid files, Docker labels
-//! and engine calls), orch-fs (atomic writes), orch-pki (the crypto provider reqwest needs);
+//! and engine calls), orch-fs (atomic writes), orch-pki (the cluster's CA and certificates,
+//! the TLS client configuration);
 //! nothing else of the workspace. Never master,
 //! api, state, raft, agent or the CLI: provisioning talks to a cluster only through its HTTP
 //! API.
 
 pub mod cluster_api;
+pub mod cluster_pki;
 pub mod cluster_spec;
 pub mod containers;
 pub mod digital_ocean;

@@ -5,8 +5,13 @@
 //!
 //! Masters get `--listen`, `--masters` and `--data-dir`; agents `--masters`, `--listen`,
 //! `--work-dir` and what they have of `--hostname`, `--resources`, `--attributes`,
-//! `--containerizers` and `--public`; the node that runs the DNS server and the load
-//! balancer (the first master) their flags last.
+//! `--containerizers` and `--public`; then `--advertise` (masters) or `--advertise-ip`
+//! (agents) when they listen elsewhere than where they are reached, and the TLS files
+//! (`--tls-cert`, `--tls-key`, `--tls-ca`, and a master's `--token-file`); the node that runs
+//! the DNS server and the load balancer (the first master) their flags last.
+//!
+//! `orch up` never passes `--insecure`: its masters and agents serve HTTPS (an agent's API
+//! to masters only).
 //!
 //! May depend on: provision::infra (DnsEntry, LbEntry, MachineRole). Pure.
 
@@ -20,6 +25,11 @@ pub struct NodeCommand {
     pub role: MachineRole,
     /// Its HTTP address.
     pub listen: SocketAddr,
+    /// Where it is reached when that is not `listen`: a master's `--advertise`, an agent's
+    /// `--advertise-ip` (the IP).
+    pub advertise: Option<SocketAddr>,
+    /// Its TLS files on its machine, if it runs with TLS.
+    pub tls: Option<TlsPaths>,
     /// Every master's API address, in `--masters` order.
     pub masters: Vec<SocketAddr>,
     /// Its `--data-dir` (masters) or `--work-dir` (agents).
@@ -36,6 +46,19 @@ pub struct NodeCommand {
     pub dns: Option<DnsEntry>,
     /// The load balancer this node runs (`--with-lb`), if any.
     pub lb: Option<LbEntry>,
+}
+
+/// Where a node's TLS files are on its machine.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TlsPaths {
+    /// Its certificate (`--tls-cert`).
+    pub cert: String,
+    /// Its key (`--tls-key`).
+    pub key: String,
+    /// The cluster CA (`--tls-ca`).
+    pub ca: String,
+    /// The management token (a master's `--token-file`).
+    pub token: Option<String>,
 }
 
 impl NodeCommand {
@@ -57,6 +80,9 @@ impl NodeCommand {
                 flag("listen", self.listen.to_string());
                 flag("masters", masters);
                 flag("data-dir", self.dir.clone());
+                if let Some(advertise) = self.advertise {
+                    flag("advertise", advertise.to_string());
+                }
             }
             MachineRole::Agent | MachineRole::PublicAgent => {
                 flag("masters", masters);
@@ -72,6 +98,17 @@ impl NodeCommand {
                         flag(name, value.clone());
                     }
                 }
+                if let Some(advertise) = self.advertise {
+                    flag("advertise-ip", advertise.ip().to_string());
+                }
+            }
+        }
+        if let Some(tls) = &self.tls {
+            flag("tls-cert", tls.cert.clone());
+            flag("tls-key", tls.key.clone());
+            flag("tls-ca", tls.ca.clone());
+            if let (MachineRole::Master, Some(token)) = (self.role, &tls.token) {
+                flag("token-file", token.clone());
             }
         }
         let command = match self.role {
@@ -79,11 +116,6 @@ impl NodeCommand {
             MachineRole::Agent | MachineRole::PublicAgent => "agent",
         };
         let mut args = [vec![command.to_owned()], args].concat();
-        // Machines of their own reach each other off loopback, in plaintext until the
-        // cluster has TLS: said out loud, and warned at every start.
-        if !orch_core::listen::plaintext_allowed(self.listen, false) {
-            args.push("--insecure".to_owned());
-        }
         if self.role == MachineRole::PublicAgent {
             args.push("--public".to_owned());
         }
@@ -144,7 +176,14 @@ mod tests {
     fn agent() -> NodeCommand {
         NodeCommand {
             role: MachineRole::Agent,
-            listen: "10.0.0.4:5051".parse().expect("addr"),
+            listen: "127.0.0.1:5051".parse().expect("addr"),
+            advertise: Some("10.0.0.4:5051".parse().expect("addr")),
+            tls: Some(TlsPaths {
+                cert: "/opt/orch/tls/node.pem".to_owned(),
+                key: "/opt/orch/tls/node-key.pem".to_owned(),
+                ca: "/opt/orch/tls/ca.pem".to_owned(),
+                token: Some("/opt/orch/tls/token".to_owned()),
+            }),
             masters: vec!["10.0.0.1:8080".parse().expect("addr")],
             dir: "/opt/orch/data".to_owned(),
             hostname: Some("agent-1".to_owned()),
@@ -165,7 +204,7 @@ mod tests {
                 "--masters",
                 "10.0.0.1:8080",
                 "--listen",
-                "10.0.0.4:5051",
+                "127.0.0.1:5051",
                 "--work-dir",
                 "/opt/orch/data",
                 "--hostname",
@@ -174,16 +213,16 @@ mod tests {
                 "cpus:2",
                 "--containerizers",
                 "mesos",
-                "--insecure"
-            ]
-        );
-        let on_loopback = NodeCommand {
-            listen: "127.0.0.1:5051".parse().expect("addr"),
-            ..agent()
-        };
-        assert!(
-            !on_loopback.args().contains(&"--insecure".to_owned()),
-            "plaintext on loopback needs no --insecure"
+                "--advertise-ip",
+                "10.0.0.4",
+                "--tls-cert",
+                "/opt/orch/tls/node.pem",
+                "--tls-key",
+                "/opt/orch/tls/node-key.pem",
+                "--tls-ca",
+                "/opt/orch/tls/ca.pem"
+            ],
+            "an agent gets no token, and never --insecure"
         );
         let public = NodeCommand {
             role: MachineRole::PublicAgent,
@@ -206,6 +245,8 @@ mod tests {
         };
         let args = master.args();
         assert_eq!(args[..3], ["master", "--listen", "127.0.0.1:8080"]);
+        assert!(args.contains(&"--token-file".to_owned()));
+        assert!(!args.contains(&"--insecure".to_owned()));
         let at = |flag: &str| args.iter().position(|a| a == flag).expect(flag);
         assert!(at("--data-dir") < at("--with-dns"));
         assert_eq!(args[at("--dns-vip-address") + 1], "127.0.0.2");

@@ -278,6 +278,14 @@ pub enum Action {
     },
 
     // --- every provider ---
+    /// Make (or keep) the cluster's identity in its dir: the CA and the management token,
+    /// and a certificate for every node that has none that fits.
+    Identity {
+        /// The cluster dir, as shown.
+        dir: String,
+        /// Whether the CA exists already.
+        exists: bool,
+    },
     /// Register the gitops repos, once the cluster runs.
     RegisterRepos {
         /// The repos' effective names.
@@ -317,6 +325,7 @@ impl Action {
             | Self::FirewallExists { .. }
             | Self::InstallOverSsh
             | Self::LayOut { .. }
+            | Self::Identity { .. }
             | Self::RegisterRepos { .. } => None,
         }
     }
@@ -435,6 +444,15 @@ impl fmt::Display for Action {
                 write!(f, "start {node} on {listen} ({why})")
             }
             Self::ProcessRunning { node, pid } => write!(f, "{node}: running (pid {pid})"),
+            Self::Identity { dir, exists: false } => write!(
+                f,
+                "make the cluster's CA and management token in {dir}, and a certificate per node"
+            ),
+            Self::Identity { dir, exists: true } => write!(
+                f,
+                "keep the cluster's CA and management token in {dir}; issue a node's \
+                 certificate where it is missing or names other addresses"
+            ),
             Self::RegisterRepos { repos } => {
                 write!(f, "register gitops repo(s) {}", repos.join(", "))
             }
@@ -654,6 +672,14 @@ mod tests {
                     pid: 42,
                 },
                 "master-1: running (pid 42)",
+            ),
+            (
+                Action::Identity {
+                    dir: ".orch/demo".into(),
+                    exists: false,
+                },
+                "make the cluster's CA and management token in .orch/demo, and a certificate \
+                 per node",
             ),
             (
                 Action::RegisterRepos {

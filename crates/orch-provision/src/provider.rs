@@ -175,6 +175,12 @@ pub trait Provider: Send {
         Ok(())
     }
 
+    /// Where `machine`'s TLS files go on it (see [`cluster_spec::tls_files`]): by default
+    /// `<install_dir>/tls`.
+    fn tls_dir(&self, machine: &Machine) -> String {
+        cluster_spec::default_tls_dir(machine)
+    }
+
     /// The masters' API addresses, in `--masters` order: by default each master machine's
     /// IP with the `api` port.
     fn api_addresses(&self, infra: &Infra, state: &State) -> Vec<std::net::SocketAddr> {

@@ -3,7 +3,7 @@
 //!
 //! One content, [`State`], for every provider: which machines exist (name, role, IP, the
 //! provider's id), the provider's other resources (network, image, firewall) by kind, and
-//! how far the last `orch up` got. Saved after every change ([`StateFile`]), so a crash loses
+//! how far the last `orch up` got, and the masters' API addresses (for the CLI). Saved after every change ([`StateFile`]), so a crash loses
 //! at most the resource being made, which the provider finds again by its tags, labels or
 //! (local) the processes' arguments. The local provider adds its own section
 //! ([`LocalState`]): the layout (ports, dirs), the containerizers offered and the pid (+
@@ -66,6 +66,10 @@ pub struct State {
     /// The last step the last `orch up` finished (`endpoints` when it got to the end).
     #[serde(default)]
     pub last_step: Option<String>,
+    /// The masters' API addresses (HTTPS), as `orch up` reached them: where the CLI run in
+    /// this directory finds the cluster without `--master`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub apis: Vec<std::net::SocketAddr>,
     /// The local provider's processes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub local: Option<LocalState>,
@@ -273,6 +277,7 @@ mod tests {
             name: "master-1".to_owned(),
             role: MachineRole::Master,
             ip: "10.1.0.2".parse().expect("ip"),
+            private_ip: None,
             id: "abc".to_owned(),
             install_dir: "/opt/orch".to_owned(),
             resources: None,

@@ -2,6 +2,7 @@
 # Supervises the orch node {{ name }} ({{ role }}) of cluster {{ cluster }} on a host without
 # systemd: runs it, restarts it a second after it exits, and stops it on TERM. Written by
 # `orch up` (started detached with setsid), removed by `orch destroy`. Do not edit.
+# TLS files (sha256): {{ tls }}
 cd {{ install_dir }} || exit 1
 echo $$ > {{ supervisor_pid }}
 child=

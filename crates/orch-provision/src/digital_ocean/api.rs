@@ -135,6 +135,13 @@ impl Api {
             .map(Option::unwrap_or_default)
     }
 
+    /// PUT `body` to `path`; the JSON body of the answer.
+    pub async fn put(&self, path: &str, body: &Value) -> Result<Value, ApiError> {
+        self.send(Method::PUT, path, Some(body))
+            .await
+            .map(Option::unwrap_or_default)
+    }
+
     /// DELETE `path` with `query` (204, no body).
     pub async fn delete(&self, path: &str, query: &[(&str, &str)]) -> Result<(), ApiError> {
         let path = with_query(path, query);

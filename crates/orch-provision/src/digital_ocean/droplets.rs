@@ -29,18 +29,24 @@ pub struct Droplet {
     pub tags: Vec<String>,
     /// Its public IPv4 address, once it has one.
     pub public_ipv4: Option<Ipv4Addr>,
+    /// Its IPv4 address in its VPC, once it has one.
+    pub private_ipv4: Option<Ipv4Addr>,
 }
 
 impl Droplet {
     /// The droplet of an API object; None when it lacks an id or name.
     pub fn from_json(value: &Value) -> Option<Self> {
-        let public_ipv4 = value
-            .pointer("/networks/v4")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .filter(|n| n.get("type").and_then(Value::as_str) == Some("public"))
-            .find_map(|n| n.get("ip_address")?.as_str()?.parse().ok());
+        let address = |kind: &str| -> Option<Ipv4Addr> {
+            value
+                .pointer("/networks/v4")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter(|n| n.get("type").and_then(Value::as_str) == Some(kind))
+                .find_map(|n| n.get("ip_address")?.as_str()?.parse().ok())
+        };
+        let public_ipv4 = address("public");
+        let private_ipv4 = address("private");
         Some(Self {
             id: value.get("id")?.as_u64()?,
             name: value.get("name")?.as_str()?.to_owned(),
@@ -57,6 +63,7 @@ impl Droplet {
                 .filter_map(|t| t.as_str().map(str::to_owned))
                 .collect(),
             public_ipv4,
+            private_ipv4,
         })
     }
 
@@ -259,6 +266,7 @@ mod tests {
             {"ip_address": "203.0.113.9", "type": "public"}]);
         let droplet = Droplet::from_json(&value).expect("droplet");
         assert_eq!(droplet.ready(), Some(Ipv4Addr::new(203, 0, 113, 9)));
+        assert_eq!(droplet.private_ipv4, Some(Ipv4Addr::new(10, 10, 0, 5)));
         assert_eq!(droplet.id, 7);
         assert!(Droplet::from_json(&json!({"name": "x"})).is_none());
     }

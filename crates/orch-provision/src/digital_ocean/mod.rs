@@ -5,7 +5,9 @@
 //! - [`rate`]: the request budget (250 per minute) and the wait after a 429;
 //! - [`droplets`]: names, tags, create batches (at most 10), list/create/delete calls;
 //! - [`firewall`]: the cluster's cloud firewall `orch-<cluster>`;
-//! - [`cloud_init`]: the user data and the pinned per-droplet SSH host keys.
+//! - `ssh_hosts`: the droplets as the ssh provider's hosts;
+//! - [`cloud_init`]: the user data (no key, no secret), and how a droplet's SSH host key
+//!   comes to be known (recorded at the first connection, see there).
 //!
 //! Droplets are always listed by the cluster tag before any is created, so a re-run after a
 //! crash never makes a second droplet of a name; each droplet is recorded in the state file
@@ -13,8 +15,9 @@
 //! is active with a public IPv4.
 //!
 //! The SSH steps (wait-ssh, upload, render, start) and the nodes' status are the ssh
-//! provider's ([`SshProvider::for_hosts`]), given each droplet as a host: its public IPv4,
-//! root, `ssh_port`, the pinned host key, `identity_file`.
+//! provider's ([`SshProvider::for_hosts`]), given each droplet as a host: its public IPv4
+//! (and VPC address, where the nodes reach each other), root, `ssh_port`, `identity_file`,
+//! and the cluster's own known_hosts file, `.orch/<cluster>/known_hosts`.
 //!
 //! May depend on: provision::{cluster_spec, infra, provider, ssh,
 //! state_file, steps, templates}.
@@ -24,6 +27,7 @@ pub mod cloud_init;
 pub mod droplets;
 pub mod firewall;
 pub mod rate;
+mod ssh_hosts;
 
 use self::api::Api;
 use self::droplets::{cluster_tag, droplet_name, Droplet};
@@ -47,6 +51,10 @@ const ACTIVE_TIMEOUT: Duration = Duration::from_secs(600);
 const GONE_TIMEOUT: Duration = Duration::from_secs(180);
 /// The state's resource key of a droplet's id.
 const DROPLET_KEY: &str = "droplet/";
+/// The state's resource key of a droplet about to be created (written before the create
+/// request, so that a run killed before DigitalOcean's answer still knows the droplet is
+/// the cluster's own).
+const CREATING_KEY: &str = "creating/";
 
 /// Records the droplet id of `machine` in the state (saved when it is new).
 fn record_droplet(state: &mut StateFile, machine: &str, id: u64) -> Result<(), ProviderError> {
@@ -83,6 +91,9 @@ pub struct DigitalOceanProvider {
     api: Api,
     /// The ssh provider driving the droplets, once they are known.
     ssh: Option<SshProvider>,
+    /// The machines whose droplet this cluster created (recorded in the state file before
+    /// this run, or created by it): their host key is recorded at the first connection.
+    ours: std::collections::BTreeSet<String>,
 }
 
 impl DigitalOceanProvider {
@@ -112,6 +123,7 @@ impl DigitalOceanProvider {
             options,
             api,
             ssh: None,
+            ours: std::collections::BTreeSet::new(),
         })
     }
 
@@ -137,6 +149,7 @@ impl DigitalOceanProvider {
             name: wanted.name.clone(),
             role: wanted.role,
             ip,
+            private_ip: droplet.private_ipv4.map(IpAddr::V4),
             id: droplet.id.to_string(),
             install_dir: self.entry().install_dir.replace("{machine}", &wanted.name),
             resources: None,
@@ -153,16 +166,20 @@ impl DigitalOceanProvider {
     ) -> Result<(), ProviderError> {
         let entry = self.entry();
         let batches = droplets::batches(missing);
+        let user_data = cloud_init::render(self.cluster(), entry.ssh_port)
+            .map_err(|e| ProviderError::failed("cannot render the cloud-init user data", e))?;
         for (number, batch) in batches.iter().enumerate() {
-            let mut keys = Vec::new();
             for machine in batch {
                 progress.enter(Step::Machines, &machine.name)?;
-                let key = cloud_init::load_or_create(&self.options.cluster_dir, &machine.name)
-                    .map_err(|e| ProviderError::on_machine(Step::Machines, &machine.name, e))?;
-                keys.push((droplet_name(self.cluster(), &machine.name), key));
             }
-            let user_data = cloud_init::render(self.cluster(), entry.ssh_port, &keys)
-                .map_err(|e| ProviderError::failed("cannot render the cloud-init user data", e))?;
+            state.update(|s| {
+                for machine in batch {
+                    s.resources.insert(
+                        format!("{CREATING_KEY}{}", machine.name),
+                        "requested".to_owned(),
+                    );
+                }
+            })?;
             let body = droplets::create_body(entry, self.cluster(), batch, &user_data);
             progress.note(format!(
                 "creating {} droplet(s) ({}; batch {} of {}) in {}, {}, {}",
@@ -280,55 +297,6 @@ impl DigitalOceanProvider {
             poll = (poll * 2).min(Duration::from_secs(5));
         }
     }
-
-    /// The droplets as SSH hosts: public IPv4, root, `ssh_port`, pinned host key.
-    fn hosts(&self, machines: &[Machine]) -> Result<Vec<SshHost>, ProviderError> {
-        let entry = self.entry();
-        let identity = match &entry.identity_file {
-            Some(file) => Identity::File(resolve_path(&self.options.base_dir, file)),
-            None => Identity::Agent,
-        };
-        let mut hosts = Vec::new();
-        for machine in machines {
-            let key = cloud_init::load(&self.options.cluster_dir, &machine.name)
-                .map_err(|e| ProviderError::on_machine(Step::WaitSsh, &machine.name, e))?;
-            hosts.push(SshHost {
-                name: machine.name.clone(),
-                role: machine.role,
-                address: machine.ip.to_string(),
-                port: entry.ssh_port,
-                user: "root".to_owned(),
-                ip: machine.ip,
-                install_dir: machine.install_dir.clone(),
-                host_key: key.map(|k| k.public_openssh),
-                identity: identity.clone(),
-                sudo: false,
-                resources: None,
-                attributes: None,
-            });
-        }
-        Ok(hosts)
-    }
-
-    /// The ssh provider for `machines` (made once per run; its connections are kept).
-    fn ssh(&mut self, machines: &[Machine]) -> Result<&mut SshProvider, ProviderError> {
-        let same = self.ssh.as_ref().is_some_and(|ssh| {
-            machines
-                .iter()
-                .all(|m| ssh.host(&m.name).is_some_and(|h| h.ip == m.ip))
-        });
-        if !same {
-            let hosts = self.hosts(machines)?;
-            // Host keys are pinned; a known_hosts file only serves --trust-on-first-use,
-            // and it is the cluster's own, not ~/.ssh/known_hosts.
-            let provider = SshProvider::for_hosts(hosts, &self.options, &self.infra.cluster)
-                .with_known_hosts(self.options.cluster_dir.join("known_hosts"));
-            self.ssh = Some(provider);
-        }
-        self.ssh
-            .as_mut()
-            .ok_or_else(|| ProviderError::Refused("no droplets to reach over SSH".to_owned()))
-    }
 }
 
 #[async_trait::async_trait]
@@ -384,7 +352,7 @@ impl Provider for DigitalOceanProvider {
                 tag: cluster_tag(self.cluster()),
                 inbound: firewall::open_ports(&self.infra)
                     .iter()
-                    .map(|(p, ports, _)| format!("{ports}/{p}"))
+                    .map(|(p, ports, _, _)| format!("{ports}/{p}"))
                     .collect::<Vec<_>>()
                     .join(" "),
             }),
@@ -401,7 +369,7 @@ impl Provider for DigitalOceanProvider {
         state: &mut StateFile,
         progress: &Progress,
     ) -> Result<Vec<Machine>, ProviderError> {
-        let (id, created) = firewall::ensure(&self.api, &self.infra)
+        let (id, done) = firewall::ensure(&self.api, &self.infra)
             .await
             .map_err(|e| ProviderError::failed("cannot set up the cluster's firewall", e))?;
         state.update(|s| {
@@ -410,9 +378,28 @@ impl Provider for DigitalOceanProvider {
         progress.note(format!(
             "firewall {} {} ({id})",
             firewall::firewall_name(self.cluster()),
-            if created { "created" } else { "exists" }
+            match done {
+                firewall::Ensured::Created => "created",
+                firewall::Ensured::Updated => "updated (its rules were not the wanted ones)",
+                firewall::Ensured::Unchanged => "exists",
+            }
         ));
+        if let Some(note) = firewall::closed_note(&self.infra) {
+            progress.note(note);
+        }
 
+        // The droplets this cluster made: recorded (or requested) before this run, or created
+        // by it.
+        self.ours = state
+            .state
+            .resources
+            .keys()
+            .filter_map(|k| {
+                k.strip_prefix(DROPLET_KEY)
+                    .or_else(|| k.strip_prefix(CREATING_KEY))
+                    .map(str::to_owned)
+            })
+            .collect();
         let listed = self.listed().await?;
         let tag = cluster_tag(self.cluster());
         progress.note(format!("{} droplet(s) tagged {tag}", listed.len()));
@@ -440,26 +427,9 @@ impl Provider for DigitalOceanProvider {
                 ));
             }
         }
+        self.ours.extend(missing.iter().map(|m| m.name.clone()));
         self.create(&missing, state, progress).await?;
         let machines = self.wait_active(wanted, state, progress).await?;
-        if !self.options.trust_on_first_use {
-            for machine in &machines {
-                let known = cloud_init::load(&self.options.cluster_dir, &machine.name)
-                    .map_err(|e| ProviderError::on_machine(Step::Machines, &machine.name, e))?;
-                if known.is_none() {
-                    return Err(ProviderError::on_machine(
-                        Step::Machines,
-                        &machine.name,
-                        format!(
-                            "its host key is not in {} (the droplet was made elsewhere); \
-                             `orch destroy` and up again, or pass --trust-on-first-use",
-                            cloud_init::key_path(&self.options.cluster_dir, &machine.name)
-                                .display()
-                        ),
-                    ));
-                }
-            }
-        }
         Ok(machines)
     }
 

@@ -46,6 +46,11 @@ pub struct NodeContainer {
     pub volume_at: String,
     /// Host paths bind-mounted at the same path: (path, read-only).
     pub binds: Vec<(String, bool)>,
+    /// Host files bind-mounted read-only elsewhere: (host path, path in the container).
+    pub files: Vec<(String, String)>,
+    /// The sha256 of those files' contents: a certificate issued again recreates the
+    /// container (a bind-mounted file replaced on the host is not seen inside).
+    pub files_digest: String,
 }
 
 impl NodeContainer {
@@ -72,6 +77,11 @@ impl NodeContainer {
         binds.extend(self.binds.iter().map(|(path, read_only)| {
             format!("{path}:{path}{}", if *read_only { ":ro" } else { "" })
         }));
+        binds.extend(
+            self.files
+                .iter()
+                .map(|(source, target)| format!("{source}:{target}:ro")),
+        );
         let endpoint = EndpointSettings {
             ipam_config: Some(EndpointIpamConfig {
                 ipv4_address: Some(self.ip.clone()),
@@ -301,6 +311,11 @@ mod tests {
             volume: "orch-demo-agent-1".to_owned(),
             volume_at: "/var/lib/orch".to_owned(),
             binds: vec![("/var/run/docker.sock".to_owned(), false)],
+            files: vec![(
+                "/w/.orch/demo/pki/agent-1.pem".to_owned(),
+                "/etc/orch/tls/node.pem".to_owned(),
+            )],
+            files_digest: "d1".to_owned(),
         }
     }
 
@@ -318,6 +333,9 @@ mod tests {
         let mut other = node();
         other.binds.clear();
         assert_ne!(other.spec_hash(), base.spec_hash());
+        let mut other = node();
+        other.files_digest = "d2".to_owned();
+        assert_ne!(other.spec_hash(), base.spec_hash(), "new certificates");
     }
 
     #[test]
@@ -333,7 +351,8 @@ mod tests {
             host.binds.expect("binds"),
             [
                 "orch-demo-agent-1:/var/lib/orch",
-                "/var/run/docker.sock:/var/run/docker.sock"
+                "/var/run/docker.sock:/var/run/docker.sock",
+                "/w/.orch/demo/pki/agent-1.pem:/etc/orch/tls/node.pem:ro"
             ]
         );
         let endpoints = config

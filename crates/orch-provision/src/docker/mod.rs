@@ -5,6 +5,10 @@
 //! network are labelled `orch.cluster=<cluster>`, the image `orch.image-of=<cluster>`, so
 //! `orch destroy` finds them even without the state file.
 //!
+//! Every node's certificate, key and the CA certificate (a master's token too) are bind-mounted
+//! read-only from `.orch/<cluster>/` at [`TLS_DIR`] in its container; a certificate issued
+//! again for a new address comes with a new command line, so the container is recreated.
+//!
 //! Agents get the engine's socket mounted and run Docker tasks as siblings on the host
 //! engine. An agent's volume is mounted at the volume's own path on the host (its
 //! mountpoint), so the sandbox paths the agent hands to the engine exist on the host too.
@@ -57,6 +61,9 @@ pub const BINARY_LABEL: &str = "orch.binary-sha256";
 pub const STAMP_LABEL: &str = "orch.binary-stamp";
 /// Where masters keep their data (the volume's mount point).
 pub const INSTALL_DIR: &str = "/var/lib/orch";
+/// Where a node's TLS files are in its container: bind-mounted read-only, file by file, from
+/// `.orch/<cluster>/pki/` (never the CA key).
+pub const TLS_DIR: &str = "/etc/orch/tls";
 /// The engine's socket unless `docker.socket` names another.
 pub const DEFAULT_SOCKET: &str = "/var/run/docker.sock";
 /// Bound for one engine call (builds have their own).
@@ -183,6 +190,7 @@ impl DockerProvider {
                     name: w.name.clone(),
                     role: w.role,
                     ip: IpAddr::V4(ip),
+                    private_ip: None,
                     id: containers::name(self.cluster(), &w.name),
                     install_dir,
                     resources: None,
@@ -208,6 +216,17 @@ impl DockerProvider {
             .collect()
     }
 
+    /// The specs of `machines`' nodes, with their TLS files at [`TLS_DIR`] (and their digest
+    /// as the files are now).
+    fn node_specs(&self, machines: &[Machine]) -> Vec<NodeSpec> {
+        let mut specs =
+            cluster_spec::node_specs(&self.infra, machines, &self.options.cluster_dir, &|_| {
+                TLS_DIR.to_owned()
+            });
+        crate::cluster_pki::stamp_tls(&mut specs);
+        specs
+    }
+
     /// The container `node` runs in.
     fn node_container(&self, machine: &Machine, node: &NodeSpec, image_id: &str) -> NodeContainer {
         let mut args = node.args.clone();
@@ -221,7 +240,14 @@ impl DockerProvider {
                 args.extend(["--containerizers".to_owned(), "mesos,docker".to_owned()]);
             }
         }
+        let files = node
+            .tls
+            .iter()
+            .map(|f| (f.source.display().to_string(), f.target.clone()))
+            .collect();
         NodeContainer {
+            files,
+            files_digest: node.tls_digest.clone(),
             cluster: self.cluster().to_owned(),
             machine: machine.name.clone(),
             role: machine.role,

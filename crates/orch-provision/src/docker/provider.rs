@@ -12,6 +12,10 @@ impl Provider for DockerProvider {
         "docker"
     }
 
+    fn tls_dir(&self, _machine: &Machine) -> String {
+        TLS_DIR.to_owned()
+    }
+
     async fn plan(
         &mut self,
         wanted: &[WantedMachine],
@@ -78,7 +82,7 @@ impl Provider for DockerProvider {
             })
             .collect();
         let machines = self.machines_on(wanted, &subnet, &mountpoints)?;
-        let nodes = cluster_spec::node_specs(&self.infra, &machines);
+        let nodes = self.node_specs(&machines);
         for (machine, node) in machines.iter().zip(&nodes) {
             let name = containers::name(self.cluster(), &machine.name);
             if !mountpoints.contains_key(&machine.name) {

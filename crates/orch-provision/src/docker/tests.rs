@@ -61,10 +61,24 @@ fn machines_get_role_addresses_and_agents_their_volume_paths() {
     assert_eq!(machines[1].install_dir, mountpoints["agent-1"]);
     assert_eq!(machines[2].install_dir, INSTALL_DIR, "no volume yet");
     assert_eq!(machines[1].id, "orch-demo-agent-1");
-    let nodes = cluster_spec::node_specs(&infra, &machines);
+    let nodes = provider.node_specs(&machines);
     let master = provider.node_container(&machines[0], &nodes[0], "sha256:i");
     assert_eq!(master.volume_at, INSTALL_DIR);
     assert!(master.binds.is_empty(), "no gitops repos, no socket");
+    let targets: Vec<&str> = master.files.iter().map(|(_, t)| t.as_str()).collect();
+    assert_eq!(
+        targets,
+        [
+            "/etc/orch/tls/node.pem",
+            "/etc/orch/tls/node-key.pem",
+            "/etc/orch/tls/ca.pem",
+            "/etc/orch/tls/token"
+        ]
+    );
+    assert!(
+        !master.files.iter().any(|(s, _)| s.ends_with("ca-key.pem")),
+        "never the CA key"
+    );
     let agent = provider.node_container(&machines[1], &nodes[1], "sha256:i");
     assert_eq!(agent.volume, "orch-demo-agent-1");
     if Path::new(DEFAULT_SOCKET).exists() {

@@ -11,14 +11,23 @@ pub fn endpoint_lines(record: &LocalState) -> Vec<String> {
     let layout = &record.layout;
     let api = layout
         .api()
-        .map_or_else(|| "(none)".to_owned(), |a| format!("http://{a}"));
-    let mut lines = vec![format!("API     {api} (Marathon /v2, orch /v1)")];
+        .map_or_else(|| "(none)".to_owned(), |a| format!("https://{a}"));
+    let mut lines = vec![format!(
+        "API     {api} (Marathon /v2, orch /v1; TLS, token)"
+    )];
     for status in node_status(record) {
         let node = &status.node;
         let pid = status
             .pid
             .map_or_else(|| "-".to_owned(), |p| p.pid.to_string());
-        let mut line = format!("{:<9} http://{:<21} pid {pid:<8}", node.name, node.listen);
+        // Masters serve HTTPS; an agent's own API is plaintext, on loopback.
+        let scheme = if node.role == MachineRole::Master {
+            "https"
+        } else {
+            "http"
+        };
+        let url = format!("{scheme}://{}", node.listen);
+        let mut line = format!("{:<9} {url:<29} pid {pid:<8}", node.name);
         if let Some(ports) = node.task_ports {
             line.push_str(&format!(
                 " task ports {}-{}, {}",

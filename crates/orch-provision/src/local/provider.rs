@@ -136,6 +136,7 @@ fn machine_of(node: &Node) -> Machine {
         name: node.name.clone(),
         role: node.role,
         ip: node.listen.ip(),
+        private_ip: None,
         id: node.listen.to_string(),
         install_dir: node.dir.display().to_string(),
         resources: None,

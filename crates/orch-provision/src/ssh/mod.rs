@@ -56,10 +56,16 @@ pub struct SshHost {
     pub user: String,
     /// The address the cluster's processes listen on and advertise.
     pub ip: IpAddr,
+    /// Its address on a private network the cluster's nodes share, if any (droplets in a
+    /// VPC).
+    pub private_ip: Option<IpAddr>,
     /// Its install root (absolute).
     pub install_dir: String,
     /// Its pinned host key (`ssh-ed25519 AAAA...`); checked instead of known_hosts.
     pub host_key: Option<String>,
+    /// Record its host key in known_hosts at the first connection (a machine the cluster
+    /// just made, e.g. a droplet), as `--trust-on-first-use` does for every host.
+    pub accept_first_key: bool,
     /// How to log in.
     pub identity: Identity,
     /// Run installation commands through `sudo -n`.
@@ -77,6 +83,7 @@ impl SshHost {
             name: self.name.clone(),
             role: self.role,
             ip: self.ip,
+            private_ip: self.private_ip,
             id: format!("{}@{}:{}", self.user, self.address, self.port),
             install_dir: self.install_dir.clone(),
             resources: self.resources.clone(),
@@ -145,11 +152,13 @@ impl SshProvider {
                     user: entry.user.clone().unwrap_or_else(|| ssh.user.clone()),
                     // validate() made sure every host has one.
                     ip: entry.cluster_ip()?,
+                    private_ip: None,
                     install_dir: entry
                         .install_dir
                         .clone()
                         .unwrap_or_else(|| ssh.install_dir.clone()),
                     host_key: entry.host_key.clone(),
+                    accept_first_key: false,
                     identity: identity.clone(),
                     sudo: ssh.sudo,
                     resources: entry.resources.clone(),
@@ -164,7 +173,14 @@ impl SshProvider {
         let machines: Vec<Machine> = hosts.iter().map(SshHost::machine).collect();
         let mut provider =
             Self::for_hosts(hosts, options, &infra.cluster).with_known_hosts(known_hosts);
-        provider.nodes = crate::cluster_spec::node_specs(infra, &machines);
+        provider.nodes = crate::cluster_spec::node_specs(
+            infra,
+            &machines,
+            &options.cluster_dir,
+            &crate::cluster_spec::default_tls_dir,
+        );
+        // The files as they are now: the plan compares the service the run would write.
+        crate::cluster_pki::stamp_tls(&mut provider.nodes);
         provider
     }
 
@@ -228,7 +244,7 @@ impl SshProvider {
             user: host.user.clone(),
             pinned,
             known_hosts: self.known_hosts.clone(),
-            trust_on_first_use: self.trust_on_first_use,
+            trust_on_first_use: self.trust_on_first_use || host.accept_first_key,
             identity: host.identity.clone(),
             sudo: host.sudo,
         })

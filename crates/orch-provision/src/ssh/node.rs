@@ -5,9 +5,10 @@
 //!
 //! Layout of `<install_dir>`: `bin/orch`, `data/` (master data dir or agent work dir, where
 //! process tasks run), `logs/node.log`, `.orch-cluster` (the marker naming the cluster),
-//! `orch-supervise.sh` with `supervisor.pid` and `node.pid` (without systemd), and `started`
-//! (the stamp the running node was started with: sha256 of the binary and of the service
-//! file). A node runs as specified when it is alive and its stamp equals the current one
+//! `orch-supervise.sh` with `supervisor.pid` and `node.pid` (without systemd), `tls/` (the
+//! node's certificate and key, the CA certificate, a master's token), and `started` (the
+//! stamp the running node was started with: sha256 of the binary and of the service file,
+//! which names the sha256 of the TLS files, so new certificates restart the node). A node runs as specified when it is alive and its stamp equals the current one
 //! (decided in [`super::decide`]).
 //!
 //! May depend on: provision::{cluster_spec, templates}. Pure.
@@ -149,6 +150,7 @@ pub fn render_service(
         ("log", log.as_str()),
         ("supervisor_pid", supervisor_pid.as_str()),
         ("node_pid", node_pid.as_str()),
+        ("tls", spec.tls_digest.as_str()),
     ];
     let log_unquoted = layout.log();
     let mut content = match kind {
@@ -311,6 +313,35 @@ pub fn write_file_script(path: &str, content: &str, mode: &str, systemd_unit: bo
     )
 }
 
+/// Writes each of `files` (path on the host, content, private) unless it already holds that
+/// content, with umask 077 so a key is never readable by others, not even for a moment:
+/// private files end up 0600, the others 0644, their directories 0700. Prints `written=<path>`
+/// or `unchanged=<path>` per file.
+pub fn install_files_script(files: &[(String, String, bool)]) -> String {
+    let mut script = String::from("set -u\numask 077\n");
+    for (path, content, private) in files {
+        let sha = sha256_hex(content.as_bytes());
+        let mut delimiter = "ORCH_END_OF_FILE".to_owned();
+        while content.contains(&delimiter) {
+            delimiter.push('_');
+        }
+        let dir = path.rsplit_once('/').map_or(".", |(dir, _)| dir);
+        let dir = if dir.is_empty() { "/" } else { dir };
+        script.push_str(&format!(
+            "F={path}\nmkdir -p {dir} && chmod 700 {dir} || exit 1\n\
+             if [ -f \"$F\" ] && [ \"$(sha256sum < \"$F\" | cut -c1-64)\" = {sha} ]; then\n\
+             chmod {mode} \"$F\" || exit 1\necho \"unchanged=$F\"\nelse\n\
+             rm -f \"$F.tmp\"\ncat > \"$F.tmp\" <<'{delimiter}'\n{content}{newline}{delimiter}\n\
+             chmod {mode} \"$F.tmp\" && mv -f \"$F.tmp\" \"$F\" || exit 1\necho \"written=$F\"\nfi\n",
+            path = quote(path),
+            dir = quote(dir),
+            mode = if *private { "600" } else { "644" },
+            newline = if content.ends_with('\n') { "" } else { "\n" },
+        ));
+    }
+    script
+}
+
 /// Lines printing `alive=0|1`, `started=<stamp>` and `current=<stamp>` (needs [`header`]).
 fn state_lines(kind: ServiceKind) -> String {
     let alive = match kind {
@@ -442,6 +473,8 @@ mod tests {
                 "--attributes".to_owned(),
                 "rack:it's".to_owned(),
             ],
+            tls: Vec::new(),
+            tls_digest: "t1".to_owned(),
         }
     }
 
@@ -470,6 +503,16 @@ mod tests {
         assert!(unit.contains(&format!("ExecStart={command}\n")), "{unit}");
         assert!(unit.contains("StandardOutput=append:/opt/orch/logs/node.log"));
         assert!(unit.contains("KillMode=process"));
+        assert!(unit.contains("# TLS files (sha256): t1\n"), "{unit}");
+        let renewed = NodeSpec {
+            tls_digest: "t2".to_owned(),
+            ..spec()
+        };
+        assert_ne!(
+            render_service(&layout, &renewed, ServiceKind::Systemd).expect("unit"),
+            unit,
+            "new certificates, another service file: the node restarts"
+        );
         assert_eq!(
             render_service(&layout, &spec(), ServiceKind::Systemd).expect("unit"),
             unit,
@@ -501,6 +544,22 @@ mod tests {
             run(write_file_script(&path, content, "644", false)),
             "unchanged"
         );
+        let key = dir.path().join("tls").join("node-key.pem");
+        let files = vec![(
+            key.display().to_string(),
+            "-----BEGIN PRIVATE KEY-----\nx\n".to_owned(),
+            true,
+        )];
+        assert!(run(install_files_script(&files)).starts_with("written="));
+        assert!(run(install_files_script(&files)).starts_with("unchanged="));
+        let mode = |p: &std::path::Path| {
+            std::os::unix::fs::PermissionsExt::mode(
+                &std::fs::metadata(p).expect("meta").permissions(),
+            ) & 0o777
+        };
+        assert_eq!(mode(&key), 0o600);
+        assert_eq!(mode(&dir.path().join("tls")), 0o700);
+        assert_eq!(std::fs::read_to_string(&key).expect("key"), files[0].1);
         let layout = Layout::new(&dir.path().join("root").display().to_string(), "demo", "m");
         let out = run(prepare_script(&layout));
         assert_eq!(field(&out, "sha"), Some(""));

@@ -1,5 +1,6 @@
 //! The ssh provider's work across hosts: what `orch up --plan` would do on each, uploading
-//! the binary and rendering the services on every host at once.
+//! the binary, installing each node's TLS files and rendering the services on every host at
+//! once.
 //!
 //! May depend on: provision::{cluster_spec, plan, provider, steps, ssh::{decide, node, session}}.
 
@@ -182,6 +183,9 @@ impl SshProvider {
                 let Some(spec) = spec else {
                     return Ok(());
                 };
+                install_tls(&connection, &host.name, &spec, progress)
+                    .await
+                    .map_err(on)?;
                 let path = layout.service_path(kind);
                 let what = match kind {
                     ServiceKind::Systemd => "systemd unit",
@@ -218,4 +222,44 @@ impl SshProvider {
         first_error(futures::future::join_all(jobs).await)?;
         Ok(())
     }
+}
+
+/// Installs `spec`'s TLS files on the host (its certificate and key, the CA certificate, a
+/// master's token: see [`crate::cluster_spec::tls_files`]), each only when it differs.
+async fn install_tls(
+    connection: &Connection,
+    name: &str,
+    spec: &NodeSpec,
+    progress: &Progress,
+) -> Result<(), SshError> {
+    if spec.tls.is_empty() {
+        return Ok(());
+    }
+    let mut files = Vec::new();
+    for file in &spec.tls {
+        let content = std::fs::read_to_string(&file.source).map_err(|source| SshError::Local {
+            path: file.source.clone(),
+            source,
+        })?;
+        files.push((file.target.clone(), content, file.private));
+    }
+    let out = connection
+        .run_ok(
+            "installing the TLS files",
+            &node::install_files_script(&files),
+        )
+        .await?;
+    let written = out.lines().filter(|l| l.starts_with("written=")).count();
+    let dir = spec.tls[0]
+        .target
+        .rsplit_once('/')
+        .map_or("", |(dir, _)| dir);
+    progress.machine(
+        name,
+        match written {
+            0 => format!("TLS files in {dir} up to date"),
+            n => format!("installed {n} TLS file(s) in {dir} (keys 0600, no CA key)"),
+        },
+    );
+    Ok(())
 }
