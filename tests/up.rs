@@ -427,7 +427,7 @@ async fn up_makes_a_tls_cluster_whose_cli_needs_no_flags() {
         let app = wd.path().join("app.json");
         std::fs::write(
             &app,
-            r#"{"id":"/bare","cmd":"sleep 1000","cpus":0.1,"mem":16,"instances":1}"#,
+            r#"{"id":"/bare","cmd":"echo hello-bare; sleep 1000","cpus":0.1,"mem":16,"instances":1}"#,
         )
         .expect("write app.json");
         let added = wd.orch_bare(&["app", "add", "app.json"]).await;
@@ -443,6 +443,26 @@ async fn up_makes_a_tls_cluster_whose_cli_needs_no_flags() {
             String::from_utf8_lossy(&nodes.stdout).contains("agent-1"),
             "{}",
             describe_output(&nodes)
+        );
+        // A task's output, read through the master from its agent (which answers masters only).
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let task_id = loop {
+            let tasks = wd.orch_bare(&["-o", "json", "task", "list"]).await;
+            let tasks: Value = serde_json::from_slice(&tasks.stdout).unwrap_or_default();
+            let running = tasks["tasks"].as_array().into_iter().flatten().find(|t| {
+                t["appId"] == "/bare" && t["state"] == "TASK_RUNNING"
+            });
+            if let Some(id) = running.and_then(|t| t["id"].as_str()) {
+                break id.to_owned();
+            }
+            assert!(Instant::now() < deadline, "/bare never ran: {tasks}");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        };
+        let logs = wd.orch_bare(&["task", "logs", &task_id]).await;
+        assert!(
+            String::from_utf8_lossy(&logs.stdout).contains("hello-bare"),
+            "{}",
+            describe_output(&logs)
         );
         // status and destroy need no -f where `orch up` ran.
         let status = wd.orch_bare(&["status"]).await;
