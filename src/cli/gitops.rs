@@ -138,10 +138,8 @@ pub async fn run(command: GitopsCommand, client: &Client) -> anyhow::Result<()> 
             config.webhook_secret = webhook_secret;
             config.token = token;
             config.ssh_key = ssh_key;
-            let mut body = serde_json::to_value(&config)?;
-            if let Some(secret) = token_secret {
-                body["tokenSecret"] = serde_json::Value::String(secret);
-            }
+            config.token_secret = token_secret;
+            let body = serde_json::to_value(&config)?;
             let status = client.call(Method::POST, "/v1/gitops", Some(&body)).await?;
             client.print(&status, |status| {
                 format!("watching {} as {}\n", config.repo, cell(&status["name"]))

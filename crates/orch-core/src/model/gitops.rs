@@ -66,9 +66,13 @@ pub struct RepoConfig {
     /// A private key file for ssh remotes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ssh_key: Option<String>,
+    /// The secret of the ACL token the repo is to act with, as a client sends it
+    /// (`tokenSecret`): the master resolves it to [`RepoConfig::acl_token`] and never keeps it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_secret: Option<String>,
     /// The id of the ACL token the repo acts with: it can never do more than that token
     /// (none: the cluster's own rights, for repos the management token adds). Set by the
-    /// master from the `tokenSecret` a client sends, never taken from clients.
+    /// master from `tokenSecret` or the adding token, never taken from clients.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub acl_token: Option<String>,
 }
@@ -121,6 +125,7 @@ impl RepoConfig {
             webhook_secret: None,
             token: None,
             ssh_key: None,
+            token_secret: None,
             acl_token: None,
         }
     }

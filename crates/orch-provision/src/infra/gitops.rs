@@ -89,6 +89,10 @@ pub struct GitopsEntry {
     /// The name of an environment variable holding a token for https remotes.
     #[serde(default)]
     pub token_env: Option<String>,
+    /// The name of an environment variable holding the secret of the ACL token the repo acts
+    /// with (it can never do more than that token) [default: none, the cluster's own rights].
+    #[serde(default)]
+    pub token_secret_env: Option<String>,
     /// A private key file for ssh remotes (relative to the infra file's directory; `~/` is
     /// the home directory).
     #[serde(default)]
@@ -157,6 +161,7 @@ impl GitopsEntry {
         for (key, var) in [
             ("webhook_secret_env", &self.webhook_secret_env),
             ("token_env", &self.token_env),
+            ("token_secret_env", &self.token_secret_env),
         ] {
             if let Some(var) = var {
                 let ok = !var.is_empty()

@@ -460,6 +460,10 @@ impl Infra {
                 Some(var) => Some(from_env(format!("gitops[{i}].token_env"), var)?),
                 None => None,
             };
+            config.token_secret = match &entry.token_secret_env {
+                Some(var) => Some(from_env(format!("gitops[{i}].token_secret_env"), var)?),
+                None => None,
+            };
             config.ssh_key = entry.ssh_key.as_ref().map(|key| {
                 let home = key.strip_prefix("~/").zip(env("HOME"));
                 match home {

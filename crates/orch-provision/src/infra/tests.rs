@@ -44,6 +44,7 @@ gitops:
     rollback_deadline: 5m
     webhook_secret_env: HOOK
     token_env: TOKEN
+    token_secret_env: ACL
     ssh_key: keys/id
 "#;
     let infra = Infra::from_yaml(text, "infra/dev.yaml").expect("valid");
@@ -56,6 +57,7 @@ gitops:
     let env = |name: &str| match name {
         "HOOK" => Some("hook-secret".to_owned()),
         "TOKEN" => Some("tok".to_owned()),
+        "ACL" => Some("acl-secret".to_owned()),
         _ => None,
     };
     let configs = infra
@@ -74,6 +76,7 @@ gitops:
     assert_eq!(config.vars["DOMAIN"], "example.com");
     assert_eq!(config.webhook_secret.as_deref(), Some("hook-secret"));
     assert_eq!(config.token.as_deref(), Some("tok"));
+    assert_eq!(config.token_secret.as_deref(), Some("acl-secret"));
     assert_eq!(
         config.ssh_key.as_deref(),
         Some("/src/project/infra/keys/id")
@@ -82,6 +85,7 @@ gitops:
     let json = serde_json::to_value(config).expect("json");
     assert_eq!(json["selfHeal"], true);
     assert_eq!(json["rollbackDeadline"], "5m");
+    assert_eq!(json["tokenSecret"], "acl-secret");
 }
 
 #[test]

@@ -89,24 +89,17 @@ async fn add(
     Extension(gitops): Extension<Arc<Gitops>>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let invalid_json = |error: serde_json::Error| ApiError::InvalidJson {
-        reason: error.to_string(),
-    };
-    let mut body: serde_json::Map<String, Value> =
-        serde_json::from_slice(&body).map_err(invalid_json)?;
-    if body.contains_key("aclToken") {
+    let mut config: RepoConfig =
+        serde_json::from_slice(&body).map_err(|error| ApiError::InvalidJson {
+            reason: error.to_string(),
+        })?;
+    if config.acl_token.is_some() {
         return Err(ApiError::invalid(
             "/aclToken",
             "set by the master from tokenSecret, never by clients",
         ));
     }
-    let token_secret = match body.remove("tokenSecret") {
-        None | Some(Value::Null) => None,
-        Some(Value::String(secret)) => Some(secret),
-        Some(_) => return Err(ApiError::invalid("/tokenSecret", "error.expected.jsstring")),
-    };
-    let mut config: RepoConfig =
-        serde_json::from_value(Value::Object(body)).map_err(invalid_json)?;
+    let token_secret = config.token_secret.take();
     config.name = config.effective_name();
     validate(&config)?;
     config.acl_token = match token_secret {
