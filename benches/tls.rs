@@ -80,23 +80,7 @@ async fn cluster(tls: bool) -> Cluster {
         args.extend(support::tls::master_flags(&pki, &format!("m{}", i + 1)));
         c.add(addr, args);
     }
-    let token = std::fs::read_to_string(pki.join("token")).expect("the token");
-    let mut headers = reqwest::header::HeaderMap::new();
-    headers.insert(
-        reqwest::header::AUTHORIZATION,
-        format!("Bearer {}", token.trim())
-            .parse()
-            .expect("a header"),
-    );
-    let client = reqwest::Client::builder()
-        .no_proxy()
-        .timeout(Duration::from_secs(10))
-        .connect_timeout(Duration::from_secs(1))
-        .tls_backend_preconfigured(orch_pki::tls::trusting(&pki.join("ca.pem")).expect("the CA"))
-        .default_headers(headers)
-        .build()
-        .expect("an HTTPS client");
-    c.http = Http { client };
+    c.http = Http::trusting(&pki.join("ca.pem"), &pki.join("token"));
     c.scheme = "https";
     c
 }

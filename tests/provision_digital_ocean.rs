@@ -143,16 +143,14 @@ impl Setup {
     /// `orch ARGS` here, with the token unless `token` is false, and `env`.
     fn command(&self, args: &[&str], token: bool, env: &[(&str, &str)]) -> tokio::process::Command {
         let mut command = tokio::process::Command::new(BIN);
+        for var in support::CLIENT_ENV {
+            command.env_remove(var);
+        }
         command
             .current_dir(self.path())
             .args(args)
             .env_remove("DIGITALOCEAN_TOKEN")
             .env_remove("DO_TOKEN")
-            .env_remove("ORCH_FAIL_AT")
-            .env_remove("ORCH_MASTER")
-            .env_remove("ORCH_CA")
-            .env_remove("ORCH_TOKEN")
-            .env_remove("ORCH_CLUSTER")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

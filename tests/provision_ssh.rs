@@ -103,15 +103,13 @@ impl Workdir {
     /// Runs `orch ARGS` here with `env`; bounded.
     async fn orch_env(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
         let mut command = tokio::process::Command::new(BIN);
+        for var in support::CLIENT_ENV {
+            command.env_remove(var);
+        }
         command
             .current_dir(self.path())
             .args(args)
-            .env_remove("ORCH_FAIL_AT")
             .env_remove("SSH_AUTH_SOCK")
-            .env_remove("ORCH_MASTER")
-            .env_remove("ORCH_CA")
-            .env_remove("ORCH_TOKEN")
-            .env_remove("ORCH_CLUSTER")
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())

@@ -74,23 +74,7 @@ impl Workdir {
 
     /// `orch ARGS` here with no ORCH_* variable: all it knows comes from `.orch/`.
     async fn orch_bare(&self, args: &[&str]) -> Output {
-        let child = tokio::process::Command::new(BIN)
-            .current_dir(self.path())
-            .args(args)
-            .env_remove("ORCH_MASTER")
-            .env_remove("ORCH_CA")
-            .env_remove("ORCH_TOKEN")
-            .env_remove("ORCH_CLUSTER")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("spawn orch");
-        tokio::time::timeout(COMMAND_TIMEOUT, child.wait_with_output())
-            .await
-            .expect("orch in time")
-            .expect("orch output")
+        support::run_orch_bare(self.path(), args, COMMAND_TIMEOUT).await
     }
 
     /// Runs `orch ARGS` here with stdin closed; bounded.

@@ -73,11 +73,19 @@ impl Http {
     /// A client of the cluster `orch up` made in `cluster_dir` (`.orch/<cluster>`): HTTPS
     /// verified against its CA (`pki/ca.pem`), with its management token (`token`) as Bearer.
     pub fn for_cluster(cluster_dir: &std::path::Path) -> Http {
+        Http::trusting(
+            &cluster_dir.join("pki").join("ca.pem"),
+            &cluster_dir.join("token"),
+        )
+    }
+
+    /// A client of masters with TLS: HTTPS verified against the CA file `ca`, with the token
+    /// in `token_file` as Bearer.
+    pub fn trusting(ca: &std::path::Path, token_file: &std::path::Path) -> Http {
         orch_pki::tls::install_crypto_provider();
-        let ca = cluster_dir.join("pki").join("ca.pem");
-        let tls = orch_pki::tls::trusting(&ca)
+        let tls = orch_pki::tls::trusting(ca)
             .unwrap_or_else(|e| panic!("the cluster CA {}: {e}", ca.display()));
-        let token = std::fs::read_to_string(cluster_dir.join("token")).expect("the cluster token");
+        let token = std::fs::read_to_string(token_file).expect("the cluster token");
         let mut headers = reqwest::header::HeaderMap::new();
         headers.insert(
             reqwest::header::AUTHORIZATION,

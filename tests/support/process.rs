@@ -134,6 +134,38 @@ pub async fn run_orch_in(
     }
 }
 
+/// The variables that point a client command at a cluster (or inject a failure): tests of
+/// what the CLI finds in `.orch/` run without them.
+pub const CLIENT_ENV: [&str; 5] = [
+    "ORCH_MASTER",
+    "ORCH_CA",
+    "ORCH_TOKEN",
+    "ORCH_CLUSTER",
+    "ORCH_FAIL_AT",
+];
+
+/// `orch ARGS` in `dir` with none of [`CLIENT_ENV`]: all it knows of a cluster comes from
+/// `.orch/`. Panics if it does not exit within `timeout`.
+pub async fn run_orch_bare(dir: &Path, args: &[&str], timeout: Duration) -> std::process::Output {
+    let mut command = tokio::process::Command::new(BIN);
+    for var in CLIENT_ENV {
+        command.env_remove(var);
+    }
+    let child = command
+        .current_dir(dir)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawn orch {}: {e}", args.join(" ")));
+    match tokio::time::timeout(timeout, child.wait_with_output()).await {
+        Ok(out) => out.unwrap_or_else(|e| panic!("wait for orch {}: {e}", args.join(" "))),
+        Err(_) => panic!("`orch {}` did not exit within {timeout:?}", args.join(" ")),
+    }
+}
+
 /// Formats a process output for failure messages.
 pub fn describe_output(out: &std::process::Output) -> String {
     format!(
