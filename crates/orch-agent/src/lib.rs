@@ -94,6 +94,7 @@ pub async fn serve(
     router: axum::Router,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    let listener = orch_pki::serve::Capped::new(listener, orch_pki::serve::MAX_CONNECTIONS);
     axum::serve(listener, router)
         .with_graceful_shutdown(shutdown)
         .await

@@ -2,7 +2,7 @@
 //! handshake asks for a client certificate; the identity it proves ([`Peer`]: a master or an
 //! agent of the cluster CA, or nobody) goes with every request of that connection, for the
 //! routes that only masters or agents may call. At most [`MAX_CONNECTIONS`] are open at once;
-//! the next waits for one to close.
+//! the next waits for one to close ([`Capped`] does the same for plain HTTP).
 //!
 //! May depend on: the crate's identity, the router. Accepts connections, handshakes.
 
@@ -110,4 +110,128 @@ pub async fn serve(
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     Ok(())
+}
+
+/// A listener for `axum::serve` (plain HTTP) that holds at most `max` connections open at
+/// once, as [`serve`] does over TLS: `accept` waits for a slot, which each connection gives
+/// back when it closes.
+#[derive(Debug)]
+pub struct Capped<L> {
+    inner: L,
+    slots: Arc<tokio::sync::Semaphore>,
+}
+
+impl<L> Capped<L> {
+    /// `inner`, holding at most `max` connections.
+    pub fn new(inner: L, max: usize) -> Self {
+        Self {
+            inner,
+            slots: Arc::new(tokio::sync::Semaphore::new(max)),
+        }
+    }
+}
+
+impl<L: axum::serve::Listener> axum::serve::Listener for Capped<L> {
+    type Io = CappedIo<L::Io>;
+    type Addr = L::Addr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        let slot = match Arc::clone(&self.slots).acquire_owned().await {
+            Ok(slot) => slot,
+            // Never closed: this listener owns the semaphore.
+            Err(_closed) => std::future::pending().await,
+        };
+        let (io, addr) = self.inner.accept().await;
+        (CappedIo { io, _slot: slot }, addr)
+    }
+
+    fn local_addr(&self) -> std::io::Result<Self::Addr> {
+        self.inner.local_addr()
+    }
+}
+
+/// A connection of a [`Capped`] listener: its slot is free again when it is dropped.
+#[derive(Debug)]
+pub struct CappedIo<T> {
+    io: T,
+    _slot: tokio::sync::OwnedSemaphorePermit,
+}
+
+impl<T> CappedIo<T> {
+    /// The connection.
+    pub fn get_ref(&self) -> &T {
+        &self.io
+    }
+}
+
+impl<T: tokio::io::AsyncRead + Unpin> tokio::io::AsyncRead for CappedIo<T> {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.io).poll_read(cx, buf)
+    }
+}
+
+impl<T: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for CappedIo<T> {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.io).poll_write(cx, buf)
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.io).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+    #[tokio::test]
+    async fn a_capped_listener_holds_no_more_connections_than_its_slots() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let router = Router::new().route("/", axum::routing::get(|| async { "ok" }));
+        tokio::spawn(async move { axum::serve(Capped::new(listener, 1), router).await });
+        let get = b"GET / HTTP/1.1\r\nhost: x\r\n\r\n";
+        let mut first = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        first.write_all(get).await.expect("write");
+        let mut answer = [0u8; 12];
+        first
+            .read_exact(&mut answer)
+            .await
+            .expect("the first is served");
+        assert_eq!(&answer, b"HTTP/1.1 200");
+        // The only slot is held by the open first connection: the second waits.
+        let mut second = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        second.write_all(get).await.expect("write");
+        let waited =
+            tokio::time::timeout(Duration::from_millis(300), second.read_exact(&mut answer)).await;
+        assert!(
+            waited.is_err(),
+            "a second connection was served while the first held the slot"
+        );
+        drop(first);
+        tokio::time::timeout(Duration::from_secs(5), second.read_exact(&mut answer))
+            .await
+            .expect("served once the first closed")
+            .expect("read");
+        assert_eq!(&answer, b"HTTP/1.1 200");
+    }
 }

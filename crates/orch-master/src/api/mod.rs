@@ -80,8 +80,9 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     // Without TCP_NODELAY, small responses wait for delayed ACKs (~40 ms per Raft round).
-    let listener = listener.tap_io(|stream| {
-        if let Err(error) = stream.set_nodelay(true) {
+    let capped = orch_pki::serve::Capped::new(listener, orch_pki::serve::MAX_CONNECTIONS);
+    let listener = capped.tap_io(|stream| {
+        if let Err(error) = stream.get_ref().set_nodelay(true) {
             tracing::warn!(
                 error = &error as &dyn std::error::Error,
                 "cannot set TCP_NODELAY"
