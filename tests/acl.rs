@@ -9,25 +9,12 @@ mod support;
 use serde_json::{json, Value};
 use std::path::Path;
 use std::time::{Duration, Instant};
-use support::tls::{curl, curl_as, tls_flags, tls_master, wait_for};
+use support::tls::{curl, curl_as, send, tls_flags, tls_master, wait_for};
 use support::{describe_output, run_orch_in, Cluster};
 
 /// `curl` as the ACL token `secret`.
 fn curl_with(pki: &Path, secret: &str, args: &[&str]) -> (u16, String) {
     curl_as(pki, Some(&format!("Bearer {secret}")), args)
-}
-
-/// `-X method -d body url` for curl, with a JSON content type.
-fn send<'a>(method: &'a str, body: &'a str, url: &'a str) -> Vec<&'a str> {
-    vec![
-        "-X",
-        method,
-        "-H",
-        "content-type: application/json",
-        "-d",
-        body,
-        url,
-    ]
 }
 
 /// Makes a token holding `policies` with the management token; returns its secret.
@@ -453,6 +440,17 @@ async fn a_gitops_repo_can_never_do_more_than_its_token() {
         let (_, body) = curl(&pki, &[&at(&format!("/v1/gitops/{name}"))]);
         serde_json::from_str::<Value>(&body).unwrap_or_default()
     };
+    let history_says = |status: &Value, text: &str| {
+        status["history"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|sync| {
+                sync["message"]
+                    .as_str()
+                    .is_some_and(|message| message.contains(text))
+            })
+    };
     let eventually = |what: &str, done: &dyn Fn() -> bool| {
         let deadline = Instant::now() + Duration::from_secs(30);
         while !done() {
@@ -465,15 +463,7 @@ async fn a_gitops_repo_can_never_do_more_than_its_token() {
     });
     assert_eq!(curl(&pki, &[&at("/v2/apps/team-a/web")]).0, 200);
     eventually("team-b's repo refused", &|| {
-        status_of("team-b")["history"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .any(|sync| {
-                sync["message"]
-                    .as_str()
-                    .is_some_and(|m| m.contains("may not change /team-b"))
-            })
+        history_says(&status_of("team-b"), "may not change /team-b")
     });
     assert_eq!(curl(&pki, &[&at("/v2/apps/team-b/web")]).0, 404);
     let status = status_of("team-a");
@@ -499,15 +489,7 @@ async fn a_gitops_repo_can_never_do_more_than_its_token() {
     );
     repos[0].commit("api");
     eventually("the revoked token's repo refused", &|| {
-        status_of("team-a")["history"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .any(|sync| {
-                sync["message"]
-                    .as_str()
-                    .is_some_and(|m| m.contains("was revoked"))
-            })
+        history_says(&status_of("team-a"), "was revoked")
     });
     assert_eq!(curl(&pki, &[&at("/v2/apps/team-a/api")]).0, 404);
 }

@@ -9,7 +9,7 @@ mod support;
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
-use support::tls::{curl, curl_as, issue, master_flags, tls_flags, tls_master, wait_for};
+use support::tls::{curl, curl_as, issue, master_flags, send, tls_flags, tls_master, wait_for};
 use support::{describe_output, free_addr, run_orch_in, Cluster};
 
 fn cert_args(pki: &Path, name: &str) -> Vec<String> {
@@ -99,15 +99,11 @@ async fn masters_form_a_cluster_over_mutual_tls_and_guard_their_raft_routes() {
     let follower = (0..3).find(|&i| addrs[i] != leader).expect("a follower");
     let (status, body) = curl(
         &pki,
-        &[
-            "-X",
+        &send(
             "POST",
-            "-H",
-            "content-type: application/json",
-            "-d",
             r#"{"id":"/tls","cmd":"sleep 100","instances":0}"#,
             &url(follower, "/v2/apps"),
-        ],
+        ),
     );
     assert_eq!(status, 201, "{body}");
 
@@ -254,15 +250,11 @@ async fn agents_talk_to_masters_over_tls_each_only_as_itself() {
     assert_eq!(status, 403, "no certificate, no agent: {body}");
     let (status, body) = curl(
         &pki,
-        &[
-            "-X",
+        &send(
             "POST",
-            "-H",
-            "content-type: application/json",
-            "-d",
             r#"{"id":"/over-tls","cmd":"echo hello-tls; sleep 100","instances":1,"cpus":0.1,"mem":16}"#,
             &format!("https://{addr}/v2/apps"),
-        ],
+        ),
     );
     assert_eq!(status, 201, "{body}");
     wait_for(&pki, &addr, "/v2/apps/over-tls/tasks", |v| {
@@ -404,15 +396,11 @@ async fn dns_follows_a_tls_master_with_a_token_or_a_node_certificate() {
     let without = support::DnsProcess::start(&c, &masters, &["--ca", &ca]);
     let (status, body) = curl(
         &pki,
-        &[
-            "-X",
+        &send(
             "POST",
-            "-H",
-            "content-type: application/json",
-            "-d",
             r#"{"id":"/named","cmd":"sleep 100","instances":1,"cpus":0.1,"mem":16}"#,
             &format!("https://{addr}/v2/apps"),
-        ],
+        ),
     );
     assert_eq!(status, 201, "{body}");
     for server in [with_token.dns, agent_dns] {

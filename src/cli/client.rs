@@ -112,12 +112,8 @@ impl Client {
             http = http.tls_backend_preconfigured(tls);
         }
         if let Some(token) = &credentials.token {
-            let mut value =
-                reqwest::header::HeaderValue::from_str(&format!("Bearer {}", token.trim()))
-                    .context("the token is not a valid header value")?;
-            value.set_sensitive(true);
-            let mut headers = reqwest::header::HeaderMap::new();
-            headers.insert(reqwest::header::AUTHORIZATION, value);
+            let headers =
+                orch_pki::tls::bearer(token).context("the token is not a valid header value")?;
             http = http.default_headers(headers);
         }
         Ok(Self {

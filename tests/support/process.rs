@@ -120,6 +120,15 @@ pub async fn run_orch_in(
     if let Some(dir) = dir {
         command.current_dir(dir);
     }
+    run_to_end(command, args, timeout).await
+}
+
+/// Runs `command ARGS` with stdin closed and its output captured; bounded by `timeout`.
+async fn run_to_end(
+    mut command: tokio::process::Command,
+    args: &[&str],
+    timeout: Duration,
+) -> std::process::Output {
     let child = command
         .args(args)
         .stdin(Stdio::null())
@@ -151,19 +160,8 @@ pub async fn run_orch_bare(dir: &Path, args: &[&str], timeout: Duration) -> std:
     for var in CLIENT_ENV {
         command.env_remove(var);
     }
-    let child = command
-        .current_dir(dir)
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap_or_else(|e| panic!("spawn orch {}: {e}", args.join(" ")));
-    match tokio::time::timeout(timeout, child.wait_with_output()).await {
-        Ok(out) => out.unwrap_or_else(|e| panic!("wait for orch {}: {e}", args.join(" "))),
-        Err(_) => panic!("`orch {}` did not exit within {timeout:?}", args.join(" ")),
-    }
+    command.current_dir(dir);
+    run_to_end(command, args, timeout).await
 }
 
 /// Formats a process output for failure messages.

@@ -12,6 +12,19 @@ pub fn curl(pki: &Path, args: &[&str]) -> (u16, String) {
     curl_as(pki, Some(&format!("Bearer {}", token.trim())), args)
 }
 
+/// `-X method -d body url` for [`curl`], with a JSON content type.
+pub fn send<'a>(method: &'a str, body: &'a str, url: &'a str) -> Vec<&'a str> {
+    vec![
+        "-X",
+        method,
+        "-H",
+        "content-type: application/json",
+        "-d",
+        body,
+        url,
+    ]
+}
+
 /// `curl` with the cluster CA and `authorization` as the Authorization header, if any.
 pub fn curl_as(pki: &Path, authorization: Option<&str>, args: &[&str]) -> (u16, String) {
     let mut command = Command::new("curl");

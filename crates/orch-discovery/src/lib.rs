@@ -21,6 +21,17 @@ const SILENCE_LIMIT: Duration = Duration::from_secs(25);
 /// Pause after every master of the list has failed once.
 const ROUND_PAUSE: Duration = Duration::from_millis(250);
 
+/// Why a [`MasterAccess`] cannot be built.
+#[derive(Debug, thiserror::Error)]
+pub enum AccessError {
+    /// The token is not a valid header value.
+    #[error("the token is not a valid header value")]
+    Token(#[from] reqwest::header::InvalidHeaderValue),
+    /// The HTTP client cannot be built.
+    #[error("cannot build the HTTP client")]
+    Client(#[from] reqwest::Error),
+}
+
 /// How the feed reaches the masters.
 #[derive(Clone, Debug)]
 pub struct MasterAccess {
@@ -39,17 +50,13 @@ impl MasterAccess {
 
     /// HTTPS with `tls` (the cluster CA, and a node certificate when it shows one), sending
     /// `token` as `Authorization: Bearer` when given.
-    pub fn tls(tls: rustls::ClientConfig, token: Option<&str>) -> Result<Self, reqwest::Error> {
+    pub fn tls(
+        tls: rustls::ClientConfig,
+        token: Option<&str>,
+    ) -> Result<Self, AccessError> {
         let mut builder = builder().tls_backend_preconfigured(tls);
         if let Some(token) = token {
-            let mut headers = reqwest::header::HeaderMap::new();
-            if let Ok(mut value) =
-                format!("Bearer {}", token.trim()).parse::<reqwest::header::HeaderValue>()
-            {
-                value.set_sensitive(true);
-                headers.insert(reqwest::header::AUTHORIZATION, value);
-            }
-            builder = builder.default_headers(headers);
+            builder = builder.default_headers(orch_pki::tls::bearer(token)?);
         }
         Ok(Self {
             scheme: "https",

@@ -36,31 +36,18 @@ pub async fn serve(
     config: Arc<rustls::ServerConfig>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    use axum::serve::Listener as _;
     let acceptor = tokio_rustls::TlsAcceptor::from(config);
     let (stop, stopping) = watch::channel(false);
     let open = Arc::new(());
-    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+    let mut listener = Capped::new(listener, MAX_CONNECTIONS);
     tokio::pin!(shutdown);
     loop {
-        let slot = tokio::select! {
-            slot = Arc::clone(&slots).acquire_owned() => match slot {
-                Ok(slot) => slot,
-                Err(_closed) => break,
-            },
-            () = &mut shutdown => break,
-        };
         let (tcp, remote) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(accepted) => accepted,
-                Err(error) => {
-                    tracing::warn!(error = &error as &dyn std::error::Error, "cannot accept a connection");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
+            accepted = listener.accept() => accepted,
             () = &mut shutdown => break,
         };
-        let _ = tcp.set_nodelay(true);
+        let _ = tcp.get_ref().set_nodelay(true);
         let (acceptor, router, mut stopping, open) = (
             acceptor.clone(),
             router.clone(),
@@ -68,7 +55,7 @@ pub async fn serve(
             Arc::clone(&open),
         );
         tokio::spawn(async move {
-            let _open = (open, slot);
+            let _open = open;
             let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
                 Ok(Ok(tls)) => tls,
                 Ok(Err(error)) => {

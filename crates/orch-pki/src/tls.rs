@@ -83,6 +83,19 @@ pub fn cluster_http() -> reqwest::ClientBuilder {
     reqwest::Client::builder().tls_certs_only(Vec::new())
 }
 
+/// `Authorization: Bearer <token>` as a client's default headers, marked sensitive (kept out
+/// of debug output).
+pub fn bearer(
+    token: &str,
+) -> Result<reqwest::header::HeaderMap, reqwest::header::InvalidHeaderValue> {
+    let mut value = reqwest::header::HeaderValue::from_str(&format!("Bearer {}", token.trim()))?;
+    value.set_sensitive(true);
+    Ok(reqwest::header::HeaderMap::from_iter([(
+        reqwest::header::AUTHORIZATION,
+        value,
+    )]))
+}
+
 fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }

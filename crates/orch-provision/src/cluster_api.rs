@@ -145,14 +145,8 @@ impl ClusterApi {
                 };
                 let tls =
                     orch_pki::tls::trusting(&access.ca).map_err(|e| credentials(Box::new(e)))?;
-                let mut value =
-                    reqwest::header::HeaderValue::from_str(&format!("Bearer {}", access.token))
-                        .map_err(|e| credentials(Box::new(e)))?;
-                value.set_sensitive(true);
-                let headers = reqwest::header::HeaderMap::from_iter([(
-                    reqwest::header::AUTHORIZATION,
-                    value,
-                )]);
+                let headers =
+                    orch_pki::tls::bearer(&access.token).map_err(|e| credentials(Box::new(e)))?;
                 http = http.tls_backend_preconfigured(tls).default_headers(headers);
                 "https"
             }

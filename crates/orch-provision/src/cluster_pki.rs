@@ -203,20 +203,8 @@ pub fn read_token(cluster_dir: &Path) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cluster_spec::tests::machine;
     use std::os::unix::fs::PermissionsExt as _;
-
-    fn machine(name: &str, role: MachineRole, ip: &str) -> Machine {
-        Machine {
-            name: name.to_owned(),
-            role,
-            ip: ip.parse().expect("ip"),
-            private_ip: None,
-            id: name.to_owned(),
-            install_dir: "/opt/orch".to_owned(),
-            resources: None,
-            attributes: None,
-        }
-    }
 
     fn mode(path: &Path) -> u32 {
         std::fs::metadata(path).expect("meta").permissions().mode() & 0o777

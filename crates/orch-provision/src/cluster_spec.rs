@@ -328,11 +328,13 @@ pub fn endpoint_lines(infra: &Infra, machines: &[Machine]) -> Vec<String> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::infra::ProviderKind;
 
-    fn machine(name: &str, role: MachineRole, ip: &str) -> Machine {
+    /// A machine named `name` at `ip`, installed in `/opt/orch` (shared by the provision
+    /// crate's tests).
+    pub(crate) fn machine(name: &str, role: MachineRole, ip: &str) -> Machine {
         Machine {
             name: name.to_owned(),
             role,

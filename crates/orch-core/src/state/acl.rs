@@ -56,15 +56,22 @@ impl ClusterState {
         }
     }
 
+    /// The token whose secret hashes to `secret_sha256`.
+    pub fn acl_token_by_secret(&self, secret_sha256: &str) -> Option<&Arc<AclToken>> {
+        self.acl_tokens
+            .values()
+            .find(|token| token.secret_sha256 == secret_sha256)
+    }
+
+    /// What `token` may do under the policies as they are now.
+    pub fn grants_of(&self, token: &AclToken) -> Grants {
+        Grants::of(token, |name| self.acl_policies.get(name).map(Arc::as_ref))
+    }
+
     /// The token whose secret hashes to `secret_sha256`, and its grants as they are now.
     pub fn acl_grants(&self, secret_sha256: &str) -> Option<Grants> {
-        let token = self
-            .acl_tokens
-            .values()
-            .find(|token| token.secret_sha256 == secret_sha256)?;
-        Some(Grants::of(token, |name| {
-            self.acl_policies.get(name).map(Arc::as_ref)
-        }))
+        self.acl_token_by_secret(secret_sha256)
+            .map(|token| self.grants_of(token))
     }
 
     /// Applies `command` for a token holding `grants`: all of it, or (when it would change

@@ -13,7 +13,7 @@ use super::source::Source;
 use crate::master::{Caller, Master};
 use orch_core::errors::chain;
 use orch_core::model::{
-    AppId, DeploymentId, Grants, GroupId, RepoConfig, RepoRecord, SyncRecord, SyncResult, Timestamp,
+    AppId, DeploymentId, GroupId, RepoConfig, RepoRecord, SyncRecord, SyncResult, Timestamp,
 };
 use orch_core::state::{Applied, ClusterState, Command, RepoChange};
 use std::collections::BTreeMap;
@@ -525,8 +525,7 @@ impl Run {
             .acl_tokens
             .get(id)
             .ok_or_else(|| format!("the repo's ACL token {id} was revoked: nothing is applied"))?;
-        let grants = Grants::of(token, |name| state.acl_policies.get(name).map(Arc::as_ref));
-        Ok(Some(Caller::Token(Arc::new(grants))))
+        Ok(Some(Caller::Token(Arc::new(state.grants_of(token)))))
     }
 
     async fn record_change(&self, change: RepoChange) {

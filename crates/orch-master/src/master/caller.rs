@@ -34,18 +34,16 @@ impl Caller {
         CALLER.scope(self, work).await
     }
 
-    /// The caller of the running request, if any.
-    pub fn current() -> Option<Self> {
-        CALLER.try_with(Self::clone).ok()
-    }
-
     /// The grants of the running request's token (none for the management token or outside
     /// a request).
     pub fn grants() -> Option<Arc<Grants>> {
-        match Self::current()? {
-            Self::Management => None,
-            Self::Token(grants) => Some(grants),
-        }
+        CALLER
+            .try_with(|caller| match caller {
+                Self::Management => None,
+                Self::Token(grants) => Some(Arc::clone(grants)),
+            })
+            .ok()
+            .flatten()
     }
 }
 

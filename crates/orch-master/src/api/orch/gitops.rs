@@ -122,12 +122,9 @@ async fn add(
 
 /// The id of the ACL token whose secret is `secret`.
 fn repo_token(master: &Master, secret: &str) -> Result<String, ApiError> {
-    let hash = crate::api::auth::secret_sha256(secret);
     master
         .state()
-        .acl_tokens
-        .values()
-        .find(|token| token.secret_sha256 == hash)
+        .acl_token_by_secret(&crate::api::auth::secret_sha256(secret))
         .map(|token| token.id.clone())
         .ok_or_else(|| ApiError::invalid("/tokenSecret", "no ACL token has this secret"))
 }
