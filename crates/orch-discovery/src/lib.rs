@@ -50,10 +50,7 @@ impl MasterAccess {
 
     /// HTTPS with `tls` (the cluster CA, and a node certificate when it shows one), sending
     /// `token` as `Authorization: Bearer` when given.
-    pub fn tls(
-        tls: rustls::ClientConfig,
-        token: Option<&str>,
-    ) -> Result<Self, AccessError> {
+    pub fn tls(tls: rustls::ClientConfig, token: Option<&str>) -> Result<Self, AccessError> {
         let mut builder = builder().tls_backend_preconfigured(tls);
         if let Some(token) = token {
             builder = builder.default_headers(orch_pki::tls::bearer(token)?);
