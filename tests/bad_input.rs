@@ -152,6 +152,62 @@ async fn bad_requests_get_marathon_errors_and_do_no_harm() {
     assert_still_serving(&mut c, "requests for an unknown app").await;
 }
 
+#[tokio::test]
+async fn millions_of_instances_are_refused_everywhere_and_the_master_stays_small() {
+    let mut c = Cluster::start(1, &[]);
+    c.wait_for_leader(FORM).await;
+    c.create_app(0, "/keep").await;
+    let apps = format!("{}/v2/apps", c.url(0));
+    let rss_before = support::rss_kib(c.masters[0].pid());
+    let hostile = json!({"id": "/hostile", "cmd": "sleep 1", "cpus": 0, "mem": 0,
+                         "instances": 5_000_000, "portDefinitions": []});
+    let refused = |r: support::Resp, what: &str| {
+        assert_eq!(r.status, 422, "{what}: {}", r.body);
+        let v = r.json();
+        let limit = v["details"].as_array().into_iter().flatten().find(|d| {
+            d["path"]
+                .as_str()
+                .is_some_and(|p| p.ends_with("/instances"))
+        });
+        let errors = limit.map(|d| d["errors"].to_string()).unwrap_or_default();
+        assert!(
+            errors.contains("at most 10000"),
+            "{what} names the limit: {v}"
+        );
+    };
+    refused(c.http.post(&apps, &hostile).await, "POST /v2/apps");
+    refused(
+        c.http
+            .put(&format!("{apps}/keep"), &json!({"instances": 5_000_000}))
+            .await,
+        "PUT /v2/apps/keep",
+    );
+    let mut in_group = hostile.clone();
+    in_group["id"] = json!("/g/hostile");
+    let group = json!({"id": "/g", "apps": [in_group]});
+    refused(
+        c.http
+            .post(&format!("{}/v2/groups", c.url(0)), &group)
+            .await,
+        "POST /v2/groups",
+    );
+    let two = c
+        .http
+        .put(&format!("{apps}/keep"), &json!({"instances": 2}))
+        .await;
+    assert!(two.ok(), "scale /keep to 2: {}", two.body);
+    let scale = json!({"scaleBy": 10_000});
+    let url = format!("{}/v2/groups?force=true", c.url(0));
+    let r = c.http.put(&url, &scale).await;
+    assert_eq!(r.status, 422, "scaleBy past the limit: {}", r.body);
+    assert_still_serving(&mut c, "requests for millions of instances").await;
+    let rss_after = support::rss_kib(c.masters[0].pid());
+    assert!(
+        rss_after < rss_before + 100 * 1024,
+        "the master grew from {rss_before} KiB to {rss_after} KiB"
+    );
+}
+
 /// Runs `orch master ARGS` expecting it to refuse to start; returns its stderr.
 async fn expect_refusal(args: &[&str]) -> String {
     let mut full = vec!["master"];

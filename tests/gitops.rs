@@ -99,6 +99,19 @@ async fn running(cluster: &Cluster, id: &str) -> usize {
     })
 }
 
+/// Ids of the app's running tasks.
+async fn running_ids(cluster: &Cluster, id: &str) -> Vec<String> {
+    let r = cluster
+        .http
+        .get(&format!("{}/v2/apps{id}/tasks", cluster.url(0)))
+        .await;
+    let tasks = r.json()["tasks"].as_array().cloned().unwrap_or_default();
+    let running = tasks.iter().filter(|t| t["state"] == "TASK_RUNNING");
+    running
+        .filter_map(|t| t["id"].as_str().map(str::to_owned))
+        .collect()
+}
+
 async fn watch(cluster: &Cluster, config: Value) -> Value {
     let r = cluster
         .http
@@ -178,6 +191,15 @@ async fn webhooks_trigger_syncs_and_bad_signatures_do_not() {
         synced_at(s, &first)
     })
     .await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let before = loop {
+        let ids = running_ids(&cluster, "/web").await;
+        if !ids.is_empty() || std::time::Instant::now() > deadline {
+            break ids;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(before.len(), 1, "the first instance runs");
 
     repo.write("apps/web.json", &app("/web", 2, "sleep 1000"));
     let second = repo.commit("two instances");
@@ -213,8 +235,14 @@ async fn webhooks_trigger_syncs_and_bad_signatures_do_not() {
     assert_eq!(sync["commit"], second.as_str());
     assert_eq!(sync["result"], "Applied");
     assert!(sync["deploymentId"].is_string(), "{sync}");
+    // Only `instances` changed: a scale. The running instance was not restarted, and the
+    // app's configuration, and so its commit, is the first one's.
+    assert!(
+        running_ids(&cluster, "/web").await.contains(&before[0]),
+        "a scale-only commit restarts nothing"
+    );
     let labels = &app_json(&cluster, "/web").await["labels"];
-    assert_eq!(labels["orch.gitops/commit"], second.as_str());
+    assert_eq!(labels["orch.gitops/commit"], first.as_str());
     assert_eq!(labels["orch.gitops/repo"], "site");
 
     // GitLab's token and a generic CI bearer call.

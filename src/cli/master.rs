@@ -52,6 +52,11 @@ pub struct MasterArgs {
     dns: super::dns::EmbeddedDnsArgs,
     #[command(flatten)]
     lb: super::lb::EmbeddedLbArgs,
+    /// This master lost its data (an empty or corrupt data dir) but the cluster knows it as a
+    /// member: join again under a new Raft id, replacing the old one (etcd's member replace).
+    /// Without it such a master refuses to start, so that it cannot vote with a forgotten vote.
+    #[arg(long)]
+    rejoin: bool,
     /// A YAML file with the same settings (snake_case keys); unknown keys are errors.
     #[arg(long)]
     config: Option<PathBuf>,
@@ -77,14 +82,20 @@ pub async fn run(args: MasterArgs) -> anyhow::Result<()> {
         Some(path) => from_flags.or(MasterSettings::from_file(path)?),
         None => from_flags,
     };
-    let config = MasterConfig::from_settings(settings)?;
+    let config = MasterConfig {
+        rejoin: args.rejoin,
+        ..MasterConfig::from_settings(settings)?
+    };
     super::node_security::warn_if_plaintext("master", config.listen, config.tls.is_some());
-    let listener = tokio::net::TcpListener::bind(config.listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    // Started before listening: a master starting with an empty store asks its peers
+    // whether it lost its data, and a peer that is starting too refuses the connection at
+    // once instead of holding it unanswered.
     let master = Master::start(&config)
         .await
         .context("cannot start the master")?;
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
     tracing::info!(
         master.id = config.id,
         listen = %config.listen,
@@ -118,11 +129,21 @@ pub async fn run(args: MasterArgs) -> anyhow::Result<()> {
         shutdown_signal().await;
         stopping.begin_shutdown();
     };
-    match master.server_tls() {
-        Some(tls) => orch_pki::serve::serve(listener, router, tls, shutdown).await,
-        None => api::serve(listener, router, shutdown).await,
+    let serving = async {
+        match master.server_tls() {
+            Some(tls) => orch_pki::serve::serve(listener, router, tls, shutdown).await,
+            None => orch_pki::serve::serve_plain(listener, router, shutdown).await,
+        }
+    };
+    tokio::select! {
+        served = serving => served.context("the HTTP server failed")?,
+        why = master.raft_stopped() => {
+            // A master that can neither vote nor apply must not keep answering: exit, so
+            // that its supervisor (systemd, Docker, `orch up`) restarts it from its disk.
+            tracing::error!(%why, "the Raft core stopped: exiting");
+            anyhow::bail!("the Raft core stopped: {why}");
+        }
     }
-    .context("the HTTP server failed")?;
     master.shutdown().await;
     tracing::info!("master stopped");
     Ok(())

@@ -154,7 +154,12 @@ impl Cluster {
 
     /// Adds and starts a master at `addr` with exactly `args` plus `--data-dir <own dir>`
     /// (appended unless `args` already has `--data-dir` or `--config`). Returns its index.
-    pub fn add(&mut self, addr: &str, mut args: Vec<String>) -> usize {
+    pub fn add(&mut self, addr: &str, args: Vec<String>) -> usize {
+        self.add_in(Vec::new(), addr, args)
+    }
+
+    /// [`Cluster::add`], the process running under `prefix` (e.g. in a network namespace).
+    pub fn add_in(&mut self, prefix: Vec<String>, addr: &str, mut args: Vec<String>) -> usize {
         let i = self.masters.len();
         let name = format!("master-{}", i + 1);
         let data_dir = self.dir().join(&name).join("data");
@@ -164,6 +169,7 @@ impl Cluster {
         }
         let mut m = Master::new(self.dir(), &name, addr, data_dir, args);
         m.env = self.master_env.clone();
+        m.prefix = prefix;
         m.start();
         self.masters.push(m);
         i

@@ -24,6 +24,8 @@ pub struct Master {
     pub args: Vec<String>,
     /// Environment variables set for the process.
     pub env: Vec<(String, String)>,
+    /// A command the binary runs under, e.g. `ip netns exec NS` ([`super::Net::prefix`]).
+    pub prefix: Vec<String>,
     stdout_path: PathBuf,
     stderr_path: PathBuf,
     child: Option<Child>,
@@ -40,6 +42,7 @@ impl Master {
             data_dir,
             args,
             env: Vec::new(),
+            prefix: Vec::new(),
             stdout_path: dir.join(format!("{name}.stdout.log")),
             stderr_path: dir.join(format!("{name}.stderr.log")),
             child: None,
@@ -88,8 +91,16 @@ impl Master {
         );
         let _ = out.write_all(marker.as_bytes());
         let _ = err.write_all(marker.as_bytes());
-        let child = Command::new(BIN)
-            .args(&argv)
+        let (program, mut all) = match self.prefix.split_first() {
+            Some((program, rest)) => (program.as_str(), rest.to_vec()),
+            None => (BIN, Vec::new()),
+        };
+        if !self.prefix.is_empty() {
+            all.push(BIN.to_owned());
+        }
+        all.extend(argv.iter().cloned());
+        let child = Command::new(program)
+            .args(&all)
             .stdin(Stdio::null())
             .stdout(out)
             .stderr(err)
@@ -129,6 +140,13 @@ impl Master {
             .as_ref()
             .map(Child::id)
             .unwrap_or_else(|| panic!("{} is not running", self.name))
+    }
+
+    /// How the process ended, if it has (reaping it).
+    pub fn exited(&mut self) -> Option<ExitStatus> {
+        self.child
+            .as_mut()
+            .and_then(|c| c.try_wait().expect("try_wait on master"))
     }
 
     /// SIGKILL and reap.

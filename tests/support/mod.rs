@@ -22,6 +22,7 @@ mod git;
 mod http;
 mod lb;
 mod master;
+mod netns;
 mod process;
 mod python;
 pub mod tls;
@@ -29,6 +30,6 @@ pub mod tls;
 // Each test crate uses a part of the harness: the rest of these re-exports is unused there.
 #[allow(unused_imports)]
 pub use {
-    cluster::*, dns::*, docker::*, events::*, git::*, http::*, lb::*, master::*, process::*,
-    python::*,
+    cluster::*, dns::*, docker::*, events::*, git::*, http::*, lb::*, master::*, netns::*,
+    process::*, python::*,
 };

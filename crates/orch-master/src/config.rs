@@ -197,6 +197,9 @@ pub struct MasterConfig {
     pub tls: Option<TlsFiles>,
     /// The management token's file (with TLS).
     pub token_file: Option<PathBuf>,
+    /// `--rejoin`: a master whose data is gone but that the cluster knows as a member joins
+    /// again under a new id, replacing its old one (see `master::rejoin`).
+    pub rejoin: bool,
 }
 
 pub use orch_pki::tls::TlsFiles;
@@ -299,6 +302,7 @@ impl MasterConfig {
             snapshot_logs,
             raft: RaftTimings::default(),
             agent_timeout: parse_duration("--agent-timeout", settings.agent_timeout.as_deref(), 5)?,
+            rejoin: false,
         })
     }
 }

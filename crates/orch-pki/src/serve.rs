@@ -12,6 +12,7 @@ use axum::Router;
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
@@ -28,6 +29,13 @@ pub const MAX_CONNECTIONS: usize = 4096;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Peer(pub Option<(Role, String)>);
 
+/// How long a client may take to send a request's head, also while a kept-alive
+/// connection waits for its next request: an idle or trickling client loses its slot.
+const HEAD_TIMEOUT: Duration = Duration::from_secs(30);
+/// The most bytes a connection buffers, which bounds a request's head (a larger head is
+/// refused with 431); bodies stream and have their own limits.
+const MAX_HEAD_BYTES: usize = 64 << 10;
+
 /// Serves `router` over TLS on `listener` until `shutdown` completes; open connections get
 /// [`DRAIN_TIMEOUT`] to finish.
 pub async fn serve(
@@ -36,8 +44,27 @@ pub async fn serve(
     config: Arc<rustls::ServerConfig>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    use axum::serve::Listener as _;
     let acceptor = tokio_rustls::TlsAcceptor::from(config);
+    serve_with(listener, router, Some(acceptor), shutdown).await
+}
+
+/// Serves `router` over plain HTTP (loopback, or `--insecure`) with the same limits as
+/// [`serve`]: connections capped, heads bounded in size and time. Every peer is nobody.
+pub async fn serve_plain(
+    listener: TcpListener,
+    router: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    serve_with(listener, router, None, shutdown).await
+}
+
+async fn serve_with(
+    listener: TcpListener,
+    router: Router,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    use axum::serve::Listener as _;
     let (stop, stopping) = watch::channel(false);
     let open = Arc::new(());
     let mut listener = Capped::new(listener, MAX_CONNECTIONS);
@@ -48,14 +75,18 @@ pub async fn serve(
             () = &mut shutdown => break,
         };
         let _ = tcp.get_ref().set_nodelay(true);
-        let (acceptor, router, mut stopping, open) = (
-            acceptor.clone(),
+        let (tls, router, stopping, open) = (
+            tls.clone(),
             router.clone(),
             stopping.clone(),
             Arc::clone(&open),
         );
         tokio::spawn(async move {
             let _open = open;
+            let Some(acceptor) = tls else {
+                let context = (Peer(None), remote, router, stopping);
+                return serve_connection(tcp, context).await;
+            };
             let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
                 Ok(Ok(tls)) => tls,
                 Ok(Err(error)) => {
@@ -71,24 +102,7 @@ pub async fn serve(
                     .and_then(|chain| chain.first())
                     .and_then(|cert| crate::identity(cert)),
             );
-            let service =
-                hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
-                    request.extensions_mut().insert(peer.clone());
-                    request.extensions_mut().insert(ConnectInfo(remote));
-                    let mut router = router.clone();
-                    tower_service::Service::call(&mut router, request)
-                });
-            let connection = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(tls), service)
-                .with_upgrades();
-            tokio::pin!(connection);
-            tokio::select! {
-                _ = connection.as_mut() => {}
-                _ = stopping.changed() => {
-                    connection.as_mut().graceful_shutdown();
-                    let _ = connection.await;
-                }
-            }
+            serve_connection(tls, (peer, remote, router, stopping)).await;
         });
     }
     let _ = stop.send(true);
@@ -97,6 +111,36 @@ pub async fn serve(
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     Ok(())
+}
+
+/// Serves one connection's requests, each with the peer and the remote address, until it
+/// closes or the server stops (then it finishes gracefully).
+async fn serve_connection<I>(
+    io: I,
+    (peer, remote, router, mut stopping): (Peer, SocketAddr, Router, watch::Receiver<bool>),
+) where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let service = hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
+        request.extensions_mut().insert(peer.clone());
+        request.extensions_mut().insert(ConnectInfo(remote));
+        let mut router = router.clone();
+        tower_service::Service::call(&mut router, request)
+    });
+    let connection = hyper::server::conn::http1::Builder::new()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(HEAD_TIMEOUT)
+        .max_buf_size(MAX_HEAD_BYTES)
+        .serve_connection(TokioIo::new(io), service)
+        .with_upgrades();
+    tokio::pin!(connection);
+    tokio::select! {
+        _ = connection.as_mut() => {}
+        _ = stopping.changed() => {
+            connection.as_mut().graceful_shutdown();
+            let _ = connection.await;
+        }
+    }
 }
 
 /// A listener for `axum::serve` (plain HTTP) that holds at most `max` connections open at

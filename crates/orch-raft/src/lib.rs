@@ -20,7 +20,7 @@ mod state_machine;
 
 pub use log_store::LogStore;
 pub use network::{HttpNetwork, PeerContacts, TARGET_HEADER};
-pub use state_machine::StateMachine;
+pub use state_machine::{SnapshotCorrupt, StateMachine};
 
 use orch_core::model::MasterId;
 use orch_core::state::{Applied, ClusterState, Command};
@@ -74,6 +74,9 @@ pub enum RaftStoreError {
     /// The snapshot on disk could not be loaded.
     #[error("cannot load the raft state machine")]
     Load(#[source] StorageError),
+    /// The snapshot file's checksum does not match: this master's data cannot be trusted.
+    #[error(transparent)]
+    SnapshotCorrupt(state_machine::SnapshotCorrupt),
 }
 
 /// Opens (or creates) the durable log store and the state machine in `data_dir`.
@@ -99,9 +102,34 @@ pub fn open_store(
     };
     let db = Arc::new(redb::Database::create(&path).map_err(|e| open_error(Box::new(e)))?);
     let log_store = LogStore::open(Arc::clone(&db)).map_err(open_error)?;
-    let (state_machine, states) =
-        StateMachine::open(&data_dir.join("snapshot"), events).map_err(RaftStoreError::Load)?;
+    let (state_machine, states) = StateMachine::open(&data_dir.join("snapshot"), events)?;
     Ok((log_store, state_machine, states))
+}
+
+/// True if `data_dir` holds a Raft store (a master that has run there before).
+pub fn has_store(data_dir: &Path) -> bool {
+    data_dir.join("raft.redb").exists()
+}
+
+/// The file holding the Raft id a master was given when it rejoined under a new id.
+const ID_FILE: &str = "raft_id";
+
+/// The Raft id stored in `data_dir` by [`store_id`], if any.
+pub fn stored_id(data_dir: &Path) -> std::io::Result<Option<MasterId>> {
+    match std::fs::read_to_string(data_dir.join(ID_FILE)) {
+        Ok(text) => text.trim().parse().map(Some).map_err(std::io::Error::other),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(error) => Err(error),
+    }
+}
+
+/// Stores the Raft id of the master using `data_dir` (durably, before its store exists), so
+/// that every later start uses it rather than the id `--masters` gives.
+pub fn store_id(data_dir: &Path, id: MasterId) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::create_dir_all(data_dir)?;
+    std::fs::set_permissions(data_dir, std::fs::Permissions::from_mode(0o700))?;
+    orch_fs::write_atomic(&data_dir.join(ID_FILE), id.to_string().as_bytes())
 }
 
 #[cfg(test)]

@@ -46,7 +46,7 @@ impl StateMachine {
     pub fn open(
         snapshot_path: &Path,
         events: broadcast::Sender<Arc<Event>>,
-    ) -> Result<(Self, watch::Receiver<Arc<ClusterState>>), StorageError> {
+    ) -> Result<(Self, watch::Receiver<Arc<ClusterState>>), crate::RaftStoreError> {
         let (published, receiver) = watch::channel(Arc::new(ClusterState::default()));
         let mut machine = Self {
             store: SnapshotStore {
@@ -59,12 +59,19 @@ impl StateMachine {
             events,
             snapshots_built: 0,
         };
-        if let Some((meta, data)) = machine
+        let stored = machine
             .store
             .read()
-            .map_err(|e| StorageIOError::read_snapshot(None, &StoreIo(e)))?
-        {
-            machine.restore(&meta, &data)?;
+            .map_err(|e| match e.downcast::<SnapshotCorrupt>() {
+                Ok(corrupt) => crate::RaftStoreError::SnapshotCorrupt(*corrupt),
+                Err(e) => crate::RaftStoreError::Load(
+                    StorageIOError::read_snapshot(None, &StoreIo(e)).into(),
+                ),
+            })?;
+        if let Some((meta, data)) = stored {
+            machine
+                .restore(&meta, &data)
+                .map_err(crate::RaftStoreError::Load)?;
         }
         Ok((machine, receiver))
     }
@@ -80,8 +87,11 @@ impl StateMachine {
     }
 }
 
-/// The current snapshot in its own file, `<data-dir>/snapshot`: an 8-byte little-endian
-/// length, the meta, then the state (both in the `codec` encoding). Written to a temporary file, fsynced and
+/// The current snapshot in its own file, `<data-dir>/snapshot`: the magic [`MAGIC`], the
+/// SHA-256 of everything after it, an 8-byte little-endian length, the meta, then the state
+/// (both in the `codec` encoding). A file whose checksum does not match is refused
+/// ([`SnapshotCorrupt`]): its master must not serve or vote from it. Files of the earlier
+/// format (no magic, no checksum) are still read. Written to a temporary file, fsynced and
 /// renamed over the old one, so a crash leaves the old or the new snapshot, never a mix. Kept
 /// out of the redb file so that writing a large snapshot never stalls log appends.
 #[derive(Clone, Debug)]
@@ -89,30 +99,67 @@ struct SnapshotStore {
     path: PathBuf,
 }
 
+/// The first bytes of a snapshot file with a checksum.
+const MAGIC: &[u8; 8] = b"ORCHSNP2";
+
+/// A snapshot file that is truncated or whose checksum does not match its content.
+#[derive(Debug, thiserror::Error)]
+#[error("snapshot file {path} is corrupt: {why}")]
+pub struct SnapshotCorrupt {
+    /// The file.
+    pub path: String,
+    /// What is wrong with it.
+    pub why: &'static str,
+}
+
 impl SnapshotStore {
     fn read(&self) -> Result<Option<(Meta, Vec<u8>)>, Boxed> {
-        let mut bytes = match std::fs::read(&self.path) {
+        use sha2::Digest as _;
+        let bytes = match std::fs::read(&self.path) {
             Ok(bytes) => bytes,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(e.into()),
         };
-        let corrupt = || format!("snapshot file {} is truncated", self.path.display());
-        let header: [u8; 8] = bytes
+        let corrupt = |why| SnapshotCorrupt {
+            path: self.path.display().to_string(),
+            why,
+        };
+        let body = match bytes.strip_prefix(MAGIC) {
+            Some(checked) => {
+                let (sum, body) = checked
+                    .split_at_checked(32)
+                    .ok_or_else(|| corrupt("truncated"))?;
+                if sha2::Sha256::digest(body).as_slice() != sum {
+                    return Err(corrupt("its checksum does not match").into());
+                }
+                body
+            }
+            None => &bytes[..],
+        };
+        let header: [u8; 8] = body
             .get(..8)
             .and_then(|h| h.try_into().ok())
-            .ok_or_else(corrupt)?;
+            .ok_or_else(|| corrupt("truncated"))?;
         let meta_end = usize::try_from(u64::from_le_bytes(header))?
             .checked_add(8)
-            .ok_or_else(corrupt)?;
-        let meta = codec::decode(bytes.get(8..meta_end).ok_or_else(corrupt)?)?;
-        Ok(Some((meta, bytes.split_off(meta_end))))
+            .ok_or_else(|| corrupt("truncated"))?;
+        let meta = codec::decode(body.get(8..meta_end).ok_or_else(|| corrupt("truncated"))?)?;
+        Ok(Some((meta, body[meta_end..].to_vec())))
     }
 
     fn write(&self, meta: &Meta, data: &[u8]) -> Result<(), StorageError> {
+        use sha2::Digest as _;
         let write = || -> Result<(), Boxed> {
             let meta_bytes = codec::encode(meta)?;
             let length = u64::try_from(meta_bytes.len())?.to_le_bytes();
+            let sum = sha2::Sha256::new()
+                .chain_update(length)
+                .chain_update(&meta_bytes)
+                .chain_update(data)
+                .finalize();
             orch_fs::write_atomic_with(&self.path, 0o644, |file| {
+                file.write_all(MAGIC)?;
+                file.write_all(&sum)?;
                 file.write_all(&length)?;
                 file.write_all(&meta_bytes)?;
                 file.write_all(data)
@@ -241,5 +288,46 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             meta,
             snapshot: Box::new(Cursor::new(data)),
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn meta() -> Meta {
+        Meta {
+            last_log_id: None,
+            last_membership: StoredMembership::default(),
+            snapshot_id: "1".into(),
+        }
+    }
+
+    #[test]
+    fn a_snapshot_reads_back_and_a_flipped_byte_is_refused_by_its_checksum() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = SnapshotStore {
+            path: dir.path().join("snapshot"),
+        };
+        let data = codec::encode(&ClusterState::default()).expect("encode");
+        store.write(&meta(), &data).expect("write");
+        let (read_meta, read_data) = store.read().expect("read").expect("a snapshot");
+        assert_eq!((read_meta, read_data), (meta(), data));
+
+        let mut bytes = std::fs::read(&store.path).expect("file");
+        let last = bytes.len() - 1;
+        bytes[last] ^= 0x40;
+        std::fs::write(&store.path, &bytes).expect("corrupt it");
+        let error = store.read().expect_err("refused");
+        let corrupt = error
+            .downcast::<SnapshotCorrupt>()
+            .expect("a checksum error");
+        assert_eq!(corrupt.why, "its checksum does not match");
+        let (events, _) = broadcast::channel(1);
+        let opened = StateMachine::open(&store.path, events);
+        assert!(matches!(
+            opened,
+            Err(crate::RaftStoreError::SnapshotCorrupt(_))
+        ));
     }
 }

@@ -401,13 +401,31 @@ fn capability_names() -> String {
 }
 
 /// A violation for the first `orch.*` label in a client's JSON (app or group definitions,
-/// at any depth): those labels are orch's own (gitops writes them) and never taken from
-/// clients.
+/// at any depth), in `labels` or as a Docker `label` parameter: those labels are orch's own
+/// (gitops and the agent write them) and never taken from clients.
 pub fn reserved_label(value: &Value) -> Option<Violation> {
+    fn docker_label(parameter: &Value) -> Option<&str> {
+        let key = parameter.get("key")?.as_str()?;
+        let value = parameter.get("value")?.as_str()?;
+        (matches!(key, "label" | "l") && value.trim_start().starts_with("orch.")).then_some(value)
+    }
     fn walk(value: &Value, at: &str) -> Option<Violation> {
         match value {
             Value::Object(object) => object.iter().find_map(|(key, value)| {
                 let here = format!("{at}/{key}");
+                if key == "parameters" {
+                    if let Some((i, label)) = value.as_array().and_then(|parameters| {
+                        parameters
+                            .iter()
+                            .enumerate()
+                            .find_map(|(i, p)| docker_label(p).map(|label| (i, label)))
+                    }) {
+                        return Some(Violation::new(
+                            format!("{here}({i})"),
+                            format!("label '{label}': orch.* labels are reserved for orch"),
+                        ));
+                    }
+                }
                 if key == "labels" {
                     if let Some(label) = value
                         .as_object()
@@ -539,6 +557,14 @@ mod tests {
         assert!(reserved_label(&json!({"labels": {"HAPROXY_GROUP": "x"}})).is_none());
         let found = reserved_label(&json!({"labels": {"orch.gitops/repo": "x"}})).expect("found");
         assert_eq!(found.path, "/labels");
+        let parameter = json!({"container": {"docker": {"parameters": [
+            {"key": "memory", "value": "1g"},
+            {"key": "label", "value": "orch.sandbox=/etc/cron.d"}]}}});
+        let found = reserved_label(&parameter).expect("found");
+        assert_eq!(found.path, "/container/docker/parameters(1)");
+        let harmless = json!({"container": {"docker": {"parameters": [
+            {"key": "label", "value": "team=orch.web"}]}}});
+        assert!(reserved_label(&harmless).is_none());
         let nested = reserved_label(&json!({"apps": [{"id": "a"}, {"labels": {"orch.x": "1"}}]}))
             .expect("found");
         assert_eq!(nested.path, "/apps(1)/labels");

@@ -754,6 +754,12 @@ mod tests {
             "/instances",
             "is less than 0",
         );
+        has(
+            json!({"cmd": "a b", "instances": 5_000_000}),
+            "/instances",
+            "must be at most 10000",
+        );
+        read(json!({"cmd": "a b", "instances": 10_000})).expect("at the cap");
         has(json!({"cmd": "a b", "mem": -1}), "/mem", "is less than 0");
         has(
             json!({"cmd": "a b", "acceptedResourceRoles": []}),

@@ -164,6 +164,11 @@ fn play_error(message: &str) -> (String, String) {
     (String::new(), key.into())
 }
 
+/// The most instances one app may have. Marathon had no such cap, and one request for
+/// millions of instances took its master down; 10,000 is what one orch master schedules in
+/// seconds (`benches/simulated.rs`).
+pub const MAX_INSTANCES: i64 = 10_000;
+
 /// The rules of a read definition; empty when valid.
 pub fn validate(app: &AppSpec) -> Vec<Violation> {
     let mut errors: Vec<(String, String)> = Vec::new();
@@ -200,6 +205,12 @@ pub fn validate(app: &AppSpec) -> Vec<Violation> {
         if value < 0.0 {
             fail(path.into(), "is less than 0");
         }
+    }
+    if app.instances > MAX_INSTANCES {
+        fail(
+            "/instances".into(),
+            &format!("must be at most {MAX_INSTANCES} (orch's limit of instances per app)"),
+        );
     }
     if app.backoff_factor < 1.0 {
         fail("/backoffFactor".into(), "is less than 1");

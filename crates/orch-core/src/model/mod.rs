@@ -37,7 +37,7 @@ pub use app_spec::{
     KillSelection, Network, NetworkMode, PortDefinition, PortMapping, Secret, UnreachableEnabled,
     UnreachableStrategy, UpgradeStrategy,
 };
-pub use app_validation::{Violation, PORT_NAME_PATTERN};
+pub use app_validation::{Violation, MAX_INSTANCES, PORT_NAME_PATTERN};
 pub use constraint::{Constraint, Operator};
 pub use deployment::{ActionKind, Deployment, DeploymentAction, DeploymentStep};
 pub use gitops::{

@@ -3,7 +3,7 @@
 use crate::model::Deployment;
 use crate::model::{
     AclPolicy, AclToken, AgentId, AgentInfo, App, AppError, AppId, DeploymentId, Grants, GroupId,
-    GroupUpdate, RepoConfig, SyncRecord, Task, TaskId, Timestamp,
+    GroupUpdate, MasterId, RepoConfig, SyncRecord, Task, TaskId, Timestamp,
 };
 use crate::protocol::StatusUpdate;
 use crate::state::DeploymentChange;
@@ -191,6 +191,22 @@ pub enum Command {
         /// The command.
         command: Box<Command>,
     },
+    /// These masters hold the cluster's data (the leader saw them acknowledge entries): one
+    /// of them starting again with an empty data dir was wiped, and must rejoin as a
+    /// replaced member instead of voting again with a forgotten vote.
+    MastersSeen {
+        /// Their Raft ids.
+        ids: Vec<MasterId>,
+    },
+    /// `command` only if no app or group changed since the writer read the state (a
+    /// compare-and-set on [`ClusterState::definitions_index`]); otherwise nothing changes
+    /// and the writer plans again from newer state. GitOps writes its group this way.
+    IfDefinitionsAt {
+        /// The `definitions_index` of the state the command was planned from.
+        index: u64,
+        /// The command.
+        command: Box<Command>,
+    },
 }
 
 /// A change to a watched repo's record; fields left `None` stay as they are.
@@ -362,6 +378,13 @@ pub enum Rejection {
     AclTokenUnknown(String),
     /// A token names policies that do not exist.
     AclPoliciesUnknown(Vec<String>),
+    /// Apps or groups changed after the writer read the state ([`Command::IfDefinitionsAt`]).
+    DefinitionsChanged {
+        /// The definitions index the writer read.
+        expected: u64,
+        /// The definitions index now.
+        actual: u64,
+    },
     /// A restricted command would change what its token may not (403).
     Forbidden {
         /// The token's name.

@@ -316,6 +316,84 @@ fn status_updates_apply_once_and_terminal_states_are_final() {
 }
 
 #[test]
+fn an_update_for_an_unknown_task_does_not_advance_the_agents_sequence() {
+    let mut state = ClusterState::default();
+    state.apply(1, put("/web", 1, json!({"cmd": "sleep 1"}), true));
+    let registered = Command::RegisterAgent {
+        info: agent("a1"),
+        at: Timestamp::from_millis(2),
+    };
+    state.apply(2, registered);
+    let t = task("/web", 1, "a1", 1);
+    state.apply(
+        3,
+        Command::LaunchTasks {
+            tasks: vec![t.clone()],
+        },
+    );
+    let stranger = task("/web", 9, "a1", 1);
+    let poison = StatusUpdate {
+        seq: u64::MAX,
+        ..update(1, &stranger, TaskState::Running, None)
+    };
+    let first = state.apply(4, statuses("a1", vec![poison]));
+    assert!(
+        matches!(
+            first,
+            Applied::StatusApplied {
+                through: u64::MAX,
+                ..
+            }
+        ),
+        "the ignored update is acknowledged: {first:?}"
+    );
+    let running = state.apply(
+        5,
+        statuses("a1", vec![update(1, &t, TaskState::Running, None)]),
+    );
+    let Applied::StatusApplied { changed, .. } = running else {
+        panic!("{running:?}")
+    };
+    assert_eq!(changed.len(), 1, "a later update still applies");
+    assert_eq!(state.tasks[&t.id].state, TaskState::Running);
+    assert_eq!(state.agents[&AgentId("a1".into())].last_update_seq, 1);
+}
+
+#[test]
+fn a_compare_and_set_applies_only_if_no_app_or_group_changed_since_the_read() {
+    let mut state = ClusterState::default();
+    state.apply(1, put("/web", 1, json!({"cmd": "sleep 1"}), true));
+    let read = state.definitions_index;
+    assert_eq!(read, 1);
+    // A command that changes no definition leaves the index alone.
+    let registered = Command::RegisterAgent {
+        info: agent("a1"),
+        at: Timestamp::from_millis(2),
+    };
+    state.apply(2, registered);
+    assert_eq!(state.definitions_index, read);
+    let guarded = |index, app: &str, millis| Command::IfDefinitionsAt {
+        index,
+        command: Box::new(put(app, millis, json!({"cmd": "sleep 2"}), true)),
+    };
+    let applied = state.apply(3, guarded(read, "/a", 3));
+    assert!(matches!(applied, Applied::AppUpdated { .. }), "{applied:?}");
+    assert_eq!(state.definitions_index, 3);
+    // Planned from the state before /a was written: refused, and nothing changes.
+    let before = state.clone();
+    let stale = state.apply(4, guarded(read, "/b", 4));
+    assert_eq!(
+        stale,
+        Applied::Rejected(Rejection::DefinitionsChanged {
+            expected: 1,
+            actual: 3
+        })
+    );
+    assert_eq!(state.apps, before.apps);
+    assert_eq!(state.definitions_index, 3);
+}
+
+#[test]
 fn unreachable_agents_lose_their_tasks_until_they_return() {
     let mut state = ClusterState::default();
     state.apply(

@@ -28,7 +28,7 @@ pub use snapshot::{serves, Snapshot};
 
 use crate::model::{
     AclPolicy, AclToken, Agent, AgentId, App, AppError, AppId, Deployment, DeploymentId, Grants,
-    Group, GroupId, RepoRecord, Task, TaskId, Timestamp,
+    Group, GroupId, MasterId, RepoRecord, Task, TaskId, Timestamp,
 };
 use imbl::{OrdMap, Vector};
 use serde_json::{Map, Value};
@@ -43,6 +43,10 @@ pub const MAX_APP_VERSIONS: usize = 50;
 pub struct ClusterState {
     /// The Raft log index of the last command applied (0 before any).
     pub applied_index: u64,
+    /// The log index of the last command that changed an app or a group (0 before any):
+    /// what [`Command::IfDefinitionsAt`] compares.
+    #[serde(default)]
+    pub definitions_index: u64,
     /// Marathon apps by id.
     pub apps: OrdMap<AppId, Arc<App>>,
     /// Registered agents by id.
@@ -69,6 +73,9 @@ pub struct ClusterState {
     /// ACL tokens by id (their secrets' hashes only).
     #[serde(default)]
     pub acl_tokens: OrdMap<String, Arc<AclToken>>,
+    /// Masters that hold the cluster's data ([`Command::MastersSeen`]).
+    #[serde(default)]
+    pub masters_seen: std::collections::BTreeSet<MasterId>,
     /// The grants of the restricted command being applied, while it is (see
     /// [`Command::Restricted`]); never stored.
     #[serde(skip)]
@@ -81,6 +88,15 @@ impl ClusterState {
     /// and says why in [`Applied::Rejected`].
     pub fn apply(&mut self, index: u64, command: Command) -> Applied {
         self.applied_index = index;
+        let (apps, groups) = (self.apps.clone(), self.groups.clone());
+        let applied = self.apply_command(index, command);
+        if !(apps.ptr_eq(&self.apps) && groups.ptr_eq(&self.groups)) {
+            self.definitions_index = index;
+        }
+        applied
+    }
+
+    fn apply_command(&mut self, index: u64, command: Command) -> Applied {
         match command {
             Command::CreateApp {
                 app,
@@ -224,6 +240,23 @@ impl ClusterState {
             Command::RevokeAclToken { id } => self.revoke_acl_token(&id),
             Command::Restricted { grants, command } => {
                 self.apply_restricted(index, grants, *command)
+            }
+            Command::MastersSeen { ids } => {
+                self.masters_seen.extend(ids);
+                Applied::Nothing
+            }
+            Command::IfDefinitionsAt {
+                index: expected,
+                command,
+            } => {
+                if expected == self.definitions_index {
+                    self.apply_command(index, *command)
+                } else {
+                    Applied::Rejected(Rejection::DefinitionsChanged {
+                        expected,
+                        actual: self.definitions_index,
+                    })
+                }
             }
             Command::Batch(commands) => Applied::Batch(
                 commands

@@ -153,15 +153,20 @@ impl ClusterState {
 
     /// Applies an agent's status updates once each (by sequence number). A terminal state is
     /// final: the task is expunged and later updates for it are ignored.
+    ///
+    /// The agent's sequence advances only through updates that are applied, so an update
+    /// for a task the agent does not run (whatever its number) cannot make later ones look
+    /// old. The acknowledgement covers every update of the batch: an ignored one is done.
     pub(super) fn status_updates(
         &mut self,
         index: u64,
         agent_id: &AgentId,
         updates: Vec<StatusUpdate>,
     ) -> Applied {
+        let acknowledged = updates.iter().map(|u| u.seq).max().unwrap_or(0);
         let Some(agent) = self.agents.get(agent_id).cloned() else {
             return Applied::StatusApplied {
-                through: updates.last().map_or(0, |u| u.seq),
+                through: acknowledged,
                 changed: Vec::new(),
                 health: Vec::new(),
             };
@@ -173,13 +178,13 @@ impl ClusterState {
             if update.seq <= through {
                 continue;
             }
-            through = update.seq;
             let Some(task) = self.tasks.get(&update.task_id).cloned() else {
                 continue;
             };
             if task.agent_id != *agent_id || task.state.is_terminal() {
                 continue;
             }
+            through = update.seq;
             if let Some(report) = &update.health {
                 if let Some(change) = self.apply_health(&task, report, update.timestamp) {
                     health.push(change);
@@ -213,13 +218,15 @@ impl ClusterState {
             }
             changed.push(Arc::new(task));
         }
-        let agent = Agent {
-            last_update_seq: through,
-            ..Agent::clone(&agent)
-        };
-        self.agents.insert(agent_id.clone(), Arc::new(agent));
+        if through != agent.last_update_seq {
+            let agent = Agent {
+                last_update_seq: through,
+                ..Agent::clone(&agent)
+            };
+            self.agents.insert(agent_id.clone(), Arc::new(agent));
+        }
         Applied::StatusApplied {
-            through,
+            through: through.max(acknowledged),
             changed,
             health,
         }

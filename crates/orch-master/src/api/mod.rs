@@ -21,13 +21,12 @@ pub use error::ApiError;
 
 use crate::gitops::Gitops;
 use crate::master::Master;
-use axum::extract::DefaultBodyLimit;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::serve::ListenerExt;
 use axum::Router;
-use std::future::Future;
 use std::sync::Arc;
-use tokio::net::TcpListener;
 
 /// The largest request body the public API accepts.
 pub const MAX_BODY_BYTES: usize = 1 << 20;
@@ -55,7 +54,7 @@ pub fn router(master: Arc<Master>, gitops: Arc<Gitops>) -> Router {
         ))
         .layer(DefaultBodyLimit::max(MAX_RAFT_BODY_BYTES));
     Router::new()
-        .route("/ping", get(|| async { "pong" }))
+        .route("/ping", get(ping))
         .route("/metrics", get(metrics))
         .merge(public)
         .merge(internal)
@@ -73,28 +72,16 @@ pub fn router(master: Arc<Master>, gitops: Arc<Gitops>) -> Router {
         .with_state(master)
 }
 
-/// Serves `router` on `listener` until `shutdown` completes; in-flight requests finish.
-pub async fn serve(
-    listener: TcpListener,
-    router: Router,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    // Without TCP_NODELAY, small responses wait for delayed ACKs (~40 ms per Raft round).
-    let capped = orch_pki::serve::Capped::new(listener, orch_pki::serve::MAX_CONNECTIONS);
-    let listener = capped.tap_io(|stream| {
-        if let Err(error) = stream.get_ref().set_nodelay(true) {
-            tracing::warn!(
-                error = &error as &dyn std::error::Error,
-                "cannot set TCP_NODELAY"
-            );
-        }
-    });
-    axum::serve(
-        listener,
-        router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await
+/// `pong`, or 503 once this master's Raft core has stopped (it is about to exit).
+async fn ping(State(master): State<Arc<Master>>) -> Response {
+    match master.raft_failure() {
+        None => "pong".into_response(),
+        Some(why) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("raft has stopped on this master: {why}"),
+        )
+            .into_response(),
+    }
 }
 
 /// Prometheus text by default; Marathon's JSON shape (Dropwizard's `gauges`, `counters`, ...)

@@ -7,7 +7,7 @@
 //! A master with TLS answers these routes only to clients that showed a master certificate
 //! of the cluster CA (403 otherwise).
 
-use crate::master::{Master, NodeIdentity};
+use crate::master::{Master, MembersView, NodeIdentity};
 use axum::body::Bytes;
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, StatusCode};
@@ -26,6 +26,29 @@ pub(super) fn routes() -> Router<Arc<Master>> {
         .route("/internal/raft/vote", post(vote))
         .route("/internal/raft/snapshot", post(snapshot))
         .route("/internal/raft/node", get(node))
+        .route("/internal/raft/members", get(members))
+        .route("/internal/raft/rejoin", post(rejoin))
+}
+
+/// The membership and the masters holding data: a starting master asks whether it is one.
+async fn members(State(master): State<Arc<Master>>) -> Json<MembersView> {
+    Json(master.members_view())
+}
+
+/// A master that lost its data asks the leader to take it back under its new id.
+#[derive(serde::Deserialize)]
+struct Rejoin {
+    address: String,
+}
+
+async fn rejoin(
+    State(master): State<Arc<Master>>,
+    Json(body): Json<Rejoin>,
+) -> Result<Json<serde_json::Value>, super::ApiError> {
+    let id = master.replace_master(&body.address).await?;
+    Ok(Json(
+        serde_json::json!({ "id": id, "address": body.address }),
+    ))
 }
 
 /// The middleware: with TLS, only masters of the cluster CA may call.

@@ -14,7 +14,7 @@
 
 use super::locate::{self, Step};
 use super::render::{render, TemplateContext};
-use orch_core::model::{App, AppError, AppId, GroupId, GroupUpdate, Timestamp};
+use orch_core::model::{reserved_label, App, AppError, AppId, GroupId, GroupUpdate, Timestamp};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
@@ -486,6 +486,11 @@ impl Reader<'_> {
         }
         let mut definition = definition.clone();
         definition.remove("id");
+        if let Some(violation) = reserved_label(&Value::Object(definition.clone())) {
+            let steps = with(base, &locate::parse_path(&violation.path));
+            let why = violation.errors.join("; ");
+            return Err(document.error(base, &steps, format!("{why} (app {id})")));
+        }
         if let Err(error) = App::from_json(id.clone(), Timestamp::from_millis(0), &definition) {
             return Err(match error {
                 AppError::Invalid { violations } if !violations.is_empty() => {
@@ -674,6 +679,30 @@ mod tests {
         let error = read(&[file("apps/web.json", text)]).expect_err("invalid");
         assert_eq!(error.field.as_deref(), Some("/portDefinitions(1)/name"));
         assert_eq!(error.line, Some(7));
+    }
+
+    #[test]
+    fn orch_labels_in_labels_or_docker_parameters_are_refused_at_their_line() {
+        let text = "\
+id: /web
+container:
+  type: DOCKER
+  docker:
+    image: busybox
+    parameters:
+      - key: label
+        value: orch.sandbox=/etc/cron.d
+";
+        let error = read(&[file("apps/web.yaml", text)]).expect_err("refused");
+        assert_eq!(
+            error.field.as_deref(),
+            Some("/container/docker/parameters(0)")
+        );
+        assert_eq!(error.line, Some(7), "{error}");
+        assert!(error.message.contains("reserved for orch"), "{error}");
+        let text = r#"{"id": "/web", "cmd": "sleep 1", "labels": {"orch.gitops/commit": "x"}}"#;
+        let error = read(&[file("apps/web.json", text)]).expect_err("refused");
+        assert_eq!(error.field.as_deref(), Some("/labels"));
     }
 
     #[test]

@@ -70,13 +70,29 @@ pub fn plan(
         .collect();
     groups.extend(desired.groups.clone());
     let mut update = tree(managed, &apps, &groups);
-    let drift = match state.group_after_update(&update, version, false) {
-        Ok(changes) => changes.apps.into_iter().map(|(id, _)| id).collect(),
-        // The cluster will refuse it; writing it shows why.
-        Err(_) => desired.apps.keys().cloned().collect(),
-    };
-    // Changed apps get this commit as theirs.
-    for id in &drift {
+    let (drift, reconfigured): (Vec<AppId>, Vec<AppId>) =
+        match state.group_after_update(&update, version, false) {
+            Ok(changes) => {
+                let reconfigured = changes
+                    .apps
+                    .iter()
+                    .filter(|(id, after)| config_changed(state, id, after.as_ref()))
+                    .map(|(id, _)| id.clone())
+                    .collect();
+                (
+                    changes.apps.into_iter().map(|(id, _)| id).collect(),
+                    reconfigured,
+                )
+            }
+            // The cluster will refuse it; writing it shows why.
+            Err(_) => {
+                let all: Vec<AppId> = desired.apps.keys().cloned().collect();
+                (all.clone(), all)
+            }
+        };
+    // Apps whose configuration changed get this commit as theirs; a scale keeps its commit,
+    // so it scales instead of restarting every instance.
+    for id in &reconfigured {
         if desired.apps.contains_key(id) {
             if let Some(definition) = find_app(&mut update, id) {
                 set_label(definition, COMMIT_LABEL, commit);
@@ -84,6 +100,17 @@ pub fn plan(
         }
     }
     SyncPlan { update, drift }
+}
+
+/// True unless the update only scales the app (Marathon's scaling change: same
+/// `lastConfigChangeAt`).
+fn config_changed(state: &ClusterState, id: &AppId, after: Option<&App>) -> bool {
+    match (state.apps.get(id), after) {
+        (Some(before), Some(after)) => {
+            before.version_info.last_config_change_at != after.version_info.last_config_change_at
+        }
+        _ => true,
+    }
 }
 
 /// The definition with the gitops labels set.
@@ -288,6 +315,27 @@ mod tests {
         assert_eq!(commit_of(&state, "/web"), "c1");
         assert_eq!(commit_of(&state, "/shop/db"), "c2");
         assert!(sync(&mut state, 4, &second, "c3", false).is_empty());
+    }
+
+    #[test]
+    fn a_commit_that_only_changes_instances_scales_without_a_config_change() {
+        let mut state = ClusterState::default();
+        let web = |instances: u32| {
+            desired(&[("/web", json!({"cmd": "sleep 100", "instances": instances}))])
+        };
+        sync(&mut state, 1, &web(2), "c1", false);
+        let id = AppId::parse("/web").expect("id");
+        let configured = state.apps[&id].version_info.last_config_change_at;
+        let drift = sync(&mut state, 2, &web(5), "c2", false);
+        assert_eq!(drift, [id.clone()], "the scale is written");
+        let app = &state.apps[&id];
+        assert_eq!(app.spec.instances, 5);
+        assert_eq!(commit_of(&state, "/web"), "c1", "a scale keeps its commit");
+        assert_eq!(
+            app.version_info.last_config_change_at, configured,
+            "a scaling change restarts nothing"
+        );
+        assert!(sync(&mut state, 3, &web(5), "c3", false).is_empty());
     }
 
     #[test]

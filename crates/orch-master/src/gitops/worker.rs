@@ -15,7 +15,7 @@ use orch_core::errors::chain;
 use orch_core::model::{
     AppId, DeploymentId, GroupId, RepoConfig, RepoRecord, SyncRecord, SyncResult, Timestamp,
 };
-use orch_core::state::{Applied, ClusterState, Command, RepoChange};
+use orch_core::state::{Applied, ClusterState, Command, Rejection, RepoChange};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
@@ -250,6 +250,31 @@ impl Run {
         result: SyncResult,
         message: String,
     ) -> Result<(), String> {
+        // Planned from one state, written only if no app or group changed since: an app
+        // POSTed meanwhile is planned with, never overwritten.
+        for _ in 0..MAX_PLANS {
+            match self.plan_and_write(commit, desired, result, &message).await {
+                Err(Conflict) => {
+                    tracing::debug!(gitops.repo = %self.name, commit, "apps changed while planning: planning again");
+                }
+                Ok(outcome) => return outcome,
+            }
+        }
+        Err(format!(
+            "commit {} not applied: apps kept changing while it was planned ({MAX_PLANS} tries); it is tried again",
+            short(commit)
+        ))
+    }
+
+    /// One plan from the newest state and its compare-and-set write.
+    async fn plan_and_write(
+        &mut self,
+        commit: &str,
+        desired: &Desired,
+        result: SyncResult,
+        message: &str,
+    ) -> Result<Result<(), String>, Conflict> {
+        let message = message.to_owned();
         let state = self.master.state();
         let version = now();
         let planned = plan::plan(
@@ -274,14 +299,17 @@ impl Run {
                 })
                 .await;
             }
-            return Ok(());
+            return Ok(Ok(()));
         }
-        let command = Command::UpdateGroup {
-            update: planned.update,
-            version,
-            create: false,
-            deployment_id: DeploymentId(uuid::Uuid::new_v4().to_string()),
-            force: true,
+        let command = Command::IfDefinitionsAt {
+            index: state.definitions_index,
+            command: Box::new(Command::UpdateGroup {
+                update: planned.update,
+                version,
+                create: false,
+                deployment_id: DeploymentId(uuid::Uuid::new_v4().to_string()),
+                force: true,
+            }),
         };
         let written = match self.acting(&state) {
             Ok(None) => self.master.write(command).await,
@@ -297,10 +325,11 @@ impl Run {
                     ..RepoChange::default()
                 })
                 .await;
-                return Err(revoked);
+                return Ok(Err(revoked));
             }
         };
-        match written {
+        Ok(match written {
+            Ok(Applied::Rejected(Rejection::DefinitionsChanged { .. })) => return Err(Conflict),
             Ok(Applied::GroupChanged { deployment_id, .. }) => {
                 tracing::info!(
                     gitops.repo = %self.name,
@@ -333,7 +362,7 @@ impl Run {
                 Err(error)
             }
             Err(error) => Err(chain(&error)),
-        }
+        })
     }
 
     /// The desired state at `commit`: files read, rendered and parsed (cached per commit).
@@ -567,10 +596,16 @@ fn short(commit: &str) -> &str {
     commit.get(..7).unwrap_or(commit)
 }
 
+/// How often one sync plans again when apps changed under it before it gives up (until the
+/// next poll, webhook or retry).
+const MAX_PLANS: usize = 8;
+
+/// Apps or groups changed between a plan and its write.
+struct Conflict;
+
 /// A refused write, in words.
 fn describe(applied: &Applied) -> String {
     use orch_core::model::AppError;
-    use orch_core::state::Rejection;
     match applied {
         Applied::Rejected(Rejection::InvalidApp(AppError::Invalid { violations })) => violations
             .iter()

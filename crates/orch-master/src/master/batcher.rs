@@ -19,6 +19,9 @@ use tokio::sync::{mpsc, oneshot, Semaphore};
 const IN_FLIGHT: usize = 4;
 /// Commands in one entry at most.
 const MAX_BATCH: usize = 256;
+/// Commands waiting for a batch at most; a writer beyond them waits for room (within the
+/// write deadline), so a flood of writes holds bounded memory.
+const MAX_QUEUED: usize = 4 * MAX_BATCH * IN_FLIGHT;
 /// Encoded bytes of the commands in one entry at most (a lone larger command goes alone):
 /// every entry stays well below the 64 MiB a master takes in one Raft RPC.
 const MAX_BATCH_BYTES: usize = 8 << 20;
@@ -28,13 +31,13 @@ type Reply = oneshot::Sender<Result<Applied, WriteError>>;
 /// The submitting side; cheap to share.
 #[derive(Debug)]
 pub(super) struct WriteBatcher {
-    queue: mpsc::UnboundedSender<(Command, Reply)>,
+    queue: mpsc::Sender<(Command, Reply)>,
 }
 
 impl WriteBatcher {
     /// Starts the batching task for `raft`. It ends when the batcher is dropped.
     pub(super) fn start(raft: Raft) -> Self {
-        let (queue, pending) = mpsc::unbounded_channel();
+        let (queue, pending) = mpsc::channel(MAX_QUEUED);
         tokio::spawn(run(raft, pending));
         Self { queue }
     }
@@ -43,12 +46,15 @@ impl WriteBatcher {
     pub(super) async fn write(&self, command: Command) -> Result<Applied, WriteError> {
         let (reply, answer) = oneshot::channel();
         let stopped = || WriteError::Stopped(Arc::from(Box::from("the write batcher has stopped")));
-        self.queue.send((command, reply)).map_err(|_| stopped())?;
+        match tokio::time::timeout(WRITE_TIMEOUT, self.queue.send((command, reply))).await {
+            Err(_full) => return Err(WriteError::Timeout(WRITE_TIMEOUT)),
+            Ok(sent) => sent.map_err(|_| stopped())?,
+        }
         answer.await.map_err(|_| stopped())?
     }
 }
 
-async fn run(raft: Raft, mut pending: mpsc::UnboundedReceiver<(Command, Reply)>) {
+async fn run(raft: Raft, mut pending: mpsc::Receiver<(Command, Reply)>) {
     let in_flight = Arc::new(Semaphore::new(IN_FLIGHT));
     let mut carried = None;
     loop {

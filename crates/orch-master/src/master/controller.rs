@@ -56,6 +56,7 @@ pub(super) async fn run(master: Arc<Master>) {
 }
 
 async fn pass(master: &Master, led_since: Instant) -> Result<(), super::WriteError> {
+    master.note_seen_masters().await?;
     let state = master.state();
     let reachable = state
         .agents

@@ -174,7 +174,10 @@ impl Master {
         }
     }
 
-    fn refused(&self, error: RaftError<ClientWriteError<MasterId, BasicNode>>) -> MembershipError {
+    pub(super) fn refused(
+        &self,
+        error: RaftError<ClientWriteError<MasterId, BasicNode>>,
+    ) -> MembershipError {
         match error {
             RaftError::APIError(ClientWriteError::ForwardToLeader(_)) => {
                 MembershipError::NotLeader {

@@ -18,6 +18,7 @@ mod readiness;
 mod reconcile;
 #[cfg(test)]
 mod reconcile_tests;
+mod rejoin;
 mod snapshots;
 mod task_spec;
 
@@ -26,6 +27,7 @@ pub use caller::Caller;
 pub use membership::{MembershipError, NodeIdentity};
 pub use readiness::{LastResponse, ReadinessResult};
 pub use reconcile::QueueEntry;
+pub use rejoin::{Member, MembersView};
 
 use crate::config::MasterConfig;
 use batcher::WriteBatcher;
@@ -72,6 +74,27 @@ pub enum MasterError {
     /// The TLS files (`--tls-cert`, `--tls-key`, `--tls-ca`) cannot be used.
     #[error("cannot use the TLS files")]
     Tls(#[source] orch_pki::PkiError),
+    /// This master's data is gone but the cluster knows it as a member holding data.
+    #[error("this master's data dir is empty, but the cluster at {peer} knows {address} as master {id}, which held data: start it with --rejoin to join as a replaced member (a master that forgot its vote must not vote again)")]
+    Wiped {
+        /// This master's address.
+        address: String,
+        /// Its old id.
+        id: MasterId,
+        /// The peer that said so.
+        peer: String,
+    },
+    /// This master's data is corrupt and no peer can replace it.
+    #[error("{0}; no other master answered that knows this one, so nothing can replace its data: restore the data dir from a backup")]
+    CorruptAlone(#[source] orch_raft::SnapshotCorrupt),
+    /// The data dir could not be moved aside or its id file written.
+    #[error("cannot prepare the data dir {path} for rejoining")]
+    DataDir {
+        /// The directory.
+        path: String,
+        /// The cause.
+        source: std::io::Error,
+    },
     /// The token file (`--token-file`) cannot be read, or is empty.
     #[error("cannot read a token from {path}")]
     Token {
@@ -231,10 +254,6 @@ impl Master {
     /// `--masters` set, initialises the cluster with that set (every initial master does
     /// the same with the same list, which openraft allows; joiners wait to be added).
     pub async fn start(config: &MasterConfig) -> Result<Arc<Self>, MasterError> {
-        let (events, _) = tokio::sync::broadcast::channel(EVENT_BUFFER);
-        let (log_store, state_machine, states) =
-            orch_raft::open_store(&config.data_dir, events.clone())?;
-        let committed_index = log_store.committed_index();
         let raft_config = openraft::Config {
             cluster_name: "orch".into(),
             heartbeat_interval: config.raft.heartbeat_ms,
@@ -270,6 +289,10 @@ impl Master {
             None => ("http", None),
         };
         let http = http.build().map_err(MasterError::HttpClient)?;
+        let (events, _) = tokio::sync::broadcast::channel(EVENT_BUFFER);
+        let opened = rejoin::open(config, &http, scheme, events.clone()).await?;
+        let (log_store, state_machine, states) = opened.store;
+        let committed_index = log_store.committed_index();
         let mut agent_http = orch_pki::tls::cluster_http()
             .connect_timeout(Duration::from_secs(2))
             .timeout(Duration::from_secs(30));
@@ -290,7 +313,7 @@ impl Master {
         let contacts = PeerContacts::default();
         let network = HttpNetwork::new(http.clone(), contacts.clone(), scheme);
         let raft = Raft::new(
-            config.id,
+            opened.id,
             Arc::new(raft_config),
             network,
             log_store,
@@ -302,7 +325,7 @@ impl Master {
             .is_initialized()
             .await
             .map_err(|e| MasterError::Raft(Box::new(e)))?;
-        if !config.joining && !initialized {
+        if !opened.joining && !initialized {
             let members: BTreeMap<MasterId, BasicNode> = (1..)
                 .zip(&config.masters)
                 .map(|(id, address)| (id, BasicNode::new(address)))
@@ -315,7 +338,7 @@ impl Master {
             }
         }
         let master = Arc::new(Self {
-            id: config.id,
+            id: opened.id,
             address: config.advertise.clone(),
             writes: WriteBatcher::start(raft.clone()),
             snapshots: snapshots::publish(&raft, states.clone()),
@@ -339,6 +362,10 @@ impl Master {
             api_token,
         });
         tokio::spawn(controller::run(Arc::clone(&master)));
+        if opened.replacing {
+            let rejoining = Arc::clone(&master);
+            tokio::spawn(async move { rejoining.ask_to_be_replaced(opened.peers).await });
+        }
         Ok(master)
     }
 
@@ -655,6 +682,33 @@ impl Master {
         self.scheduler
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Why this master's Raft core stopped on its own (a storage error such as a full disk,
+    /// a panic), if it did. Such a master can neither vote nor apply: it must not look
+    /// healthy to DNS, the LB or a supervisor.
+    pub fn raft_failure(&self) -> Option<String> {
+        let metrics = self.raft.metrics();
+        let metrics = metrics.borrow();
+        metrics
+            .running_state
+            .as_ref()
+            .err()
+            .map(ToString::to_string)
+    }
+
+    /// Completes with the reason when the Raft core stops on its own; `orch master` then
+    /// exits non-zero so that its supervisor restarts it.
+    pub async fn raft_stopped(&self) -> String {
+        let mut metrics = self.raft.metrics();
+        loop {
+            if let Some(why) = self.raft_failure() {
+                return why;
+            }
+            if metrics.changed().await.is_err() {
+                return "the Raft core ended".to_owned();
+            }
+        }
     }
 
     /// Completes when the process begins to stop (see [`Master::begin_shutdown`]).

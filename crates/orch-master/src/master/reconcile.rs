@@ -11,6 +11,11 @@ use orch_core::scheduler::{
 use orch_core::state::{ClusterState, Command};
 use std::collections::{BTreeMap, HashMap};
 
+/// The most tasks one control pass launches, over all apps (Marathon's launch tokens). A
+/// huge scale-up is written in slices, so each pass and the Raft entry it writes stay small
+/// and the master keeps answering; apps are served in id order, the rest wait in the queue.
+pub(super) const LAUNCH_BUDGET: u32 = 1_000;
+
 /// Leader-side scheduling memory.
 #[derive(Debug, Default)]
 pub(super) struct Scheduler {
@@ -41,7 +46,10 @@ pub struct QueueEntry {
 /// An app's decision before placement.
 struct Wanted<'a> {
     app: &'a App,
+    /// Instances to place in this pass (within the launch budget).
     start: u32,
+    /// Instances missing in all.
+    missing: u32,
     existing: Vec<orch_core::model::AgentId>,
 }
 
@@ -58,6 +66,7 @@ impl Scheduler {
         let now_ms = now.as_millis();
         let mut kill: Vec<TaskId> = Vec::new();
         let mut wanted: Vec<Wanted> = Vec::new();
+        let mut budget = LAUNCH_BUDGET;
         for app in state.apps.values() {
             let tasks: Vec<&Task> = state.app_tasks(&app.id).map(AsRef::as_ref).collect();
             self.note_failure(app, state, now_ms);
@@ -85,9 +94,17 @@ impl Scheduler {
                     .delay_left_ms = left;
                 continue;
             }
+            if budget == 0 {
+                self.queue_entry(&app.id, decision.launch, now)
+                    .delay_left_ms = 0;
+                continue;
+            }
+            let start = decision.launch.min(budget);
+            budget -= start;
             wanted.push(Wanted {
                 app,
-                start: decision.launch,
+                start,
+                missing: decision.launch,
                 existing: decision.existing_agents,
             });
         }
@@ -123,16 +140,20 @@ impl Scheduler {
             .map(|p| placement::task(wanted[p.request].app, &slots[p.agent], p, now))
             .collect();
         for (i, w) in wanted.iter().enumerate() {
+            let deferred = w.missing - w.start;
             match plan.unplaced.iter().find(|u| u.request == i) {
                 Some(unplaced) => {
                     let agents = count(slots.len());
-                    let entry = self.queue_entry(&w.app.id, unplaced.count, now);
+                    let entry = self.queue_entry(&w.app.id, unplaced.count + deferred, now);
                     entry.delay_left_ms = 0;
                     entry.reasons = unplaced.reasons.clone();
                     entry.agents_considered = agents;
                     if let Some(error) = &unplaced.error {
                         entry.reasons.insert(error.to_string(), agents);
                     }
+                }
+                None if deferred > 0 => {
+                    self.queue_entry(&w.app.id, deferred, now).delay_left_ms = 0;
                 }
                 None => {
                     self.queue.remove(&w.app.id);

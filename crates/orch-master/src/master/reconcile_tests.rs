@@ -113,3 +113,41 @@ fn a_failure_of_the_current_version_delays_launches_until_the_delay_is_reset() {
     assert_eq!(launched(&after_reset), 1);
     assert!(scheduler.queue.is_empty());
 }
+
+#[test]
+fn a_pass_launches_at_most_the_launch_budget_and_the_rest_waits_in_the_queue() {
+    use super::reconcile::LAUNCH_BUDGET;
+    let app = |id: &str, instances: u32| {
+        app_at(
+            id,
+            Timestamp::from_millis(1),
+            json!({"cmd": "sleep 100", "instances": instances, "cpus": 0, "mem": 0,
+                   "portDefinitions": []}),
+        )
+    };
+    let (big, other) = (app("/big", 2_500), app("/other", 10));
+    let mut state = state(4.0, vec![big, other]);
+    let mut scheduler = Scheduler::default();
+    let commands = scheduler.decide(&state, Timestamp::from_millis(NOW), &always_ready);
+    assert_eq!(launched(&commands), LAUNCH_BUDGET as usize);
+    let waiting: u32 = scheduler.queue.values().map(|entry| entry.count).sum();
+    assert_eq!(waiting, 2_510 - LAUNCH_BUDGET, "{:?}", scheduler.queue);
+
+    // Pass after pass the rest is launched, budget by budget.
+    let mut passes = 1;
+    let mut total = launched(&commands);
+    let mut applied = 1;
+    let mut commands = commands;
+    while total < 2_510 {
+        for command in commands {
+            applied += 1;
+            state.apply(applied, command);
+        }
+        commands = scheduler.decide(&state, Timestamp::from_millis(NOW), &always_ready);
+        assert!(launched(&commands) <= LAUNCH_BUDGET as usize);
+        total += launched(&commands);
+        passes += 1;
+        assert!(passes <= 3, "2,510 instances need 3 passes");
+    }
+    assert!(scheduler.queue.is_empty(), "{:?}", scheduler.queue);
+}

@@ -51,6 +51,9 @@ async fn stream(State(master): State<Arc<Master>>) -> Response {
         |(master, mut snapshots)| async move {
             let line = tokio::select! {
                 () = master.stopping() => return None,
+                // A master whose Raft core stopped serves no more snapshots: the feed ends and
+                // DNS and the LB move to another master.
+                _ = master.raft_stopped() => return None,
                 changed = tokio::time::timeout(KEEPALIVE, snapshots.changed()) => match changed {
                     Ok(Ok(())) => {
                         let snapshot = Arc::clone(&snapshots.borrow_and_update());
