@@ -203,6 +203,37 @@ impl Cluster {
         i
     }
 
+    /// Adds and starts an agent under `prefix` (e.g. in a network namespace) listening and
+    /// advertising `ip`, following every master (`--insecure`: plain HTTP off loopback).
+    pub fn add_agent_in(&mut self, prefix: Vec<String>, ip: &str, extra: &[&str]) -> usize {
+        let i = self.agents.len();
+        let name = format!("agent-{}", i + 1);
+        let addr = format!("{ip}:5051");
+        let work_dir = self.dir().join(&name).join("work");
+        let masters: Vec<&str> = self.masters.iter().map(|m| m.addr.as_str()).collect();
+        let mut args: Vec<String> = [
+            "--masters",
+            &masters.join(","),
+            "--listen",
+            &addr,
+            "--work-dir",
+            &work_dir.display().to_string(),
+            "--hostname",
+            &name,
+            "--advertise-ip",
+            ip,
+            "--insecure",
+        ]
+        .map(str::to_owned)
+        .to_vec();
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let mut agent = Master::agent(self.dir(), &name, &addr, work_dir, args);
+        agent.prefix = prefix;
+        agent.start();
+        self.agents.push(agent);
+        i
+    }
+
     /// Waits until `n` agents are registered and reachable (per `GET /v1/agents` on master `i`).
     pub async fn wait_for_agents(&mut self, i: usize, n: usize, timeout: Duration) {
         let deadline = Instant::now() + timeout;
