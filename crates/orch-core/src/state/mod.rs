@@ -12,6 +12,7 @@
 //! May depend on: model, protocol (status updates are stored as agents send them).
 
 mod acl;
+mod cautious;
 mod command;
 mod deployments;
 mod events;
@@ -48,30 +49,35 @@ pub struct ClusterState {
     #[serde(default)]
     pub definitions_index: u64,
     /// Marathon apps by id.
+    #[serde(deserialize_with = "cautious::ord_map")]
     pub apps: OrdMap<AppId, Arc<App>>,
     /// Registered agents by id.
+    #[serde(deserialize_with = "cautious::ord_map")]
     pub agents: OrdMap<AgentId, Arc<Agent>>,
     /// Tasks that have not ended (terminal tasks are expunged when their status arrives).
+    #[serde(deserialize_with = "cautious::ord_map")]
     pub tasks: OrdMap<TaskId, Arc<Task>>,
     /// The latest failed task of each app (Marathon's `lastTaskFailure`).
+    #[serde(deserialize_with = "cautious::ord_map")]
     pub last_task_failure: OrdMap<AppId, Arc<Task>>,
     /// Stored versions of each app, newest first (the current one included), at most
     /// [`MAX_APP_VERSIONS`]; dropped with the app.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "cautious::ord_map_of_vectors")]
     pub app_versions: OrdMap<AppId, Vector<Arc<App>>>,
     /// Running deployments.
+    #[serde(deserialize_with = "cautious::ord_map")]
     pub deployments: OrdMap<DeploymentId, Arc<Deployment>>,
     /// Explicit groups (created through `/v2/groups`); the others exist through app ids.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "cautious::ord_map")]
     pub groups: OrdMap<GroupId, Arc<Group>>,
     /// Watched git repos by name.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "cautious::ord_map")]
     pub repos: OrdMap<String, Arc<RepoRecord>>,
     /// ACL policies by name.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "cautious::ord_map")]
     pub acl_policies: OrdMap<String, Arc<AclPolicy>>,
     /// ACL tokens by id (their secrets' hashes only).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "cautious::ord_map")]
     pub acl_tokens: OrdMap<String, Arc<AclToken>>,
     /// Masters that hold the cluster's data ([`Command::MastersSeen`]).
     #[serde(default)]
