@@ -415,6 +415,24 @@ mod constraint_list {
     }
 }
 
+/// The path of the first list in `given` where `read` (the same definition as read) has an
+/// object.
+fn list_for_object(given: &Value, read: &Value, at: String) -> Option<String> {
+    match (given, read) {
+        (Value::Array(_), Value::Object(_)) => Some(if at.is_empty() { "/".into() } else { at }),
+        (Value::Object(given), Value::Object(read)) => given.iter().find_map(|(key, value)| {
+            let inner = read.get(key)?;
+            list_for_object(value, inner, format!("{at}/{key}"))
+        }),
+        (Value::Array(given), Value::Array(read)) => given
+            .iter()
+            .zip(read)
+            .enumerate()
+            .find_map(|(i, (value, inner))| list_for_object(value, inner, format!("{at}({i})"))),
+        _ => None,
+    }
+}
+
 impl AppSpec {
     /// Reads a client's definition of app `id`: normalises legacy forms, reads the fields
     /// (defaults for absent ones) and validates. The `id`, `version`, `versionInfo` and other
@@ -423,6 +441,13 @@ impl AppSpec {
         let normalized = normalize(id, definition)?;
         let spec: Self = serde_json::from_value(Value::Object(normalized.clone()))
             .map_err(|_| type_violations(&normalized))?;
+        // serde reads a struct from a list too (positionally); Marathon does not.
+        if let Ok(read) = serde_json::to_value(&spec) {
+            let given = Value::Object(normalized.clone());
+            if let Some(path) = list_for_object(&given, &read, String::new()) {
+                return Err(vec![Violation::new(path, "error.expected.jsobject")]);
+            }
+        }
         let spec = spec.resolved();
         let mut violations = validate(&spec);
         if normalized.get("acceptedResourceRoles") == Some(&Value::Array(Vec::new())) {
@@ -760,6 +785,17 @@ mod tests {
             "must be at most 10000",
         );
         read(json!({"cmd": "a b", "instances": 10_000})).expect("at the cap");
+        has(
+            json!({"cmd": "a b", "upgradeStrategy": [1, 1]}),
+            "/upgradeStrategy",
+            "error.expected.jsobject",
+        );
+        has(
+            json!({"container": {"type": "DOCKER", "docker": {"image": "m"},
+                   "portMappings": [[]]}, "networks": [{"mode": "container/bridge"}]}),
+            "/container/portMappings(0)",
+            "error.expected.jsobject",
+        );
         has(json!({"cmd": "a b", "mem": -1}), "/mem", "is less than 0");
         has(
             json!({"cmd": "a b", "acceptedResourceRoles": []}),
