@@ -3,7 +3,9 @@
 //! forwarding other names ([`super::forward`]).
 //!
 //! Guarantees: the zone is read once per request (an `Arc` clone), so a new zone is served
-//! from the next request on. Malformed packets are handled by hickory (FORMERR when the
+//! from the next request on. Names in the zone are answered to every client; other names
+//! are forwarded only for allowed clients and while fewer than the cap are in flight
+//! ([`Forwarder::admit`]: REFUSED, or SERVFAIL at once over the cap). Malformed packets are handled by hickory (FORMERR when the
 //! header is readable, dropped otherwise); a panic while answering becomes SERVFAIL (as in
 //! Mesos-DNS) and never stops the server. TCP connections idle for
 //! [`TCP_IDLE_TIMEOUT`] are closed.
@@ -16,7 +18,7 @@
 
 use super::answer::{answer, error_reply, fit_reply, Outcome, Question, Transport};
 use super::config::DnsError;
-use super::forward::{forward, ForwardConfig};
+use super::forward::{forward, ForwardConfig, Forwarder};
 use super::zone::Zone;
 use hickory_proto::op::{Message, ResponseCode};
 use hickory_proto::serialize::binary::BinEncodable;
@@ -80,7 +82,7 @@ pub async fn serve_sockets(
     }
     let handler = Handler {
         zones,
-        forward: Arc::new(config),
+        forwarder: Forwarder::new(config),
     };
     let mut server = ServerFuture::new(handler);
     for socket in handles {
@@ -105,8 +107,8 @@ pub async fn serve_sockets(
 struct Handler {
     /// The newest zone.
     zones: watch::Receiver<Arc<Zone>>,
-    /// Where other names go.
-    forward: Arc<ForwardConfig>,
+    /// Where other names go, and for whom.
+    forwarder: Forwarder,
 }
 
 impl Handler {
@@ -138,16 +140,21 @@ impl Handler {
         question: &Question<'_>,
         transport: Transport,
     ) -> Message {
-        let result = match (**request).to_bytes() {
-            Ok(bytes) => forward(&bytes, transport, &self.forward).await,
-            Err(source) => Err(DnsError::EncodeRequest { source }),
+        let result = match self.forwarder.admit(request.src().ip()) {
+            Ok(_in_flight) => match (**request).to_bytes() {
+                Ok(bytes) => forward(&bytes, transport, self.forwarder.config()).await,
+                Err(source) => Err(DnsError::EncodeRequest { source }),
+            },
+            Err(refused) => Err(refused),
         };
         match result {
             Ok(mut reply) => {
                 fit_reply(&mut reply, question, transport);
                 reply
             }
-            Err(DnsError::NoResolvers) => error_reply(question, ResponseCode::Refused),
+            Err(DnsError::NoResolvers | DnsError::ClientNotAllowed { .. }) => {
+                error_reply(question, ResponseCode::Refused)
+            }
             Err(error) => {
                 tracing::debug!(
                     error = &error as &dyn std::error::Error,
