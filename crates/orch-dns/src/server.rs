@@ -7,7 +7,8 @@
 //! are forwarded only for allowed clients and while fewer than the cap are in flight
 //! ([`Forwarder::admit`]: REFUSED, or SERVFAIL at once over the cap). Malformed packets are handled by hickory (FORMERR when the
 //! header is readable, dropped otherwise); a panic while answering becomes SERVFAIL (as in
-//! Mesos-DNS) and never stops the server. TCP connections idle for
+//! Mesos-DNS) and never stops the server. A response's question section is encoded afresh,
+//! never copied from the request's bytes ([`question_section`]). TCP connections idle for
 //! [`TCP_IDLE_TIMEOUT`] are closed.
 //!
 //! Caveat: hickory-server logs every request at `info` (target `hickory_server`); a
@@ -21,9 +22,9 @@ use super::config::DnsError;
 use super::forward::{forward, ForwardConfig, Forwarder};
 use super::zone::Zone;
 use hickory_proto::op::{Message, ResponseCode};
-use hickory_proto::serialize::binary::BinEncodable;
+use hickory_proto::serialize::binary::{BinDecodable, BinEncodable};
 use hickory_proto::xfer::Protocol;
-use hickory_server::authority::MessageResponseBuilder;
+use hickory_server::authority::{MessageRequest, MessageResponseBuilder};
 use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
 use hickory_server::ServerFuture;
 use std::future::Future;
@@ -178,7 +179,9 @@ impl RequestHandler for Handler {
             _ => Transport::Tcp,
         };
         let message = self.respond(request, transport).await;
-        let mut builder = MessageResponseBuilder::from_message_request(request);
+        let fresh = question_section(&message);
+        let mut builder =
+            MessageResponseBuilder::from_message_request(fresh.as_ref().unwrap_or(request));
         if let Some(edns) = message.extensions() {
             builder.edns(edns.clone());
         }
@@ -203,3 +206,20 @@ impl RequestHandler for Handler {
         }
     }
 }
+
+/// A request holding just the questions of `response`, encoded afresh: its raw question
+/// bytes are what hickory's response builder echoes. The request's own raw bytes would be
+/// echoed otherwise, and a compression pointer there that points outside the question
+/// section (into the header, say) then points at other bytes in the response: the client
+/// gets a reply it cannot decode (found by `fuzz_dns_server_survives_hostile_traffic`).
+/// Here names are compressed only against each other, inside the question section, which
+/// starts at the same offset in the response.
+fn question_section(response: &Message) -> Option<MessageRequest> {
+    let mut questions = Message::new();
+    questions.add_queries(response.queries().iter().cloned());
+    MessageRequest::from_bytes(&questions.to_vec().ok()?).ok()
+}
+
+#[cfg(test)]
+#[path = "server_fuzz.rs"]
+mod fuzz;
