@@ -365,6 +365,28 @@ async fn names_follow_a_new_leader_and_agents_serve_them_too() {
         .await;
         let forwarded = dig(dns.dns, &["+tcp", "+short", "_leader._tcp.other", "SRV"]).await;
         assert_eq!(forwarded.trim(), format!("0 1 {first_port} leader.other."));
+        // Not an open resolver: a server forwarding for 10.0.0.0/8 only refuses this
+        // loopback client names outside its domain, and still answers its own.
+        let closed = DnsProcess::start(
+            &cluster,
+            &masters,
+            &[
+                "--resolvers",
+                &upstream_dns,
+                "--forward-allow",
+                "10.0.0.0/8,fd00::/8",
+            ],
+        );
+        wait_dig(
+            closed.dns,
+            &["master2.mesos"],
+            Duration::from_secs(10),
+            |a| a == "127.0.0.1",
+        )
+        .await;
+        let refused = dig(closed.dns, &["leader.other"]).await;
+        assert!(refused.contains("status: REFUSED"), "{refused}");
+        drop(closed);
 
         cluster.masters[leader].kill9();
         let survivors: Vec<usize> = (0..3).filter(|i| *i != leader).collect();

@@ -106,6 +106,7 @@ fn forwarding(resolvers: Vec<SocketAddr>) -> ForwardConfig {
         resolvers,
         external_on: true,
         timeout: Duration::from_millis(500),
+        ..ForwardConfig::default()
     }
 }
 

@@ -43,6 +43,13 @@ pub struct ZoneArgs {
     /// How long to wait for the upstream resolvers before answering SERVFAIL.
     #[arg(long, default_value = "2s")]
     forward_timeout: humantime::Duration,
+    /// Client networks (CIDR or IP; repeatable or comma-separated) whose queries for names
+    /// outside the domain are forwarded; others get REFUSED (names in the domain are
+    /// answered to anyone). At most 256 forwards run at once (more: SERVFAIL) [default:
+    /// 127.0.0.0/8, ::1/128, 10.0.0.0/8, 172.16.0.0/12, 192.168.0.0/16, fc00::/7,
+    /// 169.254.0.0/16, fe80::/10].
+    #[arg(long, value_delimiter = ',')]
+    forward_allow: Vec<String>,
     /// Where VIP names (`<name>.marathon.l4lb.thisdcos.directory`) point: the load
     /// balancer's IPs [default: this server's own addresses].
     #[arg(long, value_delimiter = ',')]
@@ -73,6 +80,10 @@ pub struct EmbeddedDnsArgs {
     /// Forward names outside the domain, with --with-dns.
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     dns_external_on: bool,
+    /// Client networks forwarded for, with --with-dns (see `orch dns --forward-allow`)
+    /// [default: loopback, private and link-local ranges].
+    #[arg(long, value_delimiter = ',')]
+    dns_forward_allow: Vec<String>,
     /// Only healthy tasks get records, with --with-dns.
     #[arg(long)]
     dns_healthy_only: bool,
@@ -94,6 +105,7 @@ impl EmbeddedDnsArgs {
             external_on: self.dns_external_on,
             healthy_only: self.dns_healthy_only,
             forward_timeout: DnsConfig::default().forward_timeout.into(),
+            forward_allow: self.dns_forward_allow.clone(),
             vip_address: self.dns_vip_address.clone(),
         };
         config(masters, self.dns_listen, self.dns_http_listen, &zone).map(Some)
@@ -115,6 +127,14 @@ fn config(
         resolvers = system_resolvers();
         resolvers.retain(|resolver| *resolver != listen);
     }
+    let forward_allow = if zone.forward_allow.is_empty() {
+        orch_dns::default_forward_allow()
+    } else {
+        zone.forward_allow
+            .iter()
+            .map(|text| orch_dns::parse_network(text))
+            .collect::<Result<Vec<_>, _>>()?
+    };
     Ok(DnsConfig {
         masters,
         listen,
@@ -125,7 +145,9 @@ fn config(
         external_on: zone.external_on,
         healthy_only: zone.healthy_only,
         forward_timeout: zone.forward_timeout.into(),
+        forward_allow,
         vip_addresses: zone.vip_address.clone(),
+        ..DnsConfig::default()
     })
 }
 

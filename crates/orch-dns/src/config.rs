@@ -2,9 +2,12 @@
 //! onto the zone's settings, and how `/v1/config` shows it with Mesos-DNS's Go field names.
 //! Also the module's one error type, [`DnsError`].
 //!
-//! May depend on: std, serde_json, hickory-proto (error sources), [`super::zone`].
+//! May depend on: std, serde_json, hickory-proto (error sources), ipnet, [`super::zone`],
+//! [`super::allow`].
 
+use super::allow::default_forward_allow;
 use super::zone::ZoneConfig;
+use ipnet::IpNet;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
@@ -17,10 +20,28 @@ pub enum DnsError {
         /// The rejected text.
         value: String,
     },
+    /// A client network is neither `IP/PREFIX` nor `IP`.
+    #[error("network '{value}' is not IP/PREFIX or IP")]
+    BadNetwork {
+        /// The rejected text.
+        value: String,
+    },
     /// Forwarding is off (`external_on` false) or no resolver is configured: the answer is
     /// REFUSED, as Mesos-DNS's.
     #[error("no resolver to forward to")]
     NoResolvers,
+    /// The client is in none of the networks forwarding is allowed for: REFUSED.
+    #[error("forwarding is not allowed for client {client}")]
+    ClientNotAllowed {
+        /// The client's address.
+        client: IpAddr,
+    },
+    /// As many forwards as allowed are in flight already: SERVFAIL at once.
+    #[error("{limit} forwarded queries are in flight already")]
+    TooManyForwards {
+        /// The cap.
+        limit: usize,
+    },
     /// Every resolver failed (error, unusable reply) before the timeout: SERVFAIL.
     #[error("every resolver failed")]
     ResolversFailed,
@@ -68,6 +89,9 @@ pub enum DnsError {
     },
 }
 
+/// The default cap on forwarded queries in flight at once.
+pub const DEFAULT_MAX_FORWARDS: usize = 256;
+
 /// Everything one DNS server needs to know (Mesos-DNS's keys in brackets).
 #[derive(Clone, Debug, PartialEq)]
 pub struct DnsConfig {
@@ -90,6 +114,13 @@ pub struct DnsConfig {
     pub healthy_only: bool,
     /// How long a forwarded query may take before SERVFAIL (`timeout`, default 2 s).
     pub forward_timeout: Duration,
+    /// Clients whose out-of-zone queries are forwarded (orch's addition; default
+    /// [`super::allow::DEFAULT_FORWARD_ALLOW`]: loopback, private and link-local); others
+    /// get REFUSED for names outside the zone.
+    pub forward_allow: Vec<IpNet>,
+    /// Most forwarded queries in flight at once; past it SERVFAIL at once (orch's addition;
+    /// default [`DEFAULT_MAX_FORWARDS`]).
+    pub max_forwards: usize,
     /// Where VIP names point (the load balancer's addresses).
     pub vip_addresses: Vec<IpAddr>,
 }
@@ -106,6 +137,8 @@ impl Default for DnsConfig {
             external_on: true,
             healthy_only: false,
             forward_timeout: Duration::from_secs(2),
+            forward_allow: default_forward_allow(),
+            max_forwards: DEFAULT_MAX_FORWARDS,
             vip_addresses: Vec::new(),
         }
     }
@@ -155,7 +188,7 @@ impl DnsConfig {
 
     /// The configuration as Mesos-DNS's `/v1/config` shows it: its Go struct's field names.
     /// `RefreshSeconds` is 0 because orch pushes updates; `Timeout` is whole seconds,
-    /// rounded up; `HealthyOnly` is orch's own.
+    /// rounded up; `HealthyOnly`, `ForwardAllow` and `MaxForwards` are orch's own.
     pub fn mesos_dns_json(&self) -> serde_json::Value {
         let zone = ZoneConfig::new(&self.domain, self.ttl);
         let timeout =
@@ -191,6 +224,8 @@ impl DnsConfig {
             "SetTruncateBit": true,
             "EnumerationOn": true,
             "HealthyOnly": self.healthy_only,
+            "ForwardAllow": self.forward_allow.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            "MaxForwards": self.max_forwards,
         })
     }
 }
@@ -285,6 +320,8 @@ mod tests {
         assert_eq!(json["EnumerationOn"], true);
         assert_eq!(json["EnforceRFC952"], false);
         assert_eq!(json["HealthyOnly"], false);
+        assert_eq!(json["ForwardAllow"][0], "127.0.0.0/8");
+        assert_eq!(json["MaxForwards"], 256);
         assert!(json["IPSources"].is_array());
         assert!(json["DnsOn"].is_boolean());
     }

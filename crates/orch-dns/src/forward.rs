@@ -9,20 +9,31 @@
 //! (ICMP port unreachable shows up as "connection refused" on the connected UDP socket, a
 //! closed TCP connection, an undecodable reply) only removes itself from the race.
 //!
+//! Admission ([`Forwarder::admit`]): only clients in [`ForwardConfig::allow`] are forwarded
+//! for (others: REFUSED, see [`super::allow`]), and at most [`ForwardConfig::max_in_flight`]
+//! forwards run at once: one more is refused at once (SERVFAIL) instead of queueing, so a
+//! flood of out-of-zone queries toward a dead upstream holds a bounded number of sockets
+//! and tasks.
+//!
 //! Differences from Mesos-DNS: Mesos-DNS tries resolvers one after the other in list
 //! order; orch asks them all at once (like dcos-dns) so that a dead first resolver costs
 //! nothing. No caching, as in Mesos-DNS.
 //!
-//! May depend on: tokio, hickory-proto, rand, futures, [`super::config`].
+//! May depend on: tokio, hickory-proto, rand, futures, ipnet, [`super::config`],
+//! [`super::allow`].
 
+use super::allow::forward_allowed;
 use super::answer::Transport;
 use super::config::{DnsConfig, DnsError};
 use futures::stream::{FuturesUnordered, StreamExt};
 use hickory_proto::op::{Message, MessageType};
-use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
+use ipnet::IpNet;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UdpSocket};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 /// Where and how names outside the zone are forwarded.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -33,6 +44,10 @@ pub struct ForwardConfig {
     pub external_on: bool,
     /// How long to wait for the first reply before SERVFAIL.
     pub timeout: Duration,
+    /// Clients forwarded for; others get REFUSED ([`super::allow`]).
+    pub allow: Vec<IpNet>,
+    /// Most forwards in flight at once; past it SERVFAIL at once.
+    pub max_in_flight: usize,
 }
 
 impl ForwardConfig {
@@ -42,7 +57,69 @@ impl ForwardConfig {
             resolvers: config.resolvers.clone(),
             external_on: config.external_on,
             timeout: config.forward_timeout,
+            allow: config.forward_allow.clone(),
+            max_in_flight: config.max_forwards,
         }
+    }
+}
+
+impl Default for ForwardConfig {
+    /// The forwarding part of [`DnsConfig::default`] (no resolvers).
+    fn default() -> Self {
+        Self::from_config(&DnsConfig::default())
+    }
+}
+
+/// A [`ForwardConfig`] in service: it also counts the forwards in flight.
+#[derive(Debug)]
+pub struct Forwarder {
+    /// The settings.
+    config: ForwardConfig,
+    /// One permit per forward that may start.
+    permits: Arc<Semaphore>,
+}
+
+impl Forwarder {
+    /// A forwarder with no forward in flight.
+    pub fn new(config: ForwardConfig) -> Self {
+        let permits = config.max_in_flight.min(Semaphore::MAX_PERMITS);
+        Self {
+            config,
+            permits: Arc::new(Semaphore::new(permits)),
+        }
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &ForwardConfig {
+        &self.config
+    }
+
+    /// May a query of `client` be forwarded now? The permit counts the forward as in flight
+    /// until it is dropped.
+    ///
+    /// Errors: [`DnsError::NoResolvers`] (forwarding off or no resolver) and
+    /// [`DnsError::ClientNotAllowed`] answer REFUSED; [`DnsError::TooManyForwards`]
+    /// SERVFAIL.
+    pub fn admit(&self, client: IpAddr) -> Result<OwnedSemaphorePermit, DnsError> {
+        if !self.config.external_on || self.config.resolvers.is_empty() {
+            return Err(DnsError::NoResolvers);
+        }
+        if !forward_allowed(&self.config.allow, client) {
+            return Err(DnsError::ClientNotAllowed { client });
+        }
+        Arc::clone(&self.permits)
+            .try_acquire_owned()
+            .map_err(|_| DnsError::TooManyForwards {
+                limit: self.config.max_in_flight,
+            })
+    }
+
+    /// How many forwards are in flight now.
+    pub fn in_flight(&self) -> usize {
+        self.config
+            .max_in_flight
+            .min(Semaphore::MAX_PERMITS)
+            .saturating_sub(self.permits.available_permits())
     }
 }
 
@@ -175,9 +252,54 @@ mod tests {
     fn config(resolvers: Vec<SocketAddr>) -> ForwardConfig {
         ForwardConfig {
             resolvers,
-            external_on: true,
             timeout: Duration::from_millis(500),
+            ..ForwardConfig::default()
         }
+    }
+
+    fn ip(text: &str) -> IpAddr {
+        text.parse().expect("an IP")
+    }
+
+    #[test]
+    fn admission_refuses_other_clients_and_caps_forwards_in_flight() {
+        let resolver = "127.0.0.1:53".parse().expect("address");
+        let forwarder = Forwarder::new(ForwardConfig {
+            max_in_flight: 2,
+            ..config(vec![resolver])
+        });
+        assert!(matches!(
+            forwarder.admit(ip("203.0.113.7")),
+            Err(DnsError::ClientNotAllowed { .. })
+        ));
+        let first = forwarder.admit(ip("127.0.0.1")).expect("first");
+        let second = forwarder.admit(ip("10.0.0.1")).expect("second");
+        assert_eq!(forwarder.in_flight(), 2);
+        assert!(matches!(
+            forwarder.admit(ip("192.168.0.1")),
+            Err(DnsError::TooManyForwards { limit: 2 })
+        ));
+        drop(first);
+        assert_eq!(forwarder.in_flight(), 1);
+        let third = forwarder.admit(ip("::1")).expect("a slot is free again");
+        drop((second, third));
+        assert_eq!(forwarder.in_flight(), 0);
+
+        let off = Forwarder::new(ForwardConfig {
+            external_on: false,
+            ..config(vec![resolver])
+        });
+        assert!(matches!(
+            off.admit(ip("127.0.0.1")),
+            Err(DnsError::NoResolvers)
+        ));
+        let huge = Forwarder::new(ForwardConfig {
+            max_in_flight: usize::MAX,
+            ..config(vec![resolver])
+        });
+        let permit = huge.admit(ip("127.0.0.1")).expect("admitted");
+        assert_eq!(huge.in_flight(), 1);
+        drop(permit);
     }
 
     /// A UDP resolver answering every query with `code`, after `delay`.

@@ -3,9 +3,12 @@
 //! forwarding other names ([`super::forward`]).
 //!
 //! Guarantees: the zone is read once per request (an `Arc` clone), so a new zone is served
-//! from the next request on. Malformed packets are handled by hickory (FORMERR when the
+//! from the next request on. Names in the zone are answered to every client; other names
+//! are forwarded only for allowed clients and while fewer than the cap are in flight
+//! ([`Forwarder::admit`]: REFUSED, or SERVFAIL at once over the cap). Malformed packets are handled by hickory (FORMERR when the
 //! header is readable, dropped otherwise); a panic while answering becomes SERVFAIL (as in
-//! Mesos-DNS) and never stops the server. TCP connections idle for
+//! Mesos-DNS) and never stops the server. A response's question section is encoded afresh,
+//! never copied from the request's bytes ([`question_section`]). TCP connections idle for
 //! [`TCP_IDLE_TIMEOUT`] are closed.
 //!
 //! Caveat: hickory-server logs every request at `info` (target `hickory_server`); a
@@ -16,12 +19,12 @@
 
 use super::answer::{answer, error_reply, fit_reply, Outcome, Question, Transport};
 use super::config::DnsError;
-use super::forward::{forward, ForwardConfig};
+use super::forward::{forward, ForwardConfig, Forwarder};
 use super::zone::Zone;
 use hickory_proto::op::{Message, ResponseCode};
-use hickory_proto::serialize::binary::BinEncodable;
+use hickory_proto::serialize::binary::{BinDecodable, BinEncodable};
 use hickory_proto::xfer::Protocol;
-use hickory_server::authority::MessageResponseBuilder;
+use hickory_server::authority::{MessageRequest, MessageResponseBuilder};
 use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
 use hickory_server::ServerFuture;
 use std::future::Future;
@@ -80,7 +83,7 @@ pub async fn serve_sockets(
     }
     let handler = Handler {
         zones,
-        forward: Arc::new(config),
+        forwarder: Forwarder::new(config),
     };
     let mut server = ServerFuture::new(handler);
     for socket in handles {
@@ -105,8 +108,8 @@ pub async fn serve_sockets(
 struct Handler {
     /// The newest zone.
     zones: watch::Receiver<Arc<Zone>>,
-    /// Where other names go.
-    forward: Arc<ForwardConfig>,
+    /// Where other names go, and for whom.
+    forwarder: Forwarder,
 }
 
 impl Handler {
@@ -138,16 +141,21 @@ impl Handler {
         question: &Question<'_>,
         transport: Transport,
     ) -> Message {
-        let result = match (**request).to_bytes() {
-            Ok(bytes) => forward(&bytes, transport, &self.forward).await,
-            Err(source) => Err(DnsError::EncodeRequest { source }),
+        let result = match self.forwarder.admit(request.src().ip()) {
+            Ok(_in_flight) => match (**request).to_bytes() {
+                Ok(bytes) => forward(&bytes, transport, self.forwarder.config()).await,
+                Err(source) => Err(DnsError::EncodeRequest { source }),
+            },
+            Err(refused) => Err(refused),
         };
         match result {
             Ok(mut reply) => {
                 fit_reply(&mut reply, question, transport);
                 reply
             }
-            Err(DnsError::NoResolvers) => error_reply(question, ResponseCode::Refused),
+            Err(DnsError::NoResolvers | DnsError::ClientNotAllowed { .. }) => {
+                error_reply(question, ResponseCode::Refused)
+            }
             Err(error) => {
                 tracing::debug!(
                     error = &error as &dyn std::error::Error,
@@ -171,7 +179,9 @@ impl RequestHandler for Handler {
             _ => Transport::Tcp,
         };
         let message = self.respond(request, transport).await;
-        let mut builder = MessageResponseBuilder::from_message_request(request);
+        let fresh = question_section(&message);
+        let mut builder =
+            MessageResponseBuilder::from_message_request(fresh.as_ref().unwrap_or(request));
         if let Some(edns) = message.extensions() {
             builder.edns(edns.clone());
         }
@@ -196,3 +206,20 @@ impl RequestHandler for Handler {
         }
     }
 }
+
+/// A request holding just the questions of `response`, encoded afresh: its raw question
+/// bytes are what hickory's response builder echoes. The request's own raw bytes would be
+/// echoed otherwise, and a compression pointer there that points outside the question
+/// section (into the header, say) then points at other bytes in the response: the client
+/// gets a reply it cannot decode (found by `fuzz_dns_server_survives_hostile_traffic`).
+/// Here names are compressed only against each other, inside the question section, which
+/// starts at the same offset in the response.
+fn question_section(response: &Message) -> Option<MessageRequest> {
+    let mut questions = Message::new();
+    questions.add_queries(response.queries().iter().cloned());
+    MessageRequest::from_bytes(&questions.to_vec().ok()?).ok()
+}
+
+#[cfg(test)]
+#[path = "server_fuzz.rs"]
+mod fuzz;
