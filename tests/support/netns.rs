@@ -103,6 +103,16 @@ impl Net {
             let address = format!("{}/24", net.ip(i));
             in_ns(ns, "ip", &["addr", "add", &address, "dev", "eth0"]);
             in_ns(ns, "ip", &["link", "set", "eth0", "up"]);
+            // Connection tracking from the first packet on: turned on only when a rule
+            // first needs it, it would take the side it happens to see first on an open
+            // connection for the one that opened it, and a one-way cut would miss.
+            in_ns(ns, "nft", &["add", "table", "inet", "track"]);
+            let spec = "{ type filter hook output priority 0; }";
+            in_ns(ns, "nft", &["add", "chain", "inet", "track", "out", spec]);
+            let count = [
+                "add", "rule", "inet", "track", "out", "ct", "state", "new", "counter",
+            ];
+            in_ns(ns, "nft", &count);
         }
         net
     }
