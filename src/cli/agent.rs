@@ -182,7 +182,8 @@ async fn drivers(instance: &AgentInstance) -> anyhow::Result<Vec<Arc<dyn Driver>
                 drivers.push(Arc::new(
                     DockerDriver::connect(id.0)
                         .await
-                        .context("cannot reach the Docker engine")?,
+                        .context("cannot reach the Docker engine")?
+                        .with_work_dir(&instance.work_dir),
                 ));
             }
             "mock" => drivers.push(Arc::new(MockDriver::new())),
