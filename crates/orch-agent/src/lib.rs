@@ -6,7 +6,8 @@
 //!   restart).
 //! - leader: finds the leader among `--masters` (following 503 [`NotLeader`] hints) and
 //!   registers again after any failure; logs `registered` with the master's address.
-//! - sync: heartbeats, the desired-set long poll, the status sender.
+//! - sync: heartbeats, the desired-set long poll, the status sender; repeated failures and
+//!   refused (stale) desired sets back off (backoff: exponential, capped, rate-limited logs).
 //! - [`diff`]: the pure desired-vs-actual step ([`Action::Start`] / [`Action::Kill`]).
 //! - runtime: the task table and lifecycle: sandbox `<work-dir>/sandboxes/<task-id>/`,
 //!   TASK_STARTING → `Driver::start` → TASK_RUNNING | TASK_FAILED, `Driver::wait` → terminal;
@@ -19,7 +20,8 @@
 //!   forms; HTTP(S) GETs through `orch_probe`); results become status updates with a [`HealthReport`], and a task that fails
 //!   `max_consecutive_failures` in a row is killed (TASK_KILLED, [`UNHEALTHY_REASON`]).
 //! - [`Journal`]: every status update is numbered and fsynced before it is sent, and resent
-//!   in order until acknowledged, across leader changes and restarts.
+//!   in order until acknowledged, across leader changes and restarts; a failed write keeps
+//!   the update in memory (retried with backoff, never dropped), a torn write is cut off.
 //! - files: `/files/browse|read|download` (Mesos-compatible, confined to the sandboxes),
 //!   `/state`, `/health`.
 //!
@@ -29,6 +31,7 @@
 //! May depend on: orch-core (protocol, model), orch-driver, orch-fs (durable files),
 //! orch-pki (the crypto provider reqwest needs), orch-probe (HTTP(S) health checks). Never the master, its API, the replicated state or Raft.
 
+mod backoff;
 mod config;
 mod diff;
 mod files;
@@ -100,5 +103,7 @@ pub async fn serve(
         .await
 }
 
+#[cfg(test)]
+mod sync_tests;
 #[cfg(test)]
 mod tests;

@@ -355,22 +355,22 @@ impl Agent {
         // Journaled and noted under the table's lock, so a health report (which checks the
         // state under the same lock) never follows a terminal update.
         let mut tasks = lock(&self.tasks);
-        match lock(&self.journal).append(update) {
-            Ok(update) => tracing::info!(
+        let (update, written) = lock(&self.journal).append(update);
+        tracing::info!(
+            agent.id = %self.info.id,
+            task.id = %task_id,
+            state = %state,
+            seq = update.seq,
+            message = %update.message,
+            "task status"
+        );
+        if let Err(error) = written {
+            tracing::error!(
                 agent.id = %self.info.id,
-                task.id = %task_id,
-                state = %state,
                 seq = update.seq,
-                message = %update.message,
-                "task status"
-            ),
-            Err(error) => tracing::error!(
-                agent.id = %self.info.id,
-                task.id = %task_id,
-                state = %state,
                 error = &error as &dyn std::error::Error,
-                "cannot journal a status update; it will not be sent"
-            ),
+                "cannot write the status journal; the update waits in memory and is sent once written"
+            );
         }
         if let Some(entry) = tasks.get_mut(task_id) {
             entry.state = state;
@@ -387,7 +387,13 @@ impl Agent {
         self.status_ready.notified().await;
     }
 
-    /// Up to `max` unacknowledged updates, oldest first.
+    /// Writes the status updates a failed journal write left in memory; the status sender
+    /// retries this with backoff.
+    pub(crate) fn write_unwritten(&self) -> Result<(), JournalError> {
+        lock(&self.journal).flush()
+    }
+
+    /// Up to `max` unacknowledged updates that are journaled, oldest first.
     pub fn pending_updates(&self, max: usize) -> Vec<StatusUpdate> {
         lock(&self.journal).pending(max)
     }
@@ -410,7 +416,8 @@ impl Agent {
         let offer = lock(&self.generation).offer(set.generation);
         match offer {
             Ok(Offer::Stale) => {
-                tracing::warn!(
+                // The sync loop warns about repeated refusals, rate-limited.
+                tracing::debug!(
                     agent.id = %self.info.id,
                     generation = %set.generation,
                     highest = %self.generation(),
