@@ -22,7 +22,8 @@
 //! - [`Journal`]: every status update is numbered and fsynced before it is sent, and resent
 //!   in order until acknowledged, across leader changes and restarts; a failed write keeps
 //!   the update in memory (retried with backoff, never dropped), a torn write is cut off.
-//! - files: `/files/browse|read|download` (Mesos-compatible, confined to the sandboxes),
+//! - files: `/files/browse|read|download` (Mesos-compatible, confined to the sandboxes:
+//!   opened component by component with `O_NOFOLLOW`, reads capped, downloads streamed),
 //!   `/state`, `/health`.
 //!
 //! [`NotLeader`]: orch_core::protocol::NotLeader
@@ -48,7 +49,7 @@ pub use config::{
 };
 pub use diff::{diff, forgettable, Action, ActualTask, ActualTasks};
 pub use files::{
-    browse, read, resolve, router, router_for_masters, FileInfo, FilesError, ReadChunk, MAX_READ,
+    browse, read, router, router_for_masters, FileInfo, FilesError, ReadChunk, MAX_READ,
 };
 pub use health::UNHEALTHY_REASON;
 pub use identity::{load_or_create_agent_id, GenerationStore, IdentityError, Offer};
