@@ -15,7 +15,8 @@
 //!   terminal status is journaled. A record per task (`<work-dir>/tasks/<id>.json`) lets a
 //!   restarted agent recover: running tasks are watched again, tasks that ended meanwhile get
 //!   their real terminal status, tasks no driver knows become TASK_GONE. Split by job:
-//!   lifecycle, checks (the glue to health), recovery.
+//!   lifecycle, checks (the glue to health), recovery, gc (finished sandboxes go after
+//!   `--gc-delay`, default a week, or oldest first above `--gc-disk-watermark`, default 0.9).
 //! - health: the health checks of running tasks (HTTP, HTTPS, TCP, COMMAND and their MESOS_*
 //!   forms; HTTP(S) GETs through `orch_probe`); results become status updates with a [`HealthReport`], and a task that fails
 //!   `max_consecutive_failures` in a row is killed (TASK_KILLED, [`UNHEALTHY_REASON`]).
@@ -55,7 +56,10 @@ pub use health::UNHEALTHY_REASON;
 pub use identity::{load_or_create_agent_id, GenerationStore, IdentityError, Offer};
 pub use journal::{Journal, JournalError};
 pub use leader::{LeaderClient, LeaderError, Session};
-pub use runtime::{Agent, AgentError, AgentInstance, AgentView, TaskView};
+pub use runtime::{
+    Agent, AgentError, AgentInstance, AgentView, GcPolicy, TaskView, DEFAULT_GC_DELAY,
+    DEFAULT_GC_DISK_WATERMARK,
+};
 pub use sync::{run, POLL_WAIT_MS};
 
 use std::net::SocketAddr;
@@ -77,6 +81,7 @@ impl AgentConfig {
             containerizers: self.containerizers.clone(),
             tls: self.tls.clone(),
             unprivileged_user: self.unprivileged_user.clone(),
+            gc: self.gc,
         };
         match self.simulate {
             None => vec![one(self.hostname.clone(), self.work_dir.clone())],
@@ -104,6 +109,8 @@ pub async fn serve(
         .await
 }
 
+#[cfg(test)]
+mod gc_tests;
 #[cfg(test)]
 mod sync_tests;
 #[cfg(test)]

@@ -25,13 +25,15 @@ const REFUSAL_BACKOFF: Backoff = Backoff::new(Duration::from_millis(100), Durati
 /// How often a repeated warning is logged.
 const WARN_EVERY: Duration = Duration::from_secs(10);
 
-/// Runs registration, heartbeats, desired-set sync and status sending until dropped.
+/// Runs registration, heartbeats, desired-set sync, status sending and the sandbox GC until
+/// dropped.
 pub async fn run(agent: Arc<Agent>) {
     tokio::join!(
         agent.leader().run(),
         heartbeats(&agent),
         desired_sets(&agent),
         statuses(&agent),
+        agent.collect_garbage_forever(),
     );
 }
 

@@ -195,6 +195,7 @@ pub(crate) fn instance(work_dir: &Path, masters: Vec<String>) -> AgentInstance {
         containerizers: vec!["mock".into()],
         tls: None,
         unprivileged_user: "nobody".into(),
+        gc: GcPolicy::default(),
     }
 }
 

@@ -5,13 +5,20 @@
 //! - [`checks`]: the glue to [`health`]: starting a task's checks, journaling their results,
 //!   killing unhealthy tasks.
 //! - [`recovery`]: task records on disk and rebuilding the task table after a restart.
+//! - [`gc`]: removing finished tasks' sandboxes after `--gc-delay`, or early above the disk
+//!   watermark.
 //!
 //! May depend on: the agent's diff, health, identity, journal and leader modules; protocol,
 //! driver, model, orch-fs.
 
 mod checks;
+mod gc;
 mod lifecycle;
 mod recovery;
+
+#[cfg(test)]
+pub(crate) use gc::disk_usage;
+pub use gc::{GcPolicy, DEFAULT_GC_DELAY, DEFAULT_GC_DISK_WATERMARK};
 
 use super::diff::{diff, forgettable, Action, ActualTask, ActualTasks};
 use super::identity::{load_or_create_agent_id, GenerationStore, IdentityError, Offer};
@@ -78,6 +85,8 @@ pub struct AgentInstance {
     pub tls: Option<Arc<orch_pki::tls::NodeTls>>,
     /// Who runs the tasks marked unprivileged that name no user.
     pub unprivileged_user: String,
+    /// When finished tasks' sandboxes are removed.
+    pub gc: GcPolicy,
 }
 
 /// A task as the agent tracks it.
@@ -90,6 +99,8 @@ struct Entry {
     kill: watch::Sender<Option<Duration>>,
     /// Why the agent itself killed the task for failed health checks, if it did.
     unhealthy: Option<String>,
+    /// When its terminal status was reported (by this run of the agent).
+    finished_at: Option<SystemTime>,
 }
 
 impl Entry {
@@ -100,6 +111,7 @@ impl Entry {
             ip_addresses: Vec::new(),
             kill: watch::Sender::new(None),
             unhealthy: None,
+            finished_at: None,
         }
     }
 
@@ -164,6 +176,7 @@ pub struct Agent {
     /// Who runs the tasks marked unprivileged that name no user.
     unprivileged_user: String,
     drivers: Vec<Arc<dyn Driver>>,
+    gc: GcPolicy,
     leader: LeaderClient,
     tasks: Mutex<BTreeMap<TaskId, Entry>>,
     journal: Mutex<Journal>,
@@ -236,6 +249,7 @@ impl Agent {
             work_dir,
             unprivileged_user: instance.unprivileged_user,
             drivers,
+            gc: instance.gc,
             leader,
             tasks: Mutex::new(BTreeMap::new()),
             journal: Mutex::new(journal),
@@ -373,6 +387,9 @@ impl Agent {
             );
         }
         if let Some(entry) = tasks.get_mut(task_id) {
+            if state.is_terminal() && !entry.state.is_terminal() {
+                entry.finished_at = Some(SystemTime::now());
+            }
             entry.state = state;
             if !ip_addresses.is_empty() {
                 entry.ip_addresses = ip_addresses;
