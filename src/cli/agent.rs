@@ -56,6 +56,14 @@ pub struct AgentArgs {
     /// `user` run as (Docker tasks get its uid:gid).
     #[arg(long, default_value = "nobody")]
     unprivileged_user: String,
+    /// How long the sandbox of a finished task is kept, e.g. "1week", "2days", "6h" (as
+    /// Mesos' --gc_delay).
+    #[arg(long, default_value = "1week", value_parser = humantime::parse_duration)]
+    gc_delay: Duration,
+    /// Used fraction of the work dir's disk above which finished tasks' sandboxes are removed
+    /// early, oldest first.
+    #[arg(long, default_value_t = orch_agent::DEFAULT_GC_DISK_WATERMARK)]
+    gc_disk_watermark: f64,
     #[command(flatten)]
     dns: super::dns::EmbeddedDnsArgs,
     #[command(flatten)]
@@ -87,6 +95,8 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
         containerizers: args.containerizers,
         simulate: args.simulate,
         unprivileged_user: Some(args.unprivileged_user),
+        gc_delay: Some(args.gc_delay),
+        gc_disk_watermark: Some(args.gc_disk_watermark),
     };
     let docker =
         settings.containerizers.is_none() && settings.simulate.is_none() && docker_answers().await;
@@ -182,7 +192,8 @@ async fn drivers(instance: &AgentInstance) -> anyhow::Result<Vec<Arc<dyn Driver>
                 drivers.push(Arc::new(
                     DockerDriver::connect(id.0)
                         .await
-                        .context("cannot reach the Docker engine")?,
+                        .context("cannot reach the Docker engine")?
+                        .with_work_dir(&instance.work_dir),
                 ));
             }
             "mock" => drivers.push(Arc::new(MockDriver::new())),

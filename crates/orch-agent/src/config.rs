@@ -1,6 +1,7 @@
 //! `orch agent` settings: flags → validated [`AgentConfig`], with the machine's resources and
 //! address detected when not given.
 
+use crate::runtime::{GcPolicy, DEFAULT_GC_DELAY, DEFAULT_GC_DISK_WATERMARK};
 use orch_core::model::{
     parse_attributes, Attributes, PortRange, Resources, DEFAULT_ROLE, PUBLIC_ROLE,
 };
@@ -56,6 +57,9 @@ pub enum AgentConfigError {
         /// The cause.
         source: std::io::Error,
     },
+    /// `--gc-disk-watermark` is not a fraction.
+    #[error("--gc-disk-watermark must be a fraction of the disk above 0 and at most 1, not {0}")]
+    GcWatermark(f64),
     /// No hostname was given and the system's cannot be read.
     #[error("--hostname not given and the system hostname is unreadable")]
     Hostname(#[source] nix::Error),
@@ -94,6 +98,11 @@ pub struct AgentSettings {
     pub simulate: Option<usize>,
     /// `--unprivileged-user` (default `nobody`).
     pub unprivileged_user: Option<String>,
+    /// `--gc-delay`: how long a finished task's sandbox is kept (default one week).
+    pub gc_delay: Option<std::time::Duration>,
+    /// `--gc-disk-watermark`: the used fraction of the work dir's disk above which finished
+    /// sandboxes go early, oldest first (default 0.9).
+    pub gc_disk_watermark: Option<f64>,
 }
 
 /// A validated agent configuration.
@@ -123,6 +132,8 @@ pub struct AgentConfig {
     pub tls: Option<std::sync::Arc<orch_pki::tls::NodeTls>>,
     /// Who runs the tasks marked unprivileged that name no user.
     pub unprivileged_user: String,
+    /// When finished tasks' sandboxes are removed.
+    pub gc: GcPolicy,
 }
 
 impl AgentConfig {
@@ -142,6 +153,15 @@ impl AgentConfig {
         }
         if settings.simulate == Some(0) {
             return Err(AgentConfigError::ZeroSimulate);
+        }
+        let gc = GcPolicy {
+            delay: settings.gc_delay.unwrap_or(DEFAULT_GC_DELAY),
+            disk_watermark: settings
+                .gc_disk_watermark
+                .unwrap_or(DEFAULT_GC_DISK_WATERMARK),
+        };
+        if !(gc.disk_watermark > 0.0 && gc.disk_watermark <= 1.0) {
+            return Err(AgentConfigError::GcWatermark(gc.disk_watermark));
         }
         let listen = settings
             .listen
@@ -230,6 +250,7 @@ impl AgentConfig {
             unprivileged_user: settings
                 .unprivileged_user
                 .unwrap_or_else(|| "nobody".to_owned()),
+            gc,
         })
     }
 }
@@ -335,6 +356,11 @@ mod tests {
         assert_eq!(config.listen, SocketAddr::from(([127, 0, 0, 1], 5051)));
         assert_eq!(config.containerizers, vec!["mesos"]);
         assert_eq!(config.role, "*");
+        assert_eq!(config.gc, GcPolicy::default());
+        assert_eq!(
+            config.gc.delay,
+            std::time::Duration::from_secs(7 * 24 * 3600)
+        );
         assert!(config.resources.cpus >= 1.0);
         assert!(!config.advertise_ip.is_unspecified());
         assert!(dir.path().join("agent").is_dir());
@@ -371,6 +397,25 @@ mod tests {
         let mut bad_resources = settings(dir.path());
         bad_resources.resources = Some("gpus:1".into());
         assert!(AgentConfig::from_settings(bad_resources, false).is_err());
+        for watermark in [0.0, 1.5, f64::NAN] {
+            let mut bad_gc = settings(dir.path());
+            bad_gc.gc_disk_watermark = Some(watermark);
+            assert!(matches!(
+                AgentConfig::from_settings(bad_gc, false),
+                Err(AgentConfigError::GcWatermark(_))
+            ));
+        }
+        let mut gc = settings(dir.path());
+        gc.gc_delay = Some(std::time::Duration::from_secs(60));
+        gc.gc_disk_watermark = Some(0.5);
+        let config = AgentConfig::from_settings(gc, false).expect("valid");
+        assert_eq!(
+            config.gc,
+            GcPolicy {
+                delay: std::time::Duration::from_secs(60),
+                disk_watermark: 0.5
+            }
+        );
         let mut bad_containerizer = settings(dir.path());
         bad_containerizer.containerizers = Some(vec!["lxc".into()]);
         assert!(AgentConfig::from_settings(bad_containerizer, false).is_err());

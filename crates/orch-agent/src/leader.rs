@@ -138,6 +138,17 @@ impl LeaderClient {
         }
     }
 
+    /// Completes once `session` is no longer the current one (lost, or replaced).
+    pub async fn ended(&self, session: &Session) {
+        let mut receiver = self.session.subscribe();
+        let still =
+            |current: &Option<Session>| current.as_ref().is_some_and(|c| c.epoch == session.epoch);
+        if receiver.wait_for(|current| !still(current)).await.is_err() {
+            // The sender lives in self, so this cannot happen while self exists.
+            std::future::pending::<()>().await;
+        }
+    }
+
     /// The current session, if registered.
     pub fn current(&self) -> Option<Session> {
         self.session.borrow().clone()

@@ -6,7 +6,8 @@
 //!   restart).
 //! - leader: finds the leader among `--masters` (following 503 [`NotLeader`] hints) and
 //!   registers again after any failure; logs `registered` with the master's address.
-//! - sync: heartbeats, the desired-set long poll, the status sender.
+//! - sync: heartbeats, the desired-set long poll, the status sender; repeated failures and
+//!   refused (stale) desired sets back off (backoff: exponential, capped, rate-limited logs).
 //! - [`diff`]: the pure desired-vs-actual step ([`Action::Start`] / [`Action::Kill`]).
 //! - runtime: the task table and lifecycle: sandbox `<work-dir>/sandboxes/<task-id>/`,
 //!   TASK_STARTING → `Driver::start` → TASK_RUNNING | TASK_FAILED, `Driver::wait` → terminal;
@@ -14,13 +15,16 @@
 //!   terminal status is journaled. A record per task (`<work-dir>/tasks/<id>.json`) lets a
 //!   restarted agent recover: running tasks are watched again, tasks that ended meanwhile get
 //!   their real terminal status, tasks no driver knows become TASK_GONE. Split by job:
-//!   lifecycle, checks (the glue to health), recovery.
+//!   lifecycle, checks (the glue to health), recovery, gc (finished sandboxes go after
+//!   `--gc-delay`, default a week, or oldest first above `--gc-disk-watermark`, default 0.9).
 //! - health: the health checks of running tasks (HTTP, HTTPS, TCP, COMMAND and their MESOS_*
 //!   forms; HTTP(S) GETs through `orch_probe`); results become status updates with a [`HealthReport`], and a task that fails
 //!   `max_consecutive_failures` in a row is killed (TASK_KILLED, [`UNHEALTHY_REASON`]).
 //! - [`Journal`]: every status update is numbered and fsynced before it is sent, and resent
-//!   in order until acknowledged, across leader changes and restarts.
-//! - files: `/files/browse|read|download` (Mesos-compatible, confined to the sandboxes),
+//!   in order until acknowledged, across leader changes and restarts; a failed write keeps
+//!   the update in memory (retried with backoff, never dropped), a torn write is cut off.
+//! - files: `/files/browse|read|download` (Mesos-compatible, confined to the sandboxes:
+//!   opened component by component with `O_NOFOLLOW`, reads capped, downloads streamed),
 //!   `/state`, `/health`.
 //!
 //! [`NotLeader`]: orch_core::protocol::NotLeader
@@ -29,6 +33,7 @@
 //! May depend on: orch-core (protocol, model), orch-driver, orch-fs (durable files),
 //! orch-pki (the crypto provider reqwest needs), orch-probe (HTTP(S) health checks). Never the master, its API, the replicated state or Raft.
 
+mod backoff;
 mod config;
 mod diff;
 mod files;
@@ -45,13 +50,16 @@ pub use config::{
 };
 pub use diff::{diff, forgettable, Action, ActualTask, ActualTasks};
 pub use files::{
-    browse, read, resolve, router, router_for_masters, FileInfo, FilesError, ReadChunk, MAX_READ,
+    browse, read, router, router_for_masters, FileInfo, FilesError, ReadChunk, MAX_READ,
 };
 pub use health::UNHEALTHY_REASON;
 pub use identity::{load_or_create_agent_id, GenerationStore, IdentityError, Offer};
 pub use journal::{Journal, JournalError};
 pub use leader::{LeaderClient, LeaderError, Session};
-pub use runtime::{Agent, AgentError, AgentInstance, AgentView, TaskView};
+pub use runtime::{
+    Agent, AgentError, AgentInstance, AgentView, GcPolicy, TaskView, DEFAULT_GC_DELAY,
+    DEFAULT_GC_DISK_WATERMARK,
+};
 pub use sync::{run, POLL_WAIT_MS};
 
 use std::net::SocketAddr;
@@ -73,6 +81,7 @@ impl AgentConfig {
             containerizers: self.containerizers.clone(),
             tls: self.tls.clone(),
             unprivileged_user: self.unprivileged_user.clone(),
+            gc: self.gc,
         };
         match self.simulate {
             None => vec![one(self.hostname.clone(), self.work_dir.clone())],
@@ -100,5 +109,9 @@ pub async fn serve(
         .await
 }
 
+#[cfg(test)]
+mod gc_tests;
+#[cfg(test)]
+mod sync_tests;
 #[cfg(test)]
 mod tests;

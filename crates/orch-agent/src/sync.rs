@@ -1,7 +1,13 @@
 //! The loops that keep an agent in step with the leader: heartbeats, the desired-set long
 //! poll and the status sender. Each waits for a registration, and reports failures to the
 //! [`LeaderClient`](super::leader::LeaderClient) so the agent registers again.
+//!
+//! Repeated failures back off ([`Backoff`]): failed requests from 100 ms to 5 s; refused
+//! desired sets (older than the agent's generation, e.g. from a deposed leader) and failed
+//! status journal writes from 100 ms to 10 s, logged at most every 10 s. A refusal backoff
+//! ends early when the session does (a new leader is polled at once).
 
+use super::backoff::{Backoff, LogLimit};
 use super::leader::REQUEST_TIMEOUT;
 use super::runtime::Agent;
 use orch_core::protocol::{DesiredSet, Heartbeat, StatusAck, StatusBatch};
@@ -12,20 +18,22 @@ use std::time::Duration;
 pub const POLL_WAIT_MS: u64 = 20_000;
 /// Most updates sent in one batch.
 const MAX_BATCH: usize = 256;
-/// Longest pause after a failed request.
-const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// Backoff after a failed request.
+const REQUEST_BACKOFF: Backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
+/// Backoff after a refused desired set or a failed journal write.
+const REFUSAL_BACKOFF: Backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(10));
+/// How often a repeated warning is logged.
+const WARN_EVERY: Duration = Duration::from_secs(10);
 
-fn next_backoff(backoff: Duration) -> Duration {
-    (backoff * 2).clamp(Duration::from_millis(100), MAX_BACKOFF)
-}
-
-/// Runs registration, heartbeats, desired-set sync and status sending until dropped.
+/// Runs registration, heartbeats, desired-set sync, status sending and the sandbox GC until
+/// dropped.
 pub async fn run(agent: Arc<Agent>) {
     tokio::join!(
         agent.leader().run(),
         heartbeats(&agent),
         desired_sets(&agent),
         statuses(&agent),
+        agent.collect_garbage_forever(),
     );
 }
 
@@ -50,7 +58,9 @@ async fn heartbeats(agent: &Arc<Agent>) {
 }
 
 async fn desired_sets(agent: &Arc<Agent>) {
-    let mut backoff = Duration::ZERO;
+    let mut backoff = REQUEST_BACKOFF;
+    let mut refusals = REFUSAL_BACKOFF;
+    let mut refused_log = LogLimit::new(WARN_EVERY);
     loop {
         let session = agent.leader().session().await;
         let url = session.url(&format!(
@@ -64,30 +74,74 @@ async fn desired_sets(agent: &Arc<Agent>) {
             .get(url)
             .timeout(Duration::from_millis(POLL_WAIT_MS) + REQUEST_TIMEOUT);
         let outcome = match agent.leader().send(&session, request).await {
-            Ok(response) if response.status() == reqwest::StatusCode::NO_CONTENT => Ok(()),
+            Ok(response) if response.status() == reqwest::StatusCode::NO_CONTENT => Ok(None),
             Ok(response) => match response.json::<DesiredSet>().await {
                 Ok(set) => {
-                    agent.apply_desired(set);
-                    Ok(())
+                    let generation = set.generation;
+                    Ok(Some((generation, agent.apply_desired(set))))
                 }
                 Err(error) => Err(error.to_string()),
             },
             Err(error) => Err(error.to_string()),
         };
         match outcome {
-            Ok(()) => backoff = Duration::ZERO,
+            Ok(None) => backoff.succeeded(),
+            Ok(Some((_, true))) => {
+                backoff.succeeded();
+                refusals.succeeded();
+                refused_log.reset();
+            }
+            Ok(Some((generation, false))) => {
+                backoff.succeeded();
+                let wait = refusals.failed();
+                if let Some(held_back) = refused_log.allow() {
+                    tracing::warn!(
+                        agent.id = %agent.id(),
+                        master = %session.master,
+                        generation = %generation,
+                        highest = %agent.generation(),
+                        more_refusals = held_back,
+                        ?wait,
+                        "refusing the leader's desired set (older than this agent's); \
+                         polling again after a backoff"
+                    );
+                }
+                // A new leader (a new session) is polled at once.
+                tokio::select! {
+                    () = tokio::time::sleep(wait) => {}
+                    () = agent.leader().ended(&session) => {}
+                }
+            }
             Err(error) => {
-                backoff = next_backoff(backoff);
                 tracing::debug!(error, "desired-set poll failed");
-                tokio::time::sleep(backoff).await;
+                tokio::time::sleep(backoff.failed()).await;
             }
         }
     }
 }
 
 async fn statuses(agent: &Arc<Agent>) {
-    let mut backoff = Duration::ZERO;
+    let mut backoff = REQUEST_BACKOFF;
+    let mut journal = REFUSAL_BACKOFF;
+    let mut journal_log = LogLimit::new(WARN_EVERY);
     loop {
+        // Updates a full disk kept in memory are written, then sent; never the other way.
+        if let Err(error) = agent.write_unwritten() {
+            let wait = journal.failed();
+            if let Some(held_back) = journal_log.allow() {
+                tracing::error!(
+                    agent.id = %agent.id(),
+                    error = &error as &dyn std::error::Error,
+                    more_failures = held_back,
+                    ?wait,
+                    "cannot write the status journal; its updates wait in memory"
+                );
+            }
+            tokio::time::sleep(wait).await;
+            continue;
+        }
+        journal.succeeded();
+        journal_log.reset();
         let updates = agent.pending_updates(MAX_BATCH);
         if updates.is_empty() {
             agent.status_appended().await;
@@ -115,21 +169,19 @@ async fn statuses(agent: &Arc<Agent>) {
         match outcome {
             Ok(ack) if ack.through >= first => {
                 agent.acknowledge(ack.through);
-                backoff = Duration::ZERO;
+                backoff.succeeded();
             }
             Ok(ack) => {
-                backoff = next_backoff(backoff);
                 tracing::warn!(
                     through = ack.through,
                     first,
                     "the master acknowledged none of the status updates; retrying"
                 );
-                tokio::time::sleep(backoff).await;
+                tokio::time::sleep(backoff.failed()).await;
             }
             Err(error) => {
-                backoff = next_backoff(backoff);
                 tracing::debug!(error, "sending status updates failed");
-                tokio::time::sleep(backoff).await;
+                tokio::time::sleep(backoff.failed()).await;
             }
         }
     }

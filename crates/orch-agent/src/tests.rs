@@ -19,11 +19,11 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::watch;
 
-const LIMIT: Duration = Duration::from_secs(30);
+pub(crate) const LIMIT: Duration = Duration::from_secs(30);
 
 /// A driver whose tasks run until the test ends them; `cmd = "fail"` fails to start.
 #[derive(Debug)]
-struct ScriptedDriver {
+pub(crate) struct ScriptedDriver {
     name: &'static str,
     tasks: Mutex<HashMap<TaskId, Option<Exit>>>,
     changed: watch::Sender<u64>,
@@ -33,7 +33,7 @@ struct ScriptedDriver {
 }
 
 impl ScriptedDriver {
-    fn new(recoverable: Vec<Recovered>) -> Arc<Self> {
+    pub(crate) fn new(recoverable: Vec<Recovered>) -> Arc<Self> {
         Self::named("mock", recoverable)
     }
 
@@ -154,7 +154,7 @@ impl Driver for ScriptedDriver {
     }
 }
 
-fn spec(id: &str, cmd: &str) -> TaskSpec {
+pub(crate) fn spec(id: &str, cmd: &str) -> TaskSpec {
     TaskSpec {
         task_id: TaskId(id.into()),
         app_id: AppId::parse("/app").expect("valid"),
@@ -175,14 +175,14 @@ fn spec(id: &str, cmd: &str) -> TaskSpec {
     }
 }
 
-fn set(index: u64, tasks: Vec<TaskSpec>) -> DesiredSet {
+pub(crate) fn set(index: u64, tasks: Vec<TaskSpec>) -> DesiredSet {
     DesiredSet {
         generation: Generation { term: 1, index },
         tasks,
     }
 }
 
-fn instance(work_dir: &Path, masters: Vec<String>) -> AgentInstance {
+pub(crate) fn instance(work_dir: &Path, masters: Vec<String>) -> AgentInstance {
     AgentInstance {
         work_dir: work_dir.to_owned(),
         masters,
@@ -195,16 +195,19 @@ fn instance(work_dir: &Path, masters: Vec<String>) -> AgentInstance {
         containerizers: vec!["mock".into()],
         tls: None,
         unprivileged_user: "nobody".into(),
+        gc: GcPolicy::default(),
     }
 }
 
 /// What the fake master saw and serves.
 #[derive(Debug, Clone)]
-struct FakeMaster {
+pub(crate) struct FakeMaster {
     registrations: Arc<Mutex<Vec<Registration>>>,
     updates: Arc<Mutex<Vec<StatusUpdate>>>,
     heartbeats: Arc<Mutex<u64>>,
-    desired: Arc<watch::Sender<DesiredSet>>,
+    pub(crate) desired: Arc<watch::Sender<DesiredSet>>,
+    /// Desired-set polls answered.
+    pub(crate) polls: Arc<std::sync::atomic::AtomicU64>,
     /// Whether this master leads; else it answers 503 naming `peer`.
     leading: Arc<std::sync::atomic::AtomicBool>,
     peer: Arc<Mutex<Option<String>>>,
@@ -216,7 +219,7 @@ struct PollQuery {
     wait_ms: u64,
 }
 
-async fn serve_on_port_zero(router: Router) -> String {
+pub(crate) async fn serve_on_port_zero(router: Router) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
@@ -226,12 +229,13 @@ async fn serve_on_port_zero(router: Router) -> String {
 }
 
 impl FakeMaster {
-    async fn start() -> (Self, String) {
+    pub(crate) async fn start() -> (Self, String) {
         let master = Self {
             registrations: Arc::default(),
             updates: Arc::default(),
             heartbeats: Arc::default(),
             desired: Arc::new(watch::Sender::new(set(0, vec![]))),
+            polls: Arc::default(),
             leading: Arc::new(true.into()),
             peer: Arc::default(),
         };
@@ -283,6 +287,7 @@ impl FakeMaster {
                     |State(m): State<FakeMaster>,
                      UrlPath(_id): UrlPath<String>,
                      Query(q): Query<PollQuery>| async move {
+                        m.polls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                         let after: Generation = q.after.parse().expect("TERM.INDEX");
                         let mut rx = m.desired.subscribe();
                         let wait = Duration::from_millis(q.wait_ms.min(500));
@@ -327,7 +332,7 @@ impl FakeMaster {
             .collect()
     }
 
-    async fn wait_for_state(&self, task: &str, state: TaskState) {
+    pub(crate) async fn wait_for_state(&self, task: &str, state: TaskState) {
         tokio::time::timeout(LIMIT, async {
             while !self.states_of(task).contains(&state) {
                 tokio::time::sleep(Duration::from_millis(20)).await;

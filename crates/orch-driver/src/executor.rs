@@ -116,7 +116,9 @@ pub struct ExitRecord {
 }
 
 /// A process identity that survives pid reuse: the pid plus its start time in clock ticks
-/// since boot (`/proc/<pid>/stat` field 22). Stored as `"<pid> <start>"`.
+/// since boot (`/proc/<pid>/stat` field 22), recorded when the process starts. Stored as
+/// `"<pid> <start>"`. The driver signals a recorded process only through
+/// [`ProcId::signal`] and [`ProcId::signal_group`], which check the start time first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ProcId {
     /// The pid.
@@ -149,6 +151,38 @@ impl ProcId {
     /// Whether this very process still runs (not a zombie, not a reused pid).
     pub fn alive(&self) -> bool {
         Self::of(self.pid).is_some_and(|now| now.start_time == self.start_time)
+    }
+
+    /// A pidfd of this very process: opened first, then its start time checked, so the fd
+    /// cannot name a process that took over the pid. `None` when it is gone.
+    fn pidfd(&self) -> Option<std::os::fd::OwnedFd> {
+        let pid = rustix::process::Pid::from_raw(self.pid)?;
+        let fd = rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty()).ok()?;
+        self.alive().then_some(fd)
+    }
+
+    /// Sends `signal` to this very process. False, and nothing is sent, when it is gone or
+    /// its pid now belongs to another process (the start time differs).
+    pub fn signal(&self, signal: Signal) -> bool {
+        let Some(fd) = self.pidfd() else {
+            return false;
+        };
+        let Some(signal) = rustix::process::Signal::from_named_raw(signal as i32) else {
+            return false;
+        };
+        rustix::process::pidfd_send_signal(&fd, signal).is_ok()
+    }
+
+    /// Sends `signal` to the process group this process leads, only while this very process
+    /// (pid and start time) is alive. False, and nothing is sent, otherwise: a group whose
+    /// leader is gone may be a stranger's that reuses the number.
+    pub fn signal_group(&self, signal: Signal) -> bool {
+        // Holding the pidfd between the check and the signal keeps the window to the leader
+        // dying and its pid being reused within two system calls.
+        let Some(_fd) = self.pidfd() else {
+            return false;
+        };
+        killpg(Pid::from_raw(self.pid), signal).is_ok()
     }
 }
 
@@ -330,9 +364,15 @@ fn run_task(sandbox: &Path, files: &StateFiles, launch: &LaunchFile) -> ExitReco
     if let Err(e) = identity.write(&files.task_pid()) {
         tracing::error!(error = %e, "cannot record the task pid");
     }
-    let status = child.wait();
+    // Wait for the end without reaping: while the leader is a zombie its pid cannot be
+    // reused, so the group signalled below is the task's. Then reap it.
+    let _ = nix::sys::wait::waitid(
+        nix::sys::wait::Id::Pid(Pid::from_raw(pid)),
+        nix::sys::wait::WaitPidFlag::WEXITED | nix::sys::wait::WaitPidFlag::WNOWAIT,
+    );
     // Whatever the task left behind in its group goes with it.
     let _ = killpg(Pid::from_raw(pid), Signal::SIGKILL);
+    let status = child.wait();
     let exec_error = fs::read_to_string(files.exec_error()).ok();
     let (oom_killed, memory_max_used) = match &launch.cgroup {
         Some(cgroup) => (cgroup.oom_kills() > 0, cgroup.max_used()),

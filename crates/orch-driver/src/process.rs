@@ -6,6 +6,10 @@
 //! use a cgroup per task when the machine has a writable hierarchy ([`super::cgroup`]); without
 //! one the driver says so once and runs tasks unlimited.
 //!
+//! Pids are recorded with their start time ([`ProcId`]); a recorded task or supervisor is
+//! signalled only while both still match, so a pid reused after an agent restart (or after
+//! the task ended) never gets a signal meant for the task: such a task counts as gone.
+//!
 //! May depend on: driver::{env, executor, cgroup}, protocol, model.
 
 use super::cgroup::{CgroupVersion, Cgroups};
@@ -14,7 +18,7 @@ use super::executor::{
     read_json, write_json, ExitRecord, LaunchFile, ProcId, StateFiles, TaskCommand,
 };
 use super::{BoxFuture, Driver, DriverError, Exit, Launch, Recovered, Started};
-use nix::sys::signal::{killpg, Signal};
+use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 use orch_core::model::{TaskId, TaskState};
 use std::collections::HashMap;
@@ -230,8 +234,8 @@ impl ProcessDriver {
         if let Some(exit) = read_exit(&files, &launch) {
             return Some(exit);
         }
-        if let Some(task_pid) = ProcId::read(&files.task_pid()).filter(ProcId::alive) {
-            let _ = killpg(Pid::from_raw(task_pid.pid), Signal::SIGKILL);
+        if let Some(task_pid) = ProcId::read(&files.task_pid()) {
+            task_pid.signal_group(Signal::SIGKILL);
         }
         let record = ExitRecord {
             started: files.task_pid().exists(),
@@ -430,17 +434,19 @@ impl Driver for ProcessDriver {
                     return Ok(());
                 }
                 if !signalled {
-                    if let Some(pid) = ProcId::read(&files.task_pid()).filter(ProcId::alive) {
-                        tracing::info!(task.id = %task, ?grace, "sending SIGTERM");
-                        let _ = killpg(Pid::from_raw(pid.pid), Signal::SIGTERM);
-                        signalled = true;
+                    if let Some(pid) = ProcId::read(&files.task_pid()) {
+                        if pid.signal_group(Signal::SIGTERM) {
+                            tracing::info!(task.id = %task, ?grace, "sent SIGTERM");
+                            signalled = true;
+                        }
                     }
                 }
                 sleep(Duration::from_millis(20)).await;
             }
             if let Some(pid) = ProcId::read(&files.task_pid()) {
-                tracing::info!(task.id = %task, "grace period over: sending SIGKILL");
-                let _ = killpg(Pid::from_raw(pid.pid), Signal::SIGKILL);
+                if pid.signal_group(Signal::SIGKILL) {
+                    tracing::info!(task.id = %task, "grace period over: sent SIGKILL");
+                }
             }
             // The supervisor notices at once; give it a moment to write the record.
             let deadline = Instant::now() + Duration::from_secs(5);
@@ -459,14 +465,15 @@ impl Driver for ProcessDriver {
                 // Already destroyed, or never started.
                 return Ok(());
             };
-            // Nothing of the task may survive its destruction.
-            for pid_file in [files.task_pid(), files.executor_pid()] {
-                if let Some(pid) = ProcId::read(&pid_file).filter(ProcId::alive) {
-                    let _ = nix::sys::signal::kill(Pid::from_raw(pid.pid), Signal::SIGKILL);
-                }
-            }
+            // Nothing of the task may survive its destruction, and nothing else may be hit:
+            // a recorded pid is signalled only while its start time still matches.
             if let Some(task_pid) = ProcId::read(&files.task_pid()) {
-                let _ = killpg(Pid::from_raw(task_pid.pid), Signal::SIGKILL);
+                task_pid.signal_group(Signal::SIGKILL);
+            }
+            for pid_file in [files.task_pid(), files.executor_pid()] {
+                if let Some(pid) = ProcId::read(&pid_file) {
+                    pid.signal(Signal::SIGKILL);
+                }
             }
             if let Some(cgroup) = &launch.cgroup {
                 let deadline = Instant::now() + Duration::from_secs(5);
@@ -569,6 +576,80 @@ mod tests {
         let exit = exit_of(&failed, 32.0);
         assert_eq!(exit.state, TaskState::Failed);
         assert_eq!(exit.message, "Failed to execute 'x'");
+    }
+
+    /// An unrelated process leading its own process group, as one that reused a task's pid.
+    fn stranger() -> std::process::Child {
+        use std::os::unix::process::CommandExt;
+        std::process::Command::new("sleep")
+            .arg("30")
+            .process_group(0)
+            .spawn()
+            .expect("sleep runs")
+    }
+
+    fn running(child: &mut std::process::Child) -> bool {
+        matches!(child.try_wait(), Ok(None))
+    }
+
+    fn write_records(files: &StateFiles, task: &TaskId, pids: [(&std::process::Child, u64); 2]) {
+        std::fs::create_dir_all(files.dir()).expect("mkdir");
+        let launch = LaunchFile {
+            task_id: task.clone(),
+            command: TaskCommand::Shell("sleep 30".to_owned()),
+            env: Default::default(),
+            user: None,
+            cgroup: None,
+            mem_mib: 32.0,
+        };
+        write_json(&files.launch(), &launch).expect("launch file");
+        for ((child, skew), file) in pids
+            .into_iter()
+            .zip([files.task_pid(), files.executor_pid()])
+        {
+            let pid = i32::try_from(child.id()).expect("pids fit");
+            let real = ProcId::of(pid).expect("the stranger runs");
+            let recorded = ProcId {
+                start_time: real.start_time + skew,
+                ..real
+            };
+            recorded.write(&file).expect("pid file");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_recorded_pid_that_names_another_process_now_is_never_signalled() {
+        let work = tempfile::tempdir().expect("tempdir");
+        let task = TaskId("reused.instance-1._app.1".to_owned());
+        let files = StateFiles::new(&work.path().join("sandboxes").join(&task.0));
+        let (mut in_task_group, mut as_executor) = (stranger(), stranger());
+        // The task and its executor ended while the agent was away; their pids now belong
+        // to strangers (same pids, other start times).
+        write_records(&files, &task, [(&in_task_group, 1), (&as_executor, 1)]);
+        let driver = ProcessDriver::with_executable(work.path(), "/nonexistent");
+        let recovered = driver.recover().await.expect("recover");
+        let exit = recovered[0].exit.clone().expect("ended");
+        assert_eq!(exit.reason.as_deref(), Some("REASON_EXECUTOR_TERMINATED"));
+        driver
+            .stop(&task, Duration::from_millis(100))
+            .await
+            .expect("stop");
+        driver.destroy(&task).await.expect("destroy");
+        sleep(Duration::from_millis(200)).await;
+        assert!(
+            running(&mut in_task_group),
+            "the stranger's group was killed"
+        );
+        assert!(running(&mut as_executor), "the stranger was killed");
+
+        // The same records with the real start times do reach them.
+        write_records(&files, &task, [(&in_task_group, 0), (&as_executor, 0)]);
+        driver.destroy(&task).await.expect("destroy");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while running(&mut in_task_group) || running(&mut as_executor) {
+            assert!(Instant::now() < deadline, "the recorded processes survived");
+            sleep(Duration::from_millis(20)).await;
+        }
     }
 
     #[test]

@@ -32,20 +32,21 @@ impl Agent {
             ip_addresses: entry.ip_addresses.clone(),
             health: Some(report),
         };
-        match lock(&self.journal).append(update) {
-            Ok(update) => tracing::info!(
+        let (update, written) = lock(&self.journal).append(update);
+        tracing::info!(
+            agent.id = %self.info.id,
+            task.id = %task_id,
+            seq = update.seq,
+            health = ?update.health,
+            "task health"
+        );
+        if let Err(error) = written {
+            tracing::error!(
                 agent.id = %self.info.id,
-                task.id = %task_id,
                 seq = update.seq,
-                health = ?update.health,
-                "task health"
-            ),
-            Err(error) => tracing::error!(
-                agent.id = %self.info.id,
-                task.id = %task_id,
                 error = &error as &dyn std::error::Error,
-                "cannot journal a health report; it will not be sent"
-            ),
+                "cannot write the status journal; the health report waits in memory and is sent once written"
+            );
         }
         drop(tasks);
         self.status_ready.notify_one();

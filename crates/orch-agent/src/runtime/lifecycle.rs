@@ -198,7 +198,8 @@ impl Agent {
         self.finish(&id, &driver, exit.state).await;
     }
 
-    /// After the terminal status is journaled: note it in the record, let the driver clean up.
+    /// After the terminal status is journaled: note it in the record, let the driver clean
+    /// up, and date the sandbox (its age for the sandbox GC after a restart).
     pub(super) async fn finish(&self, id: &TaskId, driver: &Arc<dyn Driver>, state: TaskState) {
         self.mark_terminal(id, state);
         if let Err(error) = driver.destroy(id).await {
@@ -208,6 +209,7 @@ impl Agent {
                 "the driver could not clean up after the task"
             );
         }
+        super::gc::touch(&self.sandbox(id));
     }
 }
 

@@ -5,13 +5,20 @@
 //! - [`checks`]: the glue to [`health`]: starting a task's checks, journaling their results,
 //!   killing unhealthy tasks.
 //! - [`recovery`]: task records on disk and rebuilding the task table after a restart.
+//! - [`gc`]: removing finished tasks' sandboxes after `--gc-delay`, or early above the disk
+//!   watermark.
 //!
 //! May depend on: the agent's diff, health, identity, journal and leader modules; protocol,
 //! driver, model, orch-fs.
 
 mod checks;
+mod gc;
 mod lifecycle;
 mod recovery;
+
+#[cfg(test)]
+pub(crate) use gc::disk_usage;
+pub use gc::{GcPolicy, DEFAULT_GC_DELAY, DEFAULT_GC_DISK_WATERMARK};
 
 use super::diff::{diff, forgettable, Action, ActualTask, ActualTasks};
 use super::identity::{load_or_create_agent_id, GenerationStore, IdentityError, Offer};
@@ -78,6 +85,8 @@ pub struct AgentInstance {
     pub tls: Option<Arc<orch_pki::tls::NodeTls>>,
     /// Who runs the tasks marked unprivileged that name no user.
     pub unprivileged_user: String,
+    /// When finished tasks' sandboxes are removed.
+    pub gc: GcPolicy,
 }
 
 /// A task as the agent tracks it.
@@ -90,6 +99,8 @@ struct Entry {
     kill: watch::Sender<Option<Duration>>,
     /// Why the agent itself killed the task for failed health checks, if it did.
     unhealthy: Option<String>,
+    /// When its terminal status was reported (by this run of the agent).
+    finished_at: Option<SystemTime>,
 }
 
 impl Entry {
@@ -100,6 +111,7 @@ impl Entry {
             ip_addresses: Vec::new(),
             kill: watch::Sender::new(None),
             unhealthy: None,
+            finished_at: None,
         }
     }
 
@@ -164,6 +176,7 @@ pub struct Agent {
     /// Who runs the tasks marked unprivileged that name no user.
     unprivileged_user: String,
     drivers: Vec<Arc<dyn Driver>>,
+    gc: GcPolicy,
     leader: LeaderClient,
     tasks: Mutex<BTreeMap<TaskId, Entry>>,
     journal: Mutex<Journal>,
@@ -236,6 +249,7 @@ impl Agent {
             work_dir,
             unprivileged_user: instance.unprivileged_user,
             drivers,
+            gc: instance.gc,
             leader,
             tasks: Mutex::new(BTreeMap::new()),
             journal: Mutex::new(journal),
@@ -355,24 +369,27 @@ impl Agent {
         // Journaled and noted under the table's lock, so a health report (which checks the
         // state under the same lock) never follows a terminal update.
         let mut tasks = lock(&self.tasks);
-        match lock(&self.journal).append(update) {
-            Ok(update) => tracing::info!(
+        let (update, written) = lock(&self.journal).append(update);
+        tracing::info!(
+            agent.id = %self.info.id,
+            task.id = %task_id,
+            state = %state,
+            seq = update.seq,
+            message = %update.message,
+            "task status"
+        );
+        if let Err(error) = written {
+            tracing::error!(
                 agent.id = %self.info.id,
-                task.id = %task_id,
-                state = %state,
                 seq = update.seq,
-                message = %update.message,
-                "task status"
-            ),
-            Err(error) => tracing::error!(
-                agent.id = %self.info.id,
-                task.id = %task_id,
-                state = %state,
                 error = &error as &dyn std::error::Error,
-                "cannot journal a status update; it will not be sent"
-            ),
+                "cannot write the status journal; the update waits in memory and is sent once written"
+            );
         }
         if let Some(entry) = tasks.get_mut(task_id) {
+            if state.is_terminal() && !entry.state.is_terminal() {
+                entry.finished_at = Some(SystemTime::now());
+            }
             entry.state = state;
             if !ip_addresses.is_empty() {
                 entry.ip_addresses = ip_addresses;
@@ -387,7 +404,13 @@ impl Agent {
         self.status_ready.notified().await;
     }
 
-    /// Up to `max` unacknowledged updates, oldest first.
+    /// Writes the status updates a failed journal write left in memory; the status sender
+    /// retries this with backoff.
+    pub(crate) fn write_unwritten(&self) -> Result<(), JournalError> {
+        lock(&self.journal).flush()
+    }
+
+    /// Up to `max` unacknowledged updates that are journaled, oldest first.
     pub fn pending_updates(&self, max: usize) -> Vec<StatusUpdate> {
         lock(&self.journal).pending(max)
     }
@@ -410,7 +433,8 @@ impl Agent {
         let offer = lock(&self.generation).offer(set.generation);
         match offer {
             Ok(Offer::Stale) => {
-                tracing::warn!(
+                // The sync loop warns about repeated refusals, rate-limited.
+                tracing::debug!(
                     agent.id = %self.info.id,
                     generation = %set.generation,
                     highest = %self.generation(),

@@ -45,8 +45,12 @@ fn parse_bytes(text: &str) -> Option<i64> {
     digits.parse::<i64>().ok()?.checked_mul(factor)
 }
 
-/// Applies one `docker.parameters` entry to the container config. Supported keys: `label`,
-/// `env`, `hostname`, `user`, `workdir`, `memory-swap`, `ulimit`, `cap-add`, `cap-drop`,
+/// Labels whose keys start with this are orch's own ([`TASK_LABEL`], [`AGENT_LABEL`],
+/// [`SANDBOX_LABEL`] and any later one): a `label` parameter may not set them.
+pub const RESERVED_LABEL_PREFIX: &str = "orch.";
+
+/// Applies one `docker.parameters` entry to the container config. Supported keys: `label`
+/// (not an `orch.` key: [`RESERVED_LABEL_PREFIX`]), `env`, `hostname`, `user`, `workdir`, `memory-swap`, `ulimit`, `cap-add`, `cap-drop`,
 /// `add-host`, `dns`, `dns-search`, `shm-size`, `pids-limit`, `init`, `read-only`,
 /// `security-opt`, `tmpfs`. Anything else is refused with a message naming it.
 pub fn apply_parameter(
@@ -59,6 +63,11 @@ pub fn apply_parameter(
     match key {
         "label" | "l" => {
             let (k, v) = value.split_once('=').unwrap_or((value, ""));
+            if k.trim_start().starts_with(RESERVED_LABEL_PREFIX) {
+                return Err(bad(&format!(
+                    "labels starting with '{RESERVED_LABEL_PREFIX}' are reserved for orch"
+                )));
+            }
             config
                 .labels
                 .get_or_insert_with(HashMap::new)
@@ -136,13 +145,7 @@ pub fn container_config(launch: &Launch, agent: &str) -> Result<ContainerCreateB
         .as_ref()
         .ok_or_else(|| "the task has no docker container".to_owned())?;
     let env = task_env(spec, DOCKER_SANDBOX, &launch.hostname);
-    let mut labels: HashMap<String, String> = spec.labels.clone().into_iter().collect();
-    labels.insert(TASK_LABEL.to_owned(), spec.task_id.to_string());
-    labels.insert(AGENT_LABEL.to_owned(), agent.to_owned());
-    labels.insert(
-        SANDBOX_LABEL.to_owned(),
-        launch.sandbox.to_string_lossy().into_owned(),
-    );
+    let labels: HashMap<String, String> = spec.labels.clone().into_iter().collect();
     let (entrypoint, cmd) = match (&spec.cmd, spec.args.is_empty()) {
         (Some(cmd), _) => (
             Some(vec!["/bin/sh".to_owned(), "-c".to_owned()]),
@@ -225,6 +228,14 @@ pub fn container_config(launch: &Launch, agent: &str) -> Result<ContainerCreateB
     for (key, value) in &docker.parameters {
         apply_parameter(&mut config, key, value)?;
     }
+    // Last, so that neither the app's labels nor its parameters can replace them.
+    let labels = config.labels.get_or_insert_with(HashMap::new);
+    labels.insert(TASK_LABEL.to_owned(), spec.task_id.to_string());
+    labels.insert(AGENT_LABEL.to_owned(), agent.to_owned());
+    labels.insert(
+        SANDBOX_LABEL.to_owned(),
+        launch.sandbox.to_string_lossy().into_owned(),
+    );
     Ok(config)
 }
 
@@ -459,6 +470,42 @@ mod tests {
         let error = container_config(&launch(DockerNetwork::Bridge, &[("ulimit", "nofile")]), "a")
             .unwrap_err();
         assert!(error.contains("ulimit"), "{error}");
+    }
+
+    #[test]
+    fn orch_labels_cannot_be_set_or_overridden_by_the_app() {
+        for (key, value) in [
+            ("label", "orch.sandbox=/etc/cron.d"),
+            ("l", "orch.agent=someone-else"),
+            ("label", "orch.anything"),
+        ] {
+            let error = container_config(&launch(DockerNetwork::Bridge, &[(key, value)]), "a")
+                .expect_err("an orch. label parameter is refused");
+            assert!(
+                error.contains(value) && error.contains("reserved for orch"),
+                "{error}"
+            );
+        }
+        let mut hostile = launch(DockerNetwork::Bridge, &[("label", "orchestra=yes")]);
+        hostile
+            .spec
+            .labels
+            .insert(SANDBOX_LABEL.to_owned(), "/etc/cron.d".to_owned());
+        hostile
+            .spec
+            .labels
+            .insert(TASK_LABEL.to_owned(), "other-task".to_owned());
+        let labels = container_config(&hostile, "agent-1")
+            .expect("app labels are allowed")
+            .labels
+            .expect("set by container_config");
+        assert_eq!(
+            labels[SANDBOX_LABEL],
+            "/work/sandboxes/web.instance-1._app.1"
+        );
+        assert_eq!(labels[TASK_LABEL], "web.instance-1._app.1");
+        assert_eq!(labels[AGENT_LABEL], "agent-1");
+        assert_eq!(labels["orchestra"], "yes");
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! Container output into the sandbox: a follower per container appends its stdout/stderr to
 //! the sandbox's `stdout` and `stderr`, remembering the last copied timestamp in
 //! `<sandbox>/.orch/docker-log-since` so a follower restarted after an agent restart resumes
-//! there.
+//! there. The log files are opened without following a symlink.
 //!
 //! May depend on: driver::executor (state files), the Docker engine (bollard).
 
@@ -12,6 +12,7 @@ use bollard::Docker;
 use futures::StreamExt;
 use orch_core::model::TaskId;
 use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 use std::sync::PoisonError;
 use std::time::{Duration, SystemTime};
@@ -72,10 +73,13 @@ async fn copy_logs(docker: &Docker, name: &str, sandbox: &Path) -> Result<(), St
     let since_secs = last_time
         .and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok())
         .map_or(0, |d| i32::try_from(d.as_secs()).unwrap_or(i32::MAX));
+    // The container may have put a symlink there (the sandbox is mounted into it): the
+    // agent never follows one.
     let open = |file: &str| {
         std::fs::OpenOptions::new()
             .create(true)
             .append(true)
+            .custom_flags(nix::fcntl::OFlag::O_NOFOLLOW.bits())
             .open(sandbox.join(file))
             .map_err(|e| format!("opening {file}: {e}"))
     };

@@ -4,8 +4,13 @@
 //! - The image is pulled only when missing (or with `forcePullImage`); a failed pull is a
 //!   start failure carrying the engine's message.
 //! - Containers are named `orch-<task id>` and labelled with the app's labels plus
-//!   [`TASK_LABEL`], [`AGENT_LABEL`] and [`SANDBOX_LABEL`], so a restarted agent re-adopts
-//!   them by label ([`Driver::recover`]).
+//!   [`TASK_LABEL`], [`AGENT_LABEL`] and [`SANDBOX_LABEL`] (orch's own labels always win; a
+//!   `label` parameter naming an `orch.` key is refused), so a restarted agent re-adopts them
+//!   by label ([`Driver::recover`]).
+//! - A task's sandbox is never taken from a label: it is the one the agent launched it with,
+//!   or after a restart `<work-dir>/sandboxes/<task id>` ([`DockerDriver::with_work_dir`]);
+//!   an [`SANDBOX_LABEL`] that disagrees is logged and ignored (the label is for `orch
+//!   destroy`, which only reads it).
 //! - BRIDGE networking publishes `container_port → host_port` (container port 0 = the host
 //!   port); HOST uses the host's stack. Volumes (host paths and named volumes, RO/RW), the
 //!   sandbox at [`DOCKER_SANDBOX`](crate::env::DOCKER_SANDBOX), `privileged`, cpu shares (`cpus * 1024`), a memory limit
@@ -23,7 +28,9 @@
 mod config;
 mod logs;
 
-pub use config::{apply_parameter, container_config, container_exit, container_name};
+pub use config::{
+    apply_parameter, container_config, container_exit, container_name, RESERVED_LABEL_PREFIX,
+};
 
 use super::executor::StateFiles;
 use super::{BoxFuture, Driver, DriverError, Exit, Launch, Recovered, Started};
@@ -36,7 +43,7 @@ use bollard::Docker;
 use futures::StreamExt;
 use orch_core::model::{TaskId, TaskState};
 use orch_core::protocol::{DockerNetwork, TaskSpec};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
@@ -59,8 +66,12 @@ const PULL_TIMEOUT: Duration = Duration::from_secs(600);
 pub struct DockerDriver {
     docker: Docker,
     agent: String,
+    /// `<work-dir>/sandboxes`, where a recovered task's sandbox is; `None`: unknown.
+    sandboxes_root: Option<PathBuf>,
     /// Sandboxes of known tasks (started or recovered).
     sandboxes: Mutex<HashMap<TaskId, PathBuf>>,
+    /// Tasks this driver stopped (their end is TASK_KILLED even without a sandbox marker).
+    stopped: Mutex<HashSet<TaskId>>,
     /// Log followers by task.
     followers: Mutex<HashMap<TaskId, JoinHandle<()>>>,
 }
@@ -121,9 +132,33 @@ impl DockerDriver {
         Ok(Self {
             docker,
             agent: agent.into(),
+            sandboxes_root: None,
             sandboxes: Mutex::new(HashMap::new()),
+            stopped: Mutex::new(HashSet::new()),
             followers: Mutex::new(HashMap::new()),
         })
+    }
+
+    /// Sets the agent's work dir: the sandbox of a task recovered after a restart is
+    /// `<work_dir>/sandboxes/<task id>` (made absolute here). Without it a recovered task's
+    /// sandbox is unknown: its logs are not resumed and no kill marker is written there.
+    pub fn with_work_dir(mut self, work_dir: &Path) -> Self {
+        let work_dir = std::fs::canonicalize(work_dir).unwrap_or_else(|_| work_dir.to_owned());
+        self.sandboxes_root = Some(work_dir.join("sandboxes"));
+        self
+    }
+
+    /// Where a task's sandbox is by the agent's layout, for a task id that is one safe path
+    /// component.
+    fn derived_sandbox(&self, task: &TaskId) -> Option<PathBuf> {
+        let id = task.0.as_str();
+        let safe = !id.is_empty()
+            && id != "."
+            && id != ".."
+            && !id.contains(['/', '\\', '\0'])
+            && id.len() <= 255;
+        safe.then(|| self.sandboxes_root.as_ref().map(|root| root.join(id)))
+            .flatten()
     }
 
     fn remember(&self, task: &TaskId, sandbox: &Path) {
@@ -133,12 +168,52 @@ impl DockerDriver {
             .insert(task.clone(), sandbox.to_owned());
     }
 
-    fn sandbox(&self, task: &TaskId) -> Option<PathBuf> {
+    /// The sandbox a task was started or recovered with.
+    fn remembered(&self, task: &TaskId) -> Option<PathBuf> {
         self.sandboxes
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .get(task)
             .cloned()
+    }
+
+    /// The sandbox the task was started with, else the one the agent's layout gives it.
+    fn sandbox(&self, task: &TaskId) -> Option<PathBuf> {
+        self.remembered(task).or_else(|| self.derived_sandbox(task))
+    }
+
+    /// After a restart: the task's sandbox is the agent's own `<sandboxes>/<task id>`, never
+    /// what the container's [`SANDBOX_LABEL`] says; its log follower resumes there.
+    fn adopt_sandbox(&self, task: &TaskId, label: Option<&str>) {
+        let derived = self.derived_sandbox(task);
+        if let Some(label) = label {
+            if derived.as_deref() != Some(Path::new(label)) {
+                tracing::warn!(
+                    task.id = %task,
+                    label,
+                    sandbox = ?derived,
+                    "ignoring the container's orch.sandbox label: it is not this agent's \
+                     sandbox of the task"
+                );
+            }
+        }
+        let Some(sandbox) = derived else {
+            tracing::warn!(task.id = %task, "no sandbox for a recovered container: its logs are not copied");
+            return;
+        };
+        if let Err(error) = std::fs::create_dir_all(StateFiles::new(&sandbox).dir()) {
+            tracing::warn!(task.id = %task, %error, sandbox = %sandbox.display(), "cannot create the sandbox of a recovered container");
+            return;
+        }
+        self.remember(task, &sandbox);
+        self.follow_logs(task, &sandbox);
+    }
+
+    fn stopped(&self, task: &TaskId) -> bool {
+        self.stopped
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .contains(task)
     }
 
     async fn ensure_image(&self, image: &str, force: bool) -> Result<(), DriverError> {
@@ -256,7 +331,6 @@ impl DockerDriver {
             Ok(Err(error)) => Err(docker_error(error)),
             Ok(Ok(info)) => {
                 let state = info.state.unwrap_or_default();
-                let labels = info.config.and_then(|c| c.labels).unwrap_or_default();
                 Ok(Some(ContainerView {
                     status: state.status.map(|s| s.to_string()),
                     running: state.running.unwrap_or(false),
@@ -271,7 +345,6 @@ impl DockerDriver {
                         .host_config
                         .and_then(|h| h.memory)
                         .map_or(0.0, |bytes| bytes as f64 / (1024.0 * 1024.0)),
-                    sandbox: labels.get(SANDBOX_LABEL).map(PathBuf::from),
                 }))
             }
         }
@@ -281,11 +354,10 @@ impl DockerDriver {
         if view.running || view.status.as_deref() == Some("created") {
             return None;
         }
-        let killed = view
-            .sandbox
-            .clone()
-            .or_else(|| self.sandbox(task))
-            .is_some_and(|sandbox| StateFiles::new(&sandbox).kill().exists());
+        let killed = self.stopped(task)
+            || self
+                .sandbox(task)
+                .is_some_and(|sandbox| StateFiles::new(&sandbox).kill().exists());
         Some(container_exit(
             view.exit_code,
             view.oom_killed,
@@ -320,7 +392,6 @@ struct ContainerView {
     error: Option<String>,
     ip_address: Option<String>,
     mem_mib: f64,
-    sandbox: Option<PathBuf>,
 }
 
 impl Driver for DockerDriver {
@@ -352,11 +423,7 @@ impl Driver for DockerDriver {
                 let Some(task) = labels.get(TASK_LABEL).map(|t| TaskId(t.clone())) else {
                     continue;
                 };
-                if let Some(sandbox) = labels.get(SANDBOX_LABEL) {
-                    let sandbox = PathBuf::from(sandbox);
-                    self.remember(&task, &sandbox);
-                    self.follow_logs(&task, &sandbox);
-                }
+                self.adopt_sandbox(&task, labels.get(SANDBOX_LABEL).map(String::as_str));
                 let Some(view) = self.container_state(&container_name(&task)).await? else {
                     continue;
                 };
@@ -435,7 +502,11 @@ impl Driver for DockerDriver {
             if !view.running {
                 return Ok(());
             }
-            if let Some(sandbox) = view.sandbox.or_else(|| self.sandbox(task)) {
+            self.stopped
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .insert(task.clone());
+            if let Some(sandbox) = self.sandbox(task) {
                 let kill = StateFiles::new(&sandbox).kill();
                 std::fs::write(&kill, b"").map_err(|source| DriverError::Io {
                     context: format!("writing {}", kill.display()),
@@ -464,11 +535,7 @@ impl Driver for DockerDriver {
     fn destroy<'a>(&'a self, task: &'a TaskId) -> BoxFuture<'a, Result<(), DriverError>> {
         Box::pin(async move {
             let name = container_name(task);
-            let sandbox = match self.container_state(&name).await? {
-                Some(view) => view.sandbox,
-                None => None,
-            }
-            .or_else(|| self.sandbox(task));
+            let sandbox = self.sandbox(task);
             let options = RemoveContainerOptionsBuilder::default().force(true).build();
             match tokio::time::timeout(
                 CALL_TIMEOUT,
@@ -505,6 +572,10 @@ impl Driver for DockerDriver {
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
                 .remove(task);
+            self.stopped
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .remove(task);
             Ok(())
         })
     }
@@ -513,7 +584,7 @@ impl Driver for DockerDriver {
         Box::pin(async move {
             match self.container_state(&container_name(task)).await? {
                 Some(view) => Ok(self.exit_of(task, &view)),
-                None if self.sandbox(task).is_some() => Ok(Some(Exit {
+                None if self.remembered(task).is_some() => Ok(Some(Exit {
                     state: TaskState::Gone,
                     message: format!("container {} is gone", container_name(task)),
                     reason: None,
@@ -523,3 +594,6 @@ impl Driver for DockerDriver {
         })
     }
 }
+
+#[cfg(test)]
+mod tests;
