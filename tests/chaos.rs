@@ -50,7 +50,7 @@ fn check(fault: &str, history: &History, recoveries: &[Duration]) {
     let median = sorted.get(sorted.len() / 2).copied().unwrap_or_default();
     eprintln!(
         "chaos figures: {fault}: {} faults, {} operations, {acked} writes acknowledged, 0 lost, \
-         write latency p50 {p50:.1} ms p99 {p99:.1} ms, recovery median {median:?} max {worst:?}",
+         write latency p50 {p50:.1?} p99 {p99:.1?}, recovery median {median:?} max {worst:?}",
         recoveries.len(),
         history.len()
     );

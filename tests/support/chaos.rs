@@ -161,21 +161,17 @@ async fn read(
     answered
 }
 
-/// Acknowledged writes and their latencies (p50, p99) in ms.
-pub fn write_latencies(history: &History) -> (usize, f64, f64) {
-    let mut ms: Vec<f64> = history
+/// Acknowledged writes and their latencies: how many, p50 and p99.
+pub fn write_latencies(history: &History) -> (usize, Duration, Duration) {
+    let mut latencies: Vec<Duration> = history
         .iter()
         .filter(|operation| matches!(operation.outcome, Outcome::Written))
-        .filter_map(|operation| {
-            let returned = operation.ret?;
-            Some((returned - operation.call) as f64 / 1e6)
-        })
+        .filter_map(|operation| Some(Duration::from_nanos(operation.ret? - operation.call)))
         .collect();
-    ms.sort_by(f64::total_cmp);
-    let at = |q: f64| {
-        ms.get(((ms.len() as f64 * q) as usize).min(ms.len().saturating_sub(1)))
-            .copied()
-            .unwrap_or(0.0)
+    latencies.sort();
+    let at = |percent: usize| {
+        let rank = (latencies.len() * percent).div_ceil(100).max(1);
+        latencies.get(rank - 1).copied().unwrap_or_default()
     };
-    (ms.len(), at(0.5), at(0.99))
+    (latencies.len(), at(50), at(99))
 }

@@ -327,7 +327,7 @@ mod tests {
         let id = AppId::parse("/web").expect("id");
         let configured = state.apps[&id].version_info.last_config_change_at;
         let drift = sync(&mut state, 2, &web(5), "c2", false);
-        assert_eq!(drift, [id.clone()], "the scale is written");
+        assert_eq!(drift, std::slice::from_ref(&id), "the scale is written");
         let app = &state.apps[&id];
         assert_eq!(app.spec.instances, 5);
         assert_eq!(commit_of(&state, "/web"), "c1", "a scale keeps its commit");
