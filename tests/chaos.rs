@@ -14,25 +14,13 @@ mod linearizability;
 
 use std::time::{Duration, Instant};
 
-use chaos::{write_latencies, History, Workload};
+use chaos::{
+    cluster_in, cut_leader_rounds, kill_leader_rounds, others, rounds, urls, write_latencies,
+    History, Workload,
+};
 use support::{send_signal, Cluster, Net};
 
 const FORM: Duration = Duration::from_secs(20);
-
-fn rounds() -> usize {
-    std::env::var("ORCH_CHAOS_ROUNDS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(5)
-}
-
-fn others(n: usize, not: usize) -> Vec<usize> {
-    (0..n).filter(|&i| i != not).collect()
-}
-
-fn urls(c: &Cluster) -> Vec<String> {
-    (0..c.masters.len()).map(|i| c.url(i)).collect()
-}
 
 /// Checks a finished history: linearizable, and every acknowledged write visible to the
 /// final reads' linearization. Prints the figures line of the fault.
@@ -61,18 +49,7 @@ async fn leader_kill_loops_under_write_load_lose_no_acknowledged_write() {
     let mut c = Cluster::start(3, &[]);
     c.wait_for_leader(FORM).await;
     let workload = Workload::start(&c.http, urls(&c), 6, 6);
-    let mut recoveries = Vec::new();
-    for round in 0..rounds() {
-        tokio::time::sleep(Duration::from_millis(700)).await;
-        let leader = c.wait_for_leader(FORM).await;
-        c.masters[leader].kill9();
-        let (took, _) = c
-            .write_until_ok(&others(3, leader), &format!("/probe/kill-{round}"), FORM)
-            .await
-            .unwrap_or_else(|e| panic!("no write after killing the leader: {e}"));
-        recoveries.push(took);
-        c.masters[leader].start();
-    }
+    let recoveries = kill_leader_rounds(&mut c, rounds()).await;
     let leader = c.wait_for_leader(FORM).await;
     let history = workload.finish(&c.url(leader)).await;
     check("leader kill -9", &history, &recoveries);
@@ -105,53 +82,13 @@ async fn a_paused_leader_is_replaced_and_follows_once_resumed() {
     check("leader SIGSTOP", &history, &recoveries);
 }
 
-/// Three masters, each in its own network namespace of `net`.
-fn cluster_in(net: &Net) -> Cluster {
-    let mut c = Cluster::empty();
-    let addrs: Vec<String> = (0..3).map(|i| format!("{}:7000", net.ip(i))).collect();
-    for (i, addr) in addrs.iter().enumerate() {
-        let args = [
-            "--listen",
-            addr,
-            "--advertise",
-            addr,
-            "--masters",
-            &addrs.join(","),
-            "--insecure",
-        ];
-        c.add_in(net.prefix(i), addr, args.map(str::to_owned).to_vec());
-    }
-    c
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_partitioned_leader_is_replaced_and_catches_up_after_healing() {
     let net = Net::new(3);
     let mut c = cluster_in(&net);
     c.wait_for_leader(FORM).await;
     let workload = Workload::start(&c.http, urls(&c), 4, 6);
-    let mut recoveries = Vec::new();
-    for round in 0..rounds().min(3) {
-        tokio::time::sleep(Duration::from_millis(500)).await;
-        let leader = c.wait_for_leader(FORM).await;
-        let since = Instant::now();
-        for other in others(3, leader) {
-            net.cut(leader, other);
-        }
-        let (took, via) = c
-            .write_until_ok(&others(3, leader), &format!("/probe/cut-{round}"), FORM)
-            .await
-            .unwrap_or_else(|e| panic!("no write with the leader cut off: {e}"));
-        assert_ne!(via, leader);
-        recoveries.push(took);
-        eprintln!(
-            "partitioned leader: a new leader accepted a write {:?} after the cut",
-            since.elapsed()
-        );
-        tokio::time::sleep(Duration::from_secs(1)).await;
-        net.heal();
-        c.wait_for_leader(FORM).await;
-    }
+    let recoveries = cut_leader_rounds(&mut c, &net, rounds().min(3)).await;
     let leader = c.wait_for_leader(FORM).await;
     let history = workload.finish(&c.url(leader)).await;
     check("leader partitioned", &history, &recoveries);

@@ -6,79 +6,18 @@
 
 mod support;
 
-use std::time::{Duration, Instant};
+#[path = "support/chaos.rs"]
+mod chaos;
+#[path = "support/linearizability.rs"]
+mod linearizability;
 
+use std::time::Duration;
+
+use chaos::{agent_partition_rounds, rounds, settle};
 use serde_json::{json, Value};
 use support::{Cluster, Net};
 
 const RESOURCES: &str = "cpus:8;mem:4096;disk:4096;ports:[31000-31100]";
-
-fn rounds() -> usize {
-    std::env::var("ORCH_CHAOS_ROUNDS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(5)
-}
-
-/// Live processes whose command line holds `marker` (task processes, in any namespace).
-fn processes_with(marker: &str) -> usize {
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return 0;
-    };
-    entries
-        .filter_map(Result::ok)
-        .filter(|entry| {
-            entry
-                .file_name()
-                .to_string_lossy()
-                .bytes()
-                .all(|b| b.is_ascii_digit())
-        })
-        .filter(|entry| {
-            let stat = std::fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
-            let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
-            let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
-            // `sleep <marker>` itself, not the shells or supervisors around it.
-            cmdline.trim() == format!("sleep {marker}") && !stat.contains(") Z ")
-        })
-        .count()
-}
-
-/// The app's tasks in the master's state.
-async fn tasks(c: &Cluster, app: &str) -> Vec<Value> {
-    let r = c
-        .http
-        .get(&format!("{}/v2/apps{app}/tasks", c.url(0)))
-        .await;
-    if r.status != 200 {
-        return Vec::new();
-    }
-    r.json()["tasks"].as_array().cloned().unwrap_or_default()
-}
-
-/// Waits until the app has exactly `n` tasks, all running, and `n` live processes run
-/// `sleep <marker>`; returns how long that took.
-async fn settle(c: &Cluster, app: &str, marker: &str, n: usize, timeout: Duration) -> Duration {
-    let started = Instant::now();
-    loop {
-        let tasks = tasks(c, app).await;
-        let running = tasks
-            .iter()
-            .filter(|t| t["state"] == "TASK_RUNNING")
-            .count();
-        let processes = processes_with(marker);
-        if tasks.len() == n && running == n && processes == n {
-            return started.elapsed();
-        }
-        assert!(
-            started.elapsed() < timeout,
-            "not settled within {timeout:?}: {} tasks ({running} running), {processes} processes; want {n}\n{}",
-            tasks.len(),
-            c.all_logs(30)
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn agent_kill_loops_keep_every_task_and_leave_exact_counts() {
@@ -93,7 +32,7 @@ async fn agent_kill_loops_keep_every_task_and_leave_exact_counts() {
     let r = c.http.post(&format!("{}/v2/apps", c.url(0)), &app).await;
     assert_eq!(r.status, 201, "{}", r.body);
     settle(&c, "/loop", &marker, 6, Duration::from_secs(30)).await;
-    let ids: Vec<Value> = tasks(&c, "/loop")
+    let ids: Vec<Value> = chaos::app_tasks(&c, "/loop")
         .await
         .iter()
         .map(|t| t["id"].clone())
@@ -106,7 +45,7 @@ async fn agent_kill_loops_keep_every_task_and_leave_exact_counts() {
         c.wait_for_agents(0, 2, Duration::from_secs(15)).await;
     }
     let took = settle(&c, "/loop", &marker, 6, Duration::from_secs(30)).await;
-    let after: Vec<Value> = tasks(&c, "/loop")
+    let after: Vec<Value> = chaos::app_tasks(&c, "/loop")
         .await
         .iter()
         .map(|t| t["id"].clone())
@@ -150,37 +89,6 @@ async fn an_agent_cut_off_past_its_timeout_is_replaced_and_its_surplus_killed_on
     assert_eq!(r.status, 201, "{}", r.body);
     settle(&c, "/cut", &marker, 4, Duration::from_secs(30)).await;
 
-    let mut healed = Vec::new();
-    for round in 0..rounds().min(3) {
-        // One agent loses its master for longer than the timeout: its tasks run on unseen
-        // and are replaced on the other.
-        let victim = 1 + round % 2;
-        let survivor = format!("agent-{}", 3 - victim);
-        net.cut(0, victim);
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            let on_survivor = tasks(&c, "/cut")
-                .await
-                .iter()
-                .filter(|t| t["host"] == survivor.as_str() && t["state"] == "TASK_RUNNING")
-                .count();
-            if on_survivor == 4 {
-                break;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "no replacements on {survivor}\n{}",
-                c.all_logs(30)
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        assert!(
-            processes_with(&marker) > 4,
-            "the cut-off agent's tasks ran on"
-        );
-        net.heal();
-        healed.push(settle(&c, "/cut", &marker, 4, Duration::from_secs(30)).await);
-        c.wait_for_agents(0, 2, Duration::from_secs(15)).await;
-    }
+    let healed = agent_partition_rounds(&mut c, &net, ("/cut", &marker, 4), rounds().min(3)).await;
     eprintln!("chaos figures: agent partition past --agent-timeout: exact counts {healed:?} after healing");
 }

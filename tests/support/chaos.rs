@@ -4,20 +4,24 @@
 //! a 5xx) has an unknown outcome: it may or may not have taken effect. The history is then
 //! checked for linearizability (`linearizability.rs`) and for lost writes.
 //!
-//! Included by path, beside `linearizability.rs`, by the crates that use it (`tests/chaos.rs`,
-//! `benches/chaos.rs`), so the others do not compile it.
+//! Also the fault scenarios the tests and `benches/chaos.rs` share: leader kills and cuts,
+//! agent partitions, and exact task counts. Included by path, beside `linearizability.rs`,
+//! by the crates that use it, so the others do not compile it.
 //!
 //! A write is `PUT /v2/apps/chaos/k<N>?force=true` setting `env.V` (it creates the app the
 //! first time, 0 instances); a read is `GET /v2/apps/chaos/k<N>` (404: no value yet).
+
+// Each crate that includes this file uses a part of it.
+#![allow(dead_code)]
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use serde_json::json;
+use serde_json::{json, Value};
 
 use crate::linearizability::{Op, Operation, Outcome, Recorder};
-use crate::support::Http;
+use crate::support::{Cluster, Http, Net};
 
 /// One operation on app `chaos/k<key>`'s `env.V`.
 pub type History = Vec<Operation<usize, String>>;
@@ -174,4 +178,193 @@ pub fn write_latencies(history: &History) -> (usize, Duration, Duration) {
         latencies.get(rank - 1).copied().unwrap_or_default()
     };
     (latencies.len(), at(50), at(99))
+}
+
+/// `ORCH_CHAOS_ROUNDS`: how many faults each scenario injects (default 5).
+pub fn rounds() -> usize {
+    std::env::var("ORCH_CHAOS_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(5)
+}
+
+/// Indexes `0..n` but `not`.
+pub fn others(n: usize, not: usize) -> Vec<usize> {
+    (0..n).filter(|&i| i != not).collect()
+}
+
+/// Every master's URL.
+pub fn urls(c: &Cluster) -> Vec<String> {
+    (0..c.masters.len()).map(|i| c.url(i)).collect()
+}
+
+/// Three masters, each in its own network namespace of `net`.
+pub fn cluster_in(net: &Net) -> Cluster {
+    let mut c = Cluster::empty();
+    let addrs: Vec<String> = (0..3).map(|i| format!("{}:7000", net.ip(i))).collect();
+    for (i, addr) in addrs.iter().enumerate() {
+        let args = [
+            "--listen",
+            addr,
+            "--advertise",
+            addr,
+            "--masters",
+            &addrs.join(","),
+            "--insecure",
+        ];
+        c.add_in(net.prefix(i), addr, args.map(str::to_owned).to_vec());
+    }
+    c
+}
+
+/// How long the scenarios wait for a leader or a write.
+const PATIENCE: Duration = Duration::from_secs(20);
+
+/// `rounds` times: kill -9 the leader, time until a surviving master acknowledges a write,
+/// restart the killed one.
+pub async fn kill_leader_rounds(c: &mut Cluster, rounds: usize) -> Vec<Duration> {
+    let mut recoveries = Vec::new();
+    for round in 0..rounds {
+        tokio::time::sleep(Duration::from_millis(700)).await;
+        let leader = c.wait_for_leader(PATIENCE).await;
+        c.masters[leader].kill9();
+        let (took, _) = c
+            .write_until_ok(
+                &others(3, leader),
+                &format!("/probe/kill-{round}"),
+                PATIENCE,
+            )
+            .await
+            .unwrap_or_else(|e| panic!("no write after killing the leader: {e}"));
+        recoveries.push(took);
+        c.masters[leader].start();
+    }
+    recoveries
+}
+
+/// `rounds` times: cut the leader off from the other masters (clients still reach it),
+/// time until another master acknowledges a write, heal after a second.
+pub async fn cut_leader_rounds(c: &mut Cluster, net: &Net, rounds: usize) -> Vec<Duration> {
+    let mut recoveries = Vec::new();
+    for round in 0..rounds {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let leader = c.wait_for_leader(PATIENCE).await;
+        for other in others(3, leader) {
+            net.cut(leader, other);
+        }
+        let (took, via) = c
+            .write_until_ok(&others(3, leader), &format!("/probe/cut-{round}"), PATIENCE)
+            .await
+            .unwrap_or_else(|e| panic!("no write with the leader cut off: {e}"));
+        assert_ne!(via, leader);
+        recoveries.push(took);
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        net.heal();
+        c.wait_for_leader(PATIENCE).await;
+    }
+    recoveries
+}
+
+/// Live processes whose command line is exactly `sleep <marker>` (task processes, in any
+/// namespace; not the shells or supervisors around them).
+pub fn processes_with(marker: &str) -> usize {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return 0;
+    };
+    let wanted = format!("sleep {marker}");
+    entries
+        .filter_map(Result::ok)
+        .filter(|entry| {
+            entry
+                .file_name()
+                .to_string_lossy()
+                .bytes()
+                .all(|b| b.is_ascii_digit())
+        })
+        .filter(|entry| {
+            let stat = std::fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
+            let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+            let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+            cmdline.trim() == wanted && !stat.contains(") Z ")
+        })
+        .count()
+}
+
+/// The app's tasks in master 0's state.
+pub async fn app_tasks(c: &Cluster, app: &str) -> Vec<Value> {
+    let r = c
+        .http
+        .get(&format!("{}/v2/apps{app}/tasks", c.url(0)))
+        .await;
+    if r.status != 200 {
+        return Vec::new();
+    }
+    r.json()["tasks"].as_array().cloned().unwrap_or_default()
+}
+
+/// Waits until the app has exactly `n` tasks, all running, and `n` live processes run
+/// `sleep <marker>`; returns how long that took.
+pub async fn settle(c: &Cluster, app: &str, marker: &str, n: usize, timeout: Duration) -> Duration {
+    let started = Instant::now();
+    loop {
+        let tasks = app_tasks(c, app).await;
+        let running = tasks
+            .iter()
+            .filter(|t| t["state"] == "TASK_RUNNING")
+            .count();
+        let processes = processes_with(marker);
+        if tasks.len() == n && running == n && processes == n {
+            return started.elapsed();
+        }
+        assert!(
+            started.elapsed() < timeout,
+            "not settled within {timeout:?}: {} tasks ({running} running), {processes} processes; want {n}\n{}",
+            tasks.len(),
+            c.all_logs(30)
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// `rounds` times: cut agent `1 + round % 2` (host of `net`; agents `agent-1` and
+/// `agent-2`, the master on host 0 with a 2 s `--agent-timeout`) off from the master until
+/// all `n` instances of `app` run on the other agent, then heal; returns the time from
+/// healing to exact counts each round.
+pub async fn agent_partition_rounds(
+    c: &mut Cluster,
+    net: &Net,
+    (app, marker, n): (&str, &str, usize),
+    rounds: usize,
+) -> Vec<Duration> {
+    let mut healed = Vec::new();
+    for round in 0..rounds {
+        let victim = 1 + round % 2;
+        let survivor = format!("agent-{}", 3 - victim);
+        net.cut(0, victim);
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            let tasks = app_tasks(c, app).await;
+            let on_survivor = tasks
+                .iter()
+                .filter(|t| t["host"] == survivor.as_str() && t["state"] == "TASK_RUNNING")
+                .count();
+            if on_survivor == n {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no replacements on {survivor}\n{}",
+                c.all_logs(30)
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert!(
+            processes_with(marker) > n,
+            "the cut-off agent's tasks ran on"
+        );
+        net.heal();
+        healed.push(settle(c, app, marker, n, PATIENCE).await);
+        c.wait_for_agents(0, 2, PATIENCE).await;
+    }
+    healed
 }
