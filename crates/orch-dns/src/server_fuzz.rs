@@ -257,7 +257,7 @@ fn every_seed_is_answered_or_refused() {
 }
 
 proptest! {
-    #![proptest_config(common::config(3_000))]
+    #![proptest_config(common::config(10_000))]
 
     #[test]
     fn fuzz_dns_mutated_queries(bytes in common::mutated_bytes(seeds()), client in client()) {
