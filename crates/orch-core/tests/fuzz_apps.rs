@@ -254,9 +254,6 @@ proptest! {
     }
 
     #[test]
-    #[ignore = "issue 18: a port mapping (or other nested object) given as a JSON array is \
-        read positionally by serde, skips normalisation, and reads back differently; see \
-        an_array_port_mapping_reads_back_the_same"]
     fn fuzz_app_definitions_read_back_the_same(value in fuzz::mutated_json(app_seeds())) {
         thread_local!(static STATE: ClusterState = populated_state());
         STATE.with(|state| exercise_app_body(&value, state, true));
@@ -326,11 +323,9 @@ fn yaml_seeds() -> Vec<Vec<u8>> {
 /// Found by `fuzz_app_definitions_read_back_the_same`: `"portMappings": [[]]` is accepted
 /// (serde reads a struct from a sequence, positionally), the bridge default `hostPort: 0` is
 /// not added to it (normalisation only touches objects), and the stored app's own JSON
-/// then reads back with `hostPort: 0`: a different app. Marathon answers 422
-/// (`error.expected.jsobject`).
+/// then read back with `hostPort: 0`: a different app. Marathon answers 422
+/// (`error.expected.jsobject`), and so does orch now.
 #[test]
-#[ignore = "issue 18: an array as a port mapping is accepted and reads back differently \
-    (orch-core model/app_normalize.rs port_defaults, model/app_spec.rs PortMapping)"]
 fn an_array_port_mapping_reads_back_the_same() {
     let definition = serde_json::json!({
         "id": "/rsvp/mongodb", "cpus": 0.5, "mem": 256, "instances": 1,

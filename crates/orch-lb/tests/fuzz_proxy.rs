@@ -304,12 +304,9 @@ async fn fuzz_lb_proxy_hostile_heads() {
 
 /// Found while writing `fuzz_lb_proxy_hostile_heads`: a client that sends a whole request
 /// and then shuts down its write side (`nc -N`, some HTTP/1.0 clients) is closed without an
-/// answer whenever the proxy reads the EOF before it answers. The proxy's hyper server runs
-/// with `half_close` off (orch-lb `proxy/shared.rs` `http_builder`); HAProxy answers such a
-/// client.
+/// answer whenever the proxy reads the EOF before it answers, while its hyper server ran
+/// with `half_close` off. HAProxy answers such a client; the proxy now does too.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "issue 18: a half-closed client gets no answer (orch-lb proxy/shared.rs \
-    http_builder: hyper's half_close is off)"]
 async fn a_half_closed_client_gets_its_answer() {
     let (server, _served) = backend().await;
     let running = start(server).await;

@@ -10,14 +10,10 @@
 //! Properties: nothing panics; bad bytes are an error; whatever decodes encodes again, and
 //! that encoding is stable (decode ∘ encode is the identity on it).
 //!
-//! Known bug (issue 18, not ours to fix here): a [`ClusterState`] whose bytes declare a
-//! collection of billions of entries (a 5-byte MessagePack array32/map32 header) aborts the
-//! process: imbl's serde visitors (`imbl-7.0.2/src/ser.rs:49` and `:94`) preallocate
-//! `Vec::with_capacity(size_hint)`, so `codec::decode::<ClusterState>` asks for ~137 GB
-//! and the allocator aborts (no panic, no error). See the ignored
-//! `a_state_declaring_billions_of_apps_is_an_error`. Until it is fixed the fuzzers do not
-//! feed a `ClusterState` decode bytes that declare such a collection
-//! ([`declares_a_huge_collection`]); everything else they feed it.
+//! Found: a [`ClusterState`] whose bytes declare a collection of billions of entries (a
+//! 5-byte MessagePack array32/map32 header) aborted the process, imbl's serde visitors
+//! preallocating the declared length; the state now decodes its collections through std's
+//! (`orch_core::state::cautious`), and `a_state_declaring_billions_of_apps_is_an_error` holds.
 
 #[path = "../../orch-core/tests/common/fuzz.rs"]
 mod fuzz;
@@ -184,12 +180,9 @@ fn exercise(bytes: &[u8]) {
     decoded_state(bytes);
 }
 
-/// `bytes` decoded as a [`ClusterState`] (a snapshot), unless they declare a collection
-/// that would abort the process (the known bug above).
+/// `bytes` decoded as a [`ClusterState`] (a snapshot).
 fn decoded_state(bytes: &[u8]) {
-    if !declares_a_huge_collection(bytes) {
-        let _ = decoded::<ClusterState>(bytes);
-    }
+    let _ = decoded::<ClusterState>(bytes);
 }
 
 /// True if an array32 or map32 marker anywhere in `bytes` is followed by a length over
@@ -249,17 +242,10 @@ fn huge_declared_lengths_are_an_error() {
 }
 
 /// Found by `fuzz_raft_codec_random`: 7 bytes, `[applied_index 0, apps: map32 of
-/// 4,294,967,295 entries]`, make `codec::decode::<ClusterState>` allocate ~137 GB up front
-/// (imbl-7.0.2 `src/ser.rs:94`, `Vec::with_capacity(access.size_hint())`, reached from
-/// orch-core `state/mod.rs:42` `#[derive(Deserialize)] ClusterState`); the allocation fails
-/// and the process aborts with "memory allocation of ... bytes failed". A master decodes a
-/// `ClusterState` from a snapshot a peer sends (`InstallSnapshotRequest::data`, decoded in
-/// orch-raft `state_machine.rs:73`) and from its snapshot file on start, so one peer (or,
-/// without TLS, anyone who can reach `/internal/raft/snapshot`) or one corrupt file takes a
-/// master down. Run it alone: it aborts the test process until fixed.
+/// 4,294,967,295 entries]`, made `codec::decode::<ClusterState>` allocate ~137 GB up front
+/// and abort the process (imbl's visitors preallocate the declared length). A master decodes
+/// a `ClusterState` from a snapshot a peer sends and from its snapshot file on start.
 #[test]
-#[ignore = "issue 18: aborts the process: imbl's serde visitors preallocate the declared \
-    length (imbl-7.0.2 src/ser.rs:49,94), so a 7-byte snapshot asks for ~137 GB"]
 fn a_state_declaring_billions_of_apps_is_an_error() {
     let bytes = [0x92, 0x00, 0xdf, 0xff, 0xff, 0xff, 0xff];
     assert!(declares_a_huge_collection(&bytes));

@@ -98,6 +98,9 @@ pub(crate) fn http_builder(config: &LbConfig) -> http1::Builder {
     builder
         .timer(TokioTimer::new())
         .keep_alive(!limits.keep_alive_timeout.is_zero())
+        // A client may shut its write side once its request is sent and wait for the
+        // answer (as HAProxy allows): it gets it.
+        .half_close(true)
         .header_read_timeout(None)
         .writev(false);
     if limits.max_header_bytes > 0 {
