@@ -24,7 +24,6 @@ mod common;
 
 use std::time::Duration;
 
-use serde_json::json;
 use support::{Cluster, Net};
 
 fn main() {
@@ -81,34 +80,7 @@ async fn leader_cuts(rounds: usize) {
 
 async fn agent_cuts(rounds: usize) {
     let net = Net::new(3);
-    let mut c = Cluster::empty();
-    let master = format!("{}:7000", net.ip(0));
-    let args = [
-        "--listen",
-        &master,
-        "--advertise",
-        &master,
-        "--insecure",
-        "--agent-timeout",
-        "2s",
-    ];
-    c.add_in(net.prefix(0), &master, args.map(str::to_owned).to_vec());
-    c.wait_for_leader(Duration::from_secs(30)).await;
-    let flags = [
-        "--resources",
-        "cpus:8;mem:4096",
-        "--containerizers",
-        "mesos",
-    ];
-    c.add_agent_in(net.prefix(1), &net.ip(1), &flags);
-    c.add_agent_in(net.prefix(2), &net.ip(2), &flags);
-    c.wait_for_agents(0, 2, Duration::from_secs(30)).await;
-    let marker = format!("{}", 60_000 + std::process::id() % 10_000);
-    let app = json!({"id": "/cut", "cmd": format!("exec sleep {marker}"), "instances": 4,
-                     "cpus": 0.1, "mem": 8, "constraints": [["hostname", "GROUP_BY"]]});
-    let r = c.http.post(&format!("{}/v2/apps", c.url(0)), &app).await;
-    assert_eq!(r.status, 201, "{}", r.body);
-    chaos::settle(&c, "/cut", &marker, 4, Duration::from_secs(30)).await;
+    let (mut c, marker) = chaos::partitioned_agents(&net).await;
     let healed = chaos::agent_partition_rounds(&mut c, &net, ("/cut", &marker, 4), rounds).await;
     println!(
         "| chaos: an agent cut off past --agent-timeout (2 s), {rounds} times | exact counts (4 tasks, 4 processes) after healing: {} |",

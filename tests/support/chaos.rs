@@ -326,6 +326,41 @@ pub async fn settle(c: &Cluster, app: &str, marker: &str, n: usize, timeout: Dur
     }
 }
 
+/// A master on host 0 of `net` (`--agent-timeout 2s`) and agents `agent-1` and `agent-2` on
+/// hosts 1 and 2, running 4 instances of `/cut` (`exec sleep <marker>`, spread by hostname);
+/// returns the cluster and the marker once all 4 run.
+pub async fn partitioned_agents(net: &Net) -> (Cluster, String) {
+    let mut c = Cluster::empty();
+    let master = format!("{}:7000", net.ip(0));
+    let args = [
+        "--listen",
+        &master,
+        "--advertise",
+        &master,
+        "--insecure",
+        "--agent-timeout",
+        "2s",
+    ];
+    c.add_in(net.prefix(0), &master, args.map(str::to_owned).to_vec());
+    c.wait_for_leader(PATIENCE).await;
+    let flags = [
+        "--resources",
+        "cpus:8;mem:4096",
+        "--containerizers",
+        "mesos",
+    ];
+    c.add_agent_in(net.prefix(1), &net.ip(1), &flags);
+    c.add_agent_in(net.prefix(2), &net.ip(2), &flags);
+    c.wait_for_agents(0, 2, PATIENCE).await;
+    let marker = format!("{}", 50_000 + std::process::id() % 10_000);
+    let app = json!({"id": "/cut", "cmd": format!("exec sleep {marker}"), "instances": 4,
+                     "cpus": 0.1, "mem": 8, "constraints": [["hostname", "GROUP_BY"]]});
+    let r = c.http.post(&format!("{}/v2/apps", c.url(0)), &app).await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    settle(&c, "/cut", &marker, 4, Duration::from_secs(30)).await;
+    (c, marker)
+}
+
 /// `rounds` times: cut agent `1 + round % 2` (host of `net`; agents `agent-1` and
 /// `agent-2`, the master on host 0 with a 2 s `--agent-timeout`) off from the master until
 /// all `n` instances of `app` run on the other agent, then heal; returns the time from

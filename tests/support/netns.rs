@@ -139,70 +139,29 @@ impl Net {
         }
     }
 
+    /// Adds `rule` to chain `chain` of host `i`'s fault table.
+    fn rule(&self, i: usize, chain: &str, rule: &[&str]) {
+        self.table(i);
+        let mut args = vec!["add", "rule", "inet", "chaos", chain];
+        args.extend_from_slice(rule);
+        in_ns(&self.hosts[i], "nft", &args);
+    }
+
     /// Hosts `a` and `b` no longer exchange any packet.
     pub fn cut(&self, a: usize, b: usize) {
         for (from, to) in [(a, b), (b, a)] {
-            self.table(from);
-            let ns = &self.hosts[from];
             let peer = self.ip(to);
-            in_ns(
-                ns,
-                "nft",
-                &[
-                    "add", "rule", "inet", "chaos", "in", "ip", "saddr", &peer, "drop",
-                ],
-            );
-            in_ns(
-                ns,
-                "nft",
-                &[
-                    "add", "rule", "inet", "chaos", "out", "ip", "daddr", &peer, "drop",
-                ],
-            );
+            self.rule(from, "in", &["ip", "saddr", &peer, "drop"]);
+            self.rule(from, "out", &["ip", "daddr", &peer, "drop"]);
         }
     }
 
     /// Host `from` can no longer reach `to` (its connections to `to` carry nothing), while
     /// `to` still reaches `from`: the asymmetric partition that TCP can express.
     pub fn cut_one_way(&self, from: usize, to: usize) {
-        self.table(from);
-        let ns = &self.hosts[from];
         let peer = self.ip(to);
-        in_ns(
-            ns,
-            "nft",
-            &[
-                "add",
-                "rule",
-                "inet",
-                "chaos",
-                "out",
-                "ip",
-                "daddr",
-                &peer,
-                "ct",
-                "direction",
-                "original",
-                "drop",
-            ],
-        );
-    }
-
-    /// Host `i` is cut from the test process too (no client reaches it).
-    pub fn isolate(&self, i: usize) {
-        for other in (0..self.hosts.len()).filter(|&other| other != i) {
-            self.cut(i, other);
-        }
-        self.table(i);
-        let ns = &self.hosts[i];
-        let root = format!("{}.1", self.prefix);
-        in_ns(
-            ns,
-            "nft",
-            &[
-                "add", "rule", "inet", "chaos", "in", "ip", "saddr", &root, "drop",
-            ],
-        );
+        let rule = ["ip", "daddr", &peer, "ct", "direction", "original", "drop"];
+        self.rule(from, "out", &rule);
     }
 
     /// Every fault removed.

@@ -83,21 +83,7 @@ impl Master {
     /// Adds the master listening at `address` as a voter. Returns its id.
     pub async fn add_master(&self, address: &str) -> Result<MasterId, MembershipError> {
         self.ensure_leader()?;
-        let unreachable = |source| MembershipError::Unreachable {
-            address: address.to_owned(),
-            source,
-        };
-        let identity: NodeIdentity = self
-            .http
-            .get(format!("{}://{address}/internal/raft/node", self.scheme()))
-            .timeout(Duration::from_secs(5))
-            .send()
-            .await
-            .and_then(reqwest::Response::error_for_status)
-            .map_err(unreachable)?
-            .json()
-            .await
-            .map_err(unreachable)?;
+        let identity = self.identity_at(address).await?;
         let membership = self.membership();
         if let Some(node) = membership.get_node(&identity.id) {
             if node.addr != identity.address {
@@ -129,6 +115,24 @@ impl Master {
             .await
             .map_err(|e| self.refused(e))?;
         Ok(identity.id)
+    }
+
+    /// Who the master listening at `address` is (`GET /internal/raft/node`).
+    pub(super) async fn identity_at(&self, address: &str) -> Result<NodeIdentity, MembershipError> {
+        let unreachable = |source| MembershipError::Unreachable {
+            address: address.to_owned(),
+            source,
+        };
+        self.http
+            .get(format!("{}://{address}/internal/raft/node", self.scheme()))
+            .timeout(Duration::from_secs(5))
+            .send()
+            .await
+            .and_then(reqwest::Response::error_for_status)
+            .map_err(unreachable)?
+            .json()
+            .await
+            .map_err(unreachable)
     }
 
     /// Removes the master at `address` from the membership. Returns its id.
@@ -164,7 +168,7 @@ impl Master {
             .clone()
     }
 
-    fn ensure_leader(&self) -> Result<(), MembershipError> {
+    pub(super) fn ensure_leader(&self) -> Result<(), MembershipError> {
         if self.is_leader() {
             Ok(())
         } else {

@@ -13,7 +13,7 @@
 //! May depend on: the master's Raft handle and HTTP client, membership.
 
 use super::membership::MembershipError;
-use super::{Master, MasterError, NodeIdentity};
+use super::{Master, MasterError};
 use crate::config::MasterConfig;
 use openraft::{BasicNode, ChangeMembers};
 use orch_core::model::MasterId;
@@ -237,26 +237,8 @@ impl Master {
     /// On the leader: makes the master now listening at `address` (under a new id) a voter
     /// in place of the member(s) that had its address. Returns the new id.
     pub async fn replace_master(&self, address: &str) -> Result<MasterId, MembershipError> {
-        if !self.is_leader() {
-            return Err(MembershipError::NotLeader {
-                leader: self.leader(),
-            });
-        }
-        let unreachable = |source| MembershipError::Unreachable {
-            address: address.to_owned(),
-            source,
-        };
-        let identity: NodeIdentity = self
-            .http
-            .get(format!("{}://{address}/internal/raft/node", self.scheme()))
-            .timeout(Duration::from_secs(5))
-            .send()
-            .await
-            .and_then(reqwest::Response::error_for_status)
-            .map_err(unreachable)?
-            .json()
-            .await
-            .map_err(unreachable)?;
+        self.ensure_leader()?;
+        let identity = self.identity_at(address).await?;
         let view = self.members_view();
         if let Some(owner) = view
             .members
