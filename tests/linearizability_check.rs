@@ -463,4 +463,26 @@ mod tests {
             .is_some_and(|ret| ret >= history[first].call));
         assert_eq!(check(&history, BUDGET), Verdict::Linearizable);
     }
+
+    #[test]
+    fn many_unseen_writes_of_unknown_outcome_are_checked_at_once() {
+        // A killed leader leaves dozens of writes without an answer; none was ever read.
+        let mut history: History = (0..60)
+            .map(|n| unknown(write(n, "k", 1_000 + n as u32, 10 + n as u64, 0)))
+            .collect();
+        history.push(write(99, "k", 1, 0, 5));
+        history.push(read(98, "k", Some(1), 6, 7));
+        history.push(read(98, "k", Some(1), 200, 210));
+        let started = Instant::now();
+        assert!(check(&history, BUDGET).is_linearizable());
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "{:?}",
+            started.elapsed()
+        );
+        // One of them read, and then one older value read again: not linearizable.
+        history.push(read(97, "k", Some(1_007), 300, 310));
+        history.push(read(97, "k", Some(1), 320, 330));
+        assert!(!check(&history, BUDGET).is_linearizable());
+    }
 }
