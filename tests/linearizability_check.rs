@@ -467,8 +467,8 @@ mod tests {
     #[test]
     fn many_unseen_writes_of_unknown_outcome_are_checked_at_once() {
         // A killed leader leaves dozens of writes without an answer; none was ever read.
-        let mut history: History = (0..60)
-            .map(|n| unknown(write(n, "k", 1_000 + n as u32, 10 + n as u64, 0)))
+        let mut history: History = (0u32..60)
+            .map(|n| unknown(write(7, "k", 1_000 + n, 10 + u64::from(n), 0)))
             .collect();
         history.push(write(99, "k", 1, 0, 5));
         history.push(read(98, "k", Some(1), 6, 7));
