@@ -97,24 +97,31 @@ impl Master {
             }
         }
         tracing::info!(master.id = identity.id, master.address = %identity.address, "adding master");
-        let learner = self
-            .raft
-            .add_learner(identity.id, BasicNode::new(&identity.address), true);
-        match tokio::time::timeout(CATCH_UP_TIMEOUT, learner).await {
-            Err(_) => {
-                return Err(MembershipError::CatchUpTimeout {
-                    address: address.to_owned(),
-                    timeout: CATCH_UP_TIMEOUT,
-                })
-            }
-            Ok(result) => result.map_err(|e| self.refused(e))?,
-        };
+        self.add_caught_up_learner(&identity).await?;
         let voters = BTreeSet::from([identity.id]);
         self.raft
             .change_membership(ChangeMembers::AddVoterIds(voters), false)
             .await
             .map_err(|e| self.refused(e))?;
         Ok(identity.id)
+    }
+
+    /// Adds `identity` as a learner and waits (at most [`CATCH_UP_TIMEOUT`]) until it has
+    /// caught up.
+    pub(super) async fn add_caught_up_learner(
+        &self,
+        identity: &NodeIdentity,
+    ) -> Result<(), MembershipError> {
+        let learner = self
+            .raft
+            .add_learner(identity.id, BasicNode::new(&identity.address), true);
+        match tokio::time::timeout(CATCH_UP_TIMEOUT, learner).await {
+            Err(_) => Err(MembershipError::CatchUpTimeout {
+                address: identity.address.clone(),
+                timeout: CATCH_UP_TIMEOUT,
+            }),
+            Ok(result) => result.map(drop).map_err(|e| self.refused(e)),
+        }
     }
 
     /// Who the master listening at `address` is (`GET /internal/raft/node`).

@@ -15,7 +15,7 @@
 use super::membership::MembershipError;
 use super::{Master, MasterError};
 use crate::config::MasterConfig;
-use openraft::{BasicNode, ChangeMembers};
+use openraft::ChangeMembers;
 use orch_core::model::MasterId;
 use orch_core::state::{ClusterState, Command, Event};
 use orch_raft::RaftStoreError;
@@ -24,8 +24,6 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{broadcast, watch};
 
-/// How long a replaced master's new id may take to catch up.
-const CATCH_UP_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long a starting master waits for each peer's answer.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 /// How long a rejoining master keeps asking for its replacement.
@@ -266,18 +264,7 @@ impl Master {
             return Ok(identity.id);
         }
         tracing::info!(master.id = identity.id, replaces = ?replaced, master.address = %address, "replacing a master that lost its data");
-        let learner = self
-            .raft
-            .add_learner(identity.id, BasicNode::new(&identity.address), true);
-        match tokio::time::timeout(CATCH_UP_TIMEOUT, learner).await {
-            Err(_) => {
-                return Err(MembershipError::CatchUpTimeout {
-                    address: address.to_owned(),
-                    timeout: CATCH_UP_TIMEOUT,
-                })
-            }
-            Ok(result) => result.map_err(|e| self.refused(e))?,
-        };
+        self.add_caught_up_learner(&identity).await?;
         voters.insert(identity.id);
         self.raft
             .change_membership(ChangeMembers::ReplaceAllVoters(voters), false)
@@ -298,7 +285,8 @@ impl Master {
                     .http
                     .post(url)
                     .json(&body)
-                    .timeout(CATCH_UP_TIMEOUT + Duration::from_secs(10))
+                    // The leader waits up to a minute for this master to catch up.
+                    .timeout(Duration::from_secs(70))
                     .send()
                     .await;
                 match asked {
